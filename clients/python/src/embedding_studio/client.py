@@ -1,0 +1,353 @@
+"""Typed sync and async clients for the Embedding Studio gRPC API (package embedding_studio.v1).
+
+Each client exposes the generated stubs as attributes (``client.search.Search(request)``) and adds
+the few conveniences most callers need: a text search, an upsert from plain dicts, and waiting for
+a long-running task to finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import grpc.aio
+from google.protobuf import json_format, struct_pb2
+
+from embedding_studio.v1 import (
+    clickstream_pb2_grpc,
+    common_pb2,
+    deployment_pb2_grpc,
+    fine_tune_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+    suggestion_pb2_grpc,
+    task_pb2,
+    task_pb2_grpc,
+    upsert_pb2,
+    upsert_pb2_grpc,
+)
+
+#: Statuses after which a task never changes again.
+TERMINAL_TASK_STATUSES = frozenset(
+    {
+        common_pb2.TASK_STATUS_DONE,
+        common_pb2.TASK_STATUS_FAILED,
+        common_pb2.TASK_STATUS_CANCELED,
+    }
+)
+
+#: What ``upsert_items`` accepts per item: a ready message, or a dict with ``object_id``,
+#: ``payload`` and exactly one of ``text`` / ``parts`` (parts: dicts with part_id, text, vector).
+ItemInput = upsert_pb2.UpsertItem | Mapping[str, Any]
+
+_ITEM_KEYS = frozenset({"object_id", "payload", "text", "parts"})
+_PART_KEYS = frozenset({"part_id", "text", "vector"})
+_ChannelOptions = Sequence[tuple[str, Any]]
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task did not reach a terminal status in time; ``task`` is its last state seen, if any."""
+
+    def __init__(self, task_id: str, timeout_seconds: float, task: common_pb2.Task | None) -> None:
+        super().__init__(f"task {task_id!r} did not finish within {timeout_seconds:g} s")
+        self.task_id = task_id
+        self.task = task
+
+
+def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Convert a JSON-like mapping (str keys; str, number, bool, None, list, dict values) to a Struct."""
+    return json_format.ParseDict(dict(data), struct_pb2.Struct())
+
+
+def to_value(value: Any) -> struct_pb2.Value:
+    """Convert one JSON-like Python value to a google.protobuf.Value (e.g. for a TermFilter)."""
+    return json_format.ParseDict(value, struct_pb2.Value())
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Convert a Struct (an item payload, a task result) back to a plain dict."""
+    return json_format.MessageToDict(struct)
+
+
+def build_upsert_item(item: ItemInput) -> upsert_pb2.UpsertItem:
+    """Build one UpsertItem, rejecting unknown keys and items with both or neither of text / parts."""
+    if isinstance(item, upsert_pb2.UpsertItem):
+        return item
+    unknown = set(item) - _ITEM_KEYS
+    object_id = str(item.get("object_id", ""))
+    if unknown:
+        raise ValueError(f"item {object_id!r}: unknown keys {sorted(unknown)}")
+    if not object_id:
+        raise ValueError("item without an object_id")
+    if ("text" in item) == ("parts" in item):
+        raise ValueError(f"item {object_id!r}: give exactly one of 'text' or 'parts'")
+    return upsert_pb2.UpsertItem(
+        object_id=object_id,
+        payload=to_struct(item.get("payload") or {}),
+        text=str(item.get("text", "")),
+        parts=[_build_part(part) for part in item.get("parts", ())],
+    )
+
+
+def _build_part(part: common_pb2.ItemPart | Mapping[str, Any]) -> common_pb2.ItemPart:
+    if isinstance(part, common_pb2.ItemPart):
+        return part
+    unknown = set(part) - _PART_KEYS
+    if unknown:
+        raise ValueError(f"item part: unknown keys {sorted(unknown)}")
+    return common_pb2.ItemPart(
+        part_id=str(part.get("part_id", "")),
+        text=str(part.get("text", "")),
+        vector=[float(x) for x in part.get("vector", ())],
+    )
+
+
+def build_search_request(
+    text: str,
+    limit: int,
+    filter: common_pb2.Filter | None,
+    collection_id: str,
+    user_id: str,
+    create_session: bool,
+) -> search_pb2.SearchRequest:
+    """The SearchRequest behind ``search_text``."""
+    request = search_pb2.SearchRequest(
+        query_text=text,
+        limit=limit,
+        collection_id=collection_id,
+        user_id=user_id,
+        create_session=create_session,
+    )
+    if filter is not None:
+        request.filter.CopyFrom(filter)
+    return request
+
+
+def _ended_early(task_id: str, last: common_pb2.Task | None) -> RuntimeError:
+    return RuntimeError(
+        f"WatchTask stream for task {task_id!r} ended before a terminal status"
+        f" (last status: {common_pb2.TaskStatus.Name(last.status) if last else 'none'})"
+    )
+
+
+def _aio_stub(stub_class: Callable[[Any], object], channel: grpc.aio.Channel) -> Any:
+    """A generated stub over an aio channel; its ``XAsyncStub`` type exists only in the .pyi."""
+    return stub_class(channel)
+
+
+class Client:
+    """Blocking client. Built from a target ("127.0.0.1:50051") or an existing ``grpc.Channel``.
+
+    ``close()`` closes the channel only when the client created it.
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.Channel,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: _ChannelOptions = (),
+    ) -> None:
+        self._owns_channel = isinstance(target, str)
+        if isinstance(target, str):
+            self.channel: grpc.Channel = (
+                grpc.secure_channel(target, credentials, options=options)
+                if credentials
+                else grpc.insecure_channel(target, options=options)
+            )
+        else:
+            self.channel = target
+        self.search = search_pb2_grpc.SearchServiceStub(self.channel)
+        self.clickstream = clickstream_pb2_grpc.ClickstreamServiceStub(self.channel)
+        self.upsert = upsert_pb2_grpc.UpsertServiceStub(self.channel)
+        self.fine_tune = fine_tune_pb2_grpc.FineTuneServiceStub(self.channel)
+        self.deployment = deployment_pb2_grpc.DeploymentServiceStub(self.channel)
+        self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
+        self.suggestions = suggestion_pb2_grpc.SuggestionServiceStub(self.channel)
+
+    def search_text(
+        self,
+        text: str,
+        limit: int = 10,
+        filter: common_pb2.Filter | None = None,
+        collection_id: str = "",
+        user_id: str = "",
+        *,
+        create_session: bool = False,
+        timeout: float | None = None,
+    ) -> search_pb2.SearchResponse:
+        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue collection."""
+        request = build_search_request(text, limit, filter, collection_id, user_id, create_session)
+        response: search_pb2.SearchResponse = self.search.Search(request, timeout=timeout)
+        return response
+
+    def upsert_items(
+        self,
+        items: Iterable[ItemInput],
+        *,
+        collection_id: str = "",
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> common_pb2.Task:
+        """Start an upsertion of 1..1000 items; returns its task (wait with ``wait_for_task``)."""
+        request = upsert_pb2.UpsertItemsRequest(
+            items=[build_upsert_item(item) for item in items],
+            collection_id=collection_id,
+            idempotency_key=idempotency_key,
+        )
+        response: upsert_pb2.UpsertItemsResponse = self.upsert.UpsertItems(request, timeout=timeout)
+        return response.task
+
+    def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
+        """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
+
+        Raises TaskTimeoutError when it is still running after ``timeout_seconds``.
+        """
+        last: common_pb2.Task | None = None
+        call = self.tasks.WatchTask(
+            task_pb2.WatchTaskRequest(task_id=task_id), timeout=timeout_seconds
+        )
+        try:
+            for response in call:
+                last = response.task
+                if last.status in TERMINAL_TASK_STATUSES:
+                    return last
+        except grpc.RpcError as error:
+            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TaskTimeoutError(task_id, timeout_seconds, last) from error
+            raise
+        finally:
+            call.cancel()
+        raise _ended_early(task_id, last)
+
+    def close(self) -> None:
+        """Close the channel if this client created it."""
+        if self._owns_channel:
+            self.channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """Asyncio client over ``grpc.aio``; same shape as ``Client`` with awaitable methods."""
+
+    def __init__(
+        self,
+        target: str | grpc.aio.Channel,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: _ChannelOptions = (),
+    ) -> None:
+        self._owns_channel = isinstance(target, str)
+        if isinstance(target, str):
+            self.channel: grpc.aio.Channel = (
+                grpc.aio.secure_channel(target, credentials, options=options)
+                if credentials
+                else grpc.aio.insecure_channel(target, options=options)
+            )
+        else:
+            self.channel = target
+        c = self.channel
+        self.search: search_pb2_grpc.SearchServiceAsyncStub = _aio_stub(
+            search_pb2_grpc.SearchServiceStub, c
+        )
+        self.clickstream: clickstream_pb2_grpc.ClickstreamServiceAsyncStub = _aio_stub(
+            clickstream_pb2_grpc.ClickstreamServiceStub, c
+        )
+        self.upsert: upsert_pb2_grpc.UpsertServiceAsyncStub = _aio_stub(
+            upsert_pb2_grpc.UpsertServiceStub, c
+        )
+        self.fine_tune: fine_tune_pb2_grpc.FineTuneServiceAsyncStub = _aio_stub(
+            fine_tune_pb2_grpc.FineTuneServiceStub, c
+        )
+        self.deployment: deployment_pb2_grpc.DeploymentServiceAsyncStub = _aio_stub(
+            deployment_pb2_grpc.DeploymentServiceStub, c
+        )
+        self.tasks: task_pb2_grpc.TaskServiceAsyncStub = _aio_stub(task_pb2_grpc.TaskServiceStub, c)
+        self.suggestions: suggestion_pb2_grpc.SuggestionServiceAsyncStub = _aio_stub(
+            suggestion_pb2_grpc.SuggestionServiceStub, c
+        )
+
+    async def search_text(
+        self,
+        text: str,
+        limit: int = 10,
+        filter: common_pb2.Filter | None = None,
+        collection_id: str = "",
+        user_id: str = "",
+        *,
+        create_session: bool = False,
+        timeout: float | None = None,
+    ) -> search_pb2.SearchResponse:
+        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue collection."""
+        request = build_search_request(text, limit, filter, collection_id, user_id, create_session)
+        response: search_pb2.SearchResponse = await self.search.Search(request, timeout=timeout)
+        return response
+
+    async def upsert_items(
+        self,
+        items: Iterable[ItemInput],
+        *,
+        collection_id: str = "",
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> common_pb2.Task:
+        """Start an upsertion of 1..1000 items; returns its task (wait with ``wait_for_task``)."""
+        request = upsert_pb2.UpsertItemsRequest(
+            items=[build_upsert_item(item) for item in items],
+            collection_id=collection_id,
+            idempotency_key=idempotency_key,
+        )
+        response: upsert_pb2.UpsertItemsResponse = await self.upsert.UpsertItems(
+            request, timeout=timeout
+        )
+        return response.task
+
+    async def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
+        """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
+
+        Raises TaskTimeoutError when it is still running after ``timeout_seconds``.
+        """
+        last: common_pb2.Task | None = None
+        call = self.tasks.WatchTask(
+            task_pb2.WatchTaskRequest(task_id=task_id), timeout=timeout_seconds
+        )
+        try:
+            async for response in call:
+                last = response.task
+                if last.status in TERMINAL_TASK_STATUSES:
+                    return last
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TaskTimeoutError(task_id, timeout_seconds, last) from error
+            raise
+        finally:
+            call.cancel()
+        raise _ended_early(task_id, last)
+
+    async def close(self) -> None:
+        """Close the channel if this client created it."""
+        if self._owns_channel:
+            await self.channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

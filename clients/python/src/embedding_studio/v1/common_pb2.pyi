@@ -1,0 +1,260 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class MatchOperator(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MATCH_OPERATOR_UNSPECIFIED: _ClassVar[MatchOperator]
+    MATCH_OPERATOR_OR: _ClassVar[MatchOperator]
+    MATCH_OPERATOR_AND: _ClassVar[MatchOperator]
+
+class SortOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SORT_ORDER_UNSPECIFIED: _ClassVar[SortOrder]
+    SORT_ORDER_ASC: _ClassVar[SortOrder]
+    SORT_ORDER_DESC: _ClassVar[SortOrder]
+
+class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METRIC_UNSPECIFIED: _ClassVar[Metric]
+    METRIC_COSINE: _ClassVar[Metric]
+    METRIC_DOT: _ClassVar[Metric]
+    METRIC_EUCLIDEAN: _ClassVar[Metric]
+
+class Aggregation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AGGREGATION_UNSPECIFIED: _ClassVar[Aggregation]
+    AGGREGATION_MIN: _ClassVar[Aggregation]
+    AGGREGATION_AVG: _ClassVar[Aggregation]
+
+class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_KIND_UNSPECIFIED: _ClassVar[TaskKind]
+    TASK_KIND_UPSERTION: _ClassVar[TaskKind]
+    TASK_KIND_DELETION: _ClassVar[TaskKind]
+    TASK_KIND_IMPROVEMENT: _ClassVar[TaskKind]
+    TASK_KIND_FINE_TUNING: _ClassVar[TaskKind]
+    TASK_KIND_DEPLOYMENT: _ClassVar[TaskKind]
+    TASK_KIND_REINDEX: _ClassVar[TaskKind]
+
+class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_STATUS_UNSPECIFIED: _ClassVar[TaskStatus]
+    TASK_STATUS_PENDING: _ClassVar[TaskStatus]
+    TASK_STATUS_PROCESSING: _ClassVar[TaskStatus]
+    TASK_STATUS_DONE: _ClassVar[TaskStatus]
+    TASK_STATUS_FAILED: _ClassVar[TaskStatus]
+    TASK_STATUS_CANCELED: _ClassVar[TaskStatus]
+MATCH_OPERATOR_UNSPECIFIED: MatchOperator
+MATCH_OPERATOR_OR: MatchOperator
+MATCH_OPERATOR_AND: MatchOperator
+SORT_ORDER_UNSPECIFIED: SortOrder
+SORT_ORDER_ASC: SortOrder
+SORT_ORDER_DESC: SortOrder
+METRIC_UNSPECIFIED: Metric
+METRIC_COSINE: Metric
+METRIC_DOT: Metric
+METRIC_EUCLIDEAN: Metric
+AGGREGATION_UNSPECIFIED: Aggregation
+AGGREGATION_MIN: Aggregation
+AGGREGATION_AVG: Aggregation
+TASK_KIND_UNSPECIFIED: TaskKind
+TASK_KIND_UPSERTION: TaskKind
+TASK_KIND_DELETION: TaskKind
+TASK_KIND_IMPROVEMENT: TaskKind
+TASK_KIND_FINE_TUNING: TaskKind
+TASK_KIND_DEPLOYMENT: TaskKind
+TASK_KIND_REINDEX: TaskKind
+TASK_STATUS_UNSPECIFIED: TaskStatus
+TASK_STATUS_PENDING: TaskStatus
+TASK_STATUS_PROCESSING: TaskStatus
+TASK_STATUS_DONE: TaskStatus
+TASK_STATUS_FAILED: TaskStatus
+TASK_STATUS_CANCELED: TaskStatus
+
+class Filter(_message.Message):
+    __slots__ = ("term", "terms", "range", "exists", "match", "wildcard", "bool", "nested")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    WILDCARD_FIELD_NUMBER: _ClassVar[int]
+    BOOL_FIELD_NUMBER: _ClassVar[int]
+    NESTED_FIELD_NUMBER: _ClassVar[int]
+    term: TermFilter
+    terms: TermsFilter
+    range: RangeFilter
+    exists: ExistsFilter
+    match: MatchFilter
+    wildcard: WildcardFilter
+    bool: BoolFilter
+    nested: NestedFilter
+    def __init__(self, term: _Optional[_Union[TermFilter, _Mapping]] = ..., terms: _Optional[_Union[TermsFilter, _Mapping]] = ..., range: _Optional[_Union[RangeFilter, _Mapping]] = ..., exists: _Optional[_Union[ExistsFilter, _Mapping]] = ..., match: _Optional[_Union[MatchFilter, _Mapping]] = ..., wildcard: _Optional[_Union[WildcardFilter, _Mapping]] = ..., bool: _Optional[_Union[BoolFilter, _Mapping]] = ..., nested: _Optional[_Union[NestedFilter, _Mapping]] = ...) -> None: ...
+
+class TermFilter(_message.Message):
+    __slots__ = ("field", "value")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: _struct_pb2.Value
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class TermsFilter(_message.Message):
+    __slots__ = ("field", "values")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    values: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]
+    def __init__(self, field: _Optional[str] = ..., values: _Optional[_Iterable[_Union[_struct_pb2.Value, _Mapping]]] = ...) -> None: ...
+
+class RangeFilter(_message.Message):
+    __slots__ = ("field", "gt", "gte", "lt", "lte")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    GT_FIELD_NUMBER: _ClassVar[int]
+    GTE_FIELD_NUMBER: _ClassVar[int]
+    LT_FIELD_NUMBER: _ClassVar[int]
+    LTE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    gt: _struct_pb2.Value
+    gte: _struct_pb2.Value
+    lt: _struct_pb2.Value
+    lte: _struct_pb2.Value
+    def __init__(self, field: _Optional[str] = ..., gt: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., gte: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lt: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., lte: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class ExistsFilter(_message.Message):
+    __slots__ = ("field",)
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    def __init__(self, field: _Optional[str] = ...) -> None: ...
+
+class MatchFilter(_message.Message):
+    __slots__ = ("field", "query", "operator")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    query: str
+    operator: MatchOperator
+    def __init__(self, field: _Optional[str] = ..., query: _Optional[str] = ..., operator: _Optional[_Union[MatchOperator, str]] = ...) -> None: ...
+
+class WildcardFilter(_message.Message):
+    __slots__ = ("field", "pattern", "case_insensitive")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    CASE_INSENSITIVE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    pattern: str
+    case_insensitive: bool
+    def __init__(self, field: _Optional[str] = ..., pattern: _Optional[str] = ..., case_insensitive: _Optional[bool] = ...) -> None: ...
+
+class BoolFilter(_message.Message):
+    __slots__ = ("must", "should", "must_not", "minimum_should_match")
+    MUST_FIELD_NUMBER: _ClassVar[int]
+    SHOULD_FIELD_NUMBER: _ClassVar[int]
+    MUST_NOT_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_SHOULD_MATCH_FIELD_NUMBER: _ClassVar[int]
+    must: _containers.RepeatedCompositeFieldContainer[Filter]
+    should: _containers.RepeatedCompositeFieldContainer[Filter]
+    must_not: _containers.RepeatedCompositeFieldContainer[Filter]
+    minimum_should_match: int
+    def __init__(self, must: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., should: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., must_not: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., minimum_should_match: _Optional[int] = ...) -> None: ...
+
+class NestedFilter(_message.Message):
+    __slots__ = ("path", "filter")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    filter: Filter
+    def __init__(self, path: _Optional[str] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ...) -> None: ...
+
+class SortBy(_message.Message):
+    __slots__ = ("field", "order")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    order: SortOrder
+    def __init__(self, field: _Optional[str] = ..., order: _Optional[_Union[SortOrder, str]] = ...) -> None: ...
+
+class Vector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ItemPart(_message.Message):
+    __slots__ = ("part_id", "text", "vector")
+    PART_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    part_id: str
+    text: str
+    vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, part_id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Item(_message.Message):
+    __slots__ = ("object_id", "payload", "parts", "user_id", "update_time")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    payload: _struct_pb2.Struct
+    parts: _containers.RepeatedCompositeFieldContainer[ItemPart]
+    user_id: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SearchResult(_message.Message):
+    __slots__ = ("object_id", "distance", "payload", "matched_part_id", "user_id")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_PART_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    distance: float
+    payload: _struct_pb2.Struct
+    matched_part_id: str
+    user_id: str
+    def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    kind: TaskKind
+    status: TaskStatus
+    progress: float
+    progress_message: str
+    error: str
+    attempts: int
+    idempotency_key: str
+    result: _struct_pb2.Struct
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    start_time: _timestamp_pb2.Timestamp
+    finish_time: _timestamp_pb2.Timestamp
+    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

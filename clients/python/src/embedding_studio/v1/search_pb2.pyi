@@ -1,0 +1,140 @@
+from embedding_studio.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query_text", "query_vector", "filter", "sort", "limit", "max_distance", "page_token", "collection_id", "user_id", "create_session")
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
+    query_text: str
+    query_vector: _common_pb2.Vector
+    filter: _common_pb2.Filter
+    sort: _common_pb2.SortBy
+    limit: int
+    max_distance: float
+    page_token: str
+    collection_id: str
+    user_id: str
+    create_session: bool
+    def __init__(self, query_text: _Optional[str] = ..., query_vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., sort: _Optional[_Union[_common_pb2.SortBy, _Mapping]] = ..., limit: _Optional[int] = ..., max_distance: _Optional[float] = ..., page_token: _Optional[str] = ..., collection_id: _Optional[str] = ..., user_id: _Optional[str] = ..., create_session: _Optional[bool] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results", "next_page_token", "session_id", "collection_id")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_common_pb2.SearchResult]
+    next_page_token: str
+    session_id: str
+    collection_id: str
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.SearchResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., session_id: _Optional[str] = ..., collection_id: _Optional[str] = ...) -> None: ...
+
+class SearchByPayloadRequest(_message.Message):
+    __slots__ = ("filter", "sort", "limit", "page_token", "collection_id", "user_id")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    filter: _common_pb2.Filter
+    sort: _common_pb2.SortBy
+    limit: int
+    page_token: str
+    collection_id: str
+    user_id: str
+    def __init__(self, filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., sort: _Optional[_Union[_common_pb2.SortBy, _Mapping]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., collection_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class SearchByPayloadResponse(_message.Message):
+    __slots__ = ("items", "next_page_token", "collection_id")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.Item]
+    next_page_token: str
+    collection_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.Item, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., collection_id: _Optional[str] = ...) -> None: ...
+
+class CountItemsRequest(_message.Message):
+    __slots__ = ("filter", "collection_id")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    filter: _common_pb2.Filter
+    collection_id: str
+    def __init__(self, filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., collection_id: _Optional[str] = ...) -> None: ...
+
+class CountItemsResponse(_message.Message):
+    __slots__ = ("count", "collection_id")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    collection_id: str
+    def __init__(self, count: _Optional[int] = ..., collection_id: _Optional[str] = ...) -> None: ...
+
+class FindSimilarItemsRequest(_message.Message):
+    __slots__ = ("object_id", "filter", "limit", "max_distance", "page_token", "collection_id", "user_id")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    filter: _common_pb2.Filter
+    limit: int
+    max_distance: float
+    page_token: str
+    collection_id: str
+    user_id: str
+    def __init__(self, object_id: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., limit: _Optional[int] = ..., max_distance: _Optional[float] = ..., page_token: _Optional[str] = ..., collection_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+
+class FindSimilarItemsResponse(_message.Message):
+    __slots__ = ("results", "next_page_token", "collection_id")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_common_pb2.SearchResult]
+    next_page_token: str
+    collection_id: str
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.SearchResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., collection_id: _Optional[str] = ...) -> None: ...
+
+class PredictCategoriesRequest(_message.Message):
+    __slots__ = ("query_text", "limit", "collection_id", "category_field")
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_FIELD_NUMBER: _ClassVar[int]
+    query_text: str
+    limit: int
+    collection_id: str
+    category_field: str
+    def __init__(self, query_text: _Optional[str] = ..., limit: _Optional[int] = ..., collection_id: _Optional[str] = ..., category_field: _Optional[str] = ...) -> None: ...
+
+class CategoryPrediction(_message.Message):
+    __slots__ = ("category", "probability")
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    probability: float
+    def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class PredictCategoriesResponse(_message.Message):
+    __slots__ = ("predictions",)
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    predictions: _containers.RepeatedCompositeFieldContainer[CategoryPrediction]
+    def __init__(self, predictions: _Optional[_Iterable[_Union[CategoryPrediction, _Mapping]]] = ...) -> None: ...

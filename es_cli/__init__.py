@@ -1,0 +1,1 @@
+"""The ``es`` command: run the embedded stack and operate it."""

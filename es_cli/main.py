@@ -1,0 +1,34 @@
+"""The ``es`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="es", description="Embedding Studio")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the whole stack on its embedded defaults")
+    up.add_argument("--data-dir", help="where data lives (default: $ES_DATA_DIR or .es-data)")
+    up.add_argument("--grpc-port", type=int, help="gRPC port (default: $ES_GRPC_PORT or 50051)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.command == "up":
+        # Flags win over the environment; settings are read once, after this.
+        if args.data_dir:
+            os.environ["ES_DATA_DIR"] = args.data_dir
+        if args.grpc_port:
+            os.environ["ES_GRPC_PORT"] = str(args.grpc_port)
+        from es_core.config import get_settings
+        from es_cli.stack import run_stack
+
+        return run_stack(get_settings())
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

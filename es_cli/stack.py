@@ -1,0 +1,192 @@
+"""``es up``: start every part of the embedded stack, watch them, stop them all cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from es_cli.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from es_core.config import Settings
+from es_core.storage.bootstrap import prepare_database
+from es_core.storage.db import create_pool
+from es_workers.app import QUEUES
+
+log = logging.getLogger("es.up")
+STACK_FILE = "stack.json"
+
+
+@dataclass
+class Stack:
+    """The running parts; ``stop`` undoes ``start`` in reverse order, whatever failed."""
+
+    settings: Settings
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    postgres_dsn: str = ""
+    redis_url: str = ""
+    _lock_file: IO[str] | None = None
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+
+    def start(self) -> None:
+        data_dir = self.settings.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(data_dir / "es-up.lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another `es up` is running on {data_dir}") from None
+
+        if self.settings.postgres_dsn:
+            self.postgres_dsn = self.settings.postgres_dsn
+        else:
+            self.postgres = start_postgres(self.settings.embedded_postgres_dir.resolve())
+            self.postgres_dsn = self.postgres.dsn
+        log.info("postgres: %s", self.postgres_dsn)
+        if self.settings.redis_url:
+            self.redis_url = self.settings.redis_url
+        else:
+            self.redis = start_redis(self.settings.embedded_redis_dir, self.settings.redis_port)
+            self.redis_url = self.redis.url
+        log.info("redis: %s", self.redis_url)
+        asyncio.run(self._prepare_database())
+
+        env = {
+            **os.environ,
+            "ES_DATA_DIR": str(data_dir),
+            "ES_POSTGRES_DSN": self.postgres_dsn,
+            "ES_REDIS_URL": self.redis_url,
+            "ES_GRPC_HOST": self.settings.grpc_host,
+            "ES_GRPC_PORT": str(self.settings.grpc_port),
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        logs = data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        self._spawn(
+            "worker",
+            [
+                sys.executable, "-m", "celery", "-A", "es_workers.app:celery_app", "worker",
+                "--beat", "--schedule", str(data_dir / "celerybeat-schedule"),
+                "--queues", ",".join(QUEUES), "--pool", "solo", "--loglevel", "INFO",
+                "--hostname", f"es-worker-{os.getpid()}@%h",
+            ],
+            env,
+            logs / "worker.log",
+        )
+        self._spawn("server", [sys.executable, "-m", "es_server"], env, logs / "server.log")
+        self._wait_until_serving(timeout=180)
+        (data_dir / STACK_FILE).write_text(
+            json.dumps(
+                {
+                    "grpc_address": self.grpc_address,
+                    "postgres_dsn": self.postgres_dsn,
+                    "redis_url": self.redis_url,
+                    "pids": {name: p.pid for name, p in self.children.items()},
+                },
+                indent=2,
+            )
+        )
+
+    async def _prepare_database(self) -> None:
+        pool = await create_pool(self.settings, self.postgres_dsn, max_size=2)
+        try:
+            blue = await prepare_database(pool, self.settings)
+            log.info("blue collection: %s (model %s)", blue.collection_id, blue.model.model_id)
+        finally:
+            await pool.close()
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        out = open(log_path, "ab")
+        # A new session: a Ctrl-C in the terminal reaches only `es up`, which stops children in order.
+        self.children[name] = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.info("%s started (pid %d, log %s)", name, self.children[name].pid, log_path)
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.grpc_address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                self.check_children()
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.5)
+        raise RuntimeError(f"the gRPC server did not become healthy within {timeout:.0f}s")
+
+    def check_children(self) -> None:
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {child.returncode}; see its log")
+
+    def stop(self) -> None:
+        for name in ["server", "worker"]:
+            child = self.children.get(name)
+            if child is None or child.poll() is not None:
+                continue
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in 30 s; killing it", name)
+                child.kill()
+                child.wait()
+            log.info("%s stopped", name)
+        if self.redis is not None:
+            self.redis.stop()
+            log.info("redis stopped")
+        if self.postgres is not None:
+            self.postgres.stop()
+            log.info("postgres stopped")
+        (self.settings.data_dir.resolve() / STACK_FILE).unlink(missing_ok=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+
+def run_stack(settings: Settings) -> int:
+    """Start, report, wait for SIGTERM / SIGINT or a dying part, stop. The exit code says which."""
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack = Stack(settings)
+    code = 0
+    try:
+        stack.start()
+        print(f"Embedding Studio is serving on {stack.grpc_address} (data in {settings.data_dir})",
+              flush=True)
+        while not stopping:
+            stack.check_children()
+            time.sleep(0.2)
+    except (RuntimeError, OSError) as exc:
+        log.error("%s", exc)
+        code = 1
+    finally:
+        stack.stop()
+    return code

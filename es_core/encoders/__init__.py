@@ -1,0 +1,1 @@
+"""Turning text into vectors: in-process sentence-transformers, or Triton when configured."""

@@ -1,0 +1,44 @@
+"""Errors the library raises; the server maps each to a gRPC status with field violations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field: a dotted path into the request ("items[3].object_id") and why."""
+
+    field: str
+    description: str
+
+
+class EsError(Exception):
+    """Base of every error a caller can act on."""
+
+    def __init__(self, message: str, violations: list[FieldViolation] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.violations = violations or []
+
+    @classmethod
+    def field_error(cls, field: str, description: str) -> Self:
+        """The error for one named field of the request."""
+        return cls(f"{field}: {description}", [FieldViolation(field, description)])
+
+
+class InvalidArgument(EsError):
+    """The request itself is wrong; retrying it unchanged will fail again."""
+
+
+class NotFound(EsError):
+    """A named resource does not exist."""
+
+
+class AlreadyExists(EsError):
+    """The resource the request would create exists already."""
+
+
+class FailedPrecondition(EsError):
+    """The system is not in a state where the request can run (e.g. task already finished)."""

@@ -1,0 +1,192 @@
+"""Compiles a filter to one SQL boolean expression over a jsonb document.
+
+Every user value (field names, values, patterns, queries) travels as a bind parameter; the SQL
+text holds only fixed fragments and parameter numbers. Each leaf is wrapped so that it is true
+or false, never NULL, which keeps NOT and the should-count exact. Parameters carrying ``jsonb``
+are Python values: the connection needs the JSON codec the project's pool installs.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from es_core.filters.model import (
+    Bool,
+    Exists,
+    Filter,
+    Match,
+    Nested,
+    Range,
+    Term,
+    Terms,
+    Wildcard,
+)
+from es_core.filters.validation import validate_filter
+from es_core.filters.words import words
+
+# A segment PostgreSQL's #> would read as an array position (strtol: blanks, sign, digits).
+_POSITION_LIKE = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class SqlParams:
+    """Bind values of one statement; ``add`` returns the placeholder for the next one."""
+
+    def __init__(self, start: int = 1) -> None:
+        """``start`` is the number of the first placeholder; the caller owns ``$1..$start-1``."""
+        self.start = start
+        self.values: list[object] = []
+
+    def add(self, value: object) -> str:
+        self.values.append(value)
+        return f"${self.start + len(self.values) - 1}"
+
+
+def compile_filter(f: Filter | None, params: SqlParams, document: str = "payload") -> str:
+    """A never-NULL SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields
+    the jsonb document, e.g. ``"p.payload"``); ``"true"`` when there is no filter.
+
+    Raises InvalidArgument (field paths under ``filter``) if ``f`` is not a valid filter.
+    """
+    if f is None:
+        return "true"
+    validate_filter(f)
+    return _compile(f, params, document, 0)
+
+
+def _compile(f: Filter, params: SqlParams, doc: str, level: int) -> str:
+    if isinstance(f, Bool):
+        return _bool(f, params, doc, level)
+    if isinstance(f, Nested):
+        return _nested(f, params, doc, level)
+    if isinstance(f, Term):
+        return _term(f, params, doc)
+    if isinstance(f, Terms):
+        return _terms(f, params, doc)
+    if isinstance(f, Range):
+        return _range(f, params, doc)
+    if isinstance(f, Exists):
+        return _exists(f, params, doc)
+    if isinstance(f, Match):
+        return _match(f, params, doc)
+    return _wildcard(f, params, doc)
+
+
+def _value(field: str, params: SqlParams, doc: str) -> str:
+    """The jsonb at ``field``, or NULL. Only objects are walked: where a segment looks like an
+    array position, the value before it must be an object, or #> would index an array."""
+    segments = field.split(".")
+    p = params.add(segments)
+    value = f"({doc} #> {p}::text[])"
+    guards = [
+        f"jsonb_typeof({doc} #> ({p}::text[])[1:{i}]) = 'object'"
+        for i, segment in enumerate(segments)
+        if _POSITION_LIKE.fullmatch(segment)
+    ]
+    if guards:
+        value = f"(CASE WHEN {' AND '.join(guards)} THEN {value} END)"
+    return value
+
+
+def _when_type(value: str, json_type: str, condition: str) -> str:
+    """``condition`` evaluated only when ``value`` has ``json_type``; false otherwise."""
+    return f"coalesce(CASE WHEN jsonb_typeof({value}) = '{json_type}' THEN {condition} END, false)"
+
+
+def _term(f: Term, params: SqlParams, doc: str) -> str:
+    # jsonb @> with a scalar: equal scalars, or an array holding an equal element.
+    return f"coalesce({_value(f.field, params, doc)} = {params.add(f.value)}::jsonb, false)"
+
+
+def _terms(f: Terms, params: SqlParams, doc: str) -> str:
+    value = _value(f.field, params, doc)
+    return f"coalesce({value} @> ANY({params.add(list(f.values))}::jsonb[]), false)"
+
+
+def _range(f: Range, params: SqlParams, doc: str) -> str:
+    value = _value(f.field, params, doc)
+    bounds: list[tuple[str, int | float | str]] = [
+        (op, getattr(f, name)) for name, op in _OPERATORS.items() if getattr(f, name) is not None
+    ]
+    if isinstance(bounds[0][1], str):
+        text = f"({value} #>> '{{}}') COLLATE \"C\""
+        tests = [f"{text} {op} {params.add(bound)}::text" for op, bound in bounds]
+        return _when_type(value, "string", " AND ".join(tests))
+    tests = [
+        f"{value}::numeric {op} {params.add(_decimal(bound))}::numeric"
+        for op, bound in bounds
+        if not isinstance(bound, str)
+    ]
+    return _when_type(value, "number", " AND ".join(tests))
+
+
+def _decimal(number: float) -> Decimal:
+    """The number as JSON writes it: floats by their shortest repr, like the stored payloads."""
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
+def _exists(f: Exists, params: SqlParams, doc: str) -> str:
+    return f"coalesce(jsonb_typeof({_value(f.field, params, doc)}) <> 'null', false)"
+
+
+def _match(f: Match, params: SqlParams, doc: str) -> str:
+    value = _value(f.field, params, doc)
+    field_words = (
+        f"regexp_split_to_array(lower(({value} #>> '{{}}') COLLATE pg_unicode_fast), "
+        "'[^[:alnum:]_]+')"
+    )
+    op = "@>" if f.operator == "and" else "&&"
+    return _when_type(value, "string", f"{field_words} {op} {params.add(words(f.query))}::text[]")
+
+
+def like_pattern(pattern: str) -> str:
+    """The LIKE pattern (escape character ``\\``) for a wildcard pattern."""
+    out = []
+    for ch in pattern:
+        if ch in "\\%_":
+            out.append("\\" + ch)
+        elif ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _wildcard(f: Wildcard, params: SqlParams, doc: str) -> str:
+    value = _value(f.field, params, doc)
+    pattern = params.add(like_pattern(f.pattern))
+    if f.case_insensitive:
+        # ILIKE lower-cases both sides with the collation's rules: full Unicode case mapping.
+        test = f"({value} #>> '{{}}') COLLATE pg_unicode_fast ILIKE {pattern}::text ESCAPE '\\'"
+    else:
+        test = f"({value} #>> '{{}}') COLLATE \"C\" LIKE {pattern}::text ESCAPE '\\'"
+    return _when_type(value, "string", test)
+
+
+def _bool(f: Bool, params: SqlParams, doc: str, level: int) -> str:
+    parts = [_compile(c, params, doc, level) for c in f.must]
+    parts += [f"NOT {_compile(c, params, doc, level)}" for c in f.must_not]
+    wanted = f.minimum_should_match or (1 if f.should and not f.must else 0)
+    # An unused should list adds no parameters: PostgreSQL rejects a parameter it never sees.
+    should = [_compile(c, params, doc, level) for c in f.should] if wanted else []
+    if wanted == 1:
+        parts.append("(" + " OR ".join(should) + ")")
+    elif wanted == len(should):
+        parts += should
+    elif wanted > 0:
+        parts.append("(" + " + ".join(f"({s})::int" for s in should) + f") >= {wanted}")
+    return "(" + " AND ".join(parts) + ")" if parts else "true"
+
+
+def _nested(f: Nested, params: SqlParams, doc: str, level: int) -> str:
+    alias = f"_nested{level + 1}"
+    array = _value(f.path, params, doc)
+    inner = _compile(f.filter, params, f"{alias}.elem", level + 1)
+    return (
+        f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
+        f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "
+        f"WHERE jsonb_typeof({alias}.elem) = 'object' AND {inner})"
+    )

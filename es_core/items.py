@@ -1,0 +1,139 @@
+"""What an item is on the way in: checked at the API edge so a bad request writes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from es_core.config import Settings
+from es_core.errors import InvalidArgument
+from es_core.storage.catalog import Collection
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PartInput:
+    """One part of an item: text for the encoder, or a vector computed elsewhere."""
+
+    part_id: str
+    text: str | None = None
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    """An item to upsert: its id, its payload and either whole text or pre-split parts."""
+
+    object_id: str
+    payload: JsonDict = field(default_factory=dict)
+    text: str | None = None
+    parts: list[PartInput] = field(default_factory=list)
+
+    def to_json(self) -> JsonDict:
+        return {
+            "object_id": self.object_id,
+            "payload": self.payload,
+            "text": self.text,
+            "parts": [{"part_id": p.part_id, "text": p.text, "vector": p.vector} for p in self.parts],
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> ItemInput:
+        return cls(
+            object_id=data["object_id"],
+            payload=data["payload"],
+            text=data["text"],
+            parts=[PartInput(p["part_id"], p["text"], p["vector"]) for p in data["parts"]],
+        )
+
+
+def _bad(field_path: str, description: str) -> InvalidArgument:
+    return InvalidArgument.field_error(field_path, description)
+
+
+def check_object_id(object_id: str, field_path: str, settings: Settings) -> None:
+    if not object_id:
+        raise _bad(field_path, "must not be empty")
+    if len(object_id) > settings.max_object_id_chars:
+        raise _bad(field_path, f"must be at most {settings.max_object_id_chars} characters")
+    if "\x00" in object_id:
+        raise _bad(field_path, "must not contain NUL characters")
+
+
+def check_object_ids(object_ids: list[str], field_path: str, settings: Settings) -> list[str]:
+    """1..max distinct ids; duplicates are collapsed rather than refused."""
+    if not object_ids:
+        raise _bad(field_path, "must name at least one object")
+    if len(object_ids) > settings.max_items_per_request:
+        raise _bad(field_path, f"must name at most {settings.max_items_per_request} objects")
+    for i, object_id in enumerate(object_ids):
+        check_object_id(object_id, f"{field_path}[{i}]", settings)
+    return list(dict.fromkeys(object_ids))
+
+
+def check_payload(payload: JsonDict, field_path: str, settings: Settings) -> None:
+    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if len(encoded.encode()) > settings.max_payload_bytes:
+        raise _bad(field_path, f"must be at most {settings.max_payload_bytes} bytes as JSON")
+    if "\\u0000" in encoded:
+        raise _bad(field_path, "must not contain NUL characters")
+
+
+def _check_text(text: str, field_path: str, settings: Settings) -> None:
+    if not text.strip():
+        raise _bad(field_path, "must not be blank")
+    if len(text) > settings.max_text_chars:
+        raise _bad(field_path, f"must be at most {settings.max_text_chars} characters")
+    if "\x00" in text:
+        raise _bad(field_path, "must not contain NUL characters")
+
+
+def check_vector(vector: list[float], field_path: str, collection: Collection) -> None:
+    dims = collection.model.dimensions
+    if len(vector) != dims:
+        raise _bad(field_path, f"must have {dims} values (the collection's dimensions), not {len(vector)}")
+    if not all(math.isfinite(v) for v in vector):
+        raise _bad(field_path, "must hold finite numbers only")
+    if collection.model.metric == "cosine" and not any(vector):
+        raise _bad(field_path, "must not be all zeros under the cosine metric")
+
+
+def check_items(items: list[ItemInput], collection: Collection, settings: Settings) -> None:
+    """Every rule an upsert must meet, naming the first field that breaks one."""
+    if not items:
+        raise _bad("items", "must hold at least one item")
+    if len(items) > settings.max_items_per_request:
+        raise _bad("items", f"must hold at most {settings.max_items_per_request} items")
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        where = f"items[{i}]"
+        check_object_id(item.object_id, f"{where}.object_id", settings)
+        if item.object_id in seen:
+            raise _bad(f"{where}.object_id", f"repeats items[{seen[item.object_id]}].object_id")
+        seen[item.object_id] = i
+        check_payload(item.payload, f"{where}.payload", settings)
+        if (item.text is None) == (not item.parts):
+            raise _bad(where, "must have exactly one of text or parts")
+        if item.text is not None:
+            _check_text(item.text, f"{where}.text", settings)
+            continue
+        if len(item.parts) > settings.max_parts_per_item:
+            raise _bad(f"{where}.parts", f"must hold at most {settings.max_parts_per_item} parts")
+        part_ids: set[str] = set()
+        for j, part in enumerate(item.parts):
+            pwhere = f"{where}.parts[{j}]"
+            if not part.part_id or len(part.part_id) > 128 or "\x00" in part.part_id:
+                raise _bad(f"{pwhere}.part_id", "must be 1 to 128 characters without NUL")
+            if part.part_id in part_ids:
+                raise _bad(f"{pwhere}.part_id", "repeats another part of this item")
+            part_ids.add(part.part_id)
+            if (part.text is None) == (part.vector is None):
+                raise _bad(pwhere, "must have exactly one of text or vector")
+            if part.text is not None:
+                _check_text(part.text, f"{pwhere}.text", settings)
+            else:
+                assert part.vector is not None
+                check_vector(part.vector, f"{pwhere}.vector", collection)

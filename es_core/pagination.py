@@ -1,0 +1,44 @@
+"""Opaque page tokens: a keyset cursor bound to the query that produced it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from es_core.errors import InvalidArgument
+
+
+def _scope_digest(scope: Any) -> str:
+    return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encode_page_token(cursor: dict[str, Any], scope: Any) -> str:
+    """A token for the page after ``cursor``; only valid with a query of the same ``scope``."""
+    body = json.dumps({"s": _scope_digest(scope), "c": cursor}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict[str, Any]:
+    """The cursor inside ``token``; INVALID_ARGUMENT if it is malformed or from another query."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        digest, cursor = body["s"], body["c"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument.field_error(field, "is not a page token this service issued") from None
+    if digest != _scope_digest(scope) or not isinstance(cursor, dict):
+        raise InvalidArgument.field_error(
+            field, "belongs to a different query; send the same query with it"
+        )
+    return cursor
+
+
+def check_page_size(page_size: int, *, default: int, maximum: int, field: str = "page_size") -> int:
+    """0 means the default; negative or above the maximum is an error."""
+    if page_size < 0:
+        raise InvalidArgument.field_error(field, "must not be negative")
+    if page_size > maximum:
+        raise InvalidArgument.field_error(field, f"must be at most {maximum}")
+    return page_size or default

@@ -1,0 +1,1 @@
+"""Reading a collection: nearest items by vector, items by payload, counts."""

@@ -1,0 +1,47 @@
+"""Keyset conditions and orderings for pages with no duplicates and no gaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from es_core.filters.compiler import SqlParams
+from es_core.search.query import SortSpec
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """SQL expressions (over one result row) and the directions a page is ordered by."""
+
+    columns: list[tuple[str, bool]]  # (expression, descending)
+
+    def order_by(self) -> str:
+        return ", ".join(f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in self.columns)
+
+    def after(self, cursor: list[Any], casts: list[str], params: SqlParams) -> str:
+        """Rows strictly after ``cursor`` in this order, as one boolean expression."""
+        condition = "false"
+        for i in reversed(range(len(self.columns))):
+            expr, desc = self.columns[i]
+            value = f"{params.add(cursor[i])}::{casts[i]}"
+            strictly = f"{expr} {'<' if desc else '>'} {value}"
+            condition = strictly if i == len(self.columns) - 1 else (
+                f"({strictly} OR ({expr} = {value} AND {condition}))"
+            )
+        return condition
+
+
+def distance_key() -> tuple[SortKey, list[str]]:
+    return SortKey([("distance", False), ("object_id", False)]), ["float8", "text"]
+
+
+def payload_sort_key(sort: SortSpec, params: SqlParams) -> tuple[SortKey, list[str]]:
+    """Present values before missing ones in both directions; ties broken by object_id."""
+    path = params.add(sort.field.split("."))
+    value = f"coalesce(payload #> {path}::text[], 'null'::jsonb)"
+    missing = f"((payload #> {path}::text[]) IS NULL)"
+    desc = sort.descending
+    return (
+        SortKey([(missing, False), (value, desc), ("object_id", desc)]),
+        ["boolean", "jsonb", "text"],
+    )

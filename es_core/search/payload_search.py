@@ -1,0 +1,73 @@
+"""Items by payload alone: filtered, sorted, paged, and counted. Reads one head row per item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from es_core.filters.compiler import SqlParams, compile_filter
+from es_core.filters.model import Filter
+from es_core.pagination import decode_page_token, encode_page_token
+from es_core.search.keyset import SortKey, payload_sort_key
+from es_core.search.query import PayloadQuery
+from es_core.storage.catalog import Collection
+
+HEADS = "is_average AND user_id IS NULL"
+
+
+@dataclass(frozen=True)
+class PayloadHit:
+    object_id: str
+    payload: dict[str, Any]
+    update_time: datetime
+
+
+async def payload_search(
+    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, query: PayloadQuery
+) -> tuple[list[PayloadHit], str]:
+    scope = query.scope(collection.collection_id)
+    params = SqlParams()
+    where = [compile_filter(query.filter, params, "payload"), HEADS]
+    if query.sort is None:
+        key, casts = SortKey([("object_id", False)]), ["text"]
+    else:
+        key, casts = payload_sort_key(query.sort, params)
+    if query.page_token:
+        where.append(key.after(decode_page_token(query.page_token, scope)["k"], casts, params))
+    key_columns = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(key.columns))
+    rows = await conn.fetch(
+        f"SELECT object_id, payload, update_time, {key_columns} FROM {collection.table}"
+        f" WHERE {' AND '.join(where)} ORDER BY {key.order_by()}"
+        f" LIMIT {params.add(query.limit + 1)}::int",
+        *params.values,
+    )
+    hits = [PayloadHit(r["object_id"], r["payload"], r["update_time"]) for r in rows[: query.limit]]
+    next_token = ""
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_token = encode_page_token({"k": [last[f"k{i}"] for i in range(len(casts))]}, scope)
+    return hits, next_token
+
+
+async def count_items(
+    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, filter: Filter | None
+) -> int:
+    params = SqlParams()
+    where = compile_filter(filter, params, "payload")
+    return int(
+        await conn.fetchval(
+            f"SELECT count(*) FROM {collection.table} WHERE {HEADS} AND ({where})", *params.values
+        )
+    )
+
+
+async def head_vector(
+    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, object_id: str
+) -> Any | None:
+    """The item's average vector (what "items like this one" starts from), or None."""
+    return await conn.fetchval(
+        f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND {HEADS}", object_id
+    )

@@ -1,0 +1,92 @@
+"""What a search asks for and what it gets back, free of any wire format."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from es_core.config import Settings
+from es_core.errors import InvalidArgument
+from es_core.filters.model import Filter
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    """Order by a payload field (dotted path) instead of by distance."""
+
+    field: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    vector: np.ndarray
+    filter: Filter | None = None
+    sort: SortSpec | None = None
+    limit: int = 10
+    max_distance: float | None = None
+    page_token: str = ""
+    user_id: str = ""
+    exclude_object_id: str = ""
+
+    def scope(self, collection_id: str) -> dict[str, Any]:
+        """What a page token is bound to: the same query must come back with it."""
+        return {
+            "kind": "vector",
+            "collection": collection_id,
+            "vector": hashlib.sha256(np.ascontiguousarray(self.vector).tobytes()).hexdigest(),
+            "filter": repr(self.filter),
+            "sort": repr(self.sort),
+            "max_distance": self.max_distance,
+            "user": self.user_id,
+            "exclude": self.exclude_object_id,
+        }
+
+
+@dataclass(frozen=True)
+class PayloadQuery:
+    filter: Filter | None = None
+    sort: SortSpec | None = None
+    limit: int = 10
+    page_token: str = ""
+
+    def scope(self, collection_id: str) -> dict[str, Any]:
+        return {
+            "kind": "payload",
+            "collection": collection_id,
+            "filter": repr(self.filter),
+            "sort": repr(self.sort),
+        }
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    object_id: str
+    distance: float
+    payload: dict[str, Any] = field(default_factory=dict)
+    matched_part_id: str = ""
+    user_id: str = ""
+
+
+def check_limit(limit: int, settings: Settings, field_name: str = "limit") -> int:
+    """0 means the default; the answer is never larger than the configured maximum."""
+    if limit < 0:
+        raise InvalidArgument.field_error(field_name, "must not be negative")
+    if limit > settings.max_search_limit:
+        raise InvalidArgument.field_error(field_name, f"must be at most {settings.max_search_limit}")
+    return limit or settings.default_search_limit
+
+
+def check_user_id(user_id: str, field_name: str = "user_id") -> None:
+    if len(user_id) > 256:
+        raise InvalidArgument.field_error(field_name, "must be at most 256 characters")
+    if "\x00" in user_id:
+        raise InvalidArgument.field_error(field_name, "must not contain NUL characters")
+
+
+def check_max_distance(max_distance: float | None, field_name: str = "max_distance") -> None:
+    if max_distance is not None and not np.isfinite(max_distance):
+        raise InvalidArgument.field_error(field_name, "must be a finite number")

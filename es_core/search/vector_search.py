@@ -1,0 +1,140 @@
+"""Nearest items to a vector: HNSW over parts for candidates, exact item scores over all parts.
+
+Items are scored by MIN or AVG of their parts' distances. The index finds the nearest parts;
+every part of those candidate items is then scored exactly, so an item's score never depends
+on which of its parts the index happened to return, and keyset pages never overlap. When the
+index cannot supply enough candidates (a selective filter, a deep page) the candidate pool
+grows, and at last the same query runs exactly over every matching part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.filters.compiler import SqlParams, compile_filter
+from es_core.pagination import decode_page_token, encode_page_token
+from es_core.search.keyset import SortKey, distance_key, payload_sort_key
+from es_core.search.query import SearchHit, VectorQuery
+from es_core.storage.catalog import Collection
+
+ORIGINALS = "user_id IS NULL AND NOT is_average"
+
+
+def _scored_sql(
+    collection: Collection, query: VectorQuery, params: SqlParams, candidates: int | None
+) -> str:
+    """The CTEs ``stats`` (raw candidate count, farthest raw distance) and ``scored``.
+
+    ``candidates`` None means exact: every matching item is scored.
+    """
+    op = collection.distance_operator
+    agg = "min" if collection.model.aggregation == "min" else "avg"
+    vec = params.add(query.vector)
+    where = compile_filter(query.filter, params, "payload")
+    if candidates is None:
+        raw = "SELECT NULL::float8 AS d WHERE false"
+        pool = f"SELECT DISTINCT object_id FROM {collection.table} WHERE {ORIGINALS} AND ({where})"
+    else:
+        raw = (
+            f"SELECT object_id, vector {op} {vec} AS d FROM {collection.table}"
+            f" WHERE {ORIGINALS} AND ({where})"
+            f" ORDER BY vector {op} {vec} LIMIT {params.add(candidates)}::int"
+        )
+        pool = "SELECT DISTINCT object_id FROM raw"
+    return (
+        f"WITH raw AS MATERIALIZED ({raw}),"
+        f" stats AS (SELECT count(*) AS n_raw, max(d) AS max_raw FROM raw),"
+        f" candidates AS ({pool}),"
+        f" scored AS ("
+        f"  SELECT p.object_id, {agg}(p.vector {op} {vec}) AS distance,"
+        f"   (array_agg(p.part_id ORDER BY p.vector {op} {vec}, p.part_id))[1] AS part_id,"
+        f"   (array_agg(p.payload))[1] AS payload"
+        f"  FROM {collection.table} p JOIN candidates c USING (object_id)"
+        f"  WHERE p.user_id IS NULL AND NOT p.is_average GROUP BY p.object_id)"
+    )
+
+
+async def vector_search(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: VectorQuery,
+    settings: Settings,
+) -> tuple[list[SearchHit], str]:
+    """One page of hits and the token of the next page ("" when this is the last)."""
+    scope = query.scope(collection.collection_id)
+    cursor = decode_page_token(query.page_token, scope)["k"] if query.page_token else None
+    # Sorting by a payload field reads every matching item anyway: go exact at once.
+    exact = query.sort is not None
+    candidates = max(4 * query.limit, 40)
+    while True:
+        rows, n_raw, max_raw = await _run(conn, collection, query, cursor, candidates, exact)
+        if len(rows) > query.limit or exact:
+            break
+        exhausted = n_raw < candidates
+        beyond = query.max_distance is not None and max_raw is not None and max_raw > query.max_distance
+        if beyond:
+            # Every part nearer than max_distance is a candidate already (avg >= min).
+            break
+        if exhausted:
+            exact = True  # the index stopped short (filter, scan cap): ask exactly
+            continue
+        candidates *= 4
+        if candidates > settings.exact_search_after_candidates:
+            exact = True
+    hits = [
+        SearchHit(
+            object_id=r["object_id"],
+            distance=float(r["distance"]),
+            payload=r["payload"],
+            matched_part_id=r["part_id"],
+        )
+        for r in rows[: query.limit]
+    ]
+    next_token = ""
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_token = encode_page_token({"k": [last[f"k{i}"] for i in range(_key_len(query))]}, scope)
+    return hits, next_token
+
+
+def _key_len(query: VectorQuery) -> int:
+    return 2 if query.sort is None else 3
+
+
+async def _run(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: VectorQuery,
+    cursor: list[Any] | None,
+    candidates: int,
+    exact: bool,
+) -> tuple[list[asyncpg.Record], int, float | None]:
+    params = SqlParams()
+    cte = _scored_sql(collection, query, params, None if exact else candidates)
+    key: SortKey
+    if query.sort is None:
+        key, casts = distance_key()
+    else:
+        key, casts = payload_sort_key(query.sort, params)
+    conditions = ["true"]
+    if query.max_distance is not None:
+        conditions.append(f"distance <= {params.add(query.max_distance)}::float8")
+    if query.exclude_object_id:
+        conditions.append(f"object_id <> {params.add(query.exclude_object_id)}::text")
+    if cursor is not None:
+        conditions.append(key.after(cursor, casts, params))
+    key_columns = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(key.columns))
+    limit = params.add(query.limit + 1)
+    sql = (
+        f"{cte} SELECT st.n_raw, st.max_raw, page.* FROM stats st LEFT JOIN LATERAL ("
+        f" SELECT object_id, distance, part_id, payload, {key_columns} FROM scored"
+        f" WHERE {' AND '.join(conditions)} ORDER BY {key.order_by()} LIMIT {limit}::int"
+        f") page ON true"
+    )
+    rows = await conn.fetch(sql, *params.values)
+    n_raw = int(rows[0]["n_raw"]) if rows else 0
+    max_raw = rows[0]["max_raw"] if rows else None
+    return [r for r in rows if r["object_id"] is not None], n_raw, max_raw

@@ -1,0 +1,1 @@
+"""PostgreSQL + pgvector: the one system of record."""

@@ -1,0 +1,47 @@
+"""First start: schema migrations and the base model's collection, marked blue."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.encoders.local import BASE_MODEL_ID, BASE_MODEL_SOURCE
+from es_core.storage import catalog
+from es_core.storage.migrations import MIGRATION_LOCK_KEY, migrate
+
+BASE_MODEL = catalog.Model(
+    model_id=BASE_MODEL_ID,
+    name="all-MiniLM-L6-v2",
+    version="1",
+    dimensions=384,
+    metric="cosine",
+    aggregation="min",
+    source=BASE_MODEL_SOURCE,
+)
+
+
+async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Collection:
+    """Migrate, and on a new database create the base collection; returns the blue collection."""
+    async with pool.acquire() as conn:
+        await migrate(conn)
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        try:
+            has_blue = await conn.fetchval("SELECT count(*) FROM blue_collection")
+            if not has_blue:
+                async with conn.transaction():
+                    if not await conn.fetchval(
+                        "SELECT count(*) FROM models WHERE model_id = $1", BASE_MODEL.model_id
+                    ):
+                        await catalog.insert_model(conn, BASE_MODEL)
+                    await catalog.create_collection(
+                        conn,
+                        BASE_MODEL.model_id,
+                        BASE_MODEL,
+                        state="green",
+                        hnsw_m=settings.hnsw_m,
+                        hnsw_ef_construction=settings.hnsw_ef_construction,
+                    )
+                    await catalog.set_blue_collection(conn, BASE_MODEL.model_id)
+            return await catalog.get_blue_collection(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

@@ -1,0 +1,230 @@
+"""Models, collections and the blue alias: which table holds which model's vectors."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.storage.db import quote_ident
+
+Metric = Literal["cosine", "dot", "euclidean"]
+Aggregation = Literal["min", "avg"]
+CollectionState = Literal["green", "blue", "retired"]
+
+# pgvector's distance operator and HNSW operator class per metric; smaller is closer for each.
+DISTANCE_OPERATORS: dict[str, str] = {"cosine": "<=>", "dot": "<#>", "euclidean": "<->"}
+HNSW_OPCLASSES: dict[str, str] = {
+    "cosine": "vector_cosine_ops",
+    "dot": "vector_ip_ops",
+    "euclidean": "vector_l2_ops",
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One embedding model version the platform can encode with."""
+
+    model_id: str
+    name: str
+    version: str
+    dimensions: int
+    metric: Metric
+    aggregation: Aggregation
+    source: str
+    parent_model_id: str | None = None
+    deployed: bool = False
+    create_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Collection:
+    """The vectors of every item under one model version, in one table."""
+
+    collection_id: str
+    model: Model
+    table_name: str
+    state: CollectionState
+    hnsw_m: int
+    hnsw_ef_construction: int
+    create_time: datetime | None = None
+
+    @property
+    def table(self) -> str:
+        return quote_ident(self.table_name)
+
+    @property
+    def distance_operator(self) -> str:
+        return DISTANCE_OPERATORS[self.model.metric]
+
+
+_COLLECTION_SELECT = """
+SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
+       c.create_time AS c_create_time, m.*
+FROM collections c JOIN models m USING (model_id)
+"""
+
+
+def _model_from_row(row: asyncpg.Record) -> Model:
+    return Model(
+        model_id=row["model_id"],
+        name=row["name"],
+        version=row["version"],
+        dimensions=row["dimensions"],
+        metric=row["metric"],
+        aggregation=row["aggregation"],
+        source=row["source"],
+        parent_model_id=row["parent_model_id"],
+        deployed=row["deployed"],
+        create_time=row["create_time"],
+    )
+
+
+def _collection_from_row(row: asyncpg.Record) -> Collection:
+    return Collection(
+        collection_id=row["collection_id"],
+        model=_model_from_row(row),
+        table_name=row["table_name"],
+        state=row["state"],
+        hnsw_m=row["hnsw_m"],
+        hnsw_ef_construction=row["hnsw_ef_construction"],
+        create_time=row["c_create_time"],
+    )
+
+
+async def get_model(conn: asyncpg.Connection, model_id: str) -> Model:
+    row = await conn.fetchrow("SELECT * FROM models WHERE model_id = $1", model_id)
+    if row is None:
+        raise NotFound(f"model {model_id!r} does not exist")
+    return _model_from_row(row)
+
+
+async def insert_model(conn: asyncpg.Connection, model: Model) -> None:
+    await conn.execute(
+        "INSERT INTO models (model_id, name, version, dimensions, metric, aggregation, source,"
+        " parent_model_id, deployed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        model.model_id,
+        model.name,
+        model.version,
+        model.dimensions,
+        model.metric,
+        model.aggregation,
+        model.source,
+        model.parent_model_id,
+        model.deployed,
+    )
+
+
+async def get_collection(conn: asyncpg.Connection, collection_id: str) -> Collection:
+    row = await conn.fetchrow(_COLLECTION_SELECT + " WHERE c.collection_id = $1", collection_id)
+    if row is None:
+        raise NotFound(f"collection {collection_id!r} does not exist")
+    return _collection_from_row(row)
+
+
+async def get_blue_collection(conn: asyncpg.Connection) -> Collection:
+    row = await conn.fetchrow(
+        _COLLECTION_SELECT + " WHERE c.collection_id = (SELECT collection_id FROM blue_collection)"
+    )
+    if row is None:
+        raise FailedPrecondition("no blue collection is set")
+    return _collection_from_row(row)
+
+
+async def resolve_collection(
+    conn: asyncpg.Connection, collection_id: str, *, field: str = "collection_id"
+) -> Collection:
+    """The named collection, or the blue one when the name is empty."""
+    if not collection_id:
+        return await get_blue_collection(conn)
+    if len(collection_id) > 128:
+        raise InvalidArgument.field_error(field, "must be at most 128 characters")
+    try:
+        return await get_collection(conn, collection_id)
+    except NotFound as exc:
+        raise NotFound(exc.message, [*exc.violations]) from None
+
+
+def table_name_for(collection_id: str) -> str:
+    """A safe, stable table name whatever characters the collection id has."""
+    return "items_" + hashlib.sha1(collection_id.encode()).hexdigest()[:16]
+
+
+async def create_collection(
+    conn: asyncpg.Connection,
+    collection_id: str,
+    model: Model,
+    *,
+    state: CollectionState,
+    hnsw_m: int,
+    hnsw_ef_construction: int,
+) -> Collection:
+    """Register the collection and create its table and indexes, in the caller's transaction."""
+    table_name = table_name_for(collection_id)
+    table = quote_ident(table_name)
+    await conn.execute(
+        "INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
+        " hnsw_ef_construction) VALUES ($1, $2, $3, $4, $5, $6)",
+        collection_id,
+        model.model_id,
+        table_name,
+        state,
+        hnsw_m,
+        hnsw_ef_construction,
+    )
+    # One row per part; the is_average row doubles as the item's head row (one per item).
+    await conn.execute(
+        f"""
+        CREATE TABLE {table} (
+            row_id      bigserial PRIMARY KEY,
+            object_id   text NOT NULL,
+            part_id     text NOT NULL,
+            is_average  boolean NOT NULL,
+            user_id     text,
+            text        text,
+            vector      vector({int(model.dimensions)}) NOT NULL,
+            payload     jsonb NOT NULL DEFAULT '{{}}',
+            update_time timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    await conn.execute(
+        f"CREATE UNIQUE INDEX ON {table} (object_id, coalesce(user_id, ''), is_average, part_id)"
+    )
+    await conn.execute(f"CREATE INDEX ON {table} (user_id, object_id) WHERE user_id IS NOT NULL")
+    await conn.execute(
+        f"CREATE INDEX ON {table} USING hnsw (vector {HNSW_OPCLASSES[model.metric]})"
+        f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
+        " WHERE user_id IS NULL AND NOT is_average"
+    )
+    return await get_collection(conn, collection_id)
+
+
+async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:
+    """Point the alias at a collection, keeping the one it pointed at as the rollback target."""
+    async with conn.transaction():
+        previous = await conn.fetchval(
+            "SELECT collection_id FROM blue_collection FOR UPDATE"
+        )
+        await conn.execute(
+            "INSERT INTO blue_collection (singleton, collection_id, previous_collection_id)"
+            " VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE SET"
+            " collection_id = EXCLUDED.collection_id,"
+            " previous_collection_id = EXCLUDED.previous_collection_id, switch_time = now()",
+            collection_id,
+            previous,
+        )
+        if previous is not None and previous != collection_id:
+            await conn.execute(
+                "UPDATE collections SET state = 'retired', update_time = now()"
+                " WHERE collection_id = $1",
+                previous,
+            )
+        await conn.execute(
+            "UPDATE collections SET state = 'blue', update_time = now() WHERE collection_id = $1",
+            collection_id,
+        )

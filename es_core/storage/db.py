@@ -1,0 +1,68 @@
+"""Connection pool set-up: pgvector codecs and the HNSW scan settings every session needs."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from es_core.config import Settings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+    # Binary format, so COPY can write payloads too; version byte 1 precedes the JSON text.
+    await conn.set_type_codec(
+        "jsonb", encoder=_dump_jsonb, decoder=_load_jsonb, schema="pg_catalog", format="binary"
+    )
+
+
+def _dump_jsonb(value: object) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _load_jsonb(data: bytes) -> object:
+    return json.loads(data[1:])
+
+
+def server_settings(settings: Settings) -> dict[str, str]:
+    """Session settings: iterative HNSW scans keep filtered searches from coming back short."""
+    return {
+        "hnsw.iterative_scan": "relaxed_order",
+        "hnsw.ef_search": str(settings.hnsw_ef_search),
+        "hnsw.max_scan_tuples": str(settings.hnsw_max_scan_tuples),
+        "jit": "off",
+    }
+
+
+async def create_pool(settings: Settings, dsn: str, *, max_size: int | None = None) -> asyncpg.Pool:
+    """A pool whose connections speak pgvector and JSON; the vector extension must exist."""
+    await ensure_extension(dsn)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.db_pool_min_size,
+        max_size=max_size or settings.db_pool_max_size,
+        init=_init_connection,
+        server_settings=server_settings(settings),
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_extension(dsn: str) -> None:
+    """pgvector's types must exist before a pooled connection can register their codecs."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except asyncpg.UniqueViolationError:
+        pass  # two processes created it at the same moment
+    finally:
+        await conn.close()
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier the project generated itself (table names); never user input."""
+    if not name.replace("_", "").isalnum() or not name.isascii():
+        raise ValueError(f"unsafe identifier {name!r}")
+    return '"' + name + '"'

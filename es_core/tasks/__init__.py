@@ -1,0 +1,1 @@
+"""Long work as rows in ``tasks``: the row is the truth, the broker only carries the wake-up."""

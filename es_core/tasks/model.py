@@ -1,0 +1,52 @@
+"""The task record as the library sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+TaskKind = Literal["upsertion", "deletion", "improvement", "fine_tuning", "deployment", "reindex"]
+TaskStatus = Literal["pending", "processing", "done", "failed", "canceled"]
+
+TASK_KINDS: tuple[TaskKind, ...] = (
+    "upsertion",
+    "deletion",
+    "improvement",
+    "fine_tuning",
+    "deployment",
+    "reindex",
+)
+TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "canceled"})
+
+# The Celery queue each kind runs on; deletions are light and share the upsertion workers.
+QUEUE_FOR_KIND: dict[str, str] = {
+    "upsertion": "upsertion",
+    "deletion": "upsertion",
+    "improvement": "improvement",
+    "fine_tuning": "fine_tuning",
+    "deployment": "deployment",
+    "reindex": "reindex",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    kind: TaskKind
+    status: TaskStatus
+    params: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    progress: float = 0.0
+    progress_message: str = ""
+    error: str = ""
+    attempts: int = 0
+    idempotency_key: str | None = None
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES

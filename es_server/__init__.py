@@ -1,0 +1,1 @@
+"""The async gRPC server: one servicer module per service, translating proto <-> es_core."""

@@ -1,0 +1,96 @@
+"""Builds and runs the gRPC server: services, health, reflection, interceptors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from embedding_studio.v1 import (
+    clickstream_pb2,
+    deployment_pb2,
+    fine_tune_pb2,
+    search_pb2,
+    search_pb2_grpc,
+    suggestion_pb2,
+    task_pb2,
+    task_pb2_grpc,
+    upsert_pb2,
+    upsert_pb2_grpc,
+)
+from es_core.config import Settings
+from es_core.encoders.registry import EncoderRegistry
+from es_core.storage.bootstrap import prepare_database
+from es_core.storage.db import create_pool
+from es_server.interceptors import ErrorInterceptor
+from es_server.services.search import SearchService
+from es_server.services.tasks import TaskService
+from es_server.services.unimplemented import add_pending_services
+from es_server.services.upsert import UpsertService
+from es_server.state import ServerState
+
+log = logging.getLogger("es_server")
+
+SERVICE_NAMES = [
+    d.services_by_name[name].full_name
+    for d, name in [
+        (search_pb2.DESCRIPTOR, "SearchService"),
+        (clickstream_pb2.DESCRIPTOR, "ClickstreamService"),
+        (upsert_pb2.DESCRIPTOR, "UpsertService"),
+        (fine_tune_pb2.DESCRIPTOR, "FineTuneService"),
+        (deployment_pb2.DESCRIPTOR, "DeploymentService"),
+        (task_pb2.DESCRIPTOR, "TaskService"),
+        (suggestion_pb2.DESCRIPTOR, "SuggestionService"),
+    ]
+]
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    search_pb2_grpc.add_SearchServiceServicer_to_server(SearchService(state), server)
+    upsert_pb2_grpc.add_UpsertServiceServicer_to_server(UpsertService(state), server)
+    task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
+    add_pending_services(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    return server, health_servicer
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight calls for a few seconds and stop."""
+    pool = await create_pool(settings, settings.require_postgres_dsn())
+    blue = await prepare_database(pool, settings)
+    encoders = EncoderRegistry(batch_size=settings.encode_batch_size)
+    # Load the blue model now, so the first search does not pay for it.
+    await asyncio.to_thread(encoders.get, blue.model)
+    server, health_servicer = build_server(ServerState(settings, pool, encoders))
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    server.add_insecure_port(address)
+    await server.start()
+    for name in ["", *SERVICE_NAMES]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving on %s (blue collection %s)", address, blue.collection_id)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=5)
+    await pool.close()

@@ -1,0 +1,209 @@
+"""Translation between wire messages and es_core types; validation of shape happens here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from embedding_studio.v1 import common_pb2
+from es_core.errors import InvalidArgument
+from es_core.filters import model as fm
+from es_core.filters.validation import check_field_path, validate_filter
+from es_core.items import ItemInput, PartInput
+from es_core.search.query import SearchHit, SortSpec
+from es_core.storage.items import StoredItem
+from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
+
+
+def _tidy(value: Any) -> Any:
+    """Struct numbers are doubles; give whole numbers back their integer form."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    return value
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(_tidy(json_format.MessageToDict(struct)))
+
+
+def value_to_python(value: struct_pb2.Value) -> Any:
+    return _tidy(json_format.MessageToDict(value))
+
+
+def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(data)
+    return struct
+
+
+def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+# ---- filters -------------------------------------------------------------------------------
+
+
+def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
+    """A wire filter as an es_core filter; shape errors name the field (``filter.bool.must[1]``)."""
+    kind = message.WhichOneof("kind")
+    if kind is None:
+        raise InvalidArgument.field_error(where, "must set one filter kind (term, terms, range, …)")
+    here = f"{where}.{kind}"
+    if kind == "term":
+        return fm.Term(message.term.field, _scalar(message.term, "value", f"{here}.value"))
+    if kind == "terms":
+        values = tuple(value_to_python(v) for v in message.terms.values)
+        return fm.Terms(message.terms.field, values)
+    if kind == "range":
+        r = message.range
+        bounds = {b: _scalar(r, b, f"{here}.{b}") if r.HasField(b) else None for b in ("gt", "gte", "lt", "lte")}
+        return fm.Range(r.field, **bounds)
+    if kind == "exists":
+        return fm.Exists(message.exists.field)
+    if kind == "match":
+        operator = "and" if message.match.operator == common_pb2.MATCH_OPERATOR_AND else "or"
+        return fm.Match(message.match.field, message.match.query, operator)
+    if kind == "wildcard":
+        w = message.wildcard
+        return fm.Wildcard(w.field, w.pattern, w.case_insensitive)
+    if kind == "bool":
+        b = message.bool
+        return fm.Bool(
+            must=_filters(b.must, f"{here}.must"),
+            should=_filters(b.should, f"{here}.should"),
+            must_not=_filters(b.must_not, f"{here}.must_not"),
+            minimum_should_match=b.minimum_should_match,
+        )
+    assert kind == "nested"
+    if not message.nested.HasField("filter"):
+        raise InvalidArgument.field_error(f"{here}.filter", "must be set")
+    return fm.Nested(message.nested.path, filter_from_proto(message.nested.filter, f"{here}.filter"))
+
+
+def _filters(messages: Sequence[common_pb2.Filter], where: str) -> tuple[fm.Filter, ...]:
+    return tuple(filter_from_proto(m, f"{where}[{i}]") for i, m in enumerate(messages))
+
+
+def _scalar(message: Any, name: str, where: str) -> Any:
+    if not message.HasField(name):
+        raise InvalidArgument.field_error(where, "must be set")
+    return value_to_python(getattr(message, name))
+
+
+def optional_filter(request: Any, name: str = "filter") -> fm.Filter | None:
+    """The request's filter, converted and checked, or None when it is not set."""
+    if not request.HasField(name):
+        return None
+    converted = filter_from_proto(getattr(request, name), name)
+    validate_filter(converted, name)
+    return converted
+
+
+def optional_sort(request: Any, name: str = "sort") -> SortSpec | None:
+    if not request.HasField(name):
+        return None
+    sort = getattr(request, name)
+    check_field_path(sort.field, f"{name}.field")
+    if sort.order not in common_pb2.SortOrder.values():
+        raise InvalidArgument.field_error(f"{name}.order", "is not a known sort order")
+    return SortSpec(sort.field, descending=sort.order == common_pb2.SORT_ORDER_DESC)
+
+
+# ---- items and results ---------------------------------------------------------------------
+
+
+def items_from_proto(messages: Sequence[Any]) -> list[ItemInput]:
+    items = []
+    for i, m in enumerate(messages):
+        parts = []
+        for j, p in enumerate(m.parts):
+            has_text, has_vector = bool(p.text), len(p.vector) > 0
+            if has_text == has_vector:
+                raise InvalidArgument.field_error(
+                    f"items[{i}].parts[{j}]", "must have exactly one of text or vector"
+                )
+            vector = [float(v) for v in p.vector] if has_vector else None
+            if vector is not None and not all(math.isfinite(v) for v in vector):
+                raise InvalidArgument.field_error(
+                    f"items[{i}].parts[{j}].vector", "must hold finite numbers only"
+                )
+            parts.append(PartInput(p.part_id or str(j), p.text or None, vector))
+        items.append(
+            ItemInput(m.object_id, struct_to_dict(m.payload), m.text if m.text else None, parts)
+        )
+    return items
+
+
+def hit_to_proto(hit: SearchHit) -> common_pb2.SearchResult:
+    return common_pb2.SearchResult(
+        object_id=hit.object_id,
+        distance=hit.distance,
+        payload=dict_to_struct(hit.payload),
+        matched_part_id=hit.matched_part_id,
+        user_id=hit.user_id,
+    )
+
+
+def item_to_proto(item: StoredItem) -> common_pb2.Item:
+    return common_pb2.Item(
+        object_id=item.object_id,
+        payload=dict_to_struct(item.payload),
+        parts=[
+            common_pb2.ItemPart(part_id=p.part_id, text=p.text or "", vector=p.vector or [])
+            for p in item.parts
+        ],
+        user_id=item.user_id or "",
+        update_time=timestamp(item.update_time),
+    )
+
+
+# ---- tasks ---------------------------------------------------------------------------------
+
+
+def task_to_proto(task: Task) -> common_pb2.Task:
+    return common_pb2.Task(
+        task_id=task.task_id,
+        kind=common_pb2.TaskKind.Value(f"TASK_KIND_{task.kind.upper()}"),
+        status=common_pb2.TaskStatus.Value(f"TASK_STATUS_{task.status.upper()}"),
+        progress=task.progress,
+        progress_message=task.progress_message,
+        error=task.error,
+        attempts=task.attempts,
+        idempotency_key=task.idempotency_key or "",
+        result=dict_to_struct(task.result),
+        create_time=timestamp(task.create_time),
+        update_time=timestamp(task.update_time),
+        start_time=timestamp(task.start_time),
+        finish_time=timestamp(task.finish_time),
+    )
+
+
+def task_kind_from_proto(kind: int, where: str = "kind") -> TaskKind | None:
+    if kind == common_pb2.TASK_KIND_UNSPECIFIED:
+        return None
+    if kind not in common_pb2.TaskKind.values():
+        raise InvalidArgument.field_error(where, f"{kind} is not a known task kind")
+    name = common_pb2.TaskKind.Name(kind).removeprefix("TASK_KIND_").lower()
+    assert name in TASK_KINDS
+    return name  # type: ignore[return-value]
+
+
+def task_statuses_from_proto(statuses: Sequence[int], where: str = "statuses") -> list[TaskStatus]:
+    names: list[TaskStatus] = []
+    for i, status in enumerate(statuses):
+        if status == common_pb2.TASK_STATUS_UNSPECIFIED or status not in common_pb2.TaskStatus.values():
+            raise InvalidArgument.field_error(f"{where}[{i}]", "must be a known task status")
+        names.append(common_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower())  # type: ignore[arg-type]
+    return names

@@ -1,0 +1,119 @@
+"""Cross-cutting behaviour of every RPC: library errors become gRPC statuses with details."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
+
+log = logging.getLogger("es_server.rpc")
+
+_CODES: list[tuple[type[EsError], int]] = [
+    (InvalidArgument, code_pb2.INVALID_ARGUMENT),
+    (NotFound, code_pb2.NOT_FOUND),
+    (AlreadyExists, code_pb2.ALREADY_EXISTS),
+    (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+]
+
+
+class Unimplemented(EsError):
+    """The RPC is part of the contract but not built yet; the message says what is missing."""
+
+
+def status_for(error: EsError) -> grpc.Status:
+    code = next((c for cls, c in _CODES if isinstance(error, cls)), None)
+    if isinstance(error, Unimplemented):
+        code = code_pb2.UNIMPLEMENTED
+    if code is None:
+        code = code_pb2.INTERNAL
+    details = []
+    if error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        details.append(packed)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message, details=details))
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method: str) -> None:
+    if isinstance(error, EsError):
+        await context.abort_with_status(status_for(error))
+    log.exception("%s failed", method, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see server log")
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps es_core errors to statuses; hides unexpected errors behind INTERNAL (logged)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    return await inner_uu(request, context)
+                except (EsError, Exception) as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc, method)
+                finally:
+                    log.debug("%s %.1f ms", method, (time.perf_counter() - started) * 1000)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                try:
+                    async for response in inner_us(request, context):
+                        yield response
+                except (EsError, Exception) as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc, method)
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **kwargs)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await inner_su(requests, context)
+                except (EsError, Exception) as exc:
+                    if _is_abort(exc):
+                        raise
+                    await _abort(context, exc, method)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
+        return handler
+
+
+def _is_abort(exc: BaseException) -> bool:
+    """grpc.aio signals an abort with its own exception type; let it through untouched."""
+    return isinstance(exc, (grpc.aio.AbortError, grpc.RpcError))

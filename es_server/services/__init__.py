@@ -1,0 +1,1 @@
+"""One servicer module per service of embedding_studio.v1."""

@@ -1,0 +1,146 @@
+"""SearchService: nearest items by text or vector, items by payload, counts, similar items."""
+
+from __future__ import annotations
+
+import numpy as np
+import grpc
+
+from embedding_studio.v1 import search_pb2, search_pb2_grpc
+from es_core.errors import InvalidArgument, NotFound
+from es_core.items import check_object_id, check_vector
+from es_core.search.payload_search import count_items, head_vector, payload_search
+from es_core.search.query import (
+    PayloadQuery,
+    VectorQuery,
+    check_limit,
+    check_max_distance,
+    check_user_id,
+)
+from es_core.search.vector_search import vector_search
+from es_server.convert import hit_to_proto, optional_filter, optional_sort
+from es_server.interceptors import Unimplemented
+from es_server.state import ServerState
+
+MAX_QUERY_CHARS = 4096
+
+
+class SearchService(search_pb2_grpc.SearchServiceServicer):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    async def Search(
+        self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchResponse:
+        settings = self.state.settings
+        limit = check_limit(request.limit, settings)
+        check_user_id(request.user_id)
+        max_distance = request.max_distance if request.HasField("max_distance") else None
+        check_max_distance(max_distance)
+        query_filter, sort = optional_filter(request), optional_sort(request)
+        if request.create_session:
+            raise Unimplemented(
+                "create_session: sessions are recorded by the clickstream, which is not built yet"
+            )
+        which = request.WhichOneof("query")
+        if which is None:
+            raise InvalidArgument.field_error("query_text", "set query_text or query_vector")
+        if which == "query_text" and not request.query_text.strip():
+            raise InvalidArgument.field_error("query_text", "must not be blank")
+        if len(request.query_text) > MAX_QUERY_CHARS or "\x00" in request.query_text:
+            raise InvalidArgument.field_error(
+                "query_text", f"must be at most {MAX_QUERY_CHARS} characters, without NUL"
+            )
+        collection = await self.state.collection(request.collection_id)
+        if which == "query_text":
+            vector = await self.state.encode_query(collection, request.query_text)
+        else:
+            values = list(request.query_vector.values)
+            check_vector(values, "query_vector.values", collection)
+            vector = np.asarray(values, dtype=np.float32)
+        query = VectorQuery(
+            vector=vector,
+            filter=query_filter,
+            sort=sort,
+            limit=limit,
+            max_distance=max_distance,
+            page_token=request.page_token,
+            user_id=request.user_id,
+        )
+        hits, next_token = await vector_search(self.state.pool, collection, query, settings)
+        return search_pb2.SearchResponse(
+            results=[hit_to_proto(h) for h in hits],
+            next_page_token=next_token,
+            collection_id=collection.collection_id,
+        )
+
+    async def SearchByPayload(
+        self, request: search_pb2.SearchByPayloadRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchByPayloadResponse:
+        from es_server.convert import dict_to_struct, timestamp
+        from embedding_studio.v1 import common_pb2
+
+        limit = check_limit(request.limit, self.state.settings)
+        check_user_id(request.user_id)
+        query = PayloadQuery(optional_filter(request), optional_sort(request), limit, request.page_token)
+        collection = await self.state.collection(request.collection_id)
+        hits, next_token = await payload_search(self.state.pool, collection, query)
+        return search_pb2.SearchByPayloadResponse(
+            items=[
+                common_pb2.Item(
+                    object_id=h.object_id,
+                    payload=dict_to_struct(h.payload),
+                    update_time=timestamp(h.update_time),
+                )
+                for h in hits
+            ],
+            next_page_token=next_token,
+            collection_id=collection.collection_id,
+        )
+
+    async def CountItems(
+        self, request: search_pb2.CountItemsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.CountItemsResponse:
+        query_filter = optional_filter(request)
+        collection = await self.state.collection(request.collection_id)
+        count = await count_items(self.state.pool, collection, query_filter)
+        return search_pb2.CountItemsResponse(count=count, collection_id=collection.collection_id)
+
+    async def FindSimilarItems(
+        self, request: search_pb2.FindSimilarItemsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.FindSimilarItemsResponse:
+        settings = self.state.settings
+        check_object_id(request.object_id, "object_id", settings)
+        limit = check_limit(request.limit, settings)
+        check_user_id(request.user_id)
+        max_distance = request.max_distance if request.HasField("max_distance") else None
+        check_max_distance(max_distance)
+        query_filter = optional_filter(request)
+        collection = await self.state.collection(request.collection_id)
+        vector = await head_vector(self.state.pool, collection, request.object_id)
+        if vector is None:
+            raise NotFound.field_error(
+                "object_id", f"no item {request.object_id!r} in collection {collection.collection_id!r}"
+            )
+        query = VectorQuery(
+            vector=np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32),
+            filter=query_filter,
+            limit=limit,
+            max_distance=max_distance,
+            page_token=request.page_token,
+            user_id=request.user_id,
+            exclude_object_id=request.object_id,
+        )
+        hits, next_token = await vector_search(self.state.pool, collection, query, settings)
+        return search_pb2.FindSimilarItemsResponse(
+            results=[hit_to_proto(h) for h in hits],
+            next_page_token=next_token,
+            collection_id=collection.collection_id,
+        )
+
+    async def PredictCategories(
+        self, request: search_pb2.PredictCategoriesRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.PredictCategoriesResponse:
+        raise Unimplemented(
+            "SearchService.PredictCategories is not built yet: it needs the categories"
+            " fine-tuning plugin (CategoriesFineTuningMethod)"
+        )

@@ -1,0 +1,61 @@
+"""Services of the contract that later work builds: every RPC answers UNIMPLEMENTED, saying what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from embedding_studio.v1 import (
+    clickstream_pb2_grpc,
+    deployment_pb2_grpc,
+    fine_tune_pb2_grpc,
+    suggestion_pb2_grpc,
+)
+from es_server.interceptors import Unimplemented
+
+# (servicer base, registration function, what is missing)
+PENDING_SERVICES: list[tuple[type, Any, str]] = [
+    (
+        clickstream_pb2_grpc.ClickstreamServiceServicer,
+        clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server,
+        "the clickstream store and the improvement worker",
+    ),
+    (
+        fine_tune_pb2_grpc.FineTuneServiceServicer,
+        fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server,
+        "the fine-tuning worker and MLflow tracking",
+    ),
+    (
+        deployment_pb2_grpc.DeploymentServiceServicer,
+        deployment_pb2_grpc.add_DeploymentServiceServicer_to_server,
+        "Triton serving and blue/green reindexing",
+    ),
+    (
+        suggestion_pb2_grpc.SuggestionServiceServicer,
+        suggestion_pb2_grpc.add_SuggestionServiceServicer_to_server,
+        "the query-suggestion phrase store",
+    ),
+]
+
+
+def pending_servicer(base: type, missing: str) -> Any:
+    """An instance of ``base`` whose every RPC raises Unimplemented naming ``missing``."""
+    service = base.__name__.removesuffix("Servicer")
+
+    def make(rpc: str) -> Any:
+        async def method(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            raise Unimplemented(f"{service}.{rpc} is not built yet: it needs {missing}")
+
+        return method
+
+    rpcs = [name for name in vars(base) if name[:1].isupper()]
+    return type(base.__name__, (base,), {rpc: make(rpc) for rpc in rpcs})()
+
+
+def add_pending_services(server: grpc.aio.Server) -> list[str]:
+    names = []
+    for base, register, missing in PENDING_SERVICES:
+        register(pending_servicer(base, missing), server)
+        names.append(base.__name__.removesuffix("Servicer"))
+    return names

@@ -1,0 +1,30 @@
+"""What every servicer shares: settings, the pool and the encoders of this server process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+
+from es_core.config import Settings
+from es_core.encoders.registry import EncoderRegistry
+from es_core.storage.catalog import Collection, resolve_collection
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    pool: asyncpg.Pool
+    encoders: EncoderRegistry
+
+    async def collection(self, collection_id: str) -> Collection:
+        async with self.pool.acquire() as conn:
+            return await resolve_collection(conn, collection_id)
+
+    async def encode_query(self, collection: Collection, text: str) -> np.ndarray:
+        """Encoding is CPU-bound: run it off the event loop."""
+        encoder = self.encoders.get(collection.model)
+        vectors = await asyncio.to_thread(encoder.encode_queries, [text])
+        return vectors[0]

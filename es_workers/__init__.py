@@ -1,0 +1,1 @@
+"""Celery workers: one task module per kind of long work."""

@@ -1,0 +1,41 @@
+"""The Celery application: queues per worker kind, late acks, and the pending-task sweeper."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from es_core.config import get_settings
+from es_core.tasks.model import QUEUE_FOR_KIND
+
+SWEEPER_QUEUE = "sweeper"
+QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    app = Celery("embedding_studio", broker=settings.broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue=SWEEPER_QUEUE,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-pending-tasks": {
+                "task": "es.sweep",
+                "schedule": settings.sweeper_interval_seconds,
+                "options": {"queue": SWEEPER_QUEUE, "expires": settings.sweeper_interval_seconds},
+            }
+        },
+        include=["es_workers.upsertion", "es_workers.sweeper"],
+    )
+    return app
+
+
+celery_app = create_app()

@@ -1,0 +1,101 @@
+"""What every worker task needs: one event loop, one pool, one encoder cache per process,
+and the claim / heartbeat / finish protocol around a task row."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from es_core.config import Settings, get_settings
+from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import EsError
+from es_core.storage.bootstrap import prepare_database
+from es_core.storage.db import create_pool
+from es_core.tasks import store
+from es_core.tasks.model import Task
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    pool: asyncpg.Pool
+    encoders: EncoderRegistry
+
+
+_runner: asyncio.Runner | None = None
+_context: WorkerContext | None = None
+_runner_pid: int | None = None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on this process's long-lived loop (pools and caches outlive one task)."""
+    global _runner, _runner_pid, _context
+    if _runner is None or _runner_pid != os.getpid():
+        _runner, _runner_pid, _context = asyncio.Runner(), os.getpid(), None
+    return _runner.run(coro)
+
+
+async def context() -> WorkerContext:
+    global _context
+    if _context is None:
+        settings = get_settings()
+        pool = await create_pool(settings, settings.require_postgres_dsn(), max_size=4)
+        await prepare_database(pool, settings)
+        _context = WorkerContext(settings, pool, EncoderRegistry(batch_size=settings.encode_batch_size))
+    return _context
+
+
+Handler = Callable[[WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]]
+
+
+async def execute(task_id: str, handler: Handler) -> str:
+    """Claim, run with a heartbeat, and record the outcome. Returns the final status seen.
+
+    A task another worker holds (or one already finished) is left alone, so a duplicate
+    message does nothing. A library error fails the task with its message; an unexpected
+    exception fails it with the traceback, to be restarted by an operator.
+    """
+    ctx = await context()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lease = ctx.settings.task_lease_seconds
+    task = await store.claim_task(ctx.pool, task_id, owner, lease)
+    if task is None:
+        log.info("task %s is not claimable (done, canceled or held elsewhere)", task_id)
+        return "skipped"
+
+    async def heartbeat() -> None:
+        while await store.renew_lease(ctx.pool, task_id, owner, lease):
+            await asyncio.sleep(lease / 3)
+
+    async def progress(fraction: float, message: str) -> bool:
+        return await store.report_progress(ctx.pool, task_id, owner, fraction, message, lease)
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        result = await handler(ctx, task, progress)
+    except EsError as exc:
+        await store.finish_task(ctx.pool, task_id, owner, "failed", error=exc.message)
+        return "failed"
+    except Exception as exc:
+        log.exception("task %s failed", task_id)
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+        await store.finish_task(ctx.pool, task_id, owner, "failed", error=error)
+        return "failed"
+    finally:
+        beat.cancel()
+    if result.get("stopped"):
+        return "canceled"
+    await store.finish_task(ctx.pool, task_id, owner, "done", result=result)
+    return "done"

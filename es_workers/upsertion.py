@@ -1,0 +1,40 @@
+"""Upsertion worker: writes items into a collection; deletions run on the same queue."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from es_core.items import ItemInput
+from es_core.storage.catalog import get_collection
+from es_core.tasks.model import Task
+from es_core.upsertion import run_deletion, run_upsertion
+from es_workers.app import celery_app
+from es_workers.runtime import WorkerContext, execute, run
+
+
+async def _upsert(
+    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        collection = await get_collection(conn, task.params["collection_id"])
+    items = [ItemInput.from_json(item) for item in task.params["items"]]
+    return await run_upsertion(ctx.pool, collection, items, ctx.encoders, ctx.settings, progress)
+
+
+async def _delete(
+    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        collection = await get_collection(conn, task.params["collection_id"])
+    return await run_deletion(ctx.pool, collection, task.params["object_ids"])
+
+
+@celery_app.task(name="es.upsertion", acks_late=True, reject_on_worker_lost=True)
+def upsertion(task_id: str) -> str:
+    return run(execute(task_id, _upsert))
+
+
+@celery_app.task(name="es.deletion", acks_late=True, reject_on_worker_lost=True)
+def deletion(task_id: str) -> str:
+    return run(execute(task_id, _delete))

@@ -1,0 +1,37 @@
+"""Shared fixtures: one real embedded PostgreSQL (with pgvector) for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from es_cli.embedded import EmbeddedPostgres, start_postgres
+from es_core.config import Settings
+from es_core.storage.db import create_pool
+from es_core.storage.migrations import migrate
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("es-data"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = start_postgres(Path(tmp_path_factory.mktemp("pg")) / "data")
+    yield server
+    server.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pg_pool(pg_server: EmbeddedPostgres, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a migrated database; tests create their own tables/collections inside it."""
+    pool = await create_pool(settings, pg_server.dsn)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
