@@ -9,7 +9,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from embedding_studio.client import Client
 from es_cli.embedded import EmbeddedPostgres, start_postgres
+from es_cli.throwaway import StackInfo, ThrowawayStack
 from es_core.config import Settings
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
@@ -35,3 +37,18 @@ async def pg_pool(pg_server: EmbeddedPostgres, settings: Settings) -> AsyncItera
         await migrate(conn)
     yield pool
     await pool.close()
+
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """`es up` with embedded Postgres, Redis, a Celery worker and the gRPC server."""
+    data_dir = Path(tmp_path_factory.mktemp("stack"))
+    with ThrowawayStack(data_dir, extra_env={"ES_SWEEPER_INTERVAL_SECONDS": "2"}) as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def client(stack: StackInfo) -> Iterator[Client]:
+    with Client(stack.grpc_address) as c:
+        yield c

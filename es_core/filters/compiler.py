@@ -26,7 +26,7 @@ from es_core.filters.validation import validate_filter
 from es_core.filters.words import words
 
 # A segment PostgreSQL's #> would read as an array position (strtol: blanks, sign, digits).
-_POSITION_LIKE = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_POSITION_LIKE = re.compile(r"x")
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -96,7 +96,7 @@ def _when_type(value: str, json_type: str, condition: str) -> str:
 
 def _term(f: Term, params: SqlParams, doc: str) -> str:
     # jsonb @> with a scalar: equal scalars, or an array holding an equal element.
-    return f"coalesce({_value(f.field, params, doc)} = {params.add(f.value)}::jsonb, false)"
+    return f"coalesce({_value(f.field, params, doc)} @> {params.add(f.value)}::jsonb, false)"
 
 
 def _terms(f: Terms, params: SqlParams, doc: str) -> str:
