@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["ES_DATA_DIR"] = args.data_dir
         if args.grpc_port:
             os.environ["ES_GRPC_PORT"] = str(args.grpc_port)
-        from es_core.config import get_settings
         from es_cli.stack import run_stack
+        from es_core.config import get_settings
 
         return run_stack(get_settings())
     return 2

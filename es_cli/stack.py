@@ -83,10 +83,23 @@ class Stack:
         self._spawn(
             "worker",
             [
-                sys.executable, "-m", "celery", "-A", "es_workers.app:celery_app", "worker",
-                "--beat", "--schedule", str(data_dir / "celerybeat-schedule"),
-                "--queues", ",".join(QUEUES), "--pool", "solo", "--loglevel", "INFO",
-                "--hostname", f"es-worker-{os.getpid()}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "es_workers.app:celery_app",
+                "worker",
+                "--beat",
+                "--schedule",
+                str(data_dir / "celerybeat-schedule"),
+                "--queues",
+                ",".join(QUEUES),
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"es-worker-{os.getpid()}@%h",
             ],
             env,
             logs / "worker.log",
@@ -115,7 +128,7 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         out = open(log_path, "ab")
-        # A new session: a Ctrl-C in the terminal reaches only `es up`, which stops children in order.
+        # Own session: a terminal Ctrl-C reaches only `es up`, which stops children in order.
         self.children[name] = subprocess.Popen(
             argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -179,8 +192,10 @@ def run_stack(settings: Settings) -> int:
     code = 0
     try:
         stack.start()
-        print(f"Embedding Studio is serving on {stack.grpc_address} (data in {settings.data_dir})",
-              flush=True)
+        print(
+            f"Embedding Studio is serving on {stack.grpc_address} (data in {settings.data_dir})",
+            flush=True,
+        )
         while not stopping:
             stack.check_children()
             time.sleep(0.2)

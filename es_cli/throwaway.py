@@ -63,7 +63,9 @@ class ThrowawayStack:
                 raise RuntimeError("es up did not start:\n" + out_path.read_text(errors="replace"))
             time.sleep(0.2)
         info = json.loads(stack_file.read_text())
-        return StackInfo(self.data_dir, info["grpc_address"], info["postgres_dsn"], info["redis_url"])
+        return StackInfo(
+            self.data_dir, info["grpc_address"], info["postgres_dsn"], info["redis_url"]
+        )
 
     def __exit__(
         self,

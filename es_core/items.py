@@ -37,7 +37,9 @@ class ItemInput:
             "object_id": self.object_id,
             "payload": self.payload,
             "text": self.text,
-            "parts": [{"part_id": p.part_id, "text": p.text, "vector": p.vector} for p in self.parts],
+            "parts": [
+                {"part_id": p.part_id, "text": p.text, "vector": p.vector} for p in self.parts
+            ],
         }
 
     @classmethod
@@ -94,7 +96,9 @@ def _check_text(text: str, field_path: str, settings: Settings) -> None:
 def check_vector(vector: list[float], field_path: str, collection: Collection) -> None:
     dims = collection.model.dimensions
     if len(vector) != dims:
-        raise _bad(field_path, f"must have {dims} values (the collection's dimensions), not {len(vector)}")
+        raise _bad(
+            field_path, f"must have {dims} values (the collection's dimensions), not {len(vector)}"
+        )
     if not all(math.isfinite(v) for v in vector):
         raise _bad(field_path, "must hold finite numbers only")
     if collection.model.metric == "cosine" and not any(vector):

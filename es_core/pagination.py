@@ -27,7 +27,9 @@ def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         digest, cursor = body["s"], body["c"]
     except (ValueError, KeyError, TypeError):
-        raise InvalidArgument.field_error(field, "is not a page token this service issued") from None
+        raise InvalidArgument.field_error(
+            field, "is not a page token this service issued"
+        ) from None
     if digest != _scope_digest(scope) or not isinstance(cursor, dict):
         raise InvalidArgument.field_error(
             field, "belongs to a different query; send the same query with it"

@@ -19,7 +19,9 @@ from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items,
 Progress = Callable[[float, str], Awaitable[bool]]
 
 
-def _parts_of(item: ItemInput, settings: Settings) -> list[tuple[str, str | None, list[float] | None]]:
+def _parts_of(
+    item: ItemInput, settings: Settings
+) -> list[tuple[str, str | None, list[float] | None]]:
     if item.text is not None:
         chunks = split_text(
             item.text,

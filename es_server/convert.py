@@ -68,7 +68,10 @@ def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
         return fm.Terms(message.terms.field, values)
     if kind == "range":
         r = message.range
-        bounds = {b: _scalar(r, b, f"{here}.{b}") if r.HasField(b) else None for b in ("gt", "gte", "lt", "lte")}
+        bounds = {
+            b: _scalar(r, b, f"{here}.{b}") if r.HasField(b) else None
+            for b in ("gt", "gte", "lt", "lte")
+        }
         return fm.Range(r.field, **bounds)
     if kind == "exists":
         return fm.Exists(message.exists.field)
@@ -89,7 +92,9 @@ def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
     assert kind == "nested"
     if not message.nested.HasField("filter"):
         raise InvalidArgument.field_error(f"{here}.filter", "must be set")
-    return fm.Nested(message.nested.path, filter_from_proto(message.nested.filter, f"{here}.filter"))
+    return fm.Nested(
+        message.nested.path, filter_from_proto(message.nested.filter, f"{here}.filter")
+    )
 
 
 def _filters(messages: Sequence[common_pb2.Filter], where: str) -> tuple[fm.Filter, ...]:
@@ -203,7 +208,10 @@ def task_kind_from_proto(kind: int, where: str = "kind") -> TaskKind | None:
 def task_statuses_from_proto(statuses: Sequence[int], where: str = "statuses") -> list[TaskStatus]:
     names: list[TaskStatus] = []
     for i, status in enumerate(statuses):
-        if status == common_pb2.TASK_STATUS_UNSPECIFIED or status not in common_pb2.TaskStatus.values():
+        if (
+            status == common_pb2.TASK_STATUS_UNSPECIFIED
+            or status not in common_pb2.TaskStatus.values()
+        ):
             raise InvalidArgument.field_error(f"{where}[{i}]", "must be a known task status")
         names.append(common_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower())  # type: ignore[arg-type]
     return names

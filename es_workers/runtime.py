@@ -53,11 +53,15 @@ async def context() -> WorkerContext:
         settings = get_settings()
         pool = await create_pool(settings, settings.require_postgres_dsn(), max_size=4)
         await prepare_database(pool, settings)
-        _context = WorkerContext(settings, pool, EncoderRegistry(batch_size=settings.encode_batch_size))
+        _context = WorkerContext(
+            settings, pool, EncoderRegistry(batch_size=settings.encode_batch_size)
+        )
     return _context
 
 
-Handler = Callable[[WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]]
+Handler = Callable[
+    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
+]
 
 
 async def execute(task_id: str, handler: Handler) -> str:

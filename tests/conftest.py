@@ -39,7 +39,6 @@ async def pg_pool(pg_server: EmbeddedPostgres, settings: Settings) -> AsyncItera
     await pool.close()
 
 
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """`es up` with embedded Postgres, Redis, a Celery worker and the gRPC server."""

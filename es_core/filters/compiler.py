@@ -26,7 +26,7 @@ from es_core.filters.validation import validate_filter
 from es_core.filters.words import words
 
 # A segment PostgreSQL's #> would read as an array position (strtol: blanks, sign, digits).
-_POSITION_LIKE = re.compile(r"x")
+_POSITION_LIKE = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -188,5 +188,5 @@ def _nested(f: Nested, params: SqlParams, doc: str, level: int) -> str:
     return (
         f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
         f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "
-        f"WHERE jsonb_typeof({alias}.elem) = 'object' AND {inner})"
+        f"WHERE {inner})"
     )

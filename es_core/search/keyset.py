@@ -25,8 +25,10 @@ class SortKey:
             expr, desc = self.columns[i]
             value = f"{params.add(cursor[i])}::{casts[i]}"
             strictly = f"{expr} {'<' if desc else '>'} {value}"
-            condition = strictly if i == len(self.columns) - 1 else (
-                f"({strictly} OR ({expr} = {value} AND {condition}))"
+            condition = (
+                strictly
+                if i == len(self.columns) - 1
+                else (f"({strictly} OR ({expr} = {value} AND {condition}))")
             )
         return condition
 

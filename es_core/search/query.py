@@ -76,7 +76,9 @@ def check_limit(limit: int, settings: Settings, field_name: str = "limit") -> in
     if limit < 0:
         raise InvalidArgument.field_error(field_name, "must not be negative")
     if limit > settings.max_search_limit:
-        raise InvalidArgument.field_error(field_name, f"must be at most {settings.max_search_limit}")
+        raise InvalidArgument.field_error(
+            field_name, f"must be at most {settings.max_search_limit}"
+        )
     return limit or settings.default_search_limit
 
 

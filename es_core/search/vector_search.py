@@ -74,7 +74,9 @@ async def vector_search(
         if len(rows) > query.limit or exact:
             break
         exhausted = n_raw < candidates
-        beyond = query.max_distance is not None and max_raw is not None and max_raw > query.max_distance
+        beyond = (
+            query.max_distance is not None and max_raw is not None and max_raw > query.max_distance
+        )
         if beyond:
             # Every part nearer than max_distance is a candidate already (avg >= min).
             break
@@ -96,7 +98,9 @@ async def vector_search(
     next_token = ""
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_token = encode_page_token({"k": [last[f"k{i}"] for i in range(_key_len(query))]}, scope)
+        next_token = encode_page_token(
+            {"k": [last[f"k{i}"] for i in range(_key_len(query))]}, scope
+        )
     return hits, next_token
 
 

@@ -207,9 +207,7 @@ async def create_collection(
 async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:
     """Point the alias at a collection, keeping the one it pointed at as the rollback target."""
     async with conn.transaction():
-        previous = await conn.fetchval(
-            "SELECT collection_id FROM blue_collection FOR UPDATE"
-        )
+        previous = await conn.fetchval("SELECT collection_id FROM blue_collection FOR UPDATE")
         await conn.execute(
             "INSERT INTO blue_collection (singleton, collection_id, previous_collection_id)"
             " VALUES (true, $1, $2) ON CONFLICT (singleton) DO UPDATE SET"

@@ -42,9 +42,12 @@ def average_vector(vectors: np.ndarray, metric: str) -> np.ndarray:
 
 
 async def replace_items(
-    conn: asyncpg.Connection, collection: Collection, rows: list[tuple[Any, ...]], object_ids: list[str]
+    conn: asyncpg.Connection,
+    collection: Collection,
+    rows: list[tuple[Any, ...]],
+    object_ids: list[str],
 ) -> None:
-    """Drop the originals of ``object_ids`` and write ``rows`` in their place, in one transaction."""
+    """Drop the originals of ``object_ids``, write ``rows`` in their place: one transaction."""
     async with conn.transaction():
         await conn.execute(
             f"DELETE FROM {collection.table} WHERE object_id = ANY($1::text[]) AND user_id IS NULL",
@@ -53,7 +56,9 @@ async def replace_items(
         await conn.copy_records_to_table(collection.table_name, records=rows, columns=ROW_COLUMNS)
 
 
-async def delete_items(conn: asyncpg.Connection, collection: Collection, object_ids: list[str]) -> int:
+async def delete_items(
+    conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
+) -> int:
     """Remove the items and every user's copy of them; returns the number of items removed."""
     result = await conn.fetchval(
         f"WITH gone AS (DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"

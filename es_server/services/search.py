@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import grpc
+import numpy as np
 
 from embedding_studio.v1 import search_pb2, search_pb2_grpc
 from es_core.errors import InvalidArgument, NotFound
@@ -76,12 +76,14 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     async def SearchByPayload(
         self, request: search_pb2.SearchByPayloadRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchByPayloadResponse:
-        from es_server.convert import dict_to_struct, timestamp
         from embedding_studio.v1 import common_pb2
+        from es_server.convert import dict_to_struct, timestamp
 
         limit = check_limit(request.limit, self.state.settings)
         check_user_id(request.user_id)
-        query = PayloadQuery(optional_filter(request), optional_sort(request), limit, request.page_token)
+        query = PayloadQuery(
+            optional_filter(request), optional_sort(request), limit, request.page_token
+        )
         collection = await self.state.collection(request.collection_id)
         hits, next_token = await payload_search(self.state.pool, collection, query)
         return search_pb2.SearchByPayloadResponse(
@@ -119,10 +121,13 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         vector = await head_vector(self.state.pool, collection, request.object_id)
         if vector is None:
             raise NotFound.field_error(
-                "object_id", f"no item {request.object_id!r} in collection {collection.collection_id!r}"
+                "object_id",
+                f"no item {request.object_id!r} in collection {collection.collection_id!r}",
             )
         query = VectorQuery(
-            vector=np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32),
+            vector=np.asarray(
+                vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32
+            ),
             filter=query_filter,
             limit=limit,
             max_distance=max_distance,

@@ -1,0 +1,209 @@
+"""Vector search through gRPC against the same SQL run directly with asyncpg; filtered searches.
+
+    .venv/bin/python -m bench.search [--quick] [--items N] [--queries N] [--json out.json]
+
+Loads random unit vectors through UpsertItems (pre-computed vectors), then runs a fixed number of
+random-vector queries from concurrent clients: gRPC ``Search`` (one grpc.aio channel per client)
+vs ``es_core.search.vector_search`` called directly on an asyncpg pool (the server's own code and
+session settings), then term-filtered searches at 10% and 1% selectivity against unfiltered gRPC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from bench.common import Row, base_parser, percentile_ms, report, running_stack, wait_all
+from embedding_studio.client import AsyncClient, to_struct, to_value
+from embedding_studio.v1 import common_pb2, search_pb2, upsert_pb2
+from es_core.config import Settings
+from es_core.search.query import VectorQuery
+from es_core.search.vector_search import vector_search
+from es_core.storage.catalog import get_blue_collection
+from es_core.storage.db import create_pool
+
+DIM = 384
+LIMIT = 10
+Query = Callable[[int], Awaitable[int]]  # query index -> number of results returned
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def upsert_request(vectors: np.ndarray, start: int, stop: int) -> upsert_pb2.UpsertItemsRequest:
+    return upsert_pb2.UpsertItemsRequest(
+        items=[
+            upsert_pb2.UpsertItem(
+                object_id=f"v{i}",
+                payload=to_struct({"bucket": i % 100, "group": f"g{i % 10}"}),
+                parts=[common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist())],
+            )
+            for i in range(start, stop)
+        ]
+    )
+
+
+async def load(client: AsyncClient, vectors: np.ndarray, batch: int, inflight: int) -> float:
+    """Send every batch (``inflight`` calls at once), wait for every task; returns seconds."""
+    started = time.perf_counter()
+    requests = [
+        upsert_request(vectors, s, min(s + batch, len(vectors))) for s in range(0, len(vectors), batch)
+    ]
+    print(f"built {len(requests)} UpsertItems requests in {time.perf_counter() - started:.1f} s")
+    gate = asyncio.Semaphore(inflight)
+
+    async def send(request: upsert_pb2.UpsertItemsRequest) -> str:
+        async with gate:
+            return (await client.upsert.UpsertItems(request, timeout=300)).task.task_id
+
+    started = time.perf_counter()
+    task_ids = await asyncio.gather(*(send(r) for r in requests))
+    print(f"all {len(task_ids)} requests accepted after {time.perf_counter() - started:.1f} s")
+    await wait_all(client, task_ids)
+    return time.perf_counter() - started
+
+
+async def run(queries: Sequence[Query], indices: range) -> tuple[list[float], float, list[int]]:
+    """Each concurrent client takes the next query index until none are left."""
+    latencies: list[float] = []
+    counts: list[int] = []
+    todo = iter(indices)
+
+    async def client_loop(query: Query) -> None:
+        for i in todo:
+            t = time.perf_counter()
+            counts.append(await query(i))
+            latencies.append(time.perf_counter() - t)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(q) for q in queries))
+    return latencies, time.perf_counter() - started, counts
+
+
+def term(field: str, value: Any) -> common_pb2.Filter:
+    return common_pb2.Filter(term=common_pb2.TermFilter(field=field, value=to_value(value)))
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    rng = np.random.default_rng(args.seed)
+    vectors = unit_vectors(rng, args.items)
+    query_vectors = unit_vectors(rng, args.warmup + args.queries)
+    warm, timed = range(args.warmup), range(args.warmup, args.warmup + args.queries)
+    settings = Settings()
+    rows: list[Row] = []
+
+    def requests(flt: common_pb2.Filter | None) -> list[search_pb2.SearchRequest]:
+        out = []
+        for q in query_vectors:
+            r = search_pb2.SearchRequest(query_vector=common_pb2.Vector(values=q.tolist()), limit=LIMIT)
+            if flt is not None:
+                r.filter.CopyFrom(flt)
+            out.append(r)
+        return out
+
+    with running_stack() as stack:
+        clients = [AsyncClient(stack.grpc_address) for _ in range(args.concurrency)]
+        pool = await create_pool(settings, stack.postgres_dsn, max_size=args.concurrency)
+        try:
+            seconds = await load(clients[0], vectors, args.batch, args.inflight)
+            rate = args.items / seconds
+            print(f"loaded {args.items} items in {seconds:.1f} s = {rate:,.0f} items/s")
+            rows += [Row("load: items/s (UpsertItems, vectors)", rate), Row("load: seconds", seconds)]
+
+            def grpc_queries(reqs: list[search_pb2.SearchRequest]) -> list[Query]:
+                def bind(c: AsyncClient) -> Query:
+                    async def query(i: int) -> int:
+                        return len((await c.search.Search(reqs[i], timeout=60)).results)
+
+                    return query
+
+                return [bind(c) for c in clients]
+
+            async with pool.acquire() as conn:
+                collection = await get_blue_collection(conn)
+
+            async def direct(i: int) -> int:
+                query = VectorQuery(vector=query_vectors[i], limit=LIMIT)
+                return len((await vector_search(pool, collection, query, settings))[0])
+
+            cases: dict[str, list[Query]] = {
+                "gRPC": grpc_queries(requests(None)),
+                "direct SQL": [direct] * args.concurrency,
+                "gRPC filter 10%": grpc_queries(requests(term("group", "g3"))),
+                "gRPC filter 1%": grpc_queries(requests(term("bucket", 7))),
+            }
+            stats: dict[str, tuple[float, float, float, list[int]]] = {}
+            for name, queries in cases.items():
+                await run(queries, warm)
+                latencies, wall, counts = await run(queries, timed)
+                stats[name] = (percentile_ms(latencies, 50), percentile_ms(latencies, 99),
+                               len(latencies) / wall, counts)
+                print(f"{name}: p50 {stats[name][0]:.2f} ms, p99 {stats[name][1]:.2f} ms,"
+                      f" {stats[name][2]:.0f} QPS, results/query min {min(counts)}"
+                      f" mean {np.mean(counts):.2f}")
+                if min(counts) < LIMIT:
+                    short = sum(c < LIMIT for c in counts)
+                    print(f"WARNING: {name}: {short}/{len(counts)} queries returned fewer than"
+                          f" limit={LIMIT} results (min {min(counts)})")
+
+            hits, _ = await vector_search(
+                pool, collection, VectorQuery(vector=query_vectors[0], limit=LIMIT), settings
+            )
+            reply = await clients[0].search.Search(requests(None)[0])
+            same = [h.object_id for h in hits] == [r.object_id for r in reply.results]
+            print(f"gRPC and direct SQL return the same top {LIMIT} for a sample query: {same}")
+        finally:
+            await pool.close()
+            for c in clients:
+                await c.close()
+
+    for name, base, base_name in [
+        ("gRPC", "direct SQL", f"direct SQL ({args.concurrency} asyncpg conns)"),
+        ("gRPC filter 10%", "gRPC", "unfiltered gRPC"),
+        ("gRPC filter 1%", "gRPC", "unfiltered gRPC"),
+    ]:
+        (p50, p99, qps, counts), (b50, b99, bqps, _) = stats[name], stats[base]
+        rows += [
+            Row(f"{name}: p50 ms", p50, b50, base_name),
+            Row(f"{name}: p99 ms", p99, b99, base_name),
+            Row(f"{name}: QPS", qps, bqps, base_name),
+        ]
+        if "filter" in name:
+            rows += [
+                Row(f"{name}: results/query min", min(counts), LIMIT, "limit"),
+                Row(f"{name}: results/query mean", float(np.mean(counts)), LIMIT, "limit"),
+            ]
+    report(
+        f"search: {args.items:,} x {DIM}-d, {args.queries} queries after {args.warmup} warm-up,"
+        f" {args.concurrency} concurrent clients (one grpc.aio channel each), limit {LIMIT}",
+        rows,
+        args.json,
+        {"args": {k: str(v) for k, v in vars(args).items()}},
+    )
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else "search benchmark")
+    parser.add_argument("--items", type=int, help="vectors to load (default 100000; quick 10000)")
+    parser.add_argument("--queries", type=int, help="timed queries per case (2000; quick 300)")
+    parser.add_argument("--warmup", type=int, help="untimed queries per case (200; quick 50)")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1000, help="items per UpsertItems request")
+    parser.add_argument("--inflight", type=int, default=4, help="UpsertItems calls at once")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    for name, full, quick in [("items", 100_000, 10_000), ("queries", 2000, 300), ("warmup", 200, 50)]:
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

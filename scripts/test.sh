@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything CI checks: the contract (buf lint/breaking, fresh stubs), lint, and the test suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh tests/unit -x).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh
+bash scripts/check_protos.sh
+.venv/bin/ruff check es_core es_server es_workers es_cli clients/python/src/embedding_studio/client.py tests bench
+# pytest exits 5 when it collected no test: that is a failure here, as any non-zero code is.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
