@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.model import Filter
@@ -66,8 +68,9 @@ async def count_items(
 
 async def head_vector(
     conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, object_id: str
-) -> Any | None:
+) -> npt.NDArray[np.float32] | None:
     """The item's average vector (what "items like this one" starts from), or None."""
-    return await conn.fetchval(
+    vector = await conn.fetchval(
         f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND {HEADS}", object_id
     )
+    return None if vector is None else np.asarray(vector.to_numpy(), dtype=np.float32)

@@ -91,7 +91,7 @@ async def get_items(
             item = StoredItem(row["object_id"], row["payload"], [], None, row["update_time"])
             by_id[row["object_id"]] = item
         if not row["is_average"]:
-            vector = None if row["vector"] is None else [float(v) for v in row["vector"]]
+            vector = None if row["vector"] is None else row["vector"].to_list()
             item.parts.append(PartRow(row["part_id"], row["text"], vector))
     return [by_id[i] for i in object_ids if i in by_id]
 

@@ -125,9 +125,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
                 f"no item {request.object_id!r} in collection {collection.collection_id!r}",
             )
         query = VectorQuery(
-            vector=np.asarray(
-                vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32
-            ),
+            vector=vector,
             filter=query_filter,
             limit=limit,
             max_distance=max_distance,

@@ -1,0 +1,67 @@
+"""`es up` as an operator meets it: data survives a restart, SIGTERM stops every process,
+and external PostgreSQL / Redis are used (and left running) when given by URL."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psutil
+import pytest
+
+from embedding_studio.client import Client
+from embedding_studio.v1 import common_pb2, upsert_pb2
+from es_cli.embedded import EmbeddedPostgres, free_port, start_redis
+from es_cli.throwaway import ThrowawayStack
+
+pytestmark = pytest.mark.e2e
+
+
+def _vector(seed: int) -> list[float]:
+    return [1.0 if i == seed % 384 else 0.0 for i in range(384)]
+
+
+def _upsert_one(client: Client, object_id: str) -> None:
+    task = client.upsert_items(
+        [{"object_id": object_id, "payload": {"n": 1}, "parts": [{"vector": _vector(7)}]}]
+    )
+    assert client.wait_for_task(task.task_id, 120).status == common_pb2.TASK_STATUS_DONE
+
+
+def _started_pids(data_dir: Path) -> list[int]:
+    pids = json.loads((data_dir / "stack.json").read_text())["pids"]
+    return list(pids.values())
+
+
+def test_data_survives_a_restart_and_sigterm_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with ThrowawayStack(data_dir) as info, Client(info.grpc_address) as client:
+        _upsert_one(client, "survivor")
+        children = _started_pids(data_dir)
+        postgres_pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    for pid in [*children, postgres_pid]:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert not (data_dir / "stack.json").exists()
+
+    with ThrowawayStack(data_dir) as info, Client(info.grpc_address) as client:
+        reply = client.upsert.GetItems(upsert_pb2.GetItemsRequest(object_ids=["survivor"]))
+        assert [item.object_id for item in reply.items] == ["survivor"]
+
+
+def test_external_postgres_and_redis_by_url(tmp_path: Path, pg_server: EmbeddedPostgres) -> None:
+    redis = start_redis(tmp_path / "redis", free_port())
+    try:
+        env = {"ES_POSTGRES_DSN": pg_server.dsn, "ES_REDIS_URL": redis.url}
+        with ThrowawayStack(tmp_path / "data", extra_env=env) as info:
+            assert info.postgres_dsn == pg_server.dsn and info.redis_url == redis.url
+            with Client(info.grpc_address) as client:
+                _upsert_one(client, "external")
+        # The stack used them but did not own them: both still serve.
+        assert redis.process.poll() is None
+        assert not (tmp_path / "data" / "postgres").exists()
+        postmaster = Path(pg_server.dsn.split("host=")[1]) / "postmaster.pid"
+        assert psutil.pid_exists(int(postmaster.read_text().split()[0]))
+    finally:
+        redis.stop()
+    assert os.path.exists(tmp_path / "data" / "logs" / "server.log")
