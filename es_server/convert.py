@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -76,7 +76,9 @@ def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
     if kind == "exists":
         return fm.Exists(message.exists.field)
     if kind == "match":
-        operator = "and" if message.match.operator == common_pb2.MATCH_OPERATOR_AND else "or"
+        operator: Literal["or", "and"] = (
+            "and" if message.match.operator == common_pb2.MATCH_OPERATOR_AND else "or"
+        )
         return fm.Match(message.match.field, message.match.query, operator)
     if kind == "wildcard":
         w = message.wildcard
@@ -180,8 +182,8 @@ def item_to_proto(item: StoredItem) -> common_pb2.Item:
 def task_to_proto(task: Task) -> common_pb2.Task:
     return common_pb2.Task(
         task_id=task.task_id,
-        kind=common_pb2.TaskKind.Value(f"TASK_KIND_{task.kind.upper()}"),
-        status=common_pb2.TaskStatus.Value(f"TASK_STATUS_{task.status.upper()}"),
+        kind=f"TASK_KIND_{task.kind.upper()}",
+        status=f"TASK_STATUS_{task.status.upper()}",
         progress=task.progress,
         progress_message=task.progress_message,
         error=task.error,
@@ -201,8 +203,7 @@ def task_kind_from_proto(kind: int, where: str = "kind") -> TaskKind | None:
     if kind not in common_pb2.TaskKind.values():
         raise InvalidArgument.field_error(where, f"{kind} is not a known task kind")
     name = common_pb2.TaskKind.Name(kind).removeprefix("TASK_KIND_").lower()
-    assert name in TASK_KINDS
-    return name  # type: ignore[return-value]
+    return next(k for k in TASK_KINDS if k == name)
 
 
 def task_statuses_from_proto(statuses: Sequence[int], where: str = "statuses") -> list[TaskStatus]:

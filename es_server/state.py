@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
@@ -23,8 +24,8 @@ class ServerState:
         async with self.pool.acquire() as conn:
             return await resolve_collection(conn, collection_id)
 
-    async def encode_query(self, collection: Collection, text: str) -> np.ndarray:
+    async def encode_query(self, collection: Collection, text: str) -> npt.NDArray[np.float32]:
         """Encoding is CPU-bound: run it off the event loop."""
         encoder = self.encoders.get(collection.model)
         vectors = await asyncio.to_thread(encoder.encode_queries, [text])
-        return vectors[0]
+        return np.asarray(vectors[0], dtype=np.float32)

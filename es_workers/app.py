@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from es_core.config import get_settings
 from es_core.tasks.model import QUEUE_FOR_KIND

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
@@ -23,7 +24,7 @@ class SortSpec:
 
 @dataclass(frozen=True)
 class VectorQuery:
-    vector: np.ndarray
+    vector: npt.NDArray[np.float32]
     filter: Filter | None = None
     sort: SortSpec | None = None
     limit: int = 10

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 
 from es_core.storage.catalog import Collection
 
@@ -31,14 +32,14 @@ class StoredItem:
     update_time: datetime
 
 
-def average_vector(vectors: np.ndarray, metric: str) -> np.ndarray:
+def average_vector(vectors: npt.NDArray[np.float32], metric: str) -> npt.NDArray[np.float32]:
     """The item's summary vector; unit length again under cosine so distances stay comparable."""
     mean = vectors.mean(axis=0)
     if metric == "cosine":
         norm = float(np.linalg.norm(mean))
         if norm > 0:
             mean = mean / norm
-    return mean.astype(np.float32)
+    return np.asarray(mean, dtype=np.float32)
 
 
 async def replace_items(

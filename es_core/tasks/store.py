@@ -174,7 +174,7 @@ async def renew_lease(
         owner,
         lease_seconds,
     )
-    return status == "processing"
+    return bool(status == "processing")
 
 
 async def report_progress(
@@ -199,7 +199,7 @@ async def report_progress(
         lease_seconds,
         result,
     )
-    return status == "processing"
+    return bool(status == "processing")
 
 
 async def finish_task(
