@@ -226,35 +226,50 @@ async def finish_task(
     return bool(done)
 
 
-async def cancel_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Task:
+async def _transition(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    task_id: str,
+    changes: str,
+    allowed_from: tuple[str, ...],
+    verb: str,
+) -> Task:
+    """Apply ``changes`` if the task is in one of ``allowed_from``; else FAILED_PRECONDITION."""
     row = await conn.fetchrow(
-        f"UPDATE tasks SET status = 'canceled', finish_time = now(), update_time = now(),"
-        f" lease_owner = NULL, lease_expires_at = NULL"
-        f" WHERE task_id = $1 AND status IN ('pending', 'processing') RETURNING {_COLUMNS}",
+        f"UPDATE tasks SET {changes}, update_time = now()"
+        f" WHERE task_id = $1 AND status = ANY($2::text[]) RETURNING {_COLUMNS}",
         parse_task_id(task_id),
+        list(allowed_from),
     )
     if row is None:
         task = await get_task(conn, task_id)
         raise FailedPrecondition.field_error(
-            "task_id", f"task is {task.status}; only pending or processing tasks can be canceled"
+            "task_id",
+            f"task is {task.status}; only {' or '.join(allowed_from)} tasks can be {verb}",
         )
     return _task(row)
+
+
+async def cancel_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Task:
+    """Stop a task: a running worker sees it at its next progress report and stops there."""
+    return await _transition(
+        conn,
+        task_id,
+        "status = 'canceled', finish_time = now(), lease_owner = NULL, lease_expires_at = NULL",
+        ("pending", "processing"),
+        "canceled",
+    )
 
 
 async def restart_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Task:
     """Put a failed or canceled task back in the queue with its attempts counted afresh."""
-    row = await conn.fetchrow(
-        f"UPDATE tasks SET status = 'pending', attempts = 0, error = '', progress = 0,"
-        f" progress_message = '', finish_time = NULL, sent_time = NULL, update_time = now()"
-        f" WHERE task_id = $1 AND status IN ('failed', 'canceled') RETURNING {_COLUMNS}",
-        parse_task_id(task_id),
+    return await _transition(
+        conn,
+        task_id,
+        "status = 'pending', attempts = 0, error = '', progress = 0, progress_message = '',"
+        " finish_time = NULL, sent_time = NULL",
+        ("failed", "canceled"),
+        "restarted",
     )
-    if row is None:
-        task = await get_task(conn, task_id)
-        raise FailedPrecondition.field_error(
-            "task_id", f"task is {task.status}; only failed or canceled tasks can be restarted"
-        )
-    return _task(row)
 
 
 async def tasks_to_resend(

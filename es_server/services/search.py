@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import numpy as np
+import numpy.typing as npt
 
-from embedding_studio.v1 import search_pb2, search_pb2_grpc
+from embedding_studio.v1 import common_pb2, search_pb2, search_pb2_grpc
 from es_core.errors import InvalidArgument, NotFound
 from es_core.items import check_object_id, check_vector
 from es_core.search.payload_search import count_items, head_vector, payload_search
@@ -17,7 +20,14 @@ from es_core.search.query import (
     check_user_id,
 )
 from es_core.search.vector_search import vector_search
-from es_server.convert import hit_to_proto, optional_filter, optional_sort
+from es_core.storage.catalog import Collection
+from es_server.convert import (
+    dict_to_struct,
+    hit_to_proto,
+    optional_filter,
+    optional_sort,
+    timestamp,
+)
 from es_server.interceptors import Unimplemented
 from es_server.state import ServerState
 
@@ -28,45 +38,53 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     def __init__(self, state: ServerState) -> None:
         self.state = state
 
-    async def Search(
-        self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
-    ) -> search_pb2.SearchResponse:
-        settings = self.state.settings
-        limit = check_limit(request.limit, settings)
+    def _vector_options(self, request: Any) -> dict[str, Any]:
+        """What Search and FindSimilarItems share: limit, distance cut, filter, page, user."""
         check_user_id(request.user_id)
         max_distance = request.max_distance if request.HasField("max_distance") else None
         check_max_distance(max_distance)
-        query_filter, sort = optional_filter(request), optional_sort(request)
+        return {
+            "limit": check_limit(request.limit, self.state.settings),
+            "max_distance": max_distance,
+            "filter": optional_filter(request),
+            "page_token": request.page_token,
+            "user_id": request.user_id,
+        }
+
+    async def _query_vector(
+        self, request: search_pb2.SearchRequest, collection: Collection
+    ) -> npt.NDArray[np.float32]:
+        which = request.WhichOneof("query")
+        if which == "query_vector":
+            values = list(request.query_vector.values)
+            check_vector(values, "query_vector.values", collection)
+            return np.asarray(values, dtype=np.float32)
+        if which is None:
+            raise InvalidArgument.field_error("query_text", "set query_text or query_vector")
+        text = request.query_text
+        if not text.strip():
+            raise InvalidArgument.field_error("query_text", "must not be blank")
+        if len(text) > MAX_QUERY_CHARS or "\x00" in text:
+            raise InvalidArgument.field_error(
+                "query_text", f"must be at most {MAX_QUERY_CHARS} characters, without NUL"
+            )
+        return await self.state.encode_query(collection, text)
+
+    async def Search(
+        self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchResponse:
+        options = self._vector_options(request)
+        sort = optional_sort(request)
         if request.create_session:
             raise Unimplemented(
                 "create_session: sessions are recorded by the clickstream, which is not built yet"
             )
-        which = request.WhichOneof("query")
-        if which is None:
-            raise InvalidArgument.field_error("query_text", "set query_text or query_vector")
-        if which == "query_text" and not request.query_text.strip():
-            raise InvalidArgument.field_error("query_text", "must not be blank")
-        if len(request.query_text) > MAX_QUERY_CHARS or "\x00" in request.query_text:
-            raise InvalidArgument.field_error(
-                "query_text", f"must be at most {MAX_QUERY_CHARS} characters, without NUL"
-            )
         collection = await self.state.collection(request.collection_id)
-        if which == "query_text":
-            vector = await self.state.encode_query(collection, request.query_text)
-        else:
-            values = list(request.query_vector.values)
-            check_vector(values, "query_vector.values", collection)
-            vector = np.asarray(values, dtype=np.float32)
-        query = VectorQuery(
-            vector=vector,
-            filter=query_filter,
-            sort=sort,
-            limit=limit,
-            max_distance=max_distance,
-            page_token=request.page_token,
-            user_id=request.user_id,
+        vector = await self._query_vector(request, collection)
+        query = VectorQuery(vector=vector, sort=sort, **options)
+        hits, next_token = await vector_search(
+            self.state.pool, collection, query, self.state.settings
         )
-        hits, next_token = await vector_search(self.state.pool, collection, query, settings)
         return search_pb2.SearchResponse(
             results=[hit_to_proto(h) for h in hits],
             next_page_token=next_token,
@@ -76,9 +94,6 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     async def SearchByPayload(
         self, request: search_pb2.SearchByPayloadRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchByPayloadResponse:
-        from embedding_studio.v1 import common_pb2
-        from es_server.convert import dict_to_struct, timestamp
-
         limit = check_limit(request.limit, self.state.settings)
         check_user_id(request.user_id)
         query = PayloadQuery(
@@ -110,13 +125,8 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     async def FindSimilarItems(
         self, request: search_pb2.FindSimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.FindSimilarItemsResponse:
-        settings = self.state.settings
-        check_object_id(request.object_id, "object_id", settings)
-        limit = check_limit(request.limit, settings)
-        check_user_id(request.user_id)
-        max_distance = request.max_distance if request.HasField("max_distance") else None
-        check_max_distance(max_distance)
-        query_filter = optional_filter(request)
+        check_object_id(request.object_id, "object_id", self.state.settings)
+        options = self._vector_options(request)
         collection = await self.state.collection(request.collection_id)
         vector = await head_vector(self.state.pool, collection, request.object_id)
         if vector is None:
@@ -124,16 +134,10 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
                 "object_id",
                 f"no item {request.object_id!r} in collection {collection.collection_id!r}",
             )
-        query = VectorQuery(
-            vector=vector,
-            filter=query_filter,
-            limit=limit,
-            max_distance=max_distance,
-            page_token=request.page_token,
-            user_id=request.user_id,
-            exclude_object_id=request.object_id,
+        query = VectorQuery(vector=vector, exclude_object_id=request.object_id, **options)
+        hits, next_token = await vector_search(
+            self.state.pool, collection, query, self.state.settings
         )
-        hits, next_token = await vector_search(self.state.pool, collection, query, settings)
         return search_pb2.FindSimilarItemsResponse(
             results=[hit_to_proto(h) for h in hits],
             next_page_token=next_token,
