@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
@@ -20,7 +24,7 @@ class PartInput:
 
     part_id: str
     text: str | None = None
-    vector: list[float] | None = None
+    vector: Sequence[float] | npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ class ItemInput:
             "payload": self.payload,
             "text": self.text,
             "parts": [
-                {"part_id": p.part_id, "text": p.text, "vector": p.vector} for p in self.parts
+                {"part_id": p.part_id, "text": p.text, "vector": _pack(p.vector)}
+                for p in self.parts
             ],
         }
 
@@ -48,8 +53,21 @@ class ItemInput:
             object_id=data["object_id"],
             payload=data["payload"],
             text=data["text"],
-            parts=[PartInput(p["part_id"], p["text"], p["vector"]) for p in data["parts"]],
+            parts=[PartInput(p["part_id"], p["text"], _unpack(p["vector"])) for p in data["parts"]],
         )
+
+
+def _pack(vector: Sequence[float] | npt.NDArray[np.float32] | None) -> str | None:
+    """Vectors travel in task params as base64 float32: a quarter of the JSON, parsed at once."""
+    if vector is None:
+        return None
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def _unpack(packed: str | None) -> npt.NDArray[np.float32] | None:
+    if packed is None:
+        return None
+    return np.frombuffer(base64.b64decode(packed), dtype="<f4").astype(np.float32)
 
 
 def _bad(field_path: str, description: str) -> InvalidArgument:
@@ -93,15 +111,20 @@ def _check_text(text: str, field_path: str, settings: Settings) -> None:
         raise _bad(field_path, "must not contain NUL characters")
 
 
-def check_vector(vector: list[float], field_path: str, collection: Collection) -> None:
+def check_vector(
+    vector: Sequence[float] | npt.NDArray[np.float32], field_path: str, collection: Collection
+) -> None:
+    """Right length, finite as float32 (what is stored), and not all zeros under cosine."""
     dims = collection.model.dimensions
     if len(vector) != dims:
         raise _bad(
             field_path, f"must have {dims} values (the collection's dimensions), not {len(vector)}"
         )
-    if not all(math.isfinite(v) for v in vector):
+    with np.errstate(over="ignore"):
+        stored = np.asarray(vector, dtype=np.float32)
+    if not np.isfinite(stored).all():
         raise _bad(field_path, "must hold finite numbers only")
-    if collection.model.metric == "cosine" and not any(vector):
+    if collection.model.metric == "cosine" and not stored.any():
         raise _bad(field_path, "must not be all zeros under the cosine metric")
 
 

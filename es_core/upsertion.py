@@ -19,9 +19,8 @@ from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items,
 Progress = Callable[[float, str], Awaitable[bool]]
 
 
-def _parts_of(
-    item: ItemInput, settings: Settings
-) -> list[tuple[str, str | None, list[float] | None]]:
+def _parts_of(item: ItemInput, settings: Settings) -> list[tuple[str, str | None, Any]]:
+    """(part id, text to encode or None, given vector or None) for each part."""
     if item.text is not None:
         chunks = split_text(
             item.text,

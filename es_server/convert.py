@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from embedding_studio.v1 import common_pb2
@@ -141,11 +141,7 @@ def items_from_proto(messages: Sequence[Any]) -> list[ItemInput]:
                 raise InvalidArgument.field_error(
                     f"items[{i}].parts[{j}]", "must have exactly one of text or vector"
                 )
-            vector = [float(v) for v in p.vector] if has_vector else None
-            if vector is not None and not all(math.isfinite(v) for v in vector):
-                raise InvalidArgument.field_error(
-                    f"items[{i}].parts[{j}].vector", "must hold finite numbers only"
-                )
+            vector = np.asarray(p.vector, dtype=np.float32) if has_vector else None
             parts.append(PartInput(p.part_id or str(j), p.text or None, vector))
         items.append(
             ItemInput(m.object_id, struct_to_dict(m.payload), m.text if m.text else None, parts)
