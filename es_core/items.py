@@ -98,8 +98,18 @@ def check_payload(payload: JsonDict, field_path: str, settings: Settings) -> Non
     encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     if len(encoded.encode()) > settings.max_payload_bytes:
         raise _bad(field_path, f"must be at most {settings.max_payload_bytes} bytes as JSON")
-    if "\\u0000" in encoded:
-        raise _bad(field_path, "must not contain NUL characters")
+    if _has_nul(payload):
+        raise _bad(field_path, "must not contain NUL characters (PostgreSQL cannot store them)")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _check_text(text: str, field_path: str, settings: Settings) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from es_core.errors import InvalidArgument
 
+MAX_TOKEN_CHARS = 4096
+
 
 def _scope_digest(scope: Any) -> str:
     return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -22,11 +24,13 @@ def encode_page_token(cursor: dict[str, Any], scope: Any) -> str:
 
 def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict[str, Any]:
     """The cursor inside ``token``; INVALID_ARGUMENT if it is malformed or from another query."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidArgument.field_error(field, "is not a page token this service issued")
     try:
         padded = token + "=" * (-len(token) % 4)
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         digest, cursor = body["s"], body["c"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgument.field_error(
             field, "is not a page token this service issued"
         ) from None
@@ -38,9 +42,7 @@ def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict
 
 
 def check_page_size(page_size: int, *, default: int, maximum: int, field: str = "page_size") -> int:
-    """0 means the default; negative or above the maximum is an error."""
+    """0 means the default; above the maximum is clamped to it (AIP-158); negative is an error."""
     if page_size < 0:
         raise InvalidArgument.field_error(field, "must not be negative")
-    if page_size > maximum:
-        raise InvalidArgument.field_error(field, f"must be at most {maximum}")
-    return page_size or default
+    return min(page_size, maximum) or default

@@ -30,12 +30,19 @@ def _tidy(value: Any) -> Any:
     return value
 
 
-def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    return dict(_tidy(json_format.MessageToDict(struct)))
+def struct_to_dict(struct: struct_pb2.Struct, where: str) -> dict[str, Any]:
+    return dict(_to_python(struct, where))
 
 
-def value_to_python(value: struct_pb2.Value) -> Any:
-    return _tidy(json_format.MessageToDict(value))
+def value_to_python(value: struct_pb2.Value, where: str) -> Any:
+    return _to_python(value, where)
+
+
+def _to_python(message: struct_pb2.Struct | struct_pb2.Value, where: str) -> Any:
+    try:
+        return _tidy(json_format.MessageToDict(message))
+    except ValueError:  # JSON has no NaN or Infinity
+        raise InvalidArgument.field_error(where, "numbers must be finite") from None
 
 
 def dict_to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
@@ -64,7 +71,9 @@ def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
     if kind == "term":
         return fm.Term(message.term.field, _scalar(message.term, "value", f"{here}.value"))
     if kind == "terms":
-        values = tuple(value_to_python(v) for v in message.terms.values)
+        values = tuple(
+            value_to_python(v, f"{here}.values[{i}]") for i, v in enumerate(message.terms.values)
+        )
         return fm.Terms(message.terms.field, values)
     if kind == "range":
         r = message.range
@@ -106,7 +115,7 @@ def _filters(messages: Sequence[common_pb2.Filter], where: str) -> tuple[fm.Filt
 def _scalar(message: Any, name: str, where: str) -> Any:
     if not message.HasField(name):
         raise InvalidArgument.field_error(where, "must be set")
-    return value_to_python(getattr(message, name))
+    return value_to_python(getattr(message, name), where)
 
 
 def optional_filter(request: Any, name: str = "filter") -> fm.Filter | None:
@@ -144,7 +153,12 @@ def items_from_proto(messages: Sequence[Any]) -> list[ItemInput]:
             vector = np.asarray(p.vector, dtype=np.float32) if has_vector else None
             parts.append(PartInput(p.part_id or str(j), p.text or None, vector))
         items.append(
-            ItemInput(m.object_id, struct_to_dict(m.payload), m.text if m.text else None, parts)
+            ItemInput(
+                m.object_id,
+                struct_to_dict(m.payload, f"items[{i}].payload"),
+                m.text if m.text else None,
+                parts,
+            )
         )
     return items
 

@@ -188,5 +188,5 @@ def _nested(f: Nested, params: SqlParams, doc: str, level: int) -> str:
     return (
         f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
         f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "
-        f"WHERE {inner})"
+        f"WHERE jsonb_typeof({alias}.elem) = 'object' AND {inner})"
     )

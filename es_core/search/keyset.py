@@ -24,6 +24,9 @@ class SortKey:
         for i in reversed(range(len(self.columns))):
             expr, desc = self.columns[i]
             value = f"{params.add(cursor[i])}::{casts[i]}"
+            if casts[i] == "jsonb":
+                # A JSON null in the cursor arrives as Python None, i.e. SQL NULL: restore it.
+                value = f"coalesce({value}, 'null'::jsonb)"
             strictly = f"{expr} {'<' if desc else '>'} {value}"
             condition = (
                 strictly

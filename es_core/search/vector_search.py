@@ -71,18 +71,19 @@ async def vector_search(
     candidates = max(4 * query.limit, 40)
     while True:
         rows, n_raw, max_raw = await _run(conn, collection, query, cursor, candidates, exact)
-        if len(rows) > query.limit or exact:
+        if exact:
             break
-        exhausted = n_raw < candidates
-        beyond = (
-            query.max_distance is not None and max_raw is not None and max_raw > query.max_distance
-        )
-        if beyond:
-            # Every part nearer than max_distance is a candidate already (avg >= min).
-            break
-        if exhausted:
+        if n_raw < candidates:
             exact = True  # the index stopped short (filter, scan cap): ask exactly
             continue
+        # An item with no part among the candidates is at least max_raw away (MIN, and AVG
+        # since avg >= min), so rows up to max_raw are in their true order; later ones may not be.
+        assert max_raw is not None  # there were candidates
+        safe = [r for r in rows if r["distance"] <= max_raw]
+        cut_off = query.max_distance is not None and max_raw > query.max_distance
+        if len(safe) > query.limit or cut_off:
+            rows = safe
+            break
         candidates *= 4
         if candidates > settings.exact_search_after_candidates:
             exact = True

@@ -146,7 +146,7 @@ async def resolve_collection(
     try:
         return await get_collection(conn, collection_id)
     except NotFound as exc:
-        raise NotFound(exc.message, [*exc.violations]) from None
+        raise NotFound.field_error(field, exc.message) from None
 
 
 def table_name_for(collection_id: str) -> str:

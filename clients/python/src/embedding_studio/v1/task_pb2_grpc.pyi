@@ -40,7 +40,7 @@ class TaskServiceStub:
     WatchTask: _grpc.UnaryStreamMultiCallable[_task_pb2.WatchTaskRequest, _task_pb2.WatchTaskResponse]
     """Streams the task's current state, then each change; the stream ends after a terminal status."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.CancelTaskRequest, _task_pb2.CancelTaskResponse]
-    """Cancels a pending or processing task; a terminal task is returned unchanged."""
+    """Cancels a pending or processing task; a finished task gives FAILED_PRECONDITION."""
     RestartTask: _grpc.UnaryUnaryMultiCallable[_task_pb2.RestartTaskRequest, _task_pb2.RestartTaskResponse]
     """Runs a failed or canceled task again with its original parameters; FAILED_PRECONDITION otherwise."""
 
@@ -56,7 +56,7 @@ class TaskServiceAsyncStub(TaskServiceStub):
     WatchTask: _aio.UnaryStreamMultiCallable[_task_pb2.WatchTaskRequest, _task_pb2.WatchTaskResponse]  # type: ignore[assignment]
     """Streams the task's current state, then each change; the stream ends after a terminal status."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_pb2.CancelTaskRequest, _task_pb2.CancelTaskResponse]  # type: ignore[assignment]
-    """Cancels a pending or processing task; a terminal task is returned unchanged."""
+    """Cancels a pending or processing task; a finished task gives FAILED_PRECONDITION."""
     RestartTask: _aio.UnaryUnaryMultiCallable[_task_pb2.RestartTaskRequest, _task_pb2.RestartTaskResponse]  # type: ignore[assignment]
     """Runs a failed or canceled task again with its original parameters; FAILED_PRECONDITION otherwise."""
 
@@ -93,7 +93,7 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _task_pb2.CancelTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_task_pb2.CancelTaskResponse, _abc.Awaitable[_task_pb2.CancelTaskResponse]]:
-        """Cancels a pending or processing task; a terminal task is returned unchanged."""
+        """Cancels a pending or processing task; a finished task gives FAILED_PRECONDITION."""
 
     @_abc_1.abstractmethod
     def RestartTask(

@@ -1,0 +1,111 @@
+"""Shared helpers for integration tests: fresh collections, item loading, fresh databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import numpy as np
+
+from es_core.storage import catalog
+from es_core.storage.items import AVERAGE_PART_ID, average_vector, replace_items
+
+DIMS = 8
+
+
+def unique_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def make_model(
+    metric: catalog.Metric = "cosine",
+    aggregation: catalog.Aggregation = "min",
+    dims: int = DIMS,
+) -> catalog.Model:
+    """A model row no encoder can load ("test:none"): its collections take vectors only."""
+    return catalog.Model(
+        model_id=unique_id(f"m-{metric}-{aggregation}"),
+        name="test-model",
+        version="1",
+        dimensions=dims,
+        metric=metric,
+        aggregation=aggregation,
+        source="test:none",
+    )
+
+
+async def new_collection(
+    pool: asyncpg.Pool,
+    metric: catalog.Metric = "cosine",
+    aggregation: catalog.Aggregation = "min",
+    dims: int = DIMS,
+    *,
+    model: catalog.Model | None = None,
+) -> catalog.Collection:
+    """A green collection with a unique id (and, unless given, its own fresh model row)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if model is None:
+            model = make_model(metric, aggregation, dims)
+            await catalog.insert_model(conn, model)
+        return await catalog.create_collection(
+            conn,
+            unique_id("c"),
+            model,
+            state="green",
+            hnsw_m=16,
+            hnsw_ef_construction=64,
+        )
+
+
+async def load_items(
+    pool: asyncpg.Pool,
+    collection: catalog.Collection,
+    items: Sequence[tuple[str, np.ndarray, dict[str, Any]]],
+) -> None:
+    """Write items given as (object_id, parts matrix [n_parts, dims], payload) directly."""
+    rows: list[tuple[Any, ...]] = []
+    for object_id, parts, payload in items:
+        for j, vector in enumerate(parts):
+            rows.append(
+                (object_id, f"p{j}", False, None, None, np.asarray(vector, np.float32), payload)
+            )
+        average = average_vector(np.asarray(parts, np.float32), collection.model.metric)
+        rows.append((object_id, AVERAGE_PART_ID, True, None, None, average, payload))
+    async with pool.acquire() as conn:
+        await replace_items(conn, collection, rows, [i[0] for i in items])
+        await conn.execute(f"ANALYZE {collection.table}")
+
+
+def as_array(vector: Any) -> np.ndarray:
+    """A vector read from the database (pgvector ``Vector``, list or array) as float64 numpy."""
+    if hasattr(vector, "to_numpy"):
+        vector = vector.to_numpy()
+    return np.asarray(vector, dtype=np.float64)
+
+
+def dsn_with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@asynccontextmanager
+async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database on the same server; yields its DSN and drops it afterwards."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield dsn_with_database(server_dsn, name)
+    finally:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

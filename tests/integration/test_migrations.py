@@ -1,0 +1,102 @@
+"""Migrations and first-start bootstrap are safe to run many times and from many processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from es_cli.embedded import EmbeddedPostgres
+from es_core.config import Settings
+from es_core.storage import catalog
+from es_core.storage.bootstrap import BASE_MODEL, prepare_database
+from es_core.storage.db import create_pool
+from es_core.storage.migrations import MIGRATION_LOCK_KEY, available_migrations, migrate
+from tests.integration.helpers import fresh_database
+
+pytestmark = pytest.mark.integration
+
+
+def test_available_migrations_are_numbered_in_order() -> None:
+    found = available_migrations()
+    versions = [v for v, _, _ in found]
+    assert versions and versions == sorted(set(versions))
+    assert all(name and sql.strip() for _, name, sql in found)
+
+
+async def test_migrate_on_a_migrated_database_applies_nothing(pg_pool: asyncpg.Pool) -> None:
+    async with pg_pool.acquire() as conn:
+        assert await migrate(conn) == []
+        assert await migrate(conn) == []
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
+        # The advisory lock was released: another session can take it at once.
+        other_can_lock = await pg_pool.fetchval(
+            "SELECT pg_try_advisory_lock($1)", MIGRATION_LOCK_KEY
+        )
+        if other_can_lock:
+            await pg_pool.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    assert other_can_lock
+    assert sorted(versions) == [v for v, _, _ in available_migrations()]
+
+
+async def test_concurrent_migrations_on_a_fresh_database_apply_each_version_once(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    async with fresh_database(pg_server.dsn) as dsn:
+        conns = [await asyncpg.connect(dsn) for _ in range(5)]
+        try:
+            results = await asyncio.gather(*(migrate(c) for c in conns))
+            rows = await conns[0].fetch(
+                "SELECT version, count(*) AS n FROM schema_migrations GROUP BY version"
+            )
+            tables = {
+                r["tablename"]
+                for r in await conns[0].fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                )
+            }
+        finally:
+            for c in conns:
+                await c.close()
+    all_versions = [v for v, _, _ in available_migrations()]
+    applied = sorted(v for result in results for v in result)
+    assert applied == all_versions  # each version applied by exactly one caller
+    assert sum(1 for result in results if result) == 1  # the first one applies everything
+    assert sorted(r["version"] for r in rows) == all_versions
+    assert all(r["n"] == 1 for r in rows)
+    assert {"models", "collections", "blue_collection", "tasks", "locks"} <= tables
+
+
+async def test_concurrent_prepare_database_creates_one_base_collection(
+    pg_server: EmbeddedPostgres, settings: Settings
+) -> None:
+    async with fresh_database(pg_server.dsn) as dsn:
+        # Two processes starting at once: both create the extension and their pools together.
+        pools = list(
+            await asyncio.gather(*(create_pool(settings, dsn, max_size=2) for _ in range(2)))
+        )
+        try:
+            blues = await asyncio.gather(*(prepare_database(p, settings) for p in pools))
+            again = await prepare_database(pools[0], settings)
+            async with pools[0].acquire() as conn:
+                models = await conn.fetch("SELECT model_id FROM models")
+                collections = await conn.fetch("SELECT collection_id, state FROM collections")
+                alias = await conn.fetchrow("SELECT * FROM blue_collection")
+                blue = await catalog.get_blue_collection(conn)
+                item_tables = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%'"
+                )
+        finally:
+            for p in pools:
+                await p.close()
+    assert [r["model_id"] for r in models] == [BASE_MODEL.model_id]
+    assert [(r["collection_id"], r["state"]) for r in collections] == [
+        (BASE_MODEL.model_id, "blue")
+    ]
+    assert alias["collection_id"] == BASE_MODEL.model_id
+    assert alias["previous_collection_id"] is None
+    assert item_tables == 1
+    assert blue.model.model_id == BASE_MODEL.model_id and blue.model.dimensions == 384
+    for c in (*blues, again):
+        assert c.collection_id == BASE_MODEL.model_id and c.state == "blue"
