@@ -30,6 +30,8 @@ from es_core.filters.model import (
 from es_core.filters.words import words
 
 _MAX_NUMBER = 1e308
+MAX_TEXT_LENGTH = 1024
+"""Characters in a match query or a wildcard pattern."""
 
 
 def validate_filter(f: Filter, field: str = "filter") -> None:
@@ -41,11 +43,15 @@ def _error(field: str, description: str) -> InvalidArgument:
     return InvalidArgument.field_error(field, description)
 
 
-def _check_text(value: object, field: str, *, allow_empty: bool = True) -> str:
+def _check_text(
+    value: object, field: str, *, allow_empty: bool = True, max_length: int | None = None
+) -> str:
     if not isinstance(value, str):
         raise _error(field, "must be a string")
     if not allow_empty and not value:
         raise _error(field, "must not be empty")
+    if max_length is not None and len(value) > max_length:
+        raise _error(field, f"must be at most {max_length} characters")
     if "\x00" in value:
         raise _error(field, "must not contain NUL characters")
     return value
@@ -120,7 +126,7 @@ class _Validator:
             self._match(f, f"{field}.match")
         elif isinstance(f, Wildcard):
             check_field_path(f.field, f"{field}.wildcard.field")
-            _check_text(f.pattern, f"{field}.wildcard.pattern")
+            _check_text(f.pattern, f"{field}.wildcard.pattern", max_length=MAX_TEXT_LENGTH)
             if not isinstance(f.case_insensitive, bool):
                 raise _error(f"{field}.wildcard.case_insensitive", "must be a boolean")
         else:
@@ -174,7 +180,7 @@ class _Validator:
 
     def _match(self, f: Match, field: str) -> None:
         check_field_path(f.field, f"{field}.field")
-        query = _check_text(f.query, f"{field}.query")
+        query = _check_text(f.query, f"{field}.query", max_length=MAX_TEXT_LENGTH)
         if not words(query):
             raise _error(f"{field}.query", "must contain at least one word (letters or digits)")
         if f.operator not in ("or", "and"):
