@@ -59,7 +59,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        return None if self.baseline in (None, 0) else self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline if self.baseline else None
 
 
 def _num(x: float | None) -> str:
@@ -68,19 +68,26 @@ def _num(x: float | None) -> str:
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
 
 
-def report(title: str, rows: Sequence[Row], json_path: Path | None, extra: dict[str, object]) -> None:
+def report(
+    title: str, rows: Sequence[Row], json_path: Path | None, extra: dict[str, object]
+) -> None:
     """Print the rows as a table; write them (plus ``extra``: sizes, settings) as JSON if asked."""
     header = ("measure", "value", "baseline", "ratio", "baseline is")
     cells = [
-        (r.measure, _num(r.value), _num(r.baseline), _num(r.ratio), r.baseline_name) for r in rows
+        (
+            r.measure,
+            _num(r.value),
+            _num(r.baseline),
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            r.baseline_name,
+        )
+        for r in rows
     ]
     widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
-    line = "  ".join("{:<%d}" % w if i in (0, 4) else "{:>%d}" % w for i, w in enumerate(widths))
+    line = "  ".join(f"{{:{'<' if i in (0, 4) else '>'}{w}}}" for i, w in enumerate(widths))
     print(f"\n== {title} ==")
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for c in cells:
-        print(line.format(*c).rstrip())
+    for cell in [header, tuple("-" * w for w in widths), *cells]:
+        print(line.format(*cell).rstrip())
     if json_path is not None:
         data = {
             "title": title,

@@ -29,15 +29,17 @@ from es_core.storage.db import create_pool
 
 DIM = 384
 LIMIT = 10
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
 Query = Callable[[int], Awaitable[int]]  # query index -> number of results returned
 
 
-def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+def unit_vectors(rng: np.random.Generator, n: int) -> Vectors:
     v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit: Vectors = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
-def upsert_request(vectors: np.ndarray, start: int, stop: int) -> upsert_pb2.UpsertItemsRequest:
+def upsert_request(vectors: Vectors, start: int, stop: int) -> upsert_pb2.UpsertItemsRequest:
     return upsert_pb2.UpsertItemsRequest(
         items=[
             upsert_pb2.UpsertItem(
@@ -50,18 +52,20 @@ def upsert_request(vectors: np.ndarray, start: int, stop: int) -> upsert_pb2.Ups
     )
 
 
-async def load(client: AsyncClient, vectors: np.ndarray, batch: int, inflight: int) -> float:
+async def load(client: AsyncClient, vectors: Vectors, batch: int, inflight: int) -> float:
     """Send every batch (``inflight`` calls at once), wait for every task; returns seconds."""
     started = time.perf_counter()
     requests = [
-        upsert_request(vectors, s, min(s + batch, len(vectors))) for s in range(0, len(vectors), batch)
+        upsert_request(vectors, s, min(s + batch, len(vectors)))
+        for s in range(0, len(vectors), batch)
     ]
     print(f"built {len(requests)} UpsertItems requests in {time.perf_counter() - started:.1f} s")
     gate = asyncio.Semaphore(inflight)
 
     async def send(request: upsert_pb2.UpsertItemsRequest) -> str:
         async with gate:
-            return (await client.upsert.UpsertItems(request, timeout=300)).task.task_id
+            reply = await client.upsert.UpsertItems(request, timeout=300)
+            return str(reply.task.task_id)
 
     started = time.perf_counter()
     task_ids = await asyncio.gather(*(send(r) for r in requests))
@@ -102,7 +106,9 @@ async def main_async(args: argparse.Namespace) -> None:
     def requests(flt: common_pb2.Filter | None) -> list[search_pb2.SearchRequest]:
         out = []
         for q in query_vectors:
-            r = search_pb2.SearchRequest(query_vector=common_pb2.Vector(values=q.tolist()), limit=LIMIT)
+            r = search_pb2.SearchRequest(
+                query_vector=common_pb2.Vector(values=q.tolist()), limit=LIMIT
+            )
             if flt is not None:
                 r.filter.CopyFrom(flt)
             out.append(r)
@@ -115,7 +121,10 @@ async def main_async(args: argparse.Namespace) -> None:
             seconds = await load(clients[0], vectors, args.batch, args.inflight)
             rate = args.items / seconds
             print(f"loaded {args.items} items in {seconds:.1f} s = {rate:,.0f} items/s")
-            rows += [Row("load: items/s (UpsertItems, vectors)", rate), Row("load: seconds", seconds)]
+            rows += [
+                Row("load: items/s (UpsertItems, vectors)", rate),
+                Row("load: seconds", seconds),
+            ]
 
             def grpc_queries(reqs: list[search_pb2.SearchRequest]) -> list[Query]:
                 def bind(c: AsyncClient) -> Query:
@@ -143,15 +152,23 @@ async def main_async(args: argparse.Namespace) -> None:
             for name, queries in cases.items():
                 await run(queries, warm)
                 latencies, wall, counts = await run(queries, timed)
-                stats[name] = (percentile_ms(latencies, 50), percentile_ms(latencies, 99),
-                               len(latencies) / wall, counts)
-                print(f"{name}: p50 {stats[name][0]:.2f} ms, p99 {stats[name][1]:.2f} ms,"
-                      f" {stats[name][2]:.0f} QPS, results/query min {min(counts)}"
-                      f" mean {np.mean(counts):.2f}")
+                stats[name] = (
+                    percentile_ms(latencies, 50),
+                    percentile_ms(latencies, 99),
+                    len(latencies) / wall,
+                    counts,
+                )
+                print(
+                    f"{name}: p50 {stats[name][0]:.2f} ms, p99 {stats[name][1]:.2f} ms,"
+                    f" {stats[name][2]:.0f} QPS, results/query min {min(counts)}"
+                    f" mean {np.mean(counts):.2f}"
+                )
                 if min(counts) < LIMIT:
                     short = sum(c < LIMIT for c in counts)
-                    print(f"WARNING: {name}: {short}/{len(counts)} queries returned fewer than"
-                          f" limit={LIMIT} results (min {min(counts)})")
+                    print(
+                        f"WARNING: {name}: {short}/{len(counts)} queries returned fewer than"
+                        f" limit={LIMIT} results (min {min(counts)})"
+                    )
 
             hits, _ = await vector_search(
                 pool, collection, VectorQuery(vector=query_vectors[0], limit=LIMIT), settings
@@ -191,15 +208,19 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "search benchmark")
-    parser.add_argument("--items", type=int, help="vectors to load (default 100000; quick 10000)")
-    parser.add_argument("--queries", type=int, help="timed queries per case (2000; quick 300)")
-    parser.add_argument("--warmup", type=int, help="untimed queries per case (200; quick 50)")
+    parser.add_argument("--items", type=int, help="vectors to load (default 100000; quick 5000)")
+    parser.add_argument("--queries", type=int, help="timed queries per case (2000; quick 200)")
+    parser.add_argument("--warmup", type=int, help="untimed queries per case (200; quick 30)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1000, help="items per UpsertItems request")
     parser.add_argument("--inflight", type=int, default=4, help="UpsertItems calls at once")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    for name, full, quick in [("items", 100_000, 10_000), ("queries", 2000, 300), ("warmup", 200, 50)]:
+    for name, full, quick in [
+        ("items", 100_000, 5000),
+        ("queries", 2000, 200),
+        ("warmup", 200, 30),
+    ]:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     asyncio.run(main_async(args))
