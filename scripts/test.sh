@@ -7,5 +7,6 @@ cd "$ROOT"
 bash scripts/bootstrap.sh
 bash scripts/check_protos.sh
 .venv/bin/ruff check es_core es_server es_workers es_cli clients/python/src/embedding_studio/client.py tests bench
+.venv/bin/mypy es_core es_server es_workers es_cli bench clients/python/src/embedding_studio/client.py
 # pytest exits 5 when it collected no test: that is a failure here, as any non-zero code is.
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
