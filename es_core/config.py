@@ -56,6 +56,23 @@ class Settings(BaseSettings):
     sweeper_interval_seconds: float = 10.0
     task_watch_poll_seconds: float = 0.25
 
+    # Clickstream.
+    max_meta_bytes: int = 16 * 1024
+    session_max_age_seconds: float = 30 * 24 * 3600
+    session_max_future_seconds: float = 300
+    # Weight of each event type as a positive signal; types not listed count 0 (ignored).
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+    )
+
+    # Improvement: per-user copies of item vectors, adjusted from clicks.
+    improvement_seconds_interval: float = 60.0
+    improvement_batch_size: int = 200
+    improvement_adjustment_rate: float = 0.1
+    improvement_num_iterations: int = 10
+    improvement_softmin_temperature: float = 1.0
+    delete_user_copies_on_upsert: bool = True
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback."""

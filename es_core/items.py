@@ -95,10 +95,15 @@ def check_object_ids(object_ids: list[str], field_path: str, settings: Settings)
 
 
 def check_payload(payload: JsonDict, field_path: str, settings: Settings) -> None:
-    encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    if len(encoded.encode()) > settings.max_payload_bytes:
-        raise _bad(field_path, f"must be at most {settings.max_payload_bytes} bytes as JSON")
-    if _has_nul(payload):
+    check_json(payload, field_path, settings.max_payload_bytes)
+
+
+def check_json(value: JsonDict, field_path: str, max_bytes: int) -> None:
+    """At most ``max_bytes`` as compact JSON, and no NUL anywhere (PostgreSQL cannot store it)."""
+    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if len(encoded.encode()) > max_bytes:
+        raise _bad(field_path, f"must be at most {max_bytes} bytes as JSON")
+    if _has_nul(value):
         raise _bad(field_path, "must not contain NUL characters (PostgreSQL cannot store them)")
 
 

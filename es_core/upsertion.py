@@ -77,7 +77,13 @@ async def run_upsertion(
         # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
         rows = await asyncio.to_thread(build_rows, batch, collection, registry, settings)
         async with pool.acquire() as conn:
-            await replace_items(conn, collection, rows, [item.object_id for item in batch])
+            await replace_items(
+                conn,
+                collection,
+                rows,
+                [item.object_id for item in batch],
+                drop_user_copies=settings.delete_user_copies_on_upsert,
+            )
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
             return {"upserted_count": written, "stopped": True}

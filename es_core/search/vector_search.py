@@ -5,6 +5,10 @@ every part of those candidate items is then scored exactly, so an item's score n
 on which of its parts the index happened to return, and keyset pages never overlap. When the
 index cannot supply enough candidates (a selective filter, a deep page) the candidate pool
 grows, and at last the same query runs exactly over every matching part.
+
+A user with improved copies of some items sees those copies in place of the originals: the
+copies join the candidates, and each candidate is scored with the user's copy when there is
+one. Users without copies run exactly the query everyone else runs.
 """
 
 from __future__ import annotations
@@ -24,26 +28,42 @@ ORIGINALS = "user_id IS NULL AND NOT is_average"
 
 
 def _scored_sql(
-    collection: Collection, query: VectorQuery, params: SqlParams, candidates: int | None
+    collection: Collection,
+    query: VectorQuery,
+    params: SqlParams,
+    candidates: int | None,
+    personal: bool,
 ) -> str:
     """The CTEs ``stats`` (raw candidate count, farthest raw distance) and ``scored``.
 
-    ``candidates`` None means exact: every matching item is scored.
+    ``candidates`` None means exact: every matching item is scored. ``personal``: the user
+    has copies, which take the place of their originals.
     """
     op = collection.distance_operator
     agg = "min" if collection.model.aggregation == "min" else "avg"
+    t = collection.table
     vec = params.add(query.vector)
     where = compile_filter(query.filter, params, "payload")
     if candidates is None:
         raw = "SELECT NULL::float8 AS d WHERE false"
-        pool = f"SELECT DISTINCT object_id FROM {collection.table} WHERE {ORIGINALS} AND ({where})"
+        pool = f"SELECT DISTINCT object_id FROM {t} WHERE {ORIGINALS} AND ({where})"
     else:
         raw = (
-            f"SELECT object_id, vector {op} {vec} AS d FROM {collection.table}"
+            f"SELECT object_id, vector {op} {vec} AS d FROM {t}"
             f" WHERE {ORIGINALS} AND ({where})"
             f" ORDER BY vector {op} {vec} LIMIT {params.add(candidates)}::int"
         )
         pool = "SELECT DISTINCT object_id FROM raw"
+    parts = "p.user_id IS NULL"
+    if personal:
+        user = params.add(query.user_id)
+        pool += (
+            f" UNION SELECT object_id FROM {t} WHERE user_id = {user} AND is_average AND ({where})"
+        )
+        parts = (
+            f"(p.user_id = {user} OR (p.user_id IS NULL AND NOT EXISTS (SELECT 1 FROM {t} c"
+            f" WHERE c.user_id = {user} AND c.object_id = p.object_id AND c.is_average)))"
+        )
     return (
         f"WITH raw AS MATERIALIZED ({raw}),"
         f" stats AS (SELECT count(*) AS n_raw, max(d) AS max_raw FROM raw),"
@@ -51,9 +71,9 @@ def _scored_sql(
         f" scored AS ("
         f"  SELECT p.object_id, {agg}(p.vector {op} {vec}) AS distance,"
         f"   (array_agg(p.part_id ORDER BY p.vector {op} {vec}, p.part_id))[1] AS part_id,"
-        f"   (array_agg(p.payload))[1] AS payload"
-        f"  FROM {collection.table} p JOIN candidates c USING (object_id)"
-        f"  WHERE p.user_id IS NULL AND NOT p.is_average GROUP BY p.object_id)"
+        f"   (array_agg(p.payload))[1] AS payload, bool_or(p.user_id IS NOT NULL) AS personal"
+        f"  FROM {t} p JOIN candidates c USING (object_id)"
+        f"  WHERE {parts} AND NOT p.is_average GROUP BY p.object_id)"
     )
 
 
@@ -68,9 +88,12 @@ async def vector_search(
     cursor = decode_page_token(query.page_token, scope)["k"] if query.page_token else None
     # Sorting by a payload field reads every matching item anyway: go exact at once.
     exact = query.sort is not None
+    personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     candidates = max(4 * query.limit, 40)
     while True:
-        rows, n_raw, max_raw = await _run(conn, collection, query, cursor, candidates, exact)
+        rows, n_raw, max_raw = await _run(
+            conn, collection, query, cursor, candidates, exact, personal
+        )
         if exact:
             break
         if n_raw < candidates:
@@ -93,6 +116,7 @@ async def vector_search(
             distance=float(r["distance"]),
             payload=r["payload"],
             matched_part_id=r["part_id"],
+            user_id=query.user_id if r["personal"] else "",
         )
         for r in rows[: query.limit]
     ]
@@ -103,6 +127,17 @@ async def vector_search(
             {"k": [last[f"k{i}"] for i in range(_key_len(query))]}, scope
         )
     return hits, next_token
+
+
+async def has_copies(
+    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, user_id: str
+) -> bool:
+    """Whether the user has any improved copy in this collection (an index lookup)."""
+    return bool(
+        await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {collection.table} WHERE user_id = $1)", user_id
+        )
+    )
 
 
 def _key_len(query: VectorQuery) -> int:
@@ -116,9 +151,10 @@ async def _run(
     cursor: list[Any] | None,
     candidates: int,
     exact: bool,
+    personal: bool,
 ) -> tuple[list[asyncpg.Record], int, float | None]:
     params = SqlParams()
-    cte = _scored_sql(collection, query, params, None if exact else candidates)
+    cte = _scored_sql(collection, query, params, None if exact else candidates, personal)
     key: SortKey
     if query.sort is None:
         key, casts = distance_key()
@@ -135,7 +171,7 @@ async def _run(
     limit = params.add(query.limit + 1)
     sql = (
         f"{cte} SELECT st.n_raw, st.max_raw, page.* FROM stats st LEFT JOIN LATERAL ("
-        f" SELECT object_id, distance, part_id, payload, {key_columns} FROM scored"
+        f" SELECT object_id, distance, part_id, payload, personal, {key_columns} FROM scored"
         f" WHERE {' AND '.join(conditions)} ORDER BY {key.order_by()} LIMIT {limit}::int"
         f") page ON true"
     )

@@ -47,12 +47,17 @@ async def replace_items(
     collection: Collection,
     rows: list[tuple[Any, ...]],
     object_ids: list[str],
+    *,
+    drop_user_copies: bool = True,
 ) -> None:
-    """Drop the originals of ``object_ids``, write ``rows`` in their place: one transaction."""
+    """Drop the originals of ``object_ids`` (and, by default, users' improved copies of them,
+    which were learnt from the old content) and write ``rows`` instead: one transaction."""
     async with conn.transaction():
         await conn.execute(
-            f"DELETE FROM {collection.table} WHERE object_id = ANY($1::text[]) AND user_id IS NULL",
+            f"DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
+            f" AND (user_id IS NULL OR $2)",
             object_ids,
+            drop_user_copies,
         )
         await conn.copy_records_to_table(collection.table_name, records=rows, columns=ROW_COLUMNS)
 

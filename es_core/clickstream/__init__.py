@@ -1,0 +1,1 @@
+"""Search sessions and user events: what was shown, and what people did with it."""

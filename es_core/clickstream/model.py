@@ -1,0 +1,128 @@
+"""Sessions and events as the library sees them, and the checks a write must pass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from es_core.config import Settings
+from es_core.errors import InvalidArgument
+from es_core.items import check_json, check_object_id
+from es_core.search.query import check_user_id
+
+MAX_ID_CHARS = 128
+MAX_QUERY_CHARS = 4096
+MAX_RESULTS = 1000
+EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ShownResult:
+    object_id: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    session_id: str
+    object_id: str
+    event_type: str
+    event_time: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    object_not_shown: bool = False
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a search showed. ``filter`` and ``sort`` are kept as the caller's JSON."""
+
+    session_id: str
+    results: list[ShownResult]
+    user_id: str = ""
+    query_text: str = ""
+    filter: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    create_time: datetime | None = None
+    collection_id: str = ""
+    irrelevant: bool = False
+    batch_id: str = ""
+    events: list[Event] = field(default_factory=list)
+
+    def content(self) -> dict[str, Any]:
+        """What makes two registrations of one session_id the same session."""
+        return {
+            "user_id": self.user_id,
+            "query_text": self.query_text,
+            "results": [[r.object_id, r.rank] for r in self.results],
+            "filter": self.filter,
+            "sort": self.sort,
+            "meta": self.meta,
+            "collection_id": self.collection_id,
+        }
+
+
+def _bad(field_path: str, description: str) -> InvalidArgument:
+    return InvalidArgument.field_error(field_path, description)
+
+
+def check_id(value: str, field_path: str) -> None:
+    if not value:
+        raise _bad(field_path, "must not be empty")
+    if len(value) > MAX_ID_CHARS or "\x00" in value:
+        raise _bad(field_path, f"must be at most {MAX_ID_CHARS} characters, without NUL")
+
+
+def check_time(moment: datetime | None, field_path: str, settings: Settings) -> datetime:
+    """A time within the configured window around now; None means now."""
+    now = datetime.now(UTC)
+    if moment is None:
+        return now
+    if moment < now - timedelta(seconds=settings.session_max_age_seconds):
+        days = settings.session_max_age_seconds / 86400
+        raise _bad(field_path, f"must be within the last {days:g} days")
+    if moment > now + timedelta(seconds=settings.session_max_future_seconds):
+        raise _bad(
+            field_path,
+            f"must not be more than {settings.session_max_future_seconds:g} s in the future",
+        )
+    return moment
+
+
+def check_session(session: Session, settings: Settings, where: str = "session") -> None:
+    check_id(session.session_id, f"{where}.session_id")
+    check_user_id(session.user_id, f"{where}.user_id")
+    if len(session.query_text) > MAX_QUERY_CHARS or "\x00" in session.query_text:
+        raise _bad(f"{where}.query_text", f"must be at most {MAX_QUERY_CHARS} characters")
+    if not session.results:
+        raise _bad(f"{where}.results", "must list the results shown")
+    if len(session.results) > MAX_RESULTS:
+        raise _bad(f"{where}.results", f"must hold at most {MAX_RESULTS} results")
+    ranks: set[int] = set()
+    for i, result in enumerate(session.results):
+        check_object_id(result.object_id, f"{where}.results[{i}].object_id", settings)
+        if result.rank < 0:
+            raise _bad(f"{where}.results[{i}].rank", "must not be negative")
+        if result.rank in ranks:
+            raise _bad(f"{where}.results[{i}].rank", "repeats the rank of another result")
+        ranks.add(result.rank)
+    check_json(session.meta, f"{where}.meta", settings.max_meta_bytes)
+
+
+def check_events(events: list[Event], settings: Settings, where: str = "events") -> None:
+    if not events:
+        raise _bad(where, "must hold at least one event")
+    if len(events) > settings.max_items_per_request:
+        raise _bad(where, f"must hold at most {settings.max_items_per_request} events")
+    for i, event in enumerate(events):
+        here = f"{where}[{i}]"
+        check_id(event.event_id, f"{here}.event_id")
+        check_id(event.session_id, f"{here}.session_id")
+        check_object_id(event.object_id, f"{here}.object_id", settings)
+        if not EVENT_TYPE.match(event.event_type):
+            raise _bad(f"{here}.event_type", "must be 1..64 letters, digits or _ . : -")
+        check_time(event.event_time, f"{here}.event_time", settings)
+        check_json(event.meta, f"{here}.meta", settings.max_meta_bytes)

@@ -1,0 +1,246 @@
+"""Writing and reading sessions and events; every write is one statement or one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from es_core.clickstream.model import Event, Session, ShownResult
+from es_core.errors import AlreadyExists, NotFound
+from es_core.pagination import decode_page_token, encode_page_token
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+_SESSION_COLUMNS = (
+    "session_id, user_id, query_text, results, filter, sort, meta, collection_id, irrelevant,"
+    " batch_id, create_time"
+)
+
+
+def _session(row: asyncpg.Record, events: list[Event] | None = None) -> Session:
+    return Session(
+        session_id=row["session_id"],
+        results=[ShownResult(r["object_id"], r["rank"]) for r in row["results"]],
+        user_id=row["user_id"],
+        query_text=row["query_text"],
+        filter=row["filter"],
+        sort=row["sort"],
+        meta=row["meta"],
+        create_time=row["create_time"],
+        collection_id=row["collection_id"],
+        irrelevant=row["irrelevant"],
+        batch_id=row["batch_id"],
+        events=events or [],
+    )
+
+
+def _digest(session: Session) -> str:
+    return hashlib.sha256(json.dumps(session.content(), sort_keys=True).encode()).hexdigest()
+
+
+async def collecting_batch(conn: asyncpg.Connection) -> str:
+    """The batch new sessions join; created when none collects (race-safe)."""
+    batch_id = await conn.fetchval(
+        "SELECT batch_id FROM session_batches WHERE state = 'collecting'"
+    )
+    if batch_id is None:
+        await conn.execute(
+            "INSERT INTO session_batches (batch_id, state) VALUES ($1, 'collecting')"
+            " ON CONFLICT DO NOTHING",
+            f"batch-{uuid.uuid4().hex[:12]}",
+        )
+        batch_id = await conn.fetchval(
+            "SELECT batch_id FROM session_batches WHERE state = 'collecting'"
+        )
+    return str(batch_id)
+
+
+async def release_batch(conn: asyncpg.Connection) -> str | None:
+    """Close the collecting batch (new sessions start a new one); returns its id, if any."""
+    released = await conn.fetchval(
+        "UPDATE session_batches SET state = 'released', release_time = now()"
+        " WHERE state = 'collecting' RETURNING batch_id"
+    )
+    return None if released is None else str(released)
+
+
+async def register_session(
+    conn: asyncpg.Connection,
+    session: Session,
+    create_time: datetime,
+    query_vector: npt.NDArray[np.float32] | None,
+) -> tuple[Session, bool]:
+    """Store a checked session; the same session_id again returns the first registration,
+    unless its content differs (ALREADY_EXISTS)."""
+    digest = _digest(session)
+    async with conn.transaction():
+        batch_id = await collecting_batch(conn)
+        row = await conn.fetchrow(
+            f"INSERT INTO sessions (session_id, user_id, query_text, results, filter, sort, meta,"
+            f" collection_id, query_vector, batch_id, create_time, content_digest)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            f" ON CONFLICT (session_id) DO NOTHING RETURNING {_SESSION_COLUMNS}",
+            session.session_id,
+            session.user_id,
+            session.query_text,
+            [{"object_id": r.object_id, "rank": r.rank} for r in session.results],
+            session.filter,
+            session.sort,
+            session.meta,
+            session.collection_id,
+            query_vector,
+            batch_id,
+            create_time,
+            digest,
+        )
+    if row is not None:
+        return _session(row), True
+    existing = await conn.fetchrow(
+        f"SELECT {_SESSION_COLUMNS}, content_digest FROM sessions WHERE session_id = $1",
+        session.session_id,
+    )
+    assert existing is not None
+    if existing["content_digest"] != digest:
+        raise AlreadyExists.field_error(
+            "session.session_id", "was already registered with different content"
+        )
+    return _session(existing), False
+
+
+async def push_events(conn: asyncpg.Connection, events: list[Event], now: datetime) -> int:
+    """Record checked events in one statement; returns how many were new (the rest were
+    duplicates by event_id). Every session must exist: NOT_FOUND names the first that does not."""
+    session_ids = sorted({e.session_id for e in events})
+    known = {
+        r["session_id"]
+        for r in await conn.fetch(
+            "SELECT session_id FROM sessions WHERE session_id = ANY($1::text[])", session_ids
+        )
+    }
+    for i, event in enumerate(events):
+        if event.session_id not in known:
+            raise NotFound.field_error(
+                f"events[{i}].session_id", f"session {event.session_id!r} was never registered"
+            )
+    inserted = await conn.fetch(
+        "INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
+        " meta, object_not_shown)"
+        " SELECT e.event_id, e.session_id, e.object_id, e.event_type, e.event_time, e.meta,"
+        "  NOT (s.results @> jsonb_build_array(jsonb_build_object('object_id', e.object_id)))"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
+        "  $6::jsonb[]) AS e(event_id, session_id, object_id, event_type, event_time, meta)"
+        " JOIN sessions s USING (session_id)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [e.event_id for e in events],
+        [e.session_id for e in events],
+        [e.object_id for e in events],
+        [e.event_type for e in events],
+        [e.event_time or now for e in events],
+        [e.meta for e in events],
+    )
+    return len(inserted)
+
+
+async def get_session(conn: Conn, session_id: str, field: str = "session_id") -> Session:
+    row = await conn.fetchrow(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
+    )
+    if row is None:
+        raise NotFound.field_error(field, f"session {session_id!r} does not exist")
+    events = [
+        Event(
+            event_id=e["event_id"],
+            session_id=session_id,
+            object_id=e["object_id"],
+            event_type=e["event_type"],
+            event_time=e["event_time"],
+            meta=e["meta"],
+            object_not_shown=e["object_not_shown"],
+        )
+        for e in await conn.fetch(
+            "SELECT * FROM session_events WHERE session_id = $1 ORDER BY event_time, event_id",
+            session_id,
+        )
+    ]
+    return _session(row, events)
+
+
+async def mark_irrelevant(conn: asyncpg.Connection, session_id: str) -> Session:
+    """Learning ignores the session from now on; a queued improvement of it is skipped."""
+    async with conn.transaction():
+        updated = await conn.fetchval(
+            "UPDATE sessions SET irrelevant = true WHERE session_id = $1 RETURNING session_id",
+            session_id,
+        )
+        if updated is None:
+            raise NotFound.field_error("session_id", f"session {session_id!r} does not exist")
+        await conn.execute(
+            "UPDATE improvement_queue SET state = 'skipped', note = 'marked irrelevant',"
+            " process_time = now() WHERE session_id = $1 AND state = 'queued'",
+            session_id,
+        )
+    return await get_session(conn, session_id)
+
+
+async def list_sessions(
+    conn: Conn,
+    *,
+    page_size: int,
+    page_token: str,
+    user_id: str = "",
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    batch_id: str = "",
+) -> tuple[list[Session], str]:
+    """Newest first, keyset-paged on (create_time, session_id); events are not included."""
+    scope: dict[str, Any] = {
+        "user": user_id,
+        "start": start_time.isoformat() if start_time else None,
+        "end": end_time.isoformat() if end_time else None,
+        "batch": batch_id,
+    }
+    cursor = decode_page_token(page_token, scope) if page_token else None
+    rows = await conn.fetch(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        " WHERE ($1 = '' OR user_id = $1) AND ($2::timestamptz IS NULL OR create_time >= $2)"
+        " AND ($3::timestamptz IS NULL OR create_time < $3) AND ($4 = '' OR batch_id = $4)"
+        " AND ($5::timestamptz IS NULL OR (create_time, session_id) < ($5, $6::text))"
+        " ORDER BY create_time DESC, session_id DESC LIMIT $7",
+        user_id,
+        start_time,
+        end_time,
+        batch_id,
+        None if cursor is None else datetime.fromisoformat(cursor["time"]),
+        None if cursor is None else cursor["id"],
+        page_size + 1,
+    )
+    sessions = [_session(r) for r in rows[:page_size]]
+    token = ""
+    if len(rows) > page_size:
+        last = sessions[-1]
+        assert last.create_time is not None
+        token = encode_page_token(
+            {"time": last.create_time.isoformat(), "id": last.session_id}, scope
+        )
+    return sessions, token
+
+
+async def queue_for_improvement(conn: Conn, session_ids: list[str]) -> int:
+    """Queue the known, relevant sessions among ``session_ids``; returns how many are queued.
+
+    A session already done is queued again (its events may have grown since)."""
+    rows = await conn.fetch(
+        "INSERT INTO improvement_queue (session_id)"
+        " SELECT session_id FROM sessions WHERE session_id = ANY($1::text[]) AND NOT irrelevant"
+        " ON CONFLICT (session_id) DO UPDATE SET state = 'queued', queue_time = now(), note = ''"
+        " RETURNING session_id",
+        session_ids,
+    )
+    return len(rows)
