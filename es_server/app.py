@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from embedding_studio.v1 import (
     clickstream_pb2,
+    clickstream_pb2_grpc,
     deployment_pb2,
     fine_tune_pb2,
     search_pb2,
@@ -27,6 +28,7 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.interceptors import ErrorInterceptor
+from es_server.services.clickstream import ClickstreamService
 from es_server.services.search import SearchService
 from es_server.services.tasks import TaskService
 from es_server.services.unimplemented import add_pending_services
@@ -59,6 +61,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
         ],
     )
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchService(state), server)
+    clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server(ClickstreamService(state), server)
     upsert_pb2_grpc.add_UpsertServiceServicer_to_server(UpsertService(state), server)
     task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
     add_pending_services(server)

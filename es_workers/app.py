@@ -31,9 +31,17 @@ def create_app() -> Celery:
                 "task": "es.sweep",
                 "schedule": settings.sweeper_interval_seconds,
                 "options": {"queue": SWEEPER_QUEUE, "expires": settings.sweeper_interval_seconds},
-            }
+            },
+            "improve-queued-sessions": {
+                "task": "es.improvement_tick",
+                "schedule": settings.improvement_seconds_interval,
+                "options": {
+                    "queue": SWEEPER_QUEUE,
+                    "expires": settings.improvement_seconds_interval,
+                },
+            },
         },
-        include=["es_workers.upsertion", "es_workers.sweeper"],
+        include=["es_workers.upsertion", "es_workers.sweeper", "es_workers.improvement"],
     )
     return app
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import numpy as np
 import numpy.typing as npt
+from google.protobuf import json_format
 
 from embedding_studio.v1 import common_pb2, search_pb2, search_pb2_grpc
+from es_core.clickstream.model import Session, ShownResult
+from es_core.clickstream.store import register_session
 from es_core.errors import InvalidArgument, NotFound
 from es_core.items import check_object_id, check_vector
 from es_core.search.payload_search import count_items, head_vector, payload_search
 from es_core.search.query import (
     PayloadQuery,
+    SearchHit,
     VectorQuery,
     check_limit,
     check_max_distance,
@@ -32,6 +38,10 @@ from es_server.interceptors import Unimplemented
 from es_server.state import ServerState
 
 MAX_QUERY_CHARS = 4096
+
+
+def _as_json(request: Any, name: str) -> dict[str, Any] | None:
+    return json_format.MessageToDict(getattr(request, name)) if request.HasField(name) else None
 
 
 class SearchService(search_pb2_grpc.SearchServiceServicer):
@@ -75,21 +85,44 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.SearchResponse:
         options = self._vector_options(request)
         sort = optional_sort(request)
-        if request.create_session:
-            raise Unimplemented(
-                "create_session: sessions are recorded by the clickstream, which is not built yet"
-            )
         collection = await self.state.collection(request.collection_id)
         vector = await self._query_vector(request, collection)
         query = VectorQuery(vector=vector, sort=sort, **options)
         hits, next_token = await vector_search(
             self.state.pool, collection, query, self.state.settings
         )
+        session_id = ""
+        if request.create_session and hits:
+            session_id = await self._record_session(request, collection, vector, hits)
         return search_pb2.SearchResponse(
             results=[hit_to_proto(h) for h in hits],
             next_page_token=next_token,
+            session_id=session_id,
             collection_id=collection.collection_id,
         )
+
+    async def _record_session(
+        self,
+        request: search_pb2.SearchRequest,
+        collection: Collection,
+        vector: npt.NDArray[np.float32],
+        hits: list[SearchHit],
+    ) -> str:
+        """The page as shown (ranks 0.. within this page), with the query vector for learning."""
+        session = Session(
+            session_id=uuid.uuid4().hex,
+            results=[ShownResult(hit.object_id, rank) for rank, hit in enumerate(hits)],
+            user_id=request.user_id,
+            query_text=request.query_text,
+            filter=json_format.MessageToDict(request.filter)
+            if request.HasField("filter")
+            else None,
+            sort=json_format.MessageToDict(request.sort) if request.HasField("sort") else None,
+            collection_id=collection.collection_id,
+        )
+        async with self.state.pool.acquire() as conn:
+            await register_session(conn, session, datetime.now(UTC), vector)
+        return session.session_id
 
     async def SearchByPayload(
         self, request: search_pb2.SearchByPayloadRequest, context: grpc.aio.ServicerContext

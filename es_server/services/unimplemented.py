@@ -7,7 +7,6 @@ from typing import Any
 import grpc
 
 from embedding_studio.v1 import (
-    clickstream_pb2_grpc,
     deployment_pb2_grpc,
     fine_tune_pb2_grpc,
     suggestion_pb2_grpc,
@@ -16,11 +15,6 @@ from es_server.interceptors import Unimplemented
 
 # (servicer base, registration function, what is missing)
 PENDING_SERVICES: list[tuple[type, Any, str]] = [
-    (
-        clickstream_pb2_grpc.ClickstreamServiceServicer,
-        clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server,
-        "the clickstream store and the improvement worker",
-    ),
     (
         fine_tune_pb2_grpc.FineTuneServiceServicer,
         fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server,
