@@ -118,22 +118,25 @@ def _scalar(message: Any, name: str, where: str) -> Any:
     return value_to_python(getattr(message, name), where)
 
 
-def optional_filter(request: Any, name: str = "filter") -> fm.Filter | None:
-    """The request's filter, converted and checked, or None when it is not set."""
-    if not request.HasField(name):
+def optional_filter(message: Any, name: str = "filter", where: str = "") -> fm.Filter | None:
+    """The message's filter, converted and checked, or None when it is not set.
+    ``where`` is its path in the request (default: ``name``)."""
+    if not message.HasField(name):
         return None
-    converted = filter_from_proto(getattr(request, name), name)
-    validate_filter(converted, name)
+    where = where or name
+    converted = filter_from_proto(getattr(message, name), where)
+    validate_filter(converted, where)
     return converted
 
 
-def optional_sort(request: Any, name: str = "sort") -> SortSpec | None:
-    if not request.HasField(name):
+def optional_sort(message: Any, name: str = "sort", where: str = "") -> SortSpec | None:
+    if not message.HasField(name):
         return None
-    sort = getattr(request, name)
-    check_field_path(sort.field, f"{name}.field")
+    where = where or name
+    sort = getattr(message, name)
+    check_field_path(sort.field, f"{where}.field")
     if sort.order not in common_pb2.SortOrder.values():
-        raise InvalidArgument.field_error(f"{name}.order", "is not a known sort order")
+        raise InvalidArgument.field_error(f"{where}.order", "is not a known sort order")
     return SortSpec(sort.field, descending=sort.order == common_pb2.SORT_ORDER_DESC)
 
 

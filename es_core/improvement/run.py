@@ -200,6 +200,12 @@ async def improve_batch(
         collection = await get_collection(conn, collection_id)
         await _encode_missing_queries(collection, group, encoders)
         keys = {(p.user_id, o) for p in group for o in [*p.clicked, *p.not_clicked]}
+        # Another drain may hold other sessions of the same users: take the users one drain
+        # at a time (in a fixed order, so two drains never wait on each other in a circle).
+        for user in sorted({p.user_id for p in group}):
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", collection_id, user
+            )
         vectors, part_ids, payloads = await _current_vectors(conn, collection, keys)
         examples = [ex for p in group if (ex := p.example(set(vectors))) is not None]
         adjusted = await asyncio.to_thread(

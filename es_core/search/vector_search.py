@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from es_core.config import Settings
+from es_core.errors import InvalidArgument
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.pagination import decode_page_token, encode_page_token
 from es_core.search.keyset import SortKey, distance_key, payload_sort_key
@@ -86,6 +87,7 @@ async def vector_search(
     """One page of hits and the token of the next page ("" when this is the last)."""
     scope = query.scope(collection.collection_id)
     cursor = decode_page_token(query.page_token, scope)["k"] if query.page_token else None
+    start = page_start(query, collection)
     # Sorting by a payload field reads every matching item anyway: go exact at once.
     exact = query.sort is not None
     personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
@@ -124,9 +126,20 @@ async def vector_search(
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
         next_token = encode_page_token(
-            {"k": [last[f"k{i}"] for i in range(_key_len(query))]}, scope
+            {"k": [last[f"k{i}"] for i in range(_key_len(query))], "n": start + query.limit},
+            scope,
         )
     return hits, next_token
+
+
+def page_start(query: VectorQuery, collection: Collection) -> int:
+    """How many results came before this page: 0 for the first, then what the token says."""
+    if not query.page_token:
+        return 0
+    start = decode_page_token(query.page_token, query.scope(collection.collection_id)).get("n")
+    if not isinstance(start, int) or start < 0:
+        raise InvalidArgument.field_error("page_token", "is not a page token this service issued")
+    return start
 
 
 async def has_copies(

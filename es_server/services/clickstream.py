@@ -26,7 +26,14 @@ from es_core.pagination import check_page_size
 from es_core.search.query import check_user_id
 from es_core.storage.catalog import resolve_collection
 from es_core.tasks.store import create_task
-from es_server.convert import dict_to_struct, struct_to_dict, task_to_proto, timestamp
+from es_server.convert import (
+    dict_to_struct,
+    optional_filter,
+    optional_sort,
+    struct_to_dict,
+    task_to_proto,
+    timestamp,
+)
 from es_server.state import ServerState
 from es_workers.dispatch import dispatch
 
@@ -105,6 +112,8 @@ class ClickstreamService(clickstream_pb2_grpc.ClickstreamServiceServicer):
             raise InvalidArgument.field_error("session", "must be set")
         session = session_from_proto(request.session)
         check_session(session, self.state.settings)
+        optional_filter(request.session, "filter", "session.filter")
+        optional_sort(request.session, "sort", "session.sort")
         create_time = check_time(session.create_time, "session.create_time", self.state.settings)
         async with self.state.pool.acquire() as conn:
             collection = await resolve_collection(

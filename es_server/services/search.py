@@ -25,7 +25,7 @@ from es_core.search.query import (
     check_max_distance,
     check_user_id,
 )
-from es_core.search.vector_search import vector_search
+from es_core.search.vector_search import page_start, vector_search
 from es_core.storage.catalog import Collection
 from es_server.convert import (
     dict_to_struct,
@@ -93,7 +93,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         )
         session_id = ""
         if request.create_session and hits:
-            session_id = await self._record_session(request, collection, vector, hits)
+            session_id = await self._record_session(request, collection, query, hits)
         return search_pb2.SearchResponse(
             results=[hit_to_proto(h) for h in hits],
             next_page_token=next_token,
@@ -105,13 +105,16 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         self,
         request: search_pb2.SearchRequest,
         collection: Collection,
-        vector: npt.NDArray[np.float32],
+        query: VectorQuery,
         hits: list[SearchHit],
     ) -> str:
-        """The page as shown (ranks 0.. within this page), with the query vector for learning."""
+        """The page as shown (ranks continue across pages), with the query vector for learning."""
+        first_rank = page_start(query, collection)
         session = Session(
             session_id=uuid.uuid4().hex,
-            results=[ShownResult(hit.object_id, rank) for rank, hit in enumerate(hits)],
+            results=[
+                ShownResult(hit.object_id, rank) for rank, hit in enumerate(hits, start=first_rank)
+            ],
             user_id=request.user_id,
             query_text=request.query_text,
             filter=json_format.MessageToDict(request.filter)
@@ -121,7 +124,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
             collection_id=collection.collection_id,
         )
         async with self.state.pool.acquire() as conn:
-            await register_session(conn, session, datetime.now(UTC), vector)
+            await register_session(conn, session, datetime.now(UTC), query.vector)
         return session.session_id
 
     async def SearchByPayload(

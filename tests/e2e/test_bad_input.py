@@ -24,7 +24,6 @@ from google.protobuf.message import Message
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import (
-    clickstream_pb2,
     common_pb2,
     deployment_pb2,
     fine_tune_pb2,
@@ -1089,7 +1088,6 @@ def test_pending_or_running_task_cannot_be_restarted(client: Client, stack: Stac
 PENDING = [
     (module, service, attribute)
     for module, service, attribute in [
-        (clickstream_pb2, "ClickstreamService", "clickstream"),
         (fine_tune_pb2, "FineTuneService", "fine_tune"),
         (deployment_pb2, "DeploymentService", "deployment"),
         (suggestion_pb2, "SuggestionService", "suggestions"),
@@ -1103,7 +1101,7 @@ PENDING_RPCS = [
 
 
 def test_every_pending_rpc_is_listed() -> None:
-    assert len(PENDING_RPCS) == 7 + 3 + 9 + 5
+    assert len(PENDING_RPCS) == 3 + 9 + 5
 
 
 @pytest.mark.parametrize(("module", "service", "attribute", "method"), PENDING_RPCS)
@@ -1143,19 +1141,3 @@ def test_predict_categories_is_unimplemented(client: Client, request_message: Me
         and "categor" in (error.details() or "").lower()
     )
     assert violated_fields(error) == []
-
-
-@pytest.mark.parametrize(
-    "request_message",
-    [
-        pytest.param(search(create_session=True), id="empty"),
-        pytest.param(by_vector(create_session=True, limit=3), id="vector-query"),
-        pytest.param(search(query_text="heart disease", create_session=True), id="text-query"),
-    ],
-)
-def test_search_with_create_session_is_unimplemented(
-    client: Client, request_message: Message
-) -> None:
-    error = expect_error(call(client, "Search", request_message), grpc.StatusCode.UNIMPLEMENTED)
-    message = error.details() or ""
-    assert "create_session" in message and "clickstream" in message
