@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from es_core.errors import InvalidArgument
 
@@ -46,3 +48,31 @@ def check_page_size(page_size: int, *, default: int, maximum: int, field: str = 
     if page_size < 0:
         raise InvalidArgument.field_error(field, "must not be negative")
     return min(page_size, maximum) or default
+
+
+T = TypeVar("T")
+
+
+def time_cursor(page_token: str, scope: Any) -> tuple[datetime | None, str | None]:
+    """For newest-first lists: (time, id) of the previous page's last row; (None, None) at first."""
+    if not page_token:
+        return None, None
+    cursor = decode_page_token(page_token, scope)
+    try:
+        return datetime.fromisoformat(cursor["time"]), str(cursor["id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArgument.field_error(
+            "page_token", "is not a page token this service issued"
+        ) from None
+
+
+def time_page(
+    rows: list[T], page_size: int, key: Callable[[T], tuple[datetime | None, str]], scope: Any
+) -> tuple[list[T], str]:
+    """The page out of ``page_size + 1`` fetched rows, and the token for the next (or "")."""
+    page = rows[:page_size]
+    if len(rows) <= page_size:
+        return page, ""
+    moment, ident = key(page[-1])
+    assert moment is not None
+    return page, encode_page_token({"time": moment.isoformat(), "id": ident}, scope)

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.errors import AlreadyExists, NotFound
-from es_core.pagination import decode_page_token, encode_page_token
+from es_core.pagination import time_cursor, time_page
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -206,7 +206,7 @@ async def list_sessions(
         "end": end_time.isoformat() if end_time else None,
         "batch": batch_id,
     }
-    cursor = decode_page_token(page_token, scope) if page_token else None
+    after_time, after_id = time_cursor(page_token, scope)
     rows = await conn.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM sessions"
         " WHERE ($1 = '' OR user_id = $1) AND ($2::timestamptz IS NULL OR create_time >= $2)"
@@ -217,19 +217,12 @@ async def list_sessions(
         start_time,
         end_time,
         batch_id,
-        None if cursor is None else datetime.fromisoformat(cursor["time"]),
-        None if cursor is None else cursor["id"],
+        after_time,
+        after_id,
         page_size + 1,
     )
-    sessions = [_session(r) for r in rows[:page_size]]
-    token = ""
-    if len(rows) > page_size:
-        last = sessions[-1]
-        assert last.create_time is not None
-        token = encode_page_token(
-            {"time": last.create_time.isoformat(), "id": last.session_id}, scope
-        )
-    return sessions, token
+    sessions = [_session(r) for r in rows]
+    return time_page(sessions, page_size, lambda s: (s.create_time, s.session_id), scope)
 
 
 async def queue_for_improvement(conn: Conn, session_ids: list[str]) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from es_core.pagination import decode_page_token, encode_page_token
+from es_core.pagination import time_cursor, time_page
 from es_core.tasks.model import Task, TaskKind, TaskStatus
 
 _COLUMNS = (
@@ -109,7 +109,7 @@ async def list_tasks(
 ) -> tuple[list[Task], str]:
     """Newest first, keyset-paged on (create_time, task_id)."""
     scope = {"kind": kind, "statuses": sorted(statuses or [])}
-    cursor = decode_page_token(page_token, scope) if page_token else None
+    after_time, after_id = time_cursor(page_token, scope)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM tasks"
         " WHERE ($1::text IS NULL OR kind = $1)"
@@ -118,25 +118,13 @@ async def list_tasks(
         " ORDER BY create_time DESC, task_id DESC LIMIT $5",
         kind,
         list(statuses or []),
-        None if cursor is None else _parse_time(cursor["create_time"]),
-        None if cursor is None else uuid.UUID(cursor["task_id"]),
+        after_time,
+        None if after_id is None else parse_task_id(after_id, "page_token"),
         page_size + 1,
     )
-    tasks = [_task(r) for r in rows[:page_size]]
-    next_token = ""
-    if len(rows) > page_size:
-        last = tasks[-1]
-        assert last.create_time is not None
-        next_token = encode_page_token(
-            {"create_time": last.create_time.isoformat(), "task_id": last.task_id}, scope
-        )
-    return tasks, next_token
-
-
-def _parse_time(value: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value)
+    return time_page(
+        [_task(r) for r in rows], page_size, lambda t: (t.create_time, t.task_id), scope
+    )
 
 
 async def mark_sent(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> None:
