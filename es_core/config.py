@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # Improvement: per-user copies of item vectors, adjusted from clicks.
     improvement_seconds_interval: float = 60.0
     improvement_batch_size: int = 200
-    improvement_adjustment_rate: float = 0.1
+    improvement_adjustment_rate: float = 0.001
     improvement_num_iterations: int = 10
     improvement_softmin_temperature: float = 1.0
     delete_user_copies_on_upsert: bool = True
