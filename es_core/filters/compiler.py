@@ -43,15 +43,17 @@ class SqlParams:
         return f"${self.start + len(self.values) - 1}"
 
 
-def compile_filter(f: Filter | None, params: SqlParams, document: str = "payload") -> str:
+def compile_filter(
+    f: Filter | None, params: SqlParams, document: str = "payload", *, field: str = "filter"
+) -> str:
     """A never-NULL SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields
     the jsonb document, e.g. ``"p.payload"``); ``"true"`` when there is no filter.
 
-    Raises InvalidArgument (field paths under ``filter``) if ``f`` is not a valid filter.
+    Raises InvalidArgument, with field paths under ``field``, if ``f`` is not a valid filter.
     """
     if f is None:
         return "true"
-    validate_filter(f)
+    validate_filter(f, field)
     return _compile(f, params, document, 0)
 
 

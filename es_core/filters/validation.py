@@ -130,8 +130,9 @@ class _Validator:
             if not isinstance(f.case_insensitive, bool):
                 raise _error(f"{field}.wildcard.case_insensitive", "must be a boolean")
         else:
-            raise _error(field, "must be one of term, terms, range, exists, match, wildcard, "
-                         "bool or nested")
+            raise _error(
+                field, "must be one of term, terms, range, exists, match, wildcard, bool or nested"
+            )
 
     def _bool(self, f: Bool, field: str, depth: int) -> None:
         for name in ("must", "should", "must_not"):
