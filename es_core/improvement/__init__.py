@@ -1,0 +1,1 @@
+"""Learning from feedback: per-user adjustment of item vectors from clicks."""
