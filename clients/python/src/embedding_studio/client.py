@@ -57,7 +57,7 @@ class TaskTimeoutError(TimeoutError):
 
 
 def to_struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
-    """Convert a JSON-like mapping (str keys; str, number, bool, None, list, dict values) to a Struct."""
+    """A JSON-like mapping (str keys; str, number, bool, None, list, dict values) as a Struct."""
     return json_format.ParseDict(dict(data), struct_pb2.Struct())
 
 
@@ -72,7 +72,7 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 
 def build_upsert_item(item: ItemInput) -> upsert_pb2.UpsertItem:
-    """Build one UpsertItem, rejecting unknown keys and items with both or neither of text / parts."""
+    """One UpsertItem; refuses unknown keys and items with both or neither of text / parts."""
     if isinstance(item, upsert_pb2.UpsertItem):
         return item
     unknown = set(item) - _ITEM_KEYS
@@ -178,7 +178,7 @@ class Client:
         create_session: bool = False,
         timeout: float | None = None,
     ) -> search_pb2.SearchResponse:
-        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue collection."""
+        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue one."""
         request = build_search_request(text, limit, filter, collection_id, user_id, create_session)
         response: search_pb2.SearchResponse = self.search.Search(request, timeout=timeout)
         return response
@@ -290,7 +290,7 @@ class AsyncClient:
         create_session: bool = False,
         timeout: float | None = None,
     ) -> search_pb2.SearchResponse:
-        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue collection."""
+        """Search by free text; ``limit`` at most 1000; empty collection_id = the blue one."""
         request = build_search_request(text, limit, filter, collection_id, user_id, create_session)
         response: search_pb2.SearchResponse = await self.search.Search(request, timeout=timeout)
         return response
