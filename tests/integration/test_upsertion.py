@@ -101,9 +101,11 @@ async def test_vector_parts_are_written_with_one_average_row_per_item(
     assert stored[1].payload == {"color": "red"}
 
 
+@pytest.mark.parametrize("drop_copies", [True, False])
 async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
-    pg_pool: asyncpg.Pool, settings: Settings
+    pg_pool: asyncpg.Pool, settings: Settings, drop_copies: bool
 ) -> None:
+    settings = settings.model_copy(update={"delete_user_copies_on_upsert": drop_copies})
     collection = await new_collection(pg_pool, "euclidean", "min")
     rng = np.random.default_rng(2)
     registry = _unused_registry()
@@ -115,7 +117,7 @@ async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
         settings,
         Recorder(),
     )
-    # A user's improved copy of "x" survives a re-upsert of the original.
+    # A user's improved copy of "x": dropped by a re-upsert of the original unless configured.
     await pg_pool.execute(
         f"INSERT INTO {collection.table} (object_id, part_id, is_average, user_id, vector)"
         " VALUES ('x', 'part-0', false, 'user-1', $1)",
@@ -138,7 +140,8 @@ async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
     np.testing.assert_allclose(
         as_array(originals[0]["vector"]), as_array(originals[1]["vector"]), atol=1e-6
     )
-    assert [r["user_id"] for r in rows if r["user_id"] is not None] == ["user-1"]
+    copies = [r["user_id"] for r in rows if r["user_id"] is not None]
+    assert copies == ([] if drop_copies else ["user-1"])
     keep = [r for r in await _rows(pg_pool, collection) if r["object_id"] == "keep"]
     assert len(keep) == 3  # untouched
     assert await count_originals(pg_pool, collection) == 2
