@@ -9,8 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 if [[ ! -x node_modules/.bin/buf ]]; then
-    echo "check_protos: node_modules/.bin/buf missing; running npm ci (pinned in package-lock.json)"
-    npm ci --no-audit --no-fund
+    echo "check_protos: node_modules/.bin/buf missing; installing the pinned @bufbuild/buf"
+    npm install --no-package-lock --no-audit --no-fund
 fi
 buf() { node_modules/.bin/buf "$@"; }
 breaking() {
