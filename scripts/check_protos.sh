@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Check the embedding_studio.v1 contract: buf lint, buf breaking against the previous commit,
 # and that the committed Python stubs match what scripts/gen_protos.sh produces now.
-# Runs from any directory; needs node_modules (npm ci) and the dev extra's grpcio-tools.
+# Runs from any directory; installs the pinned buf from npm when missing; needs grpcio-tools.
 # BUF_BREAKING_AGAINST overrides the breaking-change baseline (default: .git#ref=HEAD~1).
 set -euo pipefail
 
