@@ -60,8 +60,29 @@ def pick(*choices: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 ALPHABET = "aAbB zZ_-.'\"\\%*?éÉßΣσς日本٣1ⅫİЖж"
 # Case variants and look-alikes, so that match and wildcard meet equal words often.
-WORDS = ["héllo", "HÉLLO", "Héllo wörld", "wörld", "ΣΑΣ", "σας", "Straße", "STRASSE", "a_b c",
-         "a b", "snake_case", "日本", "x'y", 'q"z', "50%", "a\\b", "1", "İ", "Ⅻ", "ж Ж", ""]
+WORDS = [
+    "héllo",
+    "HÉLLO",
+    "Héllo wörld",
+    "wörld",
+    "ΣΑΣ",
+    "σας",
+    "Straße",
+    "STRASSE",
+    "a_b c",
+    "a b",
+    "snake_case",
+    "日本",
+    "x'y",
+    'q"z',
+    "50%",
+    "a\\b",
+    "1",
+    "İ",
+    "Ⅻ",
+    "ж Ж",
+    "",
+]
 TEXT = pick(st.sampled_from(WORDS), st.text(ALPHABET, max_size=8))
 SMALL_INTS = st.integers(-2, 2)
 NUMBERS = pick(
@@ -90,8 +111,7 @@ PAYLOADS = st.fixed_dictionaries(
             st.lists(JSON_SCALARS, max_size=3),
             st.dictionaries(st.sampled_from(["0", "1"]), JSON_SCALARS, max_size=2),
         ),
-        "items": pick(st.lists(ELEMENTS, max_size=4), st.lists(ELEMENTS, max_size=4),
-                      JSON_SCALARS),
+        "items": pick(st.lists(ELEMENTS, max_size=4), st.lists(ELEMENTS, max_size=4), JSON_SCALARS),
     },
 )
 FIELDS = ["s", "a", "b", "c", "tags", "n", "n.x", "n.x.y", "arr.0", "missing"]

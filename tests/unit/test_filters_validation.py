@@ -163,6 +163,12 @@ def test_like_pattern() -> None:
 
 def test_words() -> None:
     assert words("Hello, WORLD! hello_world x2 — Straße ΣΑΣ 日本") == [
-        "hello", "world", "hello_world", "x2", "straße", "σας", "日本"
+        "hello",
+        "world",
+        "hello_world",
+        "x2",
+        "straße",
+        "σας",
+        "日本",
     ]
     assert words(" ,.; ") == []
