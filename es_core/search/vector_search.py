@@ -142,6 +142,21 @@ def page_start(query: VectorQuery, collection: Collection) -> int:
     return start
 
 
+async def _fetch_on_index(
+    conn: asyncpg.Connection | asyncpg.Pool, sql: str, values: list[object]
+) -> list[asyncpg.Record]:
+    """Run ``sql`` with its candidates taken from the HNSW index, whatever the planner's
+    statistics say. Otherwise writes elsewhere in the table (users' copies, which the index
+    does not hold) could tip the plan to an exact scan, and the same query would start
+    returning a slightly different ranking for users who changed nothing."""
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as acquired:
+            return await _fetch_on_index(acquired, sql, values)
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        return list(await conn.fetch(sql, *values))
+
+
 async def has_copies(
     conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, user_id: str
 ) -> bool:
@@ -188,7 +203,10 @@ async def _run(
         f" WHERE {' AND '.join(conditions)} ORDER BY {key.order_by()} LIMIT {limit}::int"
         f") page ON true"
     )
-    rows = await conn.fetch(sql, *params.values)
+    if exact:
+        rows = await conn.fetch(sql, *params.values)
+    else:
+        rows = await _fetch_on_index(conn, sql, params.values)
     n_raw = int(rows[0]["n_raw"]) if rows else 0
     max_raw = rows[0]["max_raw"] if rows else None
     return [r for r in rows if r["object_id"] is not None], n_raw, max_raw
