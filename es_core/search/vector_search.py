@@ -203,7 +203,8 @@ async def _run(
         f" WHERE {' AND '.join(conditions)} ORDER BY {key.order_by()} LIMIT {limit}::int"
         f") page ON true"
     )
-    if exact:
+    if exact or query.filter is not None:
+        # A selective filter is often cheaper as an exact scan: there the planner decides.
         rows = await conn.fetch(sql, *params.values)
     else:
         rows = await _fetch_on_index(conn, sql, params.values)
