@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,8 +69,6 @@ async def run_upsertion(
     progress: Progress,
 ) -> dict[str, Any]:
     """Write ``items``; re-running it writes the same rows again (idempotent by object_id)."""
-    import asyncio
-
     written = 0
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):

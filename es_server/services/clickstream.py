@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -119,7 +120,7 @@ class ClickstreamService(clickstream_pb2_grpc.ClickstreamServiceServicer):
             collection = await resolve_collection(
                 conn, session.collection_id, field="session.collection_id"
             )
-            session = Session(**{**session.__dict__, "collection_id": collection.collection_id})
+            session = dataclasses.replace(session, collection_id=collection.collection_id)
             stored, _ = await store.register_session(conn, session, create_time, None)
         return clickstream_pb2.RegisterSessionResponse(session=session_to_proto(stored))
 
