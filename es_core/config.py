@@ -73,6 +73,26 @@ class Settings(BaseSettings):
     improvement_softmin_temperature: float = 1.0
     delete_user_copies_on_upsert: bool = True
 
+    # Plugins: the fine-tuning method (entry point group ``embedding_studio.plugins``) by name.
+    plugin: str = "text-minilm"
+
+    # MLflow: empty URI = sqlite store and local artifacts under ``data_dir/mlflow``.
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment: str = "embedding-studio"
+    # ``es up --mlflow-ui`` serves the MLflow UI on localhost at this port.
+    mlflow_ui_port: int = 5000
+
+    # Fine-tuning.
+    fine_tuning_test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    fine_tuning_max_trials: int = Field(default=4, ge=1)
+    # A trained model is deployable only when its held-out NDCG@10 beats the model in service
+    # by more than this (absolute).
+    fine_tuning_gate_margin: float = Field(default=0.005, ge=0)
+    fine_tuning_seed: int = 0
+    fine_tuning_batch_size: int = 16
+    fine_tuning_max_seq_length: int = 128
+    fine_tuning_min_examples: int = 4
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback."""
@@ -83,6 +103,26 @@ class Settings(BaseSettings):
         if not self.postgres_dsn:
             raise RuntimeError("ES_POSTGRES_DSN is not set; start the stack with `es up`")
         return self.postgres_dsn
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        """The configured tracking server, else the sqlite store in the data directory."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return (self.mlflow_dir / "artifacts").resolve()
+
+    @property
+    def models_cache_dir(self) -> Path:
+        """Where model versions downloaded from MLflow are kept, one directory per model id."""
+        return self.data_dir / "models"
 
     @property
     def embedded_postgres_dir(self) -> Path:

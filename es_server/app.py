@@ -25,6 +25,7 @@ from embedding_studio.v1 import (
 )
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.interceptors import ErrorInterceptor
@@ -75,12 +76,16 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls for a few seconds and stop."""
+    # A plugin that cannot load stops the server here, before it takes any request.
+    plugin = load_plugin(settings)
     pool = await create_pool(settings, settings.require_postgres_dsn())
     blue = await prepare_database(pool, settings)
-    encoders = EncoderRegistry(batch_size=settings.encode_batch_size)
+    encoders = EncoderRegistry(
+        plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
+    )
     # Load the blue model now, so the first search does not pay for it.
     await asyncio.to_thread(encoders.get, blue.model)
-    server, health_servicer = build_server(ServerState(settings, pool, encoders))
+    server, health_servicer = build_server(ServerState(settings, pool, encoders, plugin))
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     server.add_insecure_port(address)
     await server.start()

@@ -1,4 +1,5 @@
-"""What every servicer shares: settings, the pool and the encoders of this server process."""
+"""What every servicer shares: settings, the pool, the encoders and the fine-tuning method of
+this server process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.plugins.protocol import FineTuningMethod
 from es_core.storage.catalog import Collection, resolve_collection
 
 
@@ -19,6 +21,7 @@ class ServerState:
     settings: Settings
     pool: asyncpg.Pool
     encoders: EncoderRegistry
+    plugin: FineTuningMethod
 
     async def collection(self, collection_id: str) -> Collection:
         async with self.pool.acquire() as conn:

@@ -41,7 +41,12 @@ def create_app() -> Celery:
                 },
             },
         },
-        include=["es_workers.upsertion", "es_workers.sweeper", "es_workers.improvement"],
+        include=[
+            "es_workers.upsertion",
+            "es_workers.sweeper",
+            "es_workers.improvement",
+            "es_workers.fine_tuning",
+        ],
     )
     return app
 

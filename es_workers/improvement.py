@@ -20,7 +20,9 @@ from es_workers.runtime import WorkerContext, context, execute, run
 async def _improve(
     ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
 ) -> dict[str, Any]:
-    report = await improve_queued(ctx.pool, ctx.settings, ctx.encoders)
+    report = await improve_queued(
+        ctx.pool, ctx.settings, ctx.encoders, ctx.plugin.get_vectors_adjuster()
+    )
     return report.as_dict()
 
 

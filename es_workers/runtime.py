@@ -18,6 +18,8 @@ import asyncpg
 from es_core.config import Settings, get_settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
+from es_core.plugins.protocol import FineTuningMethod
+from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.tasks import store
@@ -32,6 +34,7 @@ class WorkerContext:
     settings: Settings
     pool: asyncpg.Pool
     encoders: EncoderRegistry
+    plugin: FineTuningMethod
 
 
 _runner: asyncio.Runner | None = None
@@ -51,11 +54,13 @@ async def context() -> WorkerContext:
     global _context
     if _context is None:
         settings = get_settings()
+        plugin = load_plugin(settings)
         pool = await create_pool(settings, settings.require_postgres_dsn(), max_size=4)
         await prepare_database(pool, settings)
-        _context = WorkerContext(
-            settings, pool, EncoderRegistry(batch_size=settings.encode_batch_size)
+        encoders = EncoderRegistry(
+            plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
         )
+        _context = WorkerContext(settings, pool, encoders, plugin)
     return _context
 
 

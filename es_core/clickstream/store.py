@@ -148,6 +148,54 @@ async def push_events(conn: asyncpg.Connection, events: list[Event], now: dateti
     return len(inserted)
 
 
+async def batch_state(conn: Conn, batch_id: str) -> str | None:
+    """'collecting' or 'released'; None when the batch does not exist."""
+    state = await conn.fetchval("SELECT state FROM session_batches WHERE batch_id = $1", batch_id)
+    return None if state is None else str(state)
+
+
+async def release_named_batch(conn: asyncpg.Connection, batch_id: str) -> None:
+    """Close ``batch_id`` if it still collects (a released batch stays as it is)."""
+    await conn.execute(
+        "UPDATE session_batches SET state = 'released', release_time = now()"
+        " WHERE batch_id = $1 AND state = 'collecting'",
+        batch_id,
+    )
+
+
+async def count_batch_sessions(conn: Conn, batch_id: str) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM sessions WHERE batch_id = $1", batch_id))
+
+
+async def batch_sessions(conn: Conn, batch_id: str) -> list[Session]:
+    """Every session of the batch with its events (oldest events first), oldest session first."""
+    rows = await conn.fetch(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE batch_id = $1"
+        " ORDER BY create_time, session_id",
+        batch_id,
+    )
+    events: dict[str, list[Event]] = {}
+    for e in await conn.fetch(
+        "SELECT e.* FROM session_events e JOIN sessions s USING (session_id)"
+        " WHERE s.batch_id = $1 ORDER BY e.event_time, e.event_id",
+        batch_id,
+    ):
+        events.setdefault(e["session_id"], []).append(_event(e))
+    return [_session(row, events.get(row["session_id"], [])) for row in rows]
+
+
+def _event(e: asyncpg.Record) -> Event:
+    return Event(
+        event_id=e["event_id"],
+        session_id=e["session_id"],
+        object_id=e["object_id"],
+        event_type=e["event_type"],
+        event_time=e["event_time"],
+        meta=e["meta"],
+        object_not_shown=e["object_not_shown"],
+    )
+
+
 async def get_session(conn: Conn, session_id: str, field: str = "session_id") -> Session:
     row = await conn.fetchrow(
         f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
@@ -155,15 +203,7 @@ async def get_session(conn: Conn, session_id: str, field: str = "session_id") ->
     if row is None:
         raise NotFound.field_error(field, f"session {session_id!r} does not exist")
     events = [
-        Event(
-            event_id=e["event_id"],
-            session_id=session_id,
-            object_id=e["object_id"],
-            event_type=e["event_type"],
-            event_time=e["event_time"],
-            meta=e["meta"],
-            object_not_shown=e["object_not_shown"],
-        )
+        _event(e)
         for e in await conn.fetch(
             "SELECT * FROM session_events WHERE session_id = $1 ORDER BY event_time, event_id",
             session_id,

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from es_core.encoders.base import Encoder
 from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
 from es_core.errors import FailedPrecondition
 from es_core.storage.catalog import Model
 
+EncoderFactory = Callable[[Model], Encoder]
+
 
 class EncoderRegistry:
-    """Caches encoders by model id; later issues add Triton-served and fine-tuned sources."""
+    """Caches encoders by model id. ``factory`` builds them (the plugin's inference client
+    factory in the server and workers); the default knows only the built-in base model."""
 
-    def __init__(self, *, batch_size: int = 64) -> None:
+    def __init__(self, factory: EncoderFactory | None = None, *, batch_size: int = 64) -> None:
         self._batch_size = batch_size
+        self._factory = factory or self._base_only
         self._encoders: dict[str, Encoder] = {}
         self._lock = threading.Lock()
 
@@ -22,21 +27,19 @@ class EncoderRegistry:
         with self._lock:
             encoder = self._encoders.get(model.model_id)
             if encoder is None:
-                encoder = self._load(model)
+                encoder = self._factory(model)
+                if encoder.dimensions != model.dimensions:
+                    raise FailedPrecondition(
+                        f"model {model.model_id!r} encodes {encoder.dimensions} dims, catalogue"
+                        f" says {model.dimensions}"
+                    )
                 self._encoders[model.model_id] = encoder
             return encoder
 
-    def _load(self, model: Model) -> Encoder:
-        if model.source == BASE_MODEL_SOURCE:
-            encoder = SentenceTransformerEncoder(base_model_path(), batch_size=self._batch_size)
-        else:
+    def _base_only(self, model: Model) -> Encoder:
+        if model.source != BASE_MODEL_SOURCE:
             raise FailedPrecondition(
                 f"model {model.model_id!r} comes from {model.source!r}, which this process"
-                " cannot load (only the built-in base model is served before Triton)"
+                " cannot load without a plugin's inference client factory"
             )
-        if encoder.dimensions != model.dimensions:
-            raise FailedPrecondition(
-                f"model {model.model_id!r} encodes {encoder.dimensions} dims, catalogue says"
-                f" {model.dimensions}"
-            )
-        return encoder
+        return SentenceTransformerEncoder(base_model_path(), batch_size=self._batch_size)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+
+from es_core.config import Settings as EsSettings
 
 _DTYPE = torch.float64
 """Inside the optimisation. The cubic loss has a zero gradient at similarity 0, and Adam divides
@@ -379,3 +381,44 @@ def _prepare(
             )
         )
     return _Prepared(dim=dim, keys=list(vectors), vectors=vectors, sessions=prepared)
+
+
+def adjuster_settings(settings: EsSettings) -> AdjusterSettings:
+    """The adjuster's knobs from the platform's ``ES_IMPROVEMENT_*`` settings."""
+    return AdjusterSettings(
+        adjustment_rate=settings.improvement_adjustment_rate,
+        num_iterations=settings.improvement_num_iterations,
+        softmin_temperature=settings.improvement_softmin_temperature,
+    )
+
+
+class VectorsAdjuster(Protocol):
+    """Moves item part vectors towards clicked and away from passed-over results, per user."""
+
+    def adjust(
+        self,
+        sessions: Sequence[SessionExample],
+        items: Mapping[Key, npt.NDArray[np.floating[Any]]],
+        *,
+        metric: Metric,
+        aggregation: Aggregation,
+    ) -> dict[Key, Vectors]: ...
+
+
+class TorchAdjuster:
+    """``adjust`` with fixed settings: the vectors adjuster of the built-in method."""
+
+    def __init__(self, settings: AdjusterSettings) -> None:
+        self._settings = settings
+
+    def adjust(
+        self,
+        sessions: Sequence[SessionExample],
+        items: Mapping[Key, npt.NDArray[np.floating[Any]]],
+        *,
+        metric: Metric,
+        aggregation: Aggregation,
+    ) -> dict[Key, Vectors]:
+        return adjust(
+            sessions, items, metric=metric, aggregation=aggregation, settings=self._settings
+        )

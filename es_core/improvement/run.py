@@ -7,6 +7,7 @@ holds it until its copies are written, so no session is processed twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,12 @@ import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
-from es_core.improvement.adjuster import AdjusterSettings, SessionExample, adjust
+from es_core.improvement.adjuster import (
+    SessionExample,
+    TorchAdjuster,
+    VectorsAdjuster,
+    adjuster_settings,
+)
 from es_core.storage.catalog import Collection, get_collection
 from es_core.storage.items import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
 
@@ -157,16 +163,11 @@ async def _write_copies(
     return len(keys)
 
 
-def adjuster_settings(settings: Settings) -> AdjusterSettings:
-    return AdjusterSettings(
-        adjustment_rate=settings.improvement_adjustment_rate,
-        num_iterations=settings.improvement_num_iterations,
-        softmin_temperature=settings.improvement_softmin_temperature,
-    )
-
-
 async def improve_batch(
-    conn: asyncpg.Connection, settings: Settings, encoders: EncoderRegistry
+    conn: asyncpg.Connection,
+    settings: Settings,
+    encoders: EncoderRegistry,
+    adjuster: VectorsAdjuster | None = None,
 ) -> ImprovementReport | None:
     """Take one batch of queued sessions and improve them, in the caller's transaction.
     None when nothing was waiting."""
@@ -209,12 +210,13 @@ async def improve_batch(
         vectors, part_ids, payloads = await _current_vectors(conn, collection, keys)
         examples = [ex for p in group if (ex := p.example(set(vectors))) is not None]
         adjusted = await asyncio.to_thread(
-            adjust,
+            functools.partial(
+                (adjuster or TorchAdjuster(adjuster_settings(settings))).adjust,
+                metric=collection.model.metric,
+                aggregation=collection.model.aggregation,
+            ),
             examples,
             vectors,
-            metric=collection.model.metric,
-            aggregation=collection.model.aggregation,
-            settings=adjuster_settings(settings),
         )
         report.copies_written += await _write_copies(conn, collection, adjusted, part_ids, payloads)
         report.improved += len(examples)
@@ -243,13 +245,16 @@ async def _encode_missing_queries(
 
 
 async def improve_queued(
-    pool: asyncpg.Pool, settings: Settings, encoders: EncoderRegistry
+    pool: asyncpg.Pool,
+    settings: Settings,
+    encoders: EncoderRegistry,
+    adjuster: VectorsAdjuster | None = None,
 ) -> ImprovementReport:
     """Drain the queue batch by batch, one transaction per batch."""
     total = ImprovementReport()
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            report = await improve_batch(conn, settings, encoders)
+            report = await improve_batch(conn, settings, encoders, adjuster)
         if report is None:
             return total
         total.improved += report.improved

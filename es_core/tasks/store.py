@@ -90,6 +90,20 @@ async def create_task(
     return _task(existing), False
 
 
+async def merge_task_params(conn: asyncpg.Connection, task_id: str, extra: dict[str, Any]) -> Task:
+    """Add what the request resolved (e.g. which batch) to a task's params; the idempotency
+    digest stays that of the request as sent."""
+    row = await conn.fetchrow(
+        f"UPDATE tasks SET params = params || $2::jsonb, update_time = now()"
+        f" WHERE task_id = $1 RETURNING {_COLUMNS}",
+        parse_task_id(task_id),
+        extra,
+    )
+    if row is None:
+        raise NotFound.field_error("task_id", f"task {task_id} does not exist")
+    return _task(row)
+
+
 async def get_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Task:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM tasks WHERE task_id = $1", parse_task_id(task_id)

@@ -1,0 +1,1 @@
+"""Fine-tuning from the clickstream: examples, trials, evaluation, the gate and the registry."""

@@ -1,0 +1,296 @@
+"""The fine-tuning task: a released batch of sessions in, a registered model version out.
+
+Steps: build examples from the batch; split train / test by query; evaluate the model in
+service on the test side; train each trial of the hyperparameter search (an MLflow run each,
+nested under the task's run) and evaluate it the same way; register the best trial with its
+metrics and lineage; the gate marks it deployable only if it beats the model in service; the
+version enters the catalogue as a model (not yet deployed or searched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from es_core.clickstream.store import batch_sessions
+from es_core.config import Settings
+from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import FailedPrecondition
+from es_core.fine_tuning.evaluator import beats, evaluate
+from es_core.fine_tuning.examples import Example, build_examples, split_by_query
+from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
+from es_core.fine_tuning.search_space import trials
+from es_core.plugins.protocol import FineTuningMethod
+from es_core.storage import catalog
+from es_core.storage.catalog import Collection
+from es_core.tasks.model import Task
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], Awaitable[bool]]
+# Share of the progress bar before the trials (examples, baseline) and after them (registry).
+_BEFORE_TRIALS, _AFTER_TRIALS = 0.1, 0.95
+
+
+@dataclass
+class TrialOutcome:
+    trial: int
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    run_id: str
+    train_rows: int
+    seconds: float
+
+
+class _ThreadProgress:
+    """Reports training progress from the training thread to the task row (every 2 s at most);
+    returns False once the task was canceled, which stops the training."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        progress: Progress,
+        start: float,
+        width: float,
+        label: str,
+    ) -> None:
+        self._loop, self._progress = loop, progress
+        self._start, self._width, self._label = start, width, label
+        self._last = 0.0
+
+    def __call__(self, fraction: float) -> bool:
+        now = time.monotonic()
+        if now - self._last < 2.0 and fraction < 1.0:
+            return True
+        self._last = now
+
+        async def report() -> bool:
+            return await self._progress(
+                self._start + self._width * fraction, f"{self._label} {fraction:.0%}"
+            )
+
+        return asyncio.run_coroutine_threadsafe(report(), self._loop).result()
+
+
+def _score(metrics: dict[str, float]) -> float:
+    value = metrics.get("ndcg@10", float("nan"))
+    return -math.inf if math.isnan(value) else value
+
+
+def work_dir(settings: Settings, task_id: str) -> Path:
+    return settings.data_dir / "fine_tuning" / task_id
+
+
+async def run_fine_tuning(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    plugin: FineTuningMethod,
+    encoders: EncoderRegistry,
+    task: Task,
+    progress: Progress,
+) -> dict[str, Any]:
+    batch_id = str(task.params.get("resolved_batch_id") or task.params.get("batch_id") or "")
+    if not batch_id:
+        raise FailedPrecondition("the task names no session batch")
+    async with pool.acquire() as conn:
+        blue = await catalog.get_blue_collection(conn)
+        sessions = await batch_sessions(conn, batch_id)
+        examples, report = build_examples(
+            sessions, settings.event_weights, plugin.get_query_retriever().query_of
+        )
+        wanted = sorted({o for e in examples for o in (*e.positives, *e.negatives, *e.shown)})
+        item_parts = await plugin.get_data_loader().load(conn, blue.table_name, wanted)
+    if report.examples < settings.fine_tuning_min_examples:
+        raise FailedPrecondition(
+            f"batch {batch_id} gives {report.examples} examples, fewer than the"
+            f" {settings.fine_tuning_min_examples} needed (ES_FINE_TUNING_MIN_EXAMPLES):"
+            f" {json.dumps(report.as_dict())}"
+        )
+    train, test = split_by_query(
+        examples, settings.fine_tuning_test_fraction, settings.fine_tuning_seed
+    )
+    builder = plugin.get_fine_tuning_builder()
+    space = builder.search_space(task.params.get("hyperparameters") or {})
+    plan = trials(space, settings.fine_tuning_max_trials, settings.fine_tuning_seed)
+    if not await progress(0.02, f"{len(train)} training and {len(test)} held-out queries"):
+        return {"stopped": True}
+
+    experiments = plugin.get_experiment_manager()
+    factory = plugin.get_inference_client_factory()
+    parent_source = await asyncio.to_thread(_parent_source, plugin, blue)
+    start_dir = await asyncio.to_thread(factory.model_path, blue.model)
+    task_run_id = await asyncio.to_thread(
+        experiments.start_task,
+        task.task_id,
+        {
+            "batch_id": batch_id,
+            "parent_model_id": blue.model.model_id,
+            "train_queries": len(train),
+            "test_queries": len(test),
+            "trials": len(plan),
+            **{f"examples.{k}": v for k, v in report.as_dict().items()},
+        },
+    )
+    try:
+        outcome = await _search(
+            settings,
+            plugin,
+            encoders,
+            task,
+            blue,
+            train,
+            test,
+            item_parts,
+            plan,
+            start_dir,
+            task_run_id,
+            progress,
+        )
+    except BaseException:
+        await asyncio.to_thread(experiments.finish_task, task_run_id, {}, "FAILED")
+        raise
+    finally:
+        shutil.rmtree(work_dir(settings, task.task_id), ignore_errors=True)
+    if outcome is None:
+        await asyncio.to_thread(experiments.finish_task, task_run_id, {}, "KILLED")
+        return {"stopped": True}
+    baseline, best, outcomes = outcome
+    deployable = beats(best.metrics, baseline, settings.fine_tuning_gate_margin)
+    name = plugin.meta.registered_model_name
+    version = await asyncio.to_thread(
+        experiments.register,
+        name,
+        best.run_id,
+        best.metrics,
+        {
+            "es.parent_model_id": blue.model.model_id,
+            "es.parent_source": parent_source,
+            "es.session_batch_id": batch_id,
+            "es.task_id": task.task_id,
+            "es.plugin": plugin.meta.name,
+            "es.trial": str(best.trial),
+            "es.hyperparameters": json.dumps(best.params, sort_keys=True),
+            **{f"in_service.{k}": f"{v:.6f}" for k, v in baseline.items()},
+        },
+        deployable,
+    )
+    model = catalog.Model(
+        model_id=f"{name}-v{version}",
+        name=name,
+        version=version,
+        dimensions=blue.model.dimensions,
+        metric=blue.model.metric,
+        aggregation=blue.model.aggregation,
+        source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
+        parent_model_id=blue.model.model_id,
+    )
+    async with pool.acquire() as conn:
+        await catalog.insert_model(conn, model)
+    await asyncio.to_thread(
+        experiments.finish_task,
+        task_run_id,
+        {**best.metrics, **{f"in_service.{k}": v for k, v in baseline.items()}},
+        "FINISHED",
+    )
+    await progress(1.0, f"registered {model.model_id}; deployable: {deployable}")
+    return {
+        "batch_id": batch_id,
+        "model_id": model.model_id,
+        "registered_model": name,
+        "model_version": version,
+        "mlflow_run_id": best.run_id,
+        "mlflow_task_run_id": task_run_id,
+        "metrics": best.metrics,
+        "in_service_metrics": baseline,
+        "in_service_model_id": blue.model.model_id,
+        "deployable": deployable,
+        "deploy_as_blue": bool(task.params.get("deploy_as_blue")),
+        "best_trial": best.trial,
+        "trials": [asdict(o) for o in outcomes],
+        "examples": {**report.as_dict(), "train": len(train), "test": len(test)},
+    }
+
+
+def _parent_source(plugin: FineTuningMethod, blue: Collection) -> str:
+    """Where the starting model lives in the registry (the base model is uploaded once)."""
+    if blue.model.source.startswith(MLFLOW_SOURCE_PREFIX):
+        return blue.model.source[len(MLFLOW_SOURCE_PREFIX) :]
+    version = plugin.upload_initial_model()
+    return models_uri(plugin.meta.base_model_id, version)
+
+
+async def _search(
+    settings: Settings,
+    plugin: FineTuningMethod,
+    encoders: EncoderRegistry,
+    task: Task,
+    blue: Collection,
+    train: list[Example],
+    test: list[Example],
+    item_parts: dict[str, list[str]],
+    plan: list[dict[str, Any]],
+    start_dir: Path,
+    task_run_id: str,
+    progress: Progress,
+) -> tuple[dict[str, float], TrialOutcome, list[TrialOutcome]] | None:
+    """Baseline, then every trial; None when the task was canceled on the way."""
+    builder = plugin.get_fine_tuning_builder()
+    experiments = plugin.get_experiment_manager()
+    metric, aggregation = blue.model.metric, blue.model.aggregation
+    loop = asyncio.get_running_loop()
+    in_service = encoders.get(blue.model)
+    baseline = await asyncio.to_thread(
+        evaluate, in_service, test, item_parts, metric=metric, aggregation=aggregation
+    )
+    if not await progress(
+        _BEFORE_TRIALS, f"model in service: ndcg@10 {baseline['ndcg@10']:.4f} on held-out"
+    ):
+        return None
+    share = (_AFTER_TRIALS - _BEFORE_TRIALS) / len(plan)
+    outcomes: list[TrialOutcome] = []
+    best: TrialOutcome | None = None
+    for i, params in enumerate(plan):
+        base = _BEFORE_TRIALS + i * share
+        on_step = _ThreadProgress(
+            loop, progress, base, 0.8 * share, f"trial {i + 1}/{len(plan)}: training"
+        )
+        trial_dir = work_dir(settings, task.task_id) / f"trial-{i}"
+        result = await asyncio.to_thread(
+            builder.train, start_dir, train, item_parts, params, trial_dir, on_step
+        )
+        if not await progress(base + 0.8 * share, f"trial {i + 1}/{len(plan)}: evaluating"):
+            return None
+        trained = await asyncio.to_thread(builder.encoder_for, result.model_dir)
+        metrics = await asyncio.to_thread(
+            evaluate, trained, test, item_parts, metric=metric, aggregation=aggregation
+        )
+        run_id = await asyncio.to_thread(
+            experiments.log_trial,
+            task_run_id,
+            i,
+            params,
+            {**metrics, "train_loss": result.train_loss, "train_seconds": result.seconds},
+            result.model_dir,
+        )
+        outcome = TrialOutcome(i, params, metrics, run_id, result.train_rows, result.seconds)
+        outcomes.append(outcome)
+        if best is None or _score(metrics) > _score(best.metrics):
+            best = outcome
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        log.info("fine-tuning %s trial %d: %s %s", task.task_id, i, params, metrics)
+        if not await progress(
+            base + share, f"trial {i + 1}/{len(plan)}: ndcg@10 {metrics['ndcg@10']:.4f}"
+        ):
+            return None
+    assert best is not None
+    return baseline, best, outcomes

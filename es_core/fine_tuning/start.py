@@ -1,0 +1,64 @@
+"""StartFineTuning: check the request, fix the batch of sessions and create the task row.
+
+The batch is released in the same transaction that creates the task, so the task trains on
+exactly the sessions recorded before the call, and new sessions start a new batch. A retry with
+the same idempotency key returns the first task and releases nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from es_core.clickstream import store as clickstream
+from es_core.clickstream.model import check_id
+from es_core.errors import FailedPrecondition, NotFound
+from es_core.items import check_json
+from es_core.plugins.protocol import FineTuningMethod
+from es_core.tasks.model import Task
+from es_core.tasks.store import create_task, merge_task_params
+
+MAX_HYPERPARAMETERS_BYTES = 16 * 1024
+
+
+async def start_fine_tuning(
+    conn: asyncpg.Connection,
+    plugin: FineTuningMethod,
+    *,
+    idempotency_key: str = "",
+    deploy_as_blue: bool = False,
+    batch_id: str = "",
+    hyperparameters: dict[str, Any] | None = None,
+) -> tuple[Task, bool]:
+    """Create the fine-tuning task in the caller's transaction; returns (task, created)."""
+    overrides = hyperparameters or {}
+    check_json(overrides, "hyperparameters", MAX_HYPERPARAMETERS_BYTES)
+    plugin.get_fine_tuning_builder().search_space(overrides)  # raises naming a bad entry
+    if batch_id:
+        check_id(batch_id, "batch_id")
+    params = {
+        "batch_id": batch_id,
+        "deploy_as_blue": deploy_as_blue,
+        "hyperparameters": overrides,
+        "plugin": plugin.meta.name,
+    }
+    task, created = await create_task(conn, "fine_tuning", params, idempotency_key=idempotency_key)
+    if not created:
+        return task, False
+    if batch_id:
+        if await clickstream.batch_state(conn, batch_id) is None:
+            raise NotFound.field_error("batch_id", f"session batch {batch_id!r} does not exist")
+        await clickstream.release_named_batch(conn, batch_id)
+        resolved = batch_id
+    else:
+        released = await clickstream.release_batch(conn)
+        if released is None:
+            raise FailedPrecondition.field_error(
+                "batch_id", "no sessions have been recorded since the last fine-tuning"
+            )
+        resolved = released
+    if not await clickstream.count_batch_sessions(conn, resolved):
+        raise FailedPrecondition.field_error("batch_id", f"session batch {resolved!r} is empty")
+    task = await merge_task_params(conn, task.task_id, {"resolved_batch_id": resolved})
+    return task, True

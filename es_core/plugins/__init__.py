@@ -1,0 +1,1 @@
+"""Fine-tuning methods: the protocol every plugin implements, discovery, and the built-in one."""

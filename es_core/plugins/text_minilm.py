@@ -1,0 +1,143 @@
+"""The built-in method: text items, all-MiniLM-L6-v2, sentence-transformers, MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.encoders.base import Encoder
+from es_core.encoders.local import (
+    BASE_MODEL_ID,
+    BASE_MODEL_SOURCE,
+    SentenceTransformerEncoder,
+    base_model_path,
+)
+from es_core.errors import FailedPrecondition
+from es_core.fine_tuning.experiments import (
+    MLFLOW_SOURCE_PREFIX,
+    MlflowExperiments,
+    parse_models_uri,
+)
+from es_core.fine_tuning.trainer import SentenceTransformersBuilder
+from es_core.improvement.adjuster import TorchAdjuster, adjuster_settings
+from es_core.plugins.protocol import PluginMeta, SearchIndexInfo
+from es_core.splitter import split_text
+from es_core.storage.catalog import Model
+from es_core.storage.db import quote_ident
+
+
+class TableDataLoader:
+    """Items' texts from a collection table: the original (not per-user) parts, in part order."""
+
+    async def load(
+        self, conn: asyncpg.Connection, table: str, object_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        rows = await conn.fetch(
+            f"SELECT object_id, part_id, text FROM {quote_ident(table)}"
+            " WHERE user_id IS NULL AND NOT is_average AND object_id = ANY($1::text[])"
+            " AND text IS NOT NULL",
+            list(object_ids),
+        )
+        parts: dict[str, list[tuple[Any, str]]] = {}
+        for row in rows:
+            part_id = row["part_id"]
+            order = (0, int(part_id), "") if part_id.isdigit() else (1, 0, part_id)
+            parts.setdefault(row["object_id"], []).append((order, row["text"]))
+        return {o: [text for _, text in sorted(p)] for o, p in parts.items()}
+
+
+class SentenceSplitter:
+    def __init__(self, settings: Settings) -> None:
+        self._max_words = settings.splitter_max_words
+        self._overlap = settings.splitter_overlap_words
+
+    def split(self, text: str) -> list[str]:
+        return split_text(text, max_words=self._max_words, overlap_words=self._overlap)
+
+
+class QueryText:
+    def query_of(self, query_text: str) -> str:
+        return query_text.strip()
+
+
+class LocalInferenceFactory:
+    """sentence-transformers in this process; MLflow-registered versions are downloaded once."""
+
+    def __init__(self, settings: Settings, experiments: MlflowExperiments) -> None:
+        self._settings = settings
+        self._experiments = experiments
+
+    def model_path(self, model: Model) -> Path:
+        if model.source == BASE_MODEL_SOURCE:
+            return base_model_path()
+        if model.source.startswith(MLFLOW_SOURCE_PREFIX):
+            uri = model.source[len(MLFLOW_SOURCE_PREFIX) :]
+            name, version = parse_models_uri(uri)
+            cache = self._settings.models_cache_dir / f"{name}-v{version}"
+            return self._experiments.download(uri, cache)
+        raise FailedPrecondition(
+            f"model {model.model_id!r} comes from {model.source!r}, which the text-minilm"
+            " method cannot load"
+        )
+
+    def create(self, model: Model) -> Encoder:
+        return SentenceTransformerEncoder(
+            self.model_path(model), batch_size=self._settings.encode_batch_size
+        )
+
+
+class TextMiniLMPlugin:
+    """Text items encoded by all-MiniLM-L6-v2 (384 dims, cosine, MIN over parts)."""
+
+    meta = PluginMeta(
+        name="text-minilm",
+        description="text items, all-MiniLM-L6-v2 fine-tuned with sentence-transformers",
+        registered_model_name="all-minilm-l6-v2-ft",
+        base_model_id=BASE_MODEL_ID,
+    )
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._experiments = MlflowExperiments(settings)
+        self._factory = LocalInferenceFactory(settings, self._experiments)
+
+    def get_data_loader(self) -> TableDataLoader:
+        return TableDataLoader()
+
+    def get_items_splitter(self) -> SentenceSplitter:
+        return SentenceSplitter(self._settings)
+
+    def get_query_retriever(self) -> QueryText:
+        return QueryText()
+
+    def get_inference_client_factory(self) -> LocalInferenceFactory:
+        return self._factory
+
+    def get_experiment_manager(self) -> MlflowExperiments:
+        return self._experiments
+
+    def get_search_index_info(self) -> SearchIndexInfo:
+        return SearchIndexInfo(
+            dimensions=384,
+            metric="cosine",
+            aggregation="min",
+            hnsw_m=self._settings.hnsw_m,
+            hnsw_ef_construction=self._settings.hnsw_ef_construction,
+        )
+
+    def get_vectors_adjuster(self) -> TorchAdjuster:
+        return TorchAdjuster(adjuster_settings(self._settings))
+
+    def get_fine_tuning_builder(self) -> SentenceTransformersBuilder:
+        return SentenceTransformersBuilder(
+            batch_size=self._settings.fine_tuning_batch_size,
+            max_seq_length=self._settings.fine_tuning_max_seq_length,
+            seed=self._settings.fine_tuning_seed,
+        )
+
+    def upload_initial_model(self) -> str:
+        return self._experiments.upload_initial_model(BASE_MODEL_ID, base_model_path())

@@ -1,0 +1,22 @@
+"""Fine-tuning worker: trains, evaluates and registers a model version from a session batch."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from es_core.fine_tuning.run import run_fine_tuning
+from es_core.tasks.model import Task
+from es_workers.app import celery_app
+from es_workers.runtime import WorkerContext, execute, run
+
+
+async def _fine_tune(
+    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+) -> dict[str, Any]:
+    return await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
+
+
+@celery_app.task(name="es.fine_tuning", acks_late=True, reject_on_worker_lost=True)
+def fine_tuning(task_id: str) -> str:
+    return run(execute(task_id, _fine_tune))
