@@ -14,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start the whole stack on its embedded defaults")
     up.add_argument("--data-dir", help="where data lives (default: $ES_DATA_DIR or .es-data)")
     up.add_argument("--grpc-port", type=int, help="gRPC port (default: $ES_GRPC_PORT or 50051)")
+    up.add_argument(
+        "--mlflow-ui",
+        action="store_true",
+        help="also serve the MLflow UI on 127.0.0.1:$ES_MLFLOW_UI_PORT (default 5000); "
+        "none when $ES_MLFLOW_TRACKING_URI is a tracking server",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from es_cli.stack import run_stack
         from es_core.config import get_settings
 
-        return run_stack(get_settings())
+        return run_stack(get_settings(), mlflow_ui=args.mlflow_ui)
     return 2
 
 

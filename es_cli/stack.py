@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +22,24 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from es_cli.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from es_cli.mlflow_ui import (
+    announce_when_ready,
+    mlflow_ui_command,
+    mlflow_ui_url,
+    start_mlflow_ui,
+    stop_mlflow_ui,
+)
 from es_core.config import Settings
+from es_core.plugins.registry import PluginError, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_workers.app import QUEUES
 
 log = logging.getLogger("es.up")
 STACK_FILE = "stack.json"
+MLFLOW_UI = "mlflow-ui"
+# How long the UI gets to answer before `es up` logs a warning (the stack never waits for it).
+MLFLOW_UI_READY_SECONDS = 300.0
 
 
 @dataclass
@@ -34,12 +47,15 @@ class Stack:
     """The running parts; ``stop`` undoes ``start`` in reverse order, whatever failed."""
 
     settings: Settings
+    mlflow_ui: bool = False
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     postgres_dsn: str = ""
     redis_url: str = ""
+    mlflow_ui_url: str = ""
     _lock_file: IO[str] | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def grpc_address(self) -> str:
@@ -53,6 +69,16 @@ class Stack:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SystemExit(f"another `es up` is running on {data_dir}") from None
+        # The same check the server and worker make, before anything starts.
+        try:
+            load_plugin(self.settings)
+        except PluginError as exc:
+            raise SystemExit(f"es up: {exc}") from None
+        logs = data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        if self.mlflow_ui:
+            # First: it is the slowest to answer, and nothing else waits for it.
+            self._start_mlflow_ui(logs / "mlflow-ui.log")
 
         if self.settings.postgres_dsn:
             self.postgres_dsn = self.settings.postgres_dsn
@@ -78,8 +104,6 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
-        logs = data_dir / "logs"
-        logs.mkdir(exist_ok=True)
         self._spawn(
             "worker",
             [
@@ -106,17 +130,30 @@ class Stack:
         )
         self._spawn("server", [sys.executable, "-m", "es_server"], env, logs / "server.log")
         self._wait_until_serving(timeout=180)
-        (data_dir / STACK_FILE).write_text(
-            json.dumps(
-                {
-                    "grpc_address": self.grpc_address,
-                    "postgres_dsn": self.postgres_dsn,
-                    "redis_url": self.redis_url,
-                    "pids": {name: p.pid for name, p in self.children.items()},
-                },
-                indent=2,
+        info: dict[str, object] = {
+            "grpc_address": self.grpc_address,
+            "postgres_dsn": self.postgres_dsn,
+            "redis_url": self.redis_url,
+            "pids": {name: p.pid for name, p in self.children.items()},
+        }
+        if self.mlflow_ui_url:
+            info["mlflow_ui_url"] = self.mlflow_ui_url
+        (data_dir / STACK_FILE).write_text(json.dumps(info, indent=2))
+
+    def _start_mlflow_ui(self, log_path: Path) -> None:
+        """Start the UI unless the tracking URI is a server with its own; announce it when up."""
+        port = self.settings.mlflow_ui_port
+        if mlflow_ui_command(self.settings) is not None and not _port_is_free(port):
+            raise RuntimeError(
+                f"port {port} for the MLflow UI is in use; choose another with ES_MLFLOW_UI_PORT"
             )
-        )
+        process = start_mlflow_ui(self.settings, log_path)
+        if process is None:
+            return
+        self.children[MLFLOW_UI] = process
+        self.mlflow_ui_url = mlflow_ui_url(self.settings)
+        log.info("%s started (pid %d, log %s)", MLFLOW_UI, process.pid, log_path)
+        announce_when_ready(process, self.mlflow_ui_url, MLFLOW_UI_READY_SECONDS, self._stopping)
 
     async def _prepare_database(self) -> None:
         pool = await create_pool(self.settings, self.postgres_dsn, max_size=2)
@@ -155,6 +192,11 @@ class Stack:
                 raise RuntimeError(f"{name} exited with code {child.returncode}; see its log")
 
     def stop(self) -> None:
+        self._stopping.set()
+        ui = self.children.get(MLFLOW_UI)
+        if ui is not None:
+            stop_mlflow_ui(ui)
+            log.info("%s stopped", MLFLOW_UI)
         for name in ["server", "worker"]:
             child = self.children.get(name)
             if child is None or child.poll() is not None:
@@ -178,7 +220,18 @@ class Stack:
             self._lock_file.close()
 
 
-def run_stack(settings: Settings) -> int:
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As uvicorn binds: a port left in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def run_stack(settings: Settings, *, mlflow_ui: bool = False) -> int:
     """Start, report, wait for SIGTERM / SIGINT or a dying part, stop. The exit code says which."""
     stopping = False
 
@@ -188,7 +241,7 @@ def run_stack(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = Stack(settings)
+    stack = Stack(settings, mlflow_ui=mlflow_ui)
     code = 0
     try:
         stack.start()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu.entity import Queue
 
 from es_core.config import get_settings
+from es_core.plugins.registry import PluginError, load_plugin
 from es_core.tasks.model import QUEUE_FOR_KIND
 
 SWEEPER_QUEUE = "sweeper"
@@ -52,3 +54,14 @@ def create_app() -> Celery:
 
 
 celery_app = create_app()
+
+
+@worker_init.connect
+def _load_plugin_at_start(**_: object) -> None:
+    """A plugin that cannot load stops the worker as it starts, not at its first task.
+
+    Celery logs and swallows exceptions from signal handlers, so this exits explicitly."""
+    try:
+        load_plugin(get_settings())
+    except PluginError as exc:
+        raise SystemExit(f"embedding studio worker: {exc}") from exc

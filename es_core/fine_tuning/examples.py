@@ -51,6 +51,8 @@ class ExampleReport:
     without_query: int = 0
     without_positives: int = 0
     merged: int = 0
+    # Examples dropped because none of their positives is still in the collection.
+    without_items: int = 0
     examples: int = 0
     positives: int = 0
     negatives: int = 0

@@ -45,6 +45,11 @@ def parse_models_uri(uri: str) -> tuple[str, str]:
     return name, version
 
 
+def mlflow_metric_name(name: str) -> str:
+    """MLflow names take no "@": "ndcg@10" is logged as "ndcg_at_10"."""
+    return name.replace("@", "_at_")
+
+
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text[:500]
@@ -73,6 +78,8 @@ class MlflowExperiments:
             if self._client_ is None:
                 from mlflow import MlflowClient
 
+                # Workers log to files: no per-file download progress bars in them.
+                os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
                 if self._local:
                     self._mlflow_dir.mkdir(parents=True, exist_ok=True)
                     self._artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +117,7 @@ class MlflowExperiments:
         self.client().log_batch(
             run_id,
             metrics=[
-                Metric(k, float(v), now, 0)
+                Metric(mlflow_metric_name(k), float(v), now, 0)
                 for k, v in (metrics or {}).items()
                 if not math.isnan(float(v))
             ],
@@ -181,7 +188,7 @@ class MlflowExperiments:
         source = f"{client.get_run(run_id).info.artifact_uri}/model"
         all_tags = {
             **tags,
-            **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
+            **{f"metric.{mlflow_metric_name(k)}": f"{v:.6f}" for k, v in metrics.items()},
             "deployable": str(deployable).lower(),
         }
         version = client.create_model_version(name, source, run_id=run_id, tags=all_tags)

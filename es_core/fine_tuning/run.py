@@ -110,6 +110,10 @@ async def run_fine_tuning(
         )
         wanted = sorted({o for e in examples for o in (*e.positives, *e.negatives, *e.shown)})
         item_parts = await plugin.get_data_loader().load(conn, blue.table_name, wanted)
+    # Clicks on items no longer in the collection teach nothing.
+    usable = [e for e in examples if any(item_parts.get(o) for o in e.positives)]
+    report.without_items, report.examples = len(examples) - len(usable), len(usable)
+    examples = usable
     if report.examples < settings.fine_tuning_min_examples:
         raise FailedPrecondition(
             f"batch {batch_id} gives {report.examples} examples, fewer than the"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -65,3 +67,54 @@ def test_external_postgres_and_redis_by_url(tmp_path: Path, pg_server: EmbeddedP
     finally:
         redis.stop()
     assert os.path.exists(tmp_path / "data" / "logs" / "server.log")
+
+
+@pytest.mark.parametrize(
+    ("plugin", "words"),
+    [
+        ("nope", "no such plugin"),
+        ("", "no such plugin"),
+    ],
+)
+def test_a_plugin_that_cannot_load_stops_es_up_at_start(
+    tmp_path: Path, plugin: str, words: str
+) -> None:
+    env = {**os.environ, "ES_DATA_DIR": str(tmp_path), "ES_PLUGIN": plugin}
+    env.pop("ES_POSTGRES_DSN", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "es_cli.main", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert f"ES_PLUGIN={plugin!r}" in done.stderr and words in done.stderr
+    assert "installed: text-minilm" in done.stderr
+    # Nothing was started: no database directory, no stack file.
+    assert not (tmp_path / "postgres").exists()
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_a_plugin_that_cannot_load_stops_the_worker_at_start(tmp_path: Path) -> None:
+    env = {**os.environ, "ES_DATA_DIR": str(tmp_path), "ES_PLUGIN": "nope"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "es_workers.app:celery_app",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            "fine_tuning",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "ES_PLUGIN='nope': no such plugin" in done.stderr

@@ -1,0 +1,130 @@
+"""Held-out evaluation and the deploy gate, around a hand-made encoder whose geometry is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from es_core.encoders.base import Vectors
+from es_core.fine_tuning.evaluator import (
+    beats,
+    evaluate,
+    evaluation_pool,
+    part_distances,
+    rank_pool,
+)
+from es_core.fine_tuning.examples import Example
+from es_core.fine_tuning.trainer import training_rows
+
+
+class TableEncoder:
+    """Looks each text up in a fixed table of 2-d vectors (a test double of the encoder seam)."""
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    @property
+    def dimensions(self) -> int:
+        return 2
+
+    def encode_queries(self, texts: list[str]) -> Vectors:
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+    def encode_items(self, texts: list[str]) -> Vectors:
+        return self.encode_queries(texts)
+
+
+PARTS = {"a": ["a0", "a1"], "b": ["b0"], "c": ["c0"], "gone": []}
+TABLE = {
+    "q1": [1.0, 0.0],
+    "q2": [0.0, 1.0],
+    "a0": [0.0, 1.0],  # a is close to q1 only through its second part
+    "a1": [1.0, 0.1],
+    "b0": [0.7, 0.7],
+    "c0": [0.1, 1.0],
+}
+
+
+def test_pool_holds_every_shown_or_clicked_item_with_text() -> None:
+    examples = [
+        Example("q1", {"a": 1.0}, shown=("b", "a", "gone")),
+        Example("q2", {"c": 1.0, "zzz": 1.0}, shown=("b",)),
+    ]
+    assert evaluation_pool(examples, PARTS) == ["b", "a", "c"]
+
+
+def test_min_aggregation_takes_the_best_part_and_avg_the_mean() -> None:
+    enc = TableEncoder(TABLE)
+    pool = ["a", "b", "c"]
+    [by_min] = rank_pool(enc, ["q1"], pool, PARTS, metric="cosine", aggregation="min")
+    assert by_min == ["a", "b", "c"]
+    [by_avg] = rank_pool(enc, ["q1"], pool, PARTS, metric="cosine", aggregation="avg")
+    assert by_avg == ["b", "a", "c"]
+
+
+def test_evaluate_scores_the_clicked_items_rank() -> None:
+    enc = TableEncoder(TABLE)
+    examples = [
+        Example("q1", {"a": 1.0}, shown=("a", "b", "c")),  # a first: perfect
+        Example("q2", {"b": 1.0}, shown=("a", "b", "c")),  # q2 ranks c, a, then b: third
+    ]
+    got = evaluate(enc, examples, PARTS, metric="cosine", aggregation="min")
+    assert got["mrr@10"] == pytest.approx((1.0 + 1 / 3) / 2)
+    assert got["recall@10"] == pytest.approx(1.0)
+    assert got["ndcg@10"] == pytest.approx((1.0 + 1 / math.log2(4)) / 2)
+
+
+def test_nan_vectors_rank_last_instead_of_breaking_the_ranking() -> None:
+    table = {**TABLE, "b0": [float("nan"), float("nan")]}
+    [ranked] = rank_pool(
+        TableEncoder(table), ["q2"], ["b", "c", "a"], PARTS, metric="cosine", aggregation="min"
+    )
+    assert ranked[-1] == "b"
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot", "euclidean"])
+def test_distances_match_pgvector_operators(metric: str) -> None:
+    q = np.array([[3.0, 4.0]], dtype=np.float32)
+    p = np.array([[3.0, 4.0], [-4.0, 3.0]], dtype=np.float32)
+    got = part_distances(q, p, metric)  # type: ignore[arg-type]
+    expected = {
+        "cosine": [0.0, 1.0],
+        "dot": [-25.0, 0.0],
+        "euclidean": [0.0, math.sqrt(50.0)],
+    }[metric]
+    assert got[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_gate_needs_more_than_the_margin_and_rejects_nan() -> None:
+    assert beats({"ndcg@10": 0.52}, {"ndcg@10": 0.50}, 0.01)
+    assert not beats({"ndcg@10": 0.505}, {"ndcg@10": 0.50}, 0.01)
+    assert not beats({"ndcg@10": 0.50}, {"ndcg@10": 0.50}, 0.0)
+    assert not beats({"ndcg@10": 0.40}, {"ndcg@10": 0.50}, 0.0)
+    assert not beats({"ndcg@10": float("nan")}, {"ndcg@10": 0.5}, 0.0)
+    assert not beats({}, {"ndcg@10": 0.5}, 0.0)
+
+
+def test_training_rows_use_hard_negatives_and_weights() -> None:
+    parts = {"a": ["A"], "b": ["B"], "c": ["C"], "d": ["D"]}
+    examples = [
+        Example("q1", {"a": 3.0}, negatives=("b",)),  # weight 3: three rows
+        Example("q2", {"c": 1.0}, negatives=("a", "b", "d")),  # one row per hard negative
+        Example("q3", {"missing": 1.0}),  # no text: no row
+    ]
+    rows = training_rows(examples, parts)
+    assert list(zip(rows["anchor"], rows["positive"], rows["negative"], strict=True)) == [
+        ("q1", "A", "B"),
+        ("q1", "A", "B"),
+        ("q1", "A", "B"),
+        ("q2", "C", "A"),
+        ("q2", "C", "B"),
+        ("q2", "C", "D"),
+    ]
+
+
+def test_training_rows_without_hard_negatives_draw_a_non_positive_item() -> None:
+    parts = {"a": ["A"], "b": ["B"], "c": ["C"]}
+    rows = training_rows([Example("q", {"a": 1.0, "b": 1.0})], parts, seed=1)
+    assert rows["negative"] == ["C", "C"]
