@@ -15,6 +15,7 @@ from embedding_studio.v1 import (
     clickstream_pb2_grpc,
     deployment_pb2,
     fine_tune_pb2,
+    fine_tune_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
     suggestion_pb2,
@@ -30,6 +31,7 @@ from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
+from es_server.services.fine_tune import FineTuneService
 from es_server.services.search import SearchService
 from es_server.services.tasks import TaskService
 from es_server.services.unimplemented import add_pending_services
@@ -64,6 +66,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchService(state), server)
     clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server(ClickstreamService(state), server)
     upsert_pb2_grpc.add_UpsertServiceServicer_to_server(UpsertService(state), server)
+    fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server(FineTuneService(state), server)
     task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
     add_pending_services(server)
     health_servicer = health.aio.HealthServicer()

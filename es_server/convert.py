@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from embedding_studio.v1 import common_pb2
+from embedding_studio.v1 import common_pb2, fine_tune_pb2
 from es_core.errors import InvalidArgument
 from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
@@ -208,6 +208,34 @@ def task_to_proto(task: Task) -> common_pb2.Task:
         start_time=timestamp(task.start_time),
         finish_time=timestamp(task.finish_time),
     )
+
+
+def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:
+    """A fine-tuning task with what it trained on and, once done, what it produced; the model
+    in service's figures are in ``metrics`` under keys prefixed ``in_service.``."""
+    params, result = task.params, task.result
+    metrics = _numbers(result.get("metrics"), "")
+    metrics.update(_numbers(result.get("in_service_metrics"), "in_service."))
+    batch_id = result.get("batch_id") or params.get("resolved_batch_id") or params.get("batch_id")
+    return fine_tune_pb2.FineTuningTask(
+        task=task_to_proto(task),
+        batch_id=str(batch_id or ""),
+        model_id=str(result.get("model_id") or ""),
+        mlflow_run_id=str(result.get("mlflow_run_id") or ""),
+        metrics=metrics,
+        deployable=bool(result.get("deployable")),
+        deploy_as_blue=bool(params.get("deploy_as_blue")),
+    )
+
+
+def _numbers(values: Any, prefix: str) -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {}
+    return {
+        f"{prefix}{name}": float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def task_kind_from_proto(kind: int, where: str = "kind") -> TaskKind | None:

@@ -6,20 +6,11 @@ from typing import Any
 
 import grpc
 
-from embedding_studio.v1 import (
-    deployment_pb2_grpc,
-    fine_tune_pb2_grpc,
-    suggestion_pb2_grpc,
-)
+from embedding_studio.v1 import deployment_pb2_grpc, suggestion_pb2_grpc
 from es_server.interceptors import Unimplemented
 
 # (servicer base, registration function, what is missing)
 PENDING_SERVICES: list[tuple[type, Any, str]] = [
-    (
-        fine_tune_pb2_grpc.FineTuneServiceServicer,
-        fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server,
-        "the fine-tuning worker and MLflow tracking",
-    ),
     (
         deployment_pb2_grpc.DeploymentServiceServicer,
         deployment_pb2_grpc.add_DeploymentServiceServicer_to_server,

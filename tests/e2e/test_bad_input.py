@@ -26,7 +26,6 @@ from embedding_studio.client import Client
 from embedding_studio.v1 import (
     common_pb2,
     deployment_pb2,
-    fine_tune_pb2,
     search_pb2,
     suggestion_pb2,
     task_pb2,
@@ -1088,7 +1087,6 @@ def test_pending_or_running_task_cannot_be_restarted(client: Client, stack: Stac
 PENDING = [
     (module, service, attribute)
     for module, service, attribute in [
-        (fine_tune_pb2, "FineTuneService", "fine_tune"),
         (deployment_pb2, "DeploymentService", "deployment"),
         (suggestion_pb2, "SuggestionService", "suggestions"),
     ]
@@ -1101,7 +1099,7 @@ PENDING_RPCS = [
 
 
 def test_every_pending_rpc_is_listed() -> None:
-    assert len(PENDING_RPCS) == 3 + 9 + 5
+    assert len(PENDING_RPCS) == 9 + 5
 
 
 @pytest.mark.parametrize(("module", "service", "attribute", "method"), PENDING_RPCS)

@@ -1,8 +1,8 @@
 """Typed sync and async clients for the Embedding Studio gRPC API (package embedding_studio.v1).
 
 Each client exposes the generated stubs as attributes (``client.search.Search(request)``) and adds
-the few conveniences most callers need: a text search, an upsert from plain dicts, and waiting for
-a long-running task to finish.
+the few conveniences most callers need: a text search, an upsert from plain dicts, starting and
+reading fine-tuning, and waiting for a long-running task to finish.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from embedding_studio.v1 import (
     clickstream_pb2_grpc,
     common_pb2,
     deployment_pb2_grpc,
+    fine_tune_pb2,
     fine_tune_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
@@ -125,6 +126,21 @@ def build_search_request(
     return request
 
 
+def build_start_fine_tuning_request(
+    batch_id: str,
+    deploy_as_blue: bool,
+    hyperparameters: Mapping[str, Any] | None,
+    idempotency_key: str,
+) -> fine_tune_pb2.StartFineTuningRequest:
+    """The StartFineTuningRequest behind ``start_fine_tuning``."""
+    request = fine_tune_pb2.StartFineTuningRequest(
+        batch_id=batch_id, deploy_as_blue=deploy_as_blue, idempotency_key=idempotency_key
+    )
+    if hyperparameters is not None:
+        request.hyperparameters.CopyFrom(to_struct(hyperparameters))
+    return request
+
+
 def _ended_early(task_id: str, last: common_pb2.Task | None) -> RuntimeError:
     return RuntimeError(
         f"WatchTask stream for task {task_id!r} ended before a terminal status"
@@ -198,6 +214,36 @@ class Client:
             idempotency_key=idempotency_key,
         )
         response: upsert_pb2.UpsertItemsResponse = self.upsert.UpsertItems(request, timeout=timeout)
+        return response.task
+
+    def start_fine_tuning(
+        self,
+        *,
+        batch_id: str = "",
+        deploy_as_blue: bool = False,
+        hyperparameters: Mapping[str, Any] | None = None,
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> fine_tune_pb2.FineTuningTask:
+        """Start training on a batch of sessions (empty batch_id = the current one, which is
+        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]}.
+        Returns the pending task (wait with ``wait_for_task(task.task.task_id, ...)``)."""
+        request = build_start_fine_tuning_request(
+            batch_id, deploy_as_blue, hyperparameters, idempotency_key
+        )
+        response: fine_tune_pb2.StartFineTuningResponse = self.fine_tune.StartFineTuning(
+            request, timeout=timeout
+        )
+        return response.task
+
+    def get_fine_tuning_task(
+        self, task_id: str, *, timeout: float | None = None
+    ) -> fine_tune_pb2.FineTuningTask:
+        """One fine-tuning task: its state and, once done, the model, metrics and gate."""
+        request = fine_tune_pb2.GetFineTuningTaskRequest(task_id=task_id)
+        response: fine_tune_pb2.GetFineTuningTaskResponse = self.fine_tune.GetFineTuningTask(
+            request, timeout=timeout
+        )
         return response.task
 
     def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
@@ -310,6 +356,36 @@ class AsyncClient:
             idempotency_key=idempotency_key,
         )
         response: upsert_pb2.UpsertItemsResponse = await self.upsert.UpsertItems(
+            request, timeout=timeout
+        )
+        return response.task
+
+    async def start_fine_tuning(
+        self,
+        *,
+        batch_id: str = "",
+        deploy_as_blue: bool = False,
+        hyperparameters: Mapping[str, Any] | None = None,
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> fine_tune_pb2.FineTuningTask:
+        """Start training on a batch of sessions (empty batch_id = the current one, which is
+        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]}.
+        Returns the pending task (wait with ``wait_for_task(task.task.task_id, ...)``)."""
+        request = build_start_fine_tuning_request(
+            batch_id, deploy_as_blue, hyperparameters, idempotency_key
+        )
+        response: fine_tune_pb2.StartFineTuningResponse = await self.fine_tune.StartFineTuning(
+            request, timeout=timeout
+        )
+        return response.task
+
+    async def get_fine_tuning_task(
+        self, task_id: str, *, timeout: float | None = None
+    ) -> fine_tune_pb2.FineTuningTask:
+        """One fine-tuning task: its state and, once done, the model, metrics and gate."""
+        request = fine_tune_pb2.GetFineTuningTaskRequest(task_id=task_id)
+        response: fine_tune_pb2.GetFineTuningTaskResponse = await self.fine_tune.GetFineTuningTask(
             request, timeout=timeout
         )
         return response.task
