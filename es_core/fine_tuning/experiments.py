@@ -46,7 +46,7 @@ def parse_models_uri(uri: str) -> tuple[str, str]:
 
 
 def mlflow_metric_name(name: str) -> str:
-    """MLflow names take no "@": "ndcg@10" is logged as "ndcg_at_10"."""
+    """MLflow metric and tag names take no "@": "ndcg@10" is logged as "ndcg_at_10"."""
     return name.replace("@", "_at_")
 
 
@@ -187,7 +187,7 @@ class MlflowExperiments:
         self._ensure_registered_model(name)
         source = f"{client.get_run(run_id).info.artifact_uri}/model"
         all_tags = {
-            **tags,
+            **{mlflow_metric_name(k): v for k, v in tags.items()},
             **{f"metric.{mlflow_metric_name(k)}": f"{v:.6f}" for k, v in metrics.items()},
             "deployable": str(deployable).lower(),
         }
