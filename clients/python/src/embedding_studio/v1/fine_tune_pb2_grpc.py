@@ -5,7 +5,7 @@ import warnings
 
 from embedding_studio.v1 import fine_tune_pb2 as embedding__studio_dot_v1_dot_fine__tune__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
