@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,15 @@ class Settings(BaseSettings):
     improvement_num_iterations: int = 10
     improvement_softmin_temperature: float = 1.0
     delete_user_copies_on_upsert: bool = True
+
+    # Reindex: a green collection filled from another, re-encoded by its own model.
+    # The source's items are split into this many key ranges, copied by parallel subtasks.
+    reindex_parallelism: int = Field(default=4, ge=1, le=64)
+    # Items per page; each page is read, re-encoded and written in one transaction.
+    reindex_batch_size: int = Field(default=256, ge=1, le=10_000)
+    # Users' improved copies in the source: "drop" (the destination starts with originals only;
+    # new sessions improve it again). Recomputing them is not built yet.
+    reindex_user_copies: Literal["drop"] = "drop"
 
     # Plugins: the fine-tuning method (entry point group ``embedding_studio.plugins``) by name.
     plugin: str = "text-minilm"

@@ -1,4 +1,8 @@
-"""The upsertion job: split, encode in batches, write each batch in one transaction."""
+"""The upsertion job: split, encode in batches, write each batch in one transaction.
+
+While a reindex fills a green collection, a write reaches it too (see
+``es_core.collections.write_targets``): each batch is encoded once per model and written to
+every target collection in the same transaction, oldest collection first."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import FailedPrecondition
 from es_core.items import ItemInput
 from es_core.splitter import split_text
 from es_core.storage.catalog import Collection
@@ -53,6 +59,12 @@ def build_rows(
                 next_encoded += 1
             else:
                 vector = np.asarray(given, dtype=np.float32)
+                if len(vector) != collection.model.dimensions:
+                    raise FailedPrecondition(
+                        f"item {item.object_id!r} part {part_id!r}: a vector of {len(vector)}"
+                        f" values cannot go into collection {collection.collection_id!r}, whose"
+                        f" model has {collection.model.dimensions} dimensions"
+                    )
             vectors.append(vector)
             rows.append((item.object_id, part_id, False, None, text, vector, item.payload))
         average = average_vector(np.stack(vectors), collection.model.metric)
@@ -73,25 +85,59 @@ async def run_upsertion(
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
-        rows = await asyncio.to_thread(build_rows, batch, collection, registry, settings)
-        async with pool.acquire() as conn:
-            await replace_items(
-                conn,
-                collection,
-                rows,
-                [item.object_id for item in batch],
-                drop_user_copies=settings.delete_user_copies_on_upsert,
-            )
+        await _write_batch(pool, collection, batch, registry, settings)
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
             return {"upserted_count": written, "stopped": True}
     return {"upserted_count": written}
 
 
+async def _write_batch(
+    pool: asyncpg.Pool,
+    collection: Collection,
+    batch: list[ItemInput],
+    registry: EncoderRegistry,
+    settings: Settings,
+) -> None:
+    """Encode for every target's model, then write all targets in one transaction. Encoding
+    happens outside it; should a target appear meanwhile (a reindex started), encode for it too
+    and write again."""
+    rows_by_model: dict[str, list[tuple[Any, ...]]] = {}
+    object_ids = [item.object_id for item in batch]
+    async with pool.acquire() as conn:
+        targets = await write_targets(conn, collection)
+    while True:
+        for target in targets:
+            if target.model.model_id not in rows_by_model:
+                # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
+                rows_by_model[target.model.model_id] = await asyncio.to_thread(
+                    build_rows, batch, target, registry, settings
+                )
+        async with pool.acquire() as conn, conn.transaction():
+            await lock_for_write(conn)
+            targets = await write_targets(conn, collection)
+            if any(t.model.model_id not in rows_by_model for t in targets):
+                continue
+            for target in targets:
+                await replace_items(
+                    conn,
+                    target,
+                    rows_by_model[target.model.model_id],
+                    object_ids,
+                    drop_user_copies=settings.delete_user_copies_on_upsert,
+                )
+            return
+
+
 async def run_deletion(
     pool: asyncpg.Pool, collection: Collection, object_ids: list[str]
 ) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        deleted = await delete_items(conn, collection, object_ids)
+    """Delete from every target collection in one transaction; counts are the addressed one's."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_for_write(conn)
+        deleted = 0
+        for target in await write_targets(conn, collection):
+            count = await delete_items(conn, target, object_ids)
+            if target.collection_id == collection.collection_id:
+                deleted = count
     return {"deleted_count": deleted, "missing_count": len(object_ids) - deleted}

@@ -48,6 +48,7 @@ def create_app() -> Celery:
             "es_workers.sweeper",
             "es_workers.improvement",
             "es_workers.fine_tuning",
+            "es_workers.reindex",
         ],
     )
     return app

@@ -10,6 +10,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -64,13 +65,21 @@ async def context() -> WorkerContext:
     return _context
 
 
+# The lease owner of the task the current coroutine runs (set by ``execute``), for handlers
+# that write their task row themselves, e.g. a checkpoint in the same transaction as the work.
+task_owner: ContextVar[str] = ContextVar("task_owner")
+
+# A handler returns this key set to hand its task over to the subtasks it created.
+HANDED_OVER = "handed_over_to_subtasks"
+
 Handler = Callable[
     [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
 ]
 
 
 async def execute(task_id: str, handler: Handler) -> str:
-    """Claim, run with a heartbeat, and record the outcome. Returns the final status seen.
+    """Claim, run with a heartbeat, and record the outcome. Returns the final status seen
+    ("handed_over" when the handler left the task to subtasks it created).
 
     A task another worker holds (or one already finished) is left alone, so a duplicate
     message does nothing. A library error fails the task with its message; an unexpected
@@ -92,6 +101,7 @@ async def execute(task_id: str, handler: Handler) -> str:
         return await store.report_progress(ctx.pool, task_id, owner, fraction, message, lease)
 
     beat = asyncio.create_task(heartbeat())
+    token = task_owner.set(owner)
     try:
         result = await handler(ctx, task, progress)
     except EsError as exc:
@@ -104,7 +114,12 @@ async def execute(task_id: str, handler: Handler) -> str:
         return "failed"
     finally:
         beat.cancel()
+        task_owner.reset(token)
     if result.get("stopped"):
         return "canceled"
+    if result.get(HANDED_OVER):
+        message = "waiting for its subtasks"
+        await store.hand_over_to_subtasks(ctx.pool, task_id, owner, result, message)
+        return "handed_over"
     await store.finish_task(ctx.pool, task_id, owner, "done", result=result)
     return "done"

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import NotFound
 from es_core.improvement.adjuster import (
     SessionExample,
     TorchAdjuster,
@@ -198,7 +199,12 @@ async def improve_batch(
         if not plan.skip_reason:
             by_collection[plan.collection_id].append(plan)
     for collection_id, group in sorted(by_collection.items()):
-        collection = await get_collection(conn, collection_id)
+        try:
+            collection = await get_collection(conn, collection_id)
+        except NotFound:
+            for plan in group:
+                plan.skip_reason = "its collection was deleted"
+            continue
         await _encode_missing_queries(collection, group, encoders)
         keys = {(p.user_id, o) for p in group for o in [*p.clicked, *p.not_clicked]}
         # Another drain may hold other sessions of the same users: take the users one drain

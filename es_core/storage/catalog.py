@@ -52,6 +52,8 @@ class Collection:
     hnsw_m: int
     hnsw_ef_construction: int
     create_time: datetime | None = None
+    # The reindex task that fills this collection from another; None when nothing does.
+    reindex_task_id: str | None = None
 
     @property
     def table(self) -> str:
@@ -62,14 +64,14 @@ class Collection:
         return DISTANCE_OPERATORS[self.model.metric]
 
 
-_COLLECTION_SELECT = """
+COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
-       c.create_time AS c_create_time, m.*
+       c.create_time AS c_create_time, c.reindex_task_id, m.*
 FROM collections c JOIN models m USING (model_id)
 """
 
 
-def _model_from_row(row: asyncpg.Record) -> Model:
+def model_from_row(row: asyncpg.Record) -> Model:
     return Model(
         model_id=row["model_id"],
         name=row["name"],
@@ -84,15 +86,16 @@ def _model_from_row(row: asyncpg.Record) -> Model:
     )
 
 
-def _collection_from_row(row: asyncpg.Record) -> Collection:
+def collection_from_row(row: asyncpg.Record) -> Collection:
     return Collection(
         collection_id=row["collection_id"],
-        model=_model_from_row(row),
+        model=model_from_row(row),
         table_name=row["table_name"],
         state=row["state"],
         hnsw_m=row["hnsw_m"],
         hnsw_ef_construction=row["hnsw_ef_construction"],
         create_time=row["c_create_time"],
+        reindex_task_id=None if row["reindex_task_id"] is None else str(row["reindex_task_id"]),
     )
 
 
@@ -100,7 +103,7 @@ async def get_model(conn: asyncpg.Connection, model_id: str) -> Model:
     row = await conn.fetchrow("SELECT * FROM models WHERE model_id = $1", model_id)
     if row is None:
         raise NotFound(f"model {model_id!r} does not exist")
-    return _model_from_row(row)
+    return model_from_row(row)
 
 
 async def insert_model(conn: asyncpg.Connection, model: Model) -> None:
@@ -120,19 +123,22 @@ async def insert_model(conn: asyncpg.Connection, model: Model) -> None:
 
 
 async def get_collection(conn: asyncpg.Connection, collection_id: str) -> Collection:
-    row = await conn.fetchrow(_COLLECTION_SELECT + " WHERE c.collection_id = $1", collection_id)
+    """A live collection; a deleted one is NOT_FOUND like one that never existed."""
+    row = await conn.fetchrow(
+        COLLECTION_SELECT + " WHERE c.collection_id = $1 AND c.delete_time IS NULL", collection_id
+    )
     if row is None:
         raise NotFound(f"collection {collection_id!r} does not exist")
-    return _collection_from_row(row)
+    return collection_from_row(row)
 
 
 async def get_blue_collection(conn: asyncpg.Connection) -> Collection:
     row = await conn.fetchrow(
-        _COLLECTION_SELECT + " WHERE c.collection_id = (SELECT collection_id FROM blue_collection)"
+        COLLECTION_SELECT + " WHERE c.collection_id = (SELECT collection_id FROM blue_collection)"
     )
     if row is None:
         raise FailedPrecondition("no blue collection is set")
-    return _collection_from_row(row)
+    return collection_from_row(row)
 
 
 async def resolve_collection(
@@ -165,7 +171,6 @@ async def create_collection(
 ) -> Collection:
     """Register the collection and create its table and indexes, in the caller's transaction."""
     table_name = table_name_for(collection_id)
-    table = quote_ident(table_name)
     await conn.execute(
         "INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
         " hnsw_ef_construction) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -176,6 +181,15 @@ async def create_collection(
         hnsw_m,
         hnsw_ef_construction,
     )
+    await create_items_table(conn, table_name, model, hnsw_m, hnsw_ef_construction)
+    return await get_collection(conn, collection_id)
+
+
+async def create_items_table(
+    conn: asyncpg.Connection, table_name: str, model: Model, hnsw_m: int, hnsw_ef_construction: int
+) -> None:
+    """The table of one collection with its unique and HNSW indexes, in the caller's transaction."""
+    table = quote_ident(table_name)
     # One row per part; the is_average row doubles as the item's head row (one per item).
     await conn.execute(
         f"""
@@ -201,7 +215,6 @@ async def create_collection(
         f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
         " WHERE user_id IS NULL AND NOT is_average"
     )
-    return await get_collection(conn, collection_id)
 
 
 async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:

@@ -42,6 +42,21 @@ def average_vector(vectors: npt.NDArray[np.float32], metric: str) -> npt.NDArray
     return np.asarray(mean, dtype=np.float32)
 
 
+async def lock_heads(
+    conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
+) -> None:
+    """Lock the items' head rows, in object_id order, until the transaction ends.
+
+    Every writer of an item locks its head first, and in the same order, so two writers of
+    overlapping batches (or a writer and a reindex page) wait for each other instead of
+    deadlocking; the statement that follows sees what the other one committed."""
+    await conn.execute(
+        f"SELECT 1 FROM {collection.table} WHERE object_id = ANY($1::text[])"
+        f" AND is_average AND user_id IS NULL ORDER BY object_id FOR UPDATE",
+        object_ids,
+    )
+
+
 async def replace_items(
     conn: asyncpg.Connection,
     collection: Collection,
@@ -53,6 +68,7 @@ async def replace_items(
     """Drop the originals of ``object_ids`` (and, by default, users' improved copies of them,
     which were learnt from the old content) and write ``rows`` instead: one transaction."""
     async with conn.transaction():
+        await lock_heads(conn, collection, object_ids)
         await conn.execute(
             f"DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
             f" AND (user_id IS NULL OR $2)",
@@ -66,12 +82,14 @@ async def delete_items(
     conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
 ) -> int:
     """Remove the items and every user's copy of them; returns the number of items removed."""
-    result = await conn.fetchval(
-        f"WITH gone AS (DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
-        f" RETURNING object_id, is_average, user_id)"
-        f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
-        object_ids,
-    )
+    async with conn.transaction():
+        await lock_heads(conn, collection, object_ids)
+        result = await conn.fetchval(
+            f"WITH gone AS (DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
+            f" RETURNING object_id, is_average, user_id)"
+            f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
+            object_ids,
+        )
     return int(result)
 
 

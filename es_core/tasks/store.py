@@ -228,6 +228,32 @@ async def finish_task(
     return bool(done)
 
 
+# The lease owner of a task that waits for its subtasks, which settle it (no lease, no expiry).
+SUBTASKS_OWNER = "subtasks"
+
+
+async def hand_over_to_subtasks(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    task_id: str,
+    owner: str,
+    result: dict[str, Any],
+    message: str,
+) -> bool:
+    """Keep the task processing, but with no lease: the sweeper will not re-send it, and its
+    subtasks finish it. False when this worker no longer held it."""
+    handed = await conn.fetchval(
+        "UPDATE tasks SET lease_owner = $3, lease_expires_at = NULL, result = $4,"
+        " progress_message = $5, update_time = now()"
+        " WHERE task_id = $1 AND lease_owner = $2 AND status = 'processing' RETURNING true",
+        parse_task_id(task_id),
+        owner,
+        SUBTASKS_OWNER,
+        result,
+        message,
+    )
+    return bool(handed)
+
+
 async def _transition(
     conn: asyncpg.Connection | asyncpg.Pool,
     task_id: str,

@@ -1,0 +1,90 @@
+"""The blue switch and its rollback: one transaction each, under a row lock on the alias.
+
+The collection that stops being blue becomes the rollback target. It is kept complete (every
+write reaches it, see ``write_targets``), so rolling back is as safe as switching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from es_core.collections.write_targets import lock_for_change
+from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.storage.catalog import Collection, get_collection, set_blue_collection
+
+MAX_COLLECTION_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class BlueChange:
+    """What a switch or a rollback did: ``blue`` serves now, ``previous`` is the rollback target."""
+
+    blue: Collection
+    previous: Collection
+
+
+def check_collection_id(collection_id: str, field: str = "collection_id") -> None:
+    if not collection_id:
+        raise InvalidArgument.field_error(field, "must name a collection")
+    if len(collection_id) > MAX_COLLECTION_ID_CHARS:
+        raise InvalidArgument.field_error(
+            field, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
+        )
+
+
+async def _alias(conn: asyncpg.Connection) -> tuple[str, str | None]:
+    """(blue, previous) with the alias row locked until the transaction ends."""
+    await lock_for_change(conn)
+    row = await conn.fetchrow("SELECT collection_id, previous_collection_id FROM blue_collection")
+    if row is None:
+        raise FailedPrecondition("no blue collection is set")
+    return row["collection_id"], row["previous_collection_id"]
+
+
+async def _point_blue_at(conn: asyncpg.Connection, target: str, old_blue: str) -> BlueChange:
+    await set_blue_collection(conn, target)
+    return BlueChange(await get_collection(conn, target), await get_collection(conn, old_blue))
+
+
+async def switch_blue(conn: asyncpg.Connection, collection_id: str) -> BlueChange:
+    """Make a filled green collection blue; the old blue becomes the rollback target."""
+    check_collection_id(collection_id)
+    async with conn.transaction():
+        blue, _ = await _alias(conn)
+        try:
+            target = await get_collection(conn, collection_id)
+        except NotFound as exc:
+            raise NotFound.field_error("collection_id", exc.message) from None
+        if target.collection_id == blue:
+            raise FailedPrecondition.field_error("collection_id", "is already the blue collection")
+        if target.state == "retired":
+            raise FailedPrecondition.field_error(
+                "collection_id",
+                "is retired (it may have missed writes); RollbackBlueCollection returns to the"
+                " previous blue, or reindex into a new green collection",
+            )
+        if target.reindex_task_id is not None:
+            status = await conn.fetchval(
+                "SELECT status FROM tasks WHERE task_id = $1", target.reindex_task_id
+            )
+            if status != "done":
+                raise FailedPrecondition.field_error(
+                    "collection_id",
+                    f"its reindex task {target.reindex_task_id} is {status}; a collection can"
+                    " become blue once its reindex is done",
+                )
+        return await _point_blue_at(conn, target.collection_id, blue)
+
+
+async def rollback_blue(conn: asyncpg.Connection) -> BlueChange:
+    """Make the previous blue blue again; the one serving now becomes the rollback target."""
+    async with conn.transaction():
+        blue, previous = await _alias(conn)
+        if previous is None or previous == blue:
+            raise FailedPrecondition(
+                "there is no previous blue collection to return to (none was switched from,"
+                " or it was deleted)"
+            )
+        return await _point_blue_at(conn, previous, blue)

@@ -1,0 +1,149 @@
+"""Creating a green collection for a model version, and deleting a collection.
+
+A collection's id is its model's id: one live collection per model version. A deleted
+collection keeps its catalogue row (sessions recorded on it still name it) and loses its table;
+creating the model's collection again brings the row back to life with a new, empty table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from es_core.collections.blue import check_collection_id
+from es_core.collections.write_targets import lock_for_change
+from es_core.config import Settings
+from es_core.errors import AlreadyExists, FailedPrecondition, NotFound
+from es_core.storage.catalog import (
+    Collection,
+    Model,
+    create_collection,
+    create_items_table,
+    get_collection,
+)
+from es_core.tasks.model import Task
+
+log = logging.getLogger(__name__)
+
+
+async def create_green_collection(
+    conn: asyncpg.Connection,
+    model: Model,
+    settings: Settings,
+    *,
+    reindex_task_id: str | None,
+    field: str = "destination_model_id",
+) -> Collection:
+    """The model's new green collection, in the caller's transaction (which should hold
+    ``lock_for_change`` when a reindex is to fill it, so writes start reaching it at once)."""
+    collection_id = model.model_id
+    row = await conn.fetchrow(
+        "SELECT delete_time, table_name FROM collections WHERE collection_id = $1 FOR UPDATE",
+        collection_id,
+    )
+    if row is not None and row["delete_time"] is None:
+        raise AlreadyExists.field_error(
+            field,
+            f"model {model.model_id!r} already has collection {collection_id!r}; delete it first",
+        )
+    task_uuid = None if reindex_task_id is None else uuid.UUID(reindex_task_id)
+    if row is None:
+        await create_collection(
+            conn,
+            collection_id,
+            model,
+            state="green",
+            hnsw_m=settings.hnsw_m,
+            hnsw_ef_construction=settings.hnsw_ef_construction,
+        )
+    else:
+        await conn.execute(
+            "UPDATE collections SET state = 'green', delete_time = NULL, create_time = now(),"
+            " update_time = now(), hnsw_m = $2, hnsw_ef_construction = $3"
+            " WHERE collection_id = $1",
+            collection_id,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+        )
+        await create_items_table(
+            conn, row["table_name"], model, settings.hnsw_m, settings.hnsw_ef_construction
+        )
+    await conn.execute(
+        "UPDATE collections SET reindex_task_id = $2 WHERE collection_id = $1",
+        collection_id,
+        task_uuid,
+    )
+    return await get_collection(conn, collection_id)
+
+
+async def delete_collection(
+    conn: asyncpg.Connection, settings: Settings, collection_id: str
+) -> list[Task]:
+    """Drop a collection that is not blue, in one transaction; returns the tasks to send
+    after commit (an undeploy of its model when no other live collection uses it).
+
+    Deleting the rollback target ends the chance to roll back. Reindex tasks into or out of
+    the collection are canceled; their subtasks stop at their next page."""
+    check_collection_id(collection_id)
+    async with conn.transaction():
+        await lock_for_change(conn)
+        alias = await conn.fetchrow(
+            "SELECT collection_id, previous_collection_id FROM blue_collection"
+        )
+        try:
+            collection = await get_collection(conn, collection_id)
+        except NotFound as exc:
+            raise NotFound.field_error("collection_id", exc.message) from None
+        if alias is not None and alias["collection_id"] == collection_id:
+            raise FailedPrecondition.field_error(
+                "collection_id", "is the blue collection; switch blue to another one first"
+            )
+        if alias is not None and alias["previous_collection_id"] == collection_id:
+            await conn.execute("UPDATE blue_collection SET previous_collection_id = NULL")
+        await conn.execute(
+            "UPDATE tasks SET status = 'canceled', finish_time = now(), update_time = now(),"
+            " lease_owner = NULL, lease_expires_at = NULL, error = $2"
+            " WHERE kind = 'reindex' AND status IN ('pending', 'processing')"
+            " AND (task_id = $3 OR params ->> 'destination_collection_id' = $1"
+            "      OR params ->> 'resolved_source_collection_id' = $1)",
+            collection_id,
+            f"collection {collection_id!r} was deleted",
+            None if collection.reindex_task_id is None else uuid.UUID(collection.reindex_task_id),
+        )
+        await conn.execute(f"DROP TABLE IF EXISTS {collection.table}")
+        await conn.execute(
+            "UPDATE collections SET state = 'retired', delete_time = now(), update_time = now(),"
+            " reindex_task_id = NULL WHERE collection_id = $1",
+            collection_id,
+        )
+        still_used = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM collections WHERE model_id = $1 AND delete_time IS NULL)",
+            collection.model.model_id,
+        )
+        if still_used:
+            return []
+        task = await _start_undeploy(conn, settings, collection.model.model_id)
+        return [] if task is None else [task]
+
+
+async def _start_undeploy(
+    conn: asyncpg.Connection, settings: Settings, model_id: str
+) -> Task | None:
+    """The undeploy task for a model no live collection uses, created in the caller's
+    transaction by the serving module; None where serving is not built into this version."""
+    try:
+        deploy: Any = importlib.import_module("es_core.serving.deploy")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("es_core.serving", "es_core.serving.deploy"):
+            raise
+        # TODO(serving): es_core.serving.deploy.start_undeploy is not built yet; the model's
+        # encoders stay loaded until then.
+        log.info("model %s is unused, but this version cannot undeploy models yet", model_id)
+        return None
+    started = await deploy.start_undeploy(conn, settings, model_id)
+    task = started[0] if isinstance(started, tuple) else started
+    return task if isinstance(task, Task) else None

@@ -1,0 +1,165 @@
+"""The parent reindex task: plans the subtasks once, then is settled from them.
+
+The parent splits the source into key ranges and creates one subtask per range, in one
+transaction. It then hands itself over to its subtasks (status processing, no lease) and
+frees its worker. Each subtask, when it ends, settles the parent: its progress is the sum of
+theirs; it is done when they all are, and failed as soon as one failed. The sweeper settles
+waiting parents too, so a subtask failed by the sweeper itself still fails its parent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.reindex.ranges import split_ranges
+from es_core.storage.catalog import get_collection
+from es_core.tasks.model import Task
+from es_core.tasks.store import SUBTASKS_OWNER, create_task, get_task, restart_task
+
+_CHILD_COLUMNS = "task_id, status, progress, result, params, error"
+_ORIGINAL_HEADS = "is_average AND user_id IS NULL"
+
+
+async def subtasks(conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str) -> list[Task]:
+    ids = await conn.fetch(
+        "SELECT task_id FROM tasks WHERE kind = 'reindex' AND params ->> 'parent_task_id' = $1"
+        " ORDER BY (params ->> 'range_index')::int",
+        parent_task_id,
+    )
+    return [await get_task(conn, str(r["task_id"])) for r in ids]
+
+
+async def plan_subtasks(
+    pool: asyncpg.Pool, settings: Settings, parent: Task
+) -> tuple[list[Task], dict[str, Any] | None]:
+    """(subtasks to send, None), or ([], the final result) when the source is empty.
+
+    Planned once: on a rerun (a restart after a failure) the existing subtasks are kept, the
+    failed or canceled ones restarted from their checkpoints."""
+    existing = await subtasks(pool, parent.task_id)
+    if existing:
+        to_send = []
+        for child in existing:
+            if child.status in ("failed", "canceled"):
+                child = await restart_task(pool, child.task_id)
+            if child.status == "pending":
+                to_send.append(child)
+        return to_send, None
+    source_id = parent.params["resolved_source_collection_id"]
+    destination_id = parent.params["destination_collection_id"]
+    async with pool.acquire() as conn, conn.transaction():
+        source = await get_collection(conn, source_id)
+        ranges = await split_ranges(conn, source, settings.reindex_parallelism)
+        if not ranges:
+            return [], {"copied": 0, "item_count": 0, "source_item_count": 0, "subtasks": 0}
+        children = []
+        for index, key_range in enumerate(ranges):
+            child, _ = await create_task(
+                conn,
+                "reindex",
+                {
+                    "parent_task_id": parent.task_id,
+                    "range_index": index,
+                    "source_collection_id": source_id,
+                    "destination_collection_id": destination_id,
+                    **key_range.as_params(),
+                },
+                idempotency_key=f"{parent.task_id}/{index}",
+            )
+            children.append(child)
+    return children, None
+
+
+async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
+    """Bring the parent up to date with its subtasks; returns the parent's status."""
+    async with pool.acquire() as conn, conn.transaction():
+        parent = await conn.fetchrow(
+            "SELECT status, params FROM tasks WHERE task_id = $1 FOR UPDATE",
+            uuid.UUID(parent_task_id),
+        )
+        if parent is None:
+            return "missing"
+        if parent["status"] != "processing":
+            return str(parent["status"])
+        children = await conn.fetch(
+            f"SELECT {_CHILD_COLUMNS} FROM tasks WHERE kind = 'reindex'"
+            " AND params ->> 'parent_task_id' = $1 ORDER BY (params ->> 'range_index')::int",
+            parent_task_id,
+        )
+        if not children:
+            return "processing"  # not planned yet
+        ended_badly = [c for c in children if c["status"] in ("failed", "canceled")]
+        if ended_badly:
+            first = ended_badly[0]
+            error = f"subtask {first['task_id']} {first['status']}: {first['error']}".rstrip(": ")
+            await _finish(conn, parent_task_id, "failed", error, None)
+            return "failed"
+        done_items = sum(_done(c["result"]) for c in children)
+        expected = sum(int(c["params"]["expected_count"]) for c in children)
+        if all(c["status"] == "done" for c in children):
+            destination = await get_collection(conn, parent["params"]["destination_collection_id"])
+            source = await get_collection(conn, parent["params"]["resolved_source_collection_id"])
+            result: dict[str, Any] = {
+                key: sum(int(c["result"].get(key, 0)) for c in children)
+                for key in ("copied", "already_present", "gone")
+            }
+            # One statement, one snapshot: a write (which reaches both) cannot fall between.
+            counts = await conn.fetchrow(
+                f"SELECT (SELECT count(*) FROM {destination.table} WHERE {_ORIGINAL_HEADS}) AS d,"
+                f" (SELECT count(*) FROM {source.table} WHERE {_ORIGINAL_HEADS}) AS s"
+            )
+            result |= {
+                "item_count": counts["d"],
+                "source_item_count": counts["s"],
+                "subtasks": len(children),
+                "destination_collection_id": destination.collection_id,
+            }
+            await _finish(conn, parent_task_id, "done", "", result)
+            return "done"
+        finished = sum(c["status"] == "done" for c in children)
+        await conn.execute(
+            "UPDATE tasks SET progress = $2, progress_message = $3, update_time = now()"
+            " WHERE task_id = $1",
+            uuid.UUID(parent_task_id),
+            min(1.0, done_items / max(1, expected)),
+            f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
+        )
+        return "processing"
+
+
+def _done(result: dict[str, Any]) -> int:
+    return sum(int(result.get(k, 0)) for k in ("copied", "already_present", "gone"))
+
+
+async def _finish(
+    conn: asyncpg.Connection,
+    task_id: str,
+    status: str,
+    error: str,
+    result: dict[str, Any] | None,
+) -> None:
+    await conn.execute(
+        "UPDATE tasks SET status = $2, error = $3, result = coalesce($4::jsonb, result),"
+        " progress = CASE WHEN $2 = 'done' THEN 1 ELSE progress END,"
+        " progress_message = CASE WHEN $2 = 'done' THEN 'all ranges copied' ELSE progress_message"
+        " END, finish_time = now(), update_time = now(), lease_owner = NULL,"
+        " lease_expires_at = NULL WHERE task_id = $1",
+        uuid.UUID(task_id),
+        status,
+        error,
+        result,
+    )
+
+
+async def waiting_parents(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
+    """Parents handed over to their subtasks, for the sweeper to settle."""
+    rows = await conn.fetch(
+        "SELECT task_id FROM tasks WHERE kind = 'reindex' AND status = 'processing'"
+        " AND lease_owner = $1",
+        SUBTASKS_OWNER,
+    )
+    return [str(r["task_id"]) for r in rows]

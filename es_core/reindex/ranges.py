@@ -1,0 +1,51 @@
+"""Splitting a collection's items into key ranges of about equal size, for parallel copying."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from es_core.storage.catalog import Collection
+from es_core.storage.items import count_originals
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Object ids in (``after``, ``until``]; None leaves that end open."""
+
+    after: str | None
+    until: str | None
+    count: int
+
+    def as_params(self) -> dict[str, Any]:
+        return {"after": self.after, "until": self.until, "expected_count": self.count}
+
+
+async def split_ranges(
+    conn: asyncpg.Connection, collection: Collection, parts: int
+) -> list[KeyRange]:
+    """At most ``parts`` ranges covering every original item; none for an empty collection.
+
+    The last range is open at the top, and the first at the bottom: items written after the
+    split still fall in some range (they reach the destination by the write itself anyway)."""
+    total = await count_originals(conn, collection)
+    if total == 0:
+        return []
+    size = math.ceil(total / min(parts, total))
+    ranks = list(range(size, total, size))
+    bounds: list[str] = [
+        r["object_id"]
+        for r in await conn.fetch(
+            f"SELECT object_id FROM (SELECT object_id, row_number() OVER (ORDER BY object_id) AS rn"
+            f" FROM {collection.table} WHERE is_average AND user_id IS NULL) heads"
+            f" WHERE rn = ANY($1::bigint[]) ORDER BY rn",
+            ranks,
+        )
+    ]
+    lows: list[str | None] = [None, *bounds]
+    highs: list[str | None] = [*bounds, None]
+    counts = [size] * len(bounds) + [total - size * len(bounds)]
+    return [KeyRange(lo, hi, n) for lo, hi, n in zip(lows, highs, counts, strict=True)]

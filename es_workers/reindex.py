@@ -1,0 +1,87 @@
+"""Reindex worker: the parent plans key-range subtasks; each subtask copies its range.
+
+One Celery task, ``es.reindex``, runs both kinds of row (a subtask's params name its parent).
+``python -m es_workers.reindex TASK_ID`` runs a reindex here without a broker: the parent's
+subtasks then run one after another in this process.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from es_core.reindex.copy_range import copy_range
+from es_core.reindex.parent import plan_subtasks, settle_parent
+from es_core.tasks.model import Task
+from es_core.tasks.store import get_task
+from es_workers.app import celery_app
+from es_workers.dispatch import dispatch
+from es_workers.runtime import HANDED_OVER, WorkerContext, context, execute, run, task_owner
+
+Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
+
+
+def _handler(
+    send: Send,
+) -> Callable[
+    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
+]:
+    async def handle(
+        ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+    ) -> dict[str, Any]:
+        if "parent_task_id" in task.params:
+            return await copy_range(
+                ctx.pool,
+                ctx.encoders,
+                task,
+                owner=task_owner.get(),
+                lease_seconds=ctx.settings.task_lease_seconds,
+                batch_size=ctx.settings.reindex_batch_size,
+            )
+        children, finished = await plan_subtasks(ctx.pool, ctx.settings, task)
+        if finished is not None:
+            return finished
+        for child in children:
+            await send(ctx.pool, child)
+        return {HANDED_OVER: True, "subtasks": len(children)}
+
+    return handle
+
+
+async def run_reindex_task(task_id: str, send: Send = dispatch) -> str:
+    """Run one reindex row (parent or subtask), then settle the parent it belongs to."""
+    status = await execute(task_id, _handler(send))
+    ctx = await context()
+    task = await get_task(ctx.pool, task_id)
+    parent_id = task.params.get("parent_task_id") or task_id
+    if parent_id != task_id or status == "handed_over":
+        await settle_parent(ctx.pool, str(parent_id))
+    return status
+
+
+async def run_here(task_id: str) -> str:
+    """Run a reindex and its subtasks in this process, one after another (no broker)."""
+    queued: list[Task] = []
+
+    async def keep(_: asyncpg.Pool, child: Task) -> None:
+        queued.append(child)
+
+    status = await run_reindex_task(task_id, keep)
+    for child in queued:
+        await run_reindex_task(child.task_id, keep)
+    if queued:
+        ctx = await context()
+        status = (await get_task(ctx.pool, task_id)).status
+    return status
+
+
+@celery_app.task(name="es.reindex", acks_late=True, reject_on_worker_lost=True)
+def reindex(task_id: str) -> str:
+    return run(run_reindex_task(task_id))
+
+
+if __name__ == "__main__":
+    print(run(run_here(sys.argv[1])))

@@ -1,0 +1,159 @@
+"""Helpers for collection and reindex tests: a fresh database per test with a blue collection,
+and fast deterministic "models" (a hash of the text, salted per model) instead of a network."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from es_core.config import Settings
+from es_core.encoders.base import Vectors
+from es_core.encoders.registry import EncoderRegistry
+from es_core.items import ItemInput
+from es_core.storage import catalog
+from es_core.storage.db import create_pool
+from es_core.storage.migrations import migrate
+from es_core.tasks import store
+from es_core.tasks.model import Task
+from tests.integration.helpers import fresh_database, unique_id
+
+DIMS = 8
+HASH_SOURCE = "test:hash"
+
+
+class HashEncoder:
+    """Unit vectors from a hash of (salt, text): each model id gives other vectors."""
+
+    def __init__(self, salt: str, dimensions: int = DIMS) -> None:
+        self.salt = salt
+        self._dimensions = dimensions
+        self.calls = 0
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def vector(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(f"{self.salt}|{text}".encode()).digest()[:8], "big")
+        v = np.random.default_rng(seed).normal(size=self._dimensions).astype(np.float32)
+        return np.asarray(v / np.linalg.norm(v), dtype=np.float32)
+
+    def encode_items(self, texts: list[str]) -> Vectors:
+        self.calls += 1
+        if not texts:
+            return np.zeros((0, self._dimensions), dtype=np.float32)
+        return np.stack([self.vector(t) for t in texts])
+
+    def encode_queries(self, texts: list[str]) -> Vectors:
+        return self.encode_items(texts)
+
+
+def hash_registry() -> EncoderRegistry:
+    return EncoderRegistry(lambda model: HashEncoder(model.model_id, model.dimensions))
+
+
+def hash_model(
+    metric: catalog.Metric = "cosine", aggregation: catalog.Aggregation = "min", dims: int = DIMS
+) -> catalog.Model:
+    return catalog.Model(
+        model_id=unique_id("model"),
+        name="hash",
+        version="1",
+        dimensions=dims,
+        metric=metric,
+        aggregation=aggregation,
+        source=HASH_SOURCE,
+    )
+
+
+@dataclass
+class World:
+    """A fresh database whose blue collection holds the items of one hash model."""
+
+    pool: asyncpg.Pool
+    settings: Settings
+    registry: EncoderRegistry
+    blue: catalog.Collection
+
+    async def add_model(self, model: catalog.Model | None = None) -> catalog.Model:
+        model = model or hash_model()
+        async with self.pool.acquire() as conn:
+            await catalog.insert_model(conn, model)
+        return model
+
+    async def collection(self, collection_id: str) -> catalog.Collection:
+        async with self.pool.acquire() as conn:
+            return await catalog.get_collection(conn, collection_id)
+
+    async def alias(self) -> tuple[str, str | None]:
+        row = await self.pool.fetchrow(
+            "SELECT collection_id, previous_collection_id FROM blue_collection"
+        )
+        assert row is not None
+        return row["collection_id"], row["previous_collection_id"]
+
+    async def originals(self, collection: catalog.Collection) -> dict[str, dict[str, Any]]:
+        """object_id -> {payload, update_time, parts: {part_id: (text, vector)}, head: vector}."""
+        rows = await self.pool.fetch(
+            f"SELECT object_id, part_id, is_average, text, vector, payload, update_time"
+            f" FROM {collection.table} WHERE user_id IS NULL ORDER BY object_id, part_id"
+        )
+        items: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            item = items.setdefault(r["object_id"], {"parts": {}, "heads": 0})
+            if r["is_average"]:
+                item["heads"] += 1
+                item["payload"] = r["payload"]
+                item["update_time"] = r["update_time"]
+                item["head"] = np.asarray(r["vector"].to_numpy())
+            else:
+                item["parts"][r["part_id"]] = (r["text"], np.asarray(r["vector"].to_numpy()))
+        return items
+
+
+@asynccontextmanager
+async def fresh_world(server_dsn: str, **settings: Any) -> AsyncIterator[World]:
+    """A new database with a blue collection of a hash model (no items yet)."""
+    config = Settings(**{"reindex_batch_size": 5, "reindex_parallelism": 3, **settings})
+    async with fresh_database(server_dsn) as dsn:
+        pool = await create_pool(config, dsn)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+                model = hash_model()
+                await catalog.insert_model(conn, model)
+                await catalog.create_collection(
+                    conn, model.model_id, model, state="green", hnsw_m=16, hnsw_ef_construction=64
+                )
+                await catalog.set_blue_collection(conn, model.model_id)
+                blue = await catalog.get_collection(conn, model.model_id)
+            yield World(pool, config, hash_registry(), blue)
+        finally:
+            await pool.close()
+
+
+def text_items(n: int, prefix: str = "doc", start: int = 0) -> list[ItemInput]:
+    return [
+        ItemInput(
+            object_id=f"{prefix}-{i:04d}",
+            payload={"n": i, "title": f"title {i}"},
+            text=f"text of {prefix} {i} " + "word " * (i % 7),
+        )
+        for i in range(start, start + n)
+    ]
+
+
+async def keep_going(fraction: float, message: str) -> bool:
+    return True
+
+
+async def claim(pool: asyncpg.Pool, task_id: str, owner: str, lease: float = 30) -> Task:
+    task = await store.claim_task(pool, task_id, owner, lease)
+    assert task is not None, f"task {task_id} was not claimable"
+    return task
