@@ -1,8 +1,9 @@
 """Reindex worker: the parent plans key-range subtasks; each subtask copies its range.
 
 One Celery task, ``es.reindex``, runs both kinds of row (a subtask's params name its parent).
-``python -m es_workers.reindex TASK_ID`` runs a reindex here without a broker: the parent's
-subtasks then run one after another in this process.
+``python -m es_workers.reindex TASK_ID...`` runs reindex tasks here without a broker (a
+parent's subtasks then run one after another in this process): for operators, and for tests
+that kill a real worker process.
 """
 
 from __future__ import annotations
@@ -84,4 +85,5 @@ def reindex(task_id: str) -> str:
 
 
 if __name__ == "__main__":
-    print(run(run_here(sys.argv[1])))
+    for task_id in sys.argv[1:]:
+        print(task_id, run(run_here(task_id)), flush=True)
