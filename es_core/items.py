@@ -179,3 +179,17 @@ def check_items(items: list[ItemInput], collection: Collection, settings: Settin
             else:
                 assert part.vector is not None
                 check_vector(part.vector, f"{pwhere}.vector", collection)
+
+
+def check_vectors_fit(items: list[ItemInput], collection: Collection) -> None:
+    """Given vectors must also fit ``collection``, another collection the write reaches (one a
+    reindex keeps in step), whose model may have other dimensions."""
+    dims = collection.model.dimensions
+    for i, item in enumerate(items):
+        for j, part in enumerate(item.parts):
+            if part.vector is not None and len(part.vector) != dims:
+                raise _bad(
+                    f"items[{i}].parts[{j}].vector",
+                    f"must have {dims} values: the write also reaches collection"
+                    f" {collection.collection_id!r}, which is kept in step with this one",
+                )

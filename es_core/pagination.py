@@ -43,6 +43,22 @@ def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict
     return cursor
 
 
+def token_collection(token: str) -> str | None:
+    """The collection a search page token was issued on ("col" in its cursor), unchecked: the
+    scope check that follows refuses a token altered to name another. None when it names none.
+
+    A search that names no collection reads the blue one; its later pages read the collection
+    its first page came from, so a blue switch between pages never mixes two collections."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        body = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
+        collection = body["c"]["col"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return collection if isinstance(collection, str) else None
+
+
 def check_page_size(page_size: int, *, default: int, maximum: int, field: str = "page_size") -> int:
     """0 means the default; above the maximum is clamped to it (AIP-158); negative is an error."""
     if page_size < 0:

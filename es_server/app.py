@@ -14,6 +14,7 @@ from embedding_studio.v1 import (
     clickstream_pb2,
     clickstream_pb2_grpc,
     deployment_pb2,
+    deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
     search_pb2,
@@ -31,6 +32,7 @@ from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
+from es_server.services.deployment import DeploymentService
 from es_server.services.fine_tune import FineTuneService
 from es_server.services.search import SearchService
 from es_server.services.tasks import TaskService
@@ -68,6 +70,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     upsert_pb2_grpc.add_UpsertServiceServicer_to_server(UpsertService(state), server)
     fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server(FineTuneService(state), server)
     task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
+    deployment_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentService(state), server)
     add_pending_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -9,12 +9,13 @@ from typing import Any, Literal
 import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from embedding_studio.v1 import common_pb2, fine_tune_pb2
+from embedding_studio.v1 import common_pb2, deployment_pb2, fine_tune_pb2
 from es_core.errors import InvalidArgument
 from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
 from es_core.items import ItemInput, PartInput
 from es_core.search.query import SearchHit, SortSpec
+from es_core.storage.catalog import Collection
 from es_core.storage.items import StoredItem
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
 
@@ -257,3 +258,32 @@ def task_statuses_from_proto(statuses: Sequence[int], where: str = "statuses") -
             raise InvalidArgument.field_error(f"{where}[{i}]", "must be a known task status")
         names.append(common_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower())  # type: ignore[arg-type]
     return names
+
+
+# ---- collections ---------------------------------------------------------------------------
+
+_METRICS = {
+    "cosine": common_pb2.METRIC_COSINE,
+    "dot": common_pb2.METRIC_DOT,
+    "euclidean": common_pb2.METRIC_EUCLIDEAN,
+}
+_AGGREGATIONS = {"min": common_pb2.AGGREGATION_MIN, "avg": common_pb2.AGGREGATION_AVG}
+_COLLECTION_STATES = {
+    "green": deployment_pb2.COLLECTION_STATE_GREEN,
+    "blue": deployment_pb2.COLLECTION_STATE_BLUE,
+    "retired": deployment_pb2.COLLECTION_STATE_RETIRED,
+}
+
+
+def collection_to_proto(collection: Collection, item_count: int) -> deployment_pb2.Collection:
+    model = collection.model
+    return deployment_pb2.Collection(
+        collection_id=collection.collection_id,
+        model_id=model.model_id,
+        state=_COLLECTION_STATES[collection.state],
+        dimensions=model.dimensions,
+        metric=_METRICS[model.metric],
+        aggregation=_AGGREGATIONS[model.aggregation],
+        item_count=item_count,
+        create_time=timestamp(collection.create_time),
+    )

@@ -50,7 +50,8 @@ async def payload_search(
     next_token = ""
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_token = encode_page_token({"k": [last[f"k{i}"] for i in range(len(casts))]}, scope)
+        cursor = {"k": [last[f"k{i}"] for i in range(len(casts))], "col": collection.collection_id}
+        next_token = encode_page_token(cursor, scope)
     return hits, next_token
 
 

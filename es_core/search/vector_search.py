@@ -126,7 +126,11 @@ async def vector_search(
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
         next_token = encode_page_token(
-            {"k": [last[f"k{i}"] for i in range(_key_len(query))], "n": start + query.limit},
+            {
+                "k": [last[f"k{i}"] for i in range(_key_len(query))],
+                "n": start + query.limit,
+                "col": collection.collection_id,
+            },
             scope,
         )
     return hits, next_token

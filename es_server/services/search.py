@@ -16,6 +16,7 @@ from es_core.clickstream.model import Session, ShownResult
 from es_core.clickstream.store import register_session
 from es_core.errors import InvalidArgument, NotFound
 from es_core.items import check_object_id, check_vector
+from es_core.pagination import token_collection
 from es_core.search.payload_search import count_items, head_vector, payload_search
 from es_core.search.query import (
     PayloadQuery,
@@ -61,6 +62,18 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
             "user_id": request.user_id,
         }
 
+    async def _collection(self, collection_id: str, page_token: str) -> Collection:
+        """The named collection; else, for a later page, the one its first page came from
+        (a blue switch between pages must not mix two collections); else the blue one."""
+        if not collection_id and (from_token := token_collection(page_token)):
+            try:
+                return await self.state.collection(from_token)
+            except NotFound:
+                raise InvalidArgument.field_error(
+                    "page_token", "its collection was deleted; start again from the first page"
+                ) from None
+        return await self.state.collection(collection_id)
+
     async def _query_vector(
         self, request: search_pb2.SearchRequest, collection: Collection
     ) -> npt.NDArray[np.float32]:
@@ -85,7 +98,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.SearchResponse:
         options = self._vector_options(request)
         sort = optional_sort(request)
-        collection = await self.state.collection(request.collection_id)
+        collection = await self._collection(request.collection_id, request.page_token)
         vector = await self._query_vector(request, collection)
         query = VectorQuery(vector=vector, sort=sort, **options)
         hits, next_token = await vector_search(
@@ -135,7 +148,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         query = PayloadQuery(
             optional_filter(request), optional_sort(request), limit, request.page_token
         )
-        collection = await self.state.collection(request.collection_id)
+        collection = await self._collection(request.collection_id, request.page_token)
         hits, next_token = await payload_search(self.state.pool, collection, query)
         return search_pb2.SearchByPayloadResponse(
             items=[
@@ -163,7 +176,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.FindSimilarItemsResponse:
         check_object_id(request.object_id, "object_id", self.state.settings)
         options = self._vector_options(request)
-        collection = await self.state.collection(request.collection_id)
+        collection = await self._collection(request.collection_id, request.page_token)
         vector = await head_vector(self.state.pool, collection, request.object_id)
         if vector is None:
             raise NotFound.field_error(

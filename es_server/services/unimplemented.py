@@ -6,16 +6,11 @@ from typing import Any
 
 import grpc
 
-from embedding_studio.v1 import deployment_pb2_grpc, suggestion_pb2_grpc
+from embedding_studio.v1 import suggestion_pb2_grpc
 from es_server.interceptors import Unimplemented
 
 # (servicer base, registration function, what is missing)
 PENDING_SERVICES: list[tuple[type, Any, str]] = [
-    (
-        deployment_pb2_grpc.DeploymentServiceServicer,
-        deployment_pb2_grpc.add_DeploymentServiceServicer_to_server,
-        "Triton serving and blue/green reindexing",
-    ),
     (
         suggestion_pb2_grpc.SuggestionServiceServicer,
         suggestion_pb2_grpc.add_SuggestionServiceServicer_to_server,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import grpc
 
 from embedding_studio.v1 import upsert_pb2, upsert_pb2_grpc
-from es_core.items import check_items, check_object_ids
+from es_core.collections.write_targets import write_targets
+from es_core.items import check_items, check_object_ids, check_vectors_fit
 from es_core.storage.catalog import resolve_collection
 from es_core.storage.items import get_items
 from es_core.tasks.model import Task, TaskKind
@@ -41,6 +42,9 @@ class UpsertService(upsert_pb2_grpc.UpsertServiceServicer):
         items = items_from_proto(request.items)
         collection = await self.state.collection(request.collection_id)
         check_items(items, collection, self.state.settings)
+        async with self.state.pool.acquire() as conn:
+            for target in await write_targets(conn, collection):
+                check_vectors_fit(items, target)
         task = await self._start(
             "upsertion",
             collection.collection_id,

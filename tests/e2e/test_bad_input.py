@@ -25,7 +25,6 @@ from google.protobuf.message import Message
 from embedding_studio.client import Client
 from embedding_studio.v1 import (
     common_pb2,
-    deployment_pb2,
     search_pb2,
     suggestion_pb2,
     task_pb2,
@@ -1087,7 +1086,6 @@ def test_pending_or_running_task_cannot_be_restarted(client: Client, stack: Stac
 PENDING = [
     (module, service, attribute)
     for module, service, attribute in [
-        (deployment_pb2, "DeploymentService", "deployment"),
         (suggestion_pb2, "SuggestionService", "suggestions"),
     ]
 ]
@@ -1099,7 +1097,7 @@ PENDING_RPCS = [
 
 
 def test_every_pending_rpc_is_listed() -> None:
-    assert len(PENDING_RPCS) == 9 + 5
+    assert len(PENDING_RPCS) == 5
 
 
 @pytest.mark.parametrize(("module", "service", "attribute", "method"), PENDING_RPCS)

@@ -18,6 +18,7 @@ from google.protobuf import json_format, struct_pb2
 from embedding_studio.v1 import (
     clickstream_pb2_grpc,
     common_pb2,
+    deployment_pb2,
     deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
@@ -246,6 +247,75 @@ class Client:
         )
         return response.task
 
+    def start_reindex(
+        self,
+        destination_model_id: str,
+        *,
+        source_collection_id: str = "",
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> deployment_pb2.StartReindexResponse:
+        """Fill a new green collection for ``destination_model_id`` from a source collection
+        (empty = the blue one); returns its task and the green collection's id."""
+        request = deployment_pb2.StartReindexRequest(
+            source_collection_id=source_collection_id,
+            destination_model_id=destination_model_id,
+            idempotency_key=idempotency_key,
+        )
+        response: deployment_pb2.StartReindexResponse = self.deployment.StartReindex(
+            request, timeout=timeout
+        )
+        return response
+
+    def switch_blue_collection(
+        self, collection_id: str, *, timeout: float | None = None
+    ) -> deployment_pb2.SwitchBlueCollectionResponse:
+        """Make a reindexed green collection blue; the old blue stays as the rollback target."""
+        request = deployment_pb2.SwitchBlueCollectionRequest(collection_id=collection_id)
+        response: deployment_pb2.SwitchBlueCollectionResponse = (
+            self.deployment.SwitchBlueCollection(request, timeout=timeout)
+        )
+        return response
+
+    def rollback_blue_collection(
+        self, *, timeout: float | None = None
+    ) -> deployment_pb2.RollbackBlueCollectionResponse:
+        """Make the previous blue collection blue again."""
+        request = deployment_pb2.RollbackBlueCollectionRequest()
+        response: deployment_pb2.RollbackBlueCollectionResponse = (
+            self.deployment.RollbackBlueCollection(request, timeout=timeout)
+        )
+        return response
+
+    def get_blue_collection(self, *, timeout: float | None = None) -> deployment_pb2.Collection:
+        """The collection searches use when they name none."""
+        request = deployment_pb2.GetBlueCollectionRequest()
+        response: deployment_pb2.GetBlueCollectionResponse = self.deployment.GetBlueCollection(
+            request, timeout=timeout
+        )
+        return response.collection
+
+    def list_collections(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> list[deployment_pb2.Collection]:
+        """Every live collection, newest first (all pages)."""
+        collections: list[deployment_pb2.Collection] = []
+        token = ""
+        while True:
+            request = deployment_pb2.ListCollectionsRequest(page_size=page_size, page_token=token)
+            response: deployment_pb2.ListCollectionsResponse = self.deployment.ListCollections(
+                request, timeout=timeout
+            )
+            collections.extend(response.collections)
+            token = response.next_page_token
+            if not token:
+                return collections
+
+    def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
+        """Delete a collection that is not blue, with its items."""
+        request = deployment_pb2.DeleteCollectionRequest(collection_id=collection_id)
+        self.deployment.DeleteCollection(request, timeout=timeout)
+
     def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
         """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
 
@@ -389,6 +459,46 @@ class AsyncClient:
             request, timeout=timeout
         )
         return response.task
+
+    async def start_reindex(
+        self,
+        destination_model_id: str,
+        *,
+        source_collection_id: str = "",
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> deployment_pb2.StartReindexResponse:
+        """Fill a new green collection for ``destination_model_id`` from a source collection
+        (empty = the blue one); returns its task and the green collection's id."""
+        request = deployment_pb2.StartReindexRequest(
+            source_collection_id=source_collection_id,
+            destination_model_id=destination_model_id,
+            idempotency_key=idempotency_key,
+        )
+        response: deployment_pb2.StartReindexResponse = await self.deployment.StartReindex(
+            request, timeout=timeout
+        )
+        return response
+
+    async def switch_blue_collection(
+        self, collection_id: str, *, timeout: float | None = None
+    ) -> deployment_pb2.SwitchBlueCollectionResponse:
+        """Make a reindexed green collection blue; the old blue stays as the rollback target."""
+        request = deployment_pb2.SwitchBlueCollectionRequest(collection_id=collection_id)
+        response: deployment_pb2.SwitchBlueCollectionResponse = (
+            await self.deployment.SwitchBlueCollection(request, timeout=timeout)
+        )
+        return response
+
+    async def rollback_blue_collection(
+        self, *, timeout: float | None = None
+    ) -> deployment_pb2.RollbackBlueCollectionResponse:
+        """Make the previous blue collection blue again."""
+        request = deployment_pb2.RollbackBlueCollectionRequest()
+        response: deployment_pb2.RollbackBlueCollectionResponse = (
+            await self.deployment.RollbackBlueCollection(request, timeout=timeout)
+        )
+        return response
 
     async def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
         """Watch a task until it is DONE, FAILED or CANCELED and return that final state.

@@ -143,7 +143,8 @@ class DeploymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCollection(self, request, context):
-        """Deletes a collection and its items; FAILED_PRECONDITION when it is blue or the rollback target.
+        """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
+        rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

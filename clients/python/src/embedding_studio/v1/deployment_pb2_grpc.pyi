@@ -50,7 +50,9 @@ class DeploymentServiceStub:
     StartReindex: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.StartReindexRequest, _deployment_pb2.StartReindexResponse]
     """Creates a green collection for a model and fills it from a source collection; returns a reindex task."""
     DeleteCollection: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.DeleteCollectionRequest, _deployment_pb2.DeleteCollectionResponse]
-    """Deletes a collection and its items; FAILED_PRECONDITION when it is blue or the rollback target."""
+    """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
+    rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
+    """
 
 @_typing.type_check_only
 class DeploymentServiceAsyncStub(DeploymentServiceStub):
@@ -74,7 +76,9 @@ class DeploymentServiceAsyncStub(DeploymentServiceStub):
     StartReindex: _aio.UnaryUnaryMultiCallable[_deployment_pb2.StartReindexRequest, _deployment_pb2.StartReindexResponse]  # type: ignore[assignment]
     """Creates a green collection for a model and fills it from a source collection; returns a reindex task."""
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeleteCollectionRequest, _deployment_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
-    """Deletes a collection and its items; FAILED_PRECONDITION when it is blue or the rollback target."""
+    """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
+    rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
+    """
 
 class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Deploys model versions to the inference server and manages blue/green collections."""
@@ -149,6 +153,8 @@ class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.DeleteCollectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.DeleteCollectionResponse, _abc.Awaitable[_deployment_pb2.DeleteCollectionResponse]]:
-        """Deletes a collection and its items; FAILED_PRECONDITION when it is blue or the rollback target."""
+        """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
+        rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
+        """
 
 def add_DeploymentServiceServicer_to_server(servicer: DeploymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
