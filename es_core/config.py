@@ -103,6 +103,27 @@ class Settings(BaseSettings):
     fine_tuning_max_seq_length: int = 128
     fine_tuning_min_examples: int = 4
 
+    # Inference through Triton. Empty URL = the Triton ``es up`` starts (it passes its gRPC
+    # address to the server and workers as ES_TRITON_URL); a set URL = an external Triton.
+    triton_url: str = Field(default="", description="Triton gRPC address host:port; empty = local")
+    serve_with_triton: bool = Field(
+        default=True, description="es up serves models from a local Triton; False = in-process"
+    )
+    triton_host: str = "127.0.0.1"
+    triton_grpc_port: int = 8001
+    triton_http_port: int = 8000
+    triton_metrics_port: int = 8002
+    # Rows per inference request; also the served models' max_batch_size.
+    triton_batch_size: int = Field(default=64, ge=1, le=4096)
+    # Seconds one inference request may take before the call fails.
+    triton_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Most model versions deployed at once (each holds its two encoders in Triton's memory).
+    max_deployed_models: int = Field(default=3, ge=1)
+    # How often the local Triton process looks for deploys and undeploys in the catalogue.
+    triton_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long a deployment task waits for Triton to load or unload a model's encoders.
+    deployment_timeout_seconds: float = Field(default=300.0, gt=0)
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback."""

@@ -42,3 +42,8 @@ class AlreadyExists(EsError):
 
 class FailedPrecondition(EsError):
     """The system is not in a state where the request can run (e.g. task already finished)."""
+
+
+class Unavailable(EsError):
+    """A service the request needs (e.g. the Triton inference server) cannot be reached now;
+    the same request may succeed later."""

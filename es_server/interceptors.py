@@ -12,7 +12,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
+from es_core.errors import (
+    AlreadyExists,
+    EsError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 log = logging.getLogger("es_server.rpc")
 
@@ -21,6 +28,7 @@ _CODES: list[tuple[type[EsError], int]] = [
     (NotFound, code_pb2.NOT_FOUND),
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
+    (Unavailable, code_pb2.UNAVAILABLE),
 ]
 
 

@@ -16,6 +16,7 @@ from es_core.encoders.local import (
     SentenceTransformerEncoder,
     base_model_path,
 )
+from es_core.encoders.triton import TritonEncoder, triton_model_names
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.experiments import (
     MLFLOW_SOURCE_PREFIX,
@@ -65,7 +66,8 @@ class QueryText:
 
 
 class LocalInferenceFactory:
-    """sentence-transformers in this process; MLflow-registered versions are downloaded once."""
+    """Encoders of this method's models: through Triton when ``ES_TRITON_URL`` is set, else
+    sentence-transformers in this process; MLflow-registered versions are downloaded once."""
 
     def __init__(self, settings: Settings, experiments: MlflowExperiments) -> None:
         self._settings = settings
@@ -85,6 +87,29 @@ class LocalInferenceFactory:
         )
 
     def create(self, model: Model) -> Encoder:
+        """Through Triton when a Triton URL is set (the model must be deployed there), else
+        sentence-transformers in this process."""
+        settings = self._settings
+        if settings.triton_url:
+            if not model.deployed:
+                raise FailedPrecondition(
+                    f"model {model.model_id!r} is not deployed; deploy it with"
+                    " DeploymentService.DeployModel"
+                )
+            query_model, item_model = triton_model_names(model.model_id)
+            return TritonEncoder(
+                settings.triton_url,
+                query_model,
+                item_model,
+                model.dimensions,
+                batch_size=settings.triton_batch_size,
+                timeout=settings.triton_timeout_seconds,
+                model_id=model.model_id,
+            )
+        return self.local_encoder(model)
+
+    def local_encoder(self, model: Model) -> SentenceTransformerEncoder:
+        """The model in this process (what the Triton process itself serves)."""
         return SentenceTransformerEncoder(
             self.model_path(model), batch_size=self._settings.encode_batch_size
         )

@@ -1,6 +1,9 @@
-"""First start: schema migrations and the base model's collection, marked blue."""
+"""First start: schema migrations and the base model's collection, marked blue (and the base
+model deployed, when models are served through Triton)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import asyncpg
 
@@ -32,7 +35,9 @@ async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Co
                     if not await conn.fetchval(
                         "SELECT count(*) FROM models WHERE model_id = $1", BASE_MODEL.model_id
                     ):
-                        await catalog.insert_model(conn, BASE_MODEL)
+                        await catalog.insert_model(
+                            conn, replace(BASE_MODEL, deployed=settings.serve_with_triton)
+                        )
                     await catalog.create_collection(
                         conn,
                         BASE_MODEL.model_id,
@@ -42,6 +47,14 @@ async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Co
                         hnsw_ef_construction=settings.hnsw_ef_construction,
                     )
                     await catalog.set_blue_collection(conn, BASE_MODEL.model_id)
-            return await catalog.get_blue_collection(conn)
+            blue = await catalog.get_blue_collection(conn)
+            if settings.serve_with_triton and not blue.model.deployed:
+                # Triton serves only deployed models, and the blue one must be served (a
+                # database made before serving through Triton has none deployed).
+                await conn.execute(
+                    "UPDATE models SET deployed = true WHERE model_id = $1", blue.model.model_id
+                )
+                blue = await catalog.get_blue_collection(conn)
+            return blue
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
