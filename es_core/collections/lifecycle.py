@@ -109,7 +109,8 @@ async def delete_collection(
             " lease_owner = NULL, lease_expires_at = NULL, error = $2"
             " WHERE kind = 'reindex' AND status IN ('pending', 'processing')"
             " AND (task_id = $3 OR params ->> 'destination_collection_id' = $1"
-            "      OR params ->> 'resolved_source_collection_id' = $1)",
+            "      OR params ->> 'resolved_source_collection_id' = $1"
+            "      OR (params ? 'parent_task_id' AND params ->> 'source_collection_id' = $1))",
             collection_id,
             f"collection {collection_id!r} was deleted",
             None if collection.reindex_task_id is None else uuid.UUID(collection.reindex_task_id),
@@ -144,6 +145,10 @@ async def _start_undeploy(
         # encoders stay loaded until then.
         log.info("model %s is unused, but this version cannot undeploy models yet", model_id)
         return None
-    started = await deploy.start_undeploy(conn, settings, model_id)
+    try:
+        started = await deploy.start_undeploy(conn, settings, model_id)
+    except FailedPrecondition as exc:  # e.g. still encoding for a reindex: leave it deployed
+        log.info("model %s stays deployed: %s", model_id, exc.message)
+        return None
     task = started[0] if isinstance(started, tuple) else started
     return task if isinstance(task, Task) else None

@@ -79,6 +79,12 @@ async def start_reindex(
             model = await get_model(conn, destination_model_id)
         except NotFound as exc:
             raise NotFound.field_error("destination_model_id", exc.message) from None
+        if not model.deployed:
+            # Its encoders must serve: the reindex encodes with them, and so does every write
+            # to the blue collection from now on (writes reach the green one too).
+            raise FailedPrecondition.field_error(
+                "destination_model_id", "is not deployed; deploy it with DeployModel first"
+            )
         if model.model_id == source.model.model_id:
             raise FailedPrecondition.field_error(
                 "destination_model_id",

@@ -69,6 +69,7 @@ def hash_model(
         metric=metric,
         aggregation=aggregation,
         source=HASH_SOURCE,
+        deployed=True,
     )
 
 

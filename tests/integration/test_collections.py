@@ -16,6 +16,7 @@ from es_core.collections.lifecycle import create_green_collection, delete_collec
 from es_core.collections.listing import list_collections
 from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
+from es_core.reindex.parent import plan_subtasks
 from es_core.reindex.start import start_reindex
 from es_core.storage import catalog
 from es_core.tasks import store
@@ -285,7 +286,47 @@ async def test_deleting_the_last_collection_of_a_model_undeploys_it(world: World
     green = await _reindexed_green(world)
     async with world.pool.acquire() as conn:
         to_send = await delete_collection(conn, world.settings, green.collection_id)
+        model = await catalog.get_model(conn, green.model.model_id)
     if importlib.util.find_spec("es_core.serving") is None:
         assert to_send == []  # serving is not built into this version: nothing to undeploy
     else:
-        assert [t.kind for t in to_send] == ["deployment"]
+        assert model.deployed  # until the worker runs the task
+        assert [(t.kind, t.params["action"], t.params["model_id"]) for t in to_send] == [
+            ("deployment", "undeploy", green.model.model_id)
+        ]
+    # The blue collection's model is still used: deleting another collection leaves it be.
+    other = await _reindexed_green(world)
+    await world.pool.execute(
+        "UPDATE collections SET model_id = $2 WHERE collection_id = $1",
+        other.collection_id,
+        world.blue.model.model_id,
+    )
+    async with world.pool.acquire() as conn:
+        assert await delete_collection(conn, world.settings, other.collection_id) == []
+
+
+async def test_deleting_the_source_of_a_reindex_cancels_it_and_its_subtasks(
+    world: World,
+) -> None:
+    source = await _reindexed_green(world)
+    await run_upsertion(  # reaches the green one too
+        world.pool, world.blue, text_items(12), world.registry, world.settings, keep_going
+    )
+    model = await world.add_model()
+    async with world.pool.acquire() as conn:
+        started = await start_reindex(
+            conn,
+            world.settings,
+            source_collection_id=source.collection_id,
+            destination_model_id=model.model_id,
+        )
+    parent = await store.claim_task(world.pool, started.task.task_id, "w", 30)
+    assert parent is not None
+    children, _ = await plan_subtasks(world.pool, world.settings, parent)
+    assert children
+    async with world.pool.acquire() as conn:
+        await delete_collection(conn, world.settings, source.collection_id)
+    for task_id in [parent.task_id, *(c.task_id for c in children)]:
+        assert (await store.get_task(world.pool, task_id)).status == "canceled"
+    # The destination stays, green and empty, to be deleted or filled again.
+    assert (await world.collection(started.destination_collection_id)).state == "green"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,7 @@ async def test_an_empty_source_finishes_at_once(world: World) -> None:
 
 async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) -> None:
     model = await world.add_model()
+    undeployed = await world.add_model(replace(hash_model(), deployed=False))
     async with world.pool.acquire() as conn:
         first = await start_reindex(
             conn,
@@ -192,6 +194,11 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
             ({"destination_model_id": "no-such-model"}, NotFound, "destination_model_id"),
             (
                 {"destination_model_id": world.blue.model.model_id},
+                FailedPrecondition,
+                "destination_model_id",
+            ),
+            (
+                {"destination_model_id": undeployed.model_id},
                 FailedPrecondition,
                 "destination_model_id",
             ),

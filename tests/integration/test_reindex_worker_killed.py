@@ -104,6 +104,7 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
             metric="cosine",
             aggregation="avg",
             source=BASE_MODEL_SOURCE,
+            deployed=True,
         )
         await catalog.insert_model(conn, model)
         started = await start_reindex(
