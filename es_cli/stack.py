@@ -30,6 +30,8 @@ from es_cli.mlflow_ui import (
     stop_mlflow_ui,
 )
 from es_core.config import Settings
+from es_core.encoders.triton import models_ready, triton_model_names
+from es_core.errors import Unavailable
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
@@ -38,6 +40,9 @@ from es_workers.app import QUEUES
 log = logging.getLogger("es.up")
 STACK_FILE = "stack.json"
 MLFLOW_UI = "mlflow-ui"
+TRITON = "triton"
+# Triton starts in seconds; loading the blue model's encoders takes a few more.
+TRITON_READY_SECONDS = 300.0
 # How long the UI gets to answer before `es up` logs a warning (the stack never waits for it).
 MLFLOW_UI_READY_SECONDS = 300.0
 
@@ -54,6 +59,7 @@ class Stack:
     postgres_dsn: str = ""
     redis_url: str = ""
     mlflow_ui_url: str = ""
+    triton_url: str = ""
     _lock_file: IO[str] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -92,7 +98,7 @@ class Stack:
             self.redis = start_redis(self.settings.embedded_redis_dir, self.settings.redis_port)
             self.redis_url = self.redis.url
         log.info("redis: %s", self.redis_url)
-        asyncio.run(self._prepare_database())
+        blue_model_id = asyncio.run(self._prepare_database())
 
         env = {
             **os.environ,
@@ -104,6 +110,9 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
+        self._start_triton(env, logs / "triton.log", blue_model_id)
+        if self.triton_url:
+            env["ES_TRITON_URL"] = self.triton_url
         self._spawn(
             "worker",
             [
@@ -138,6 +147,8 @@ class Stack:
         }
         if self.mlflow_ui_url:
             info["mlflow_ui_url"] = self.mlflow_ui_url
+        if self.triton_url:
+            info["triton_url"] = self.triton_url
         (data_dir / STACK_FILE).write_text(json.dumps(info, indent=2))
 
     def _start_mlflow_ui(self, log_path: Path) -> None:
@@ -155,13 +166,54 @@ class Stack:
         log.info("%s started (pid %d, log %s)", MLFLOW_UI, process.pid, log_path)
         announce_when_ready(process, self.mlflow_ui_url, MLFLOW_UI_READY_SECONDS, self._stopping)
 
-    async def _prepare_database(self) -> None:
+    async def _prepare_database(self) -> str:
+        """Migrate and bootstrap; returns the blue collection's model id."""
         pool = await create_pool(self.settings, self.postgres_dsn, max_size=2)
         try:
             blue = await prepare_database(pool, self.settings)
             log.info("blue collection: %s (model %s)", blue.collection_id, blue.model.model_id)
+            return blue.model.model_id
         finally:
             await pool.close()
+
+    def _start_triton(self, env: dict[str, str], log_path: Path, blue_model_id: str) -> None:
+        """An external Triton (ES_TRITON_URL) is used as it is; else, unless models are served
+        in-process, start the local one and wait until it serves the blue model."""
+        if self.settings.triton_url:
+            self.triton_url = self.settings.triton_url
+            log.info("triton: %s (external)", self.triton_url)
+            return
+        if not self.settings.serve_with_triton:
+            log.info("triton: none; models are served in-process (ES_SERVE_WITH_TRITON=false)")
+            return
+        s = self.settings
+        for what, port in [
+            ("ES_TRITON_GRPC_PORT", s.triton_grpc_port),
+            ("ES_TRITON_HTTP_PORT", s.triton_http_port),
+            ("ES_TRITON_METRICS_PORT", s.triton_metrics_port),
+        ]:
+            if not _port_is_free(port):
+                raise RuntimeError(f"port {port} for Triton is in use; choose another with {what}")
+        self._spawn(TRITON, [sys.executable, "-m", "es_cli.triton_server"], env, log_path)
+        url = f"{s.triton_host}:{s.triton_grpc_port}"
+        self._wait_until_triton_serves(url, blue_model_id, TRITON_READY_SECONDS)
+        self.triton_url = url
+        log.info("triton: %s (serving %s)", url, blue_model_id)
+
+    def _wait_until_triton_serves(self, url: str, model_id: str, timeout: float) -> None:
+        names = list(triton_model_names(model_id))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                if all(models_ready(url, names, timeout=1).values()):
+                    return
+            except Unavailable:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(
+            f"Triton at {url} did not serve model {model_id} within {timeout:.0f}s; see its log"
+        )
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         out = open(log_path, "ab")
@@ -197,7 +249,8 @@ class Stack:
         if ui is not None:
             stop_mlflow_ui(ui)
             log.info("%s stopped", MLFLOW_UI)
-        for name in ["server", "worker"]:
+        # Triton last: the server and the worker encode through it until they stop.
+        for name in ["server", "worker", TRITON]:
             child = self.children.get(name)
             if child is None or child.poll() is not None:
                 continue

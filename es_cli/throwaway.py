@@ -21,9 +21,10 @@ class StackInfo:
     grpc_address: str
     postgres_dsn: str
     redis_url: str
+    triton_url: str = ""
 
     def log(self, name: str) -> str:
-        """The log of one part: "server" or "worker"."""
+        """The log of one part: "server", "worker" or "triton"."""
         return (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
 
 
@@ -42,9 +43,12 @@ class ThrowawayStack:
             "ES_DATA_DIR": str(self.data_dir),
             "ES_GRPC_PORT": str(free_port()),
             "ES_REDIS_PORT": str(free_port()),
+            "ES_TRITON_GRPC_PORT": str(free_port()),
+            "ES_TRITON_HTTP_PORT": str(free_port()),
+            "ES_TRITON_METRICS_PORT": str(free_port()),
             **self.extra_env,
         }
-        for inherited in ("ES_POSTGRES_DSN", "ES_REDIS_URL"):
+        for inherited in ("ES_POSTGRES_DSN", "ES_REDIS_URL", "ES_TRITON_URL"):
             if inherited not in self.extra_env:
                 env.pop(inherited, None)
         out_path = self.data_dir / "es-up.out"
@@ -64,7 +68,11 @@ class ThrowawayStack:
             time.sleep(0.2)
         info = json.loads(stack_file.read_text())
         return StackInfo(
-            self.data_dir, info["grpc_address"], info["postgres_dsn"], info["redis_url"]
+            self.data_dir,
+            info["grpc_address"],
+            info["postgres_dsn"],
+            info["redis_url"],
+            info.get("triton_url", ""),
         )
 
     def __exit__(
