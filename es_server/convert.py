@@ -15,7 +15,7 @@ from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
 from es_core.items import ItemInput, PartInput
 from es_core.search.query import SearchHit, SortSpec
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import Collection, Model
 from es_core.storage.items import StoredItem
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
 
@@ -286,4 +286,18 @@ def collection_to_proto(collection: Collection, item_count: int) -> deployment_p
         aggregation=_AGGREGATIONS[model.aggregation],
         item_count=item_count,
         create_time=timestamp(collection.create_time),
+    )
+
+
+def model_to_proto(model: Model) -> deployment_pb2.Model:
+    return deployment_pb2.Model(
+        model_id=model.model_id,
+        name=model.name,
+        version=model.version,
+        dimensions=model.dimensions,
+        metric=_METRICS[model.metric],
+        aggregation=_AGGREGATIONS[model.aggregation],
+        parent_model_id=model.parent_model_id or "",
+        deployed=model.deployed,
+        create_time=timestamp(model.create_time),
     )

@@ -49,6 +49,7 @@ def create_app() -> Celery:
             "es_workers.improvement",
             "es_workers.fine_tuning",
             "es_workers.reindex",
+            "es_workers.deployment",
         ],
     )
     return app

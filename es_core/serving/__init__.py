@@ -1,0 +1,1 @@
+"""Model versions in the inference server: deploying, undeploying, listing."""
