@@ -236,9 +236,8 @@ class ServingTriton:
 
 
 async def deployed_models(pool: Any) -> list[catalog.Model]:
-    async with pool.acquire() as conn:
-        ids = await conn.fetch("SELECT model_id FROM models WHERE deployed ORDER BY create_time")
-        return [await catalog.get_model(conn, row["model_id"]) for row in ids]
+    rows = await pool.fetch("SELECT * FROM models WHERE deployed ORDER BY create_time, model_id")
+    return [catalog.model_from_row(row) for row in rows]
 
 
 def _preload(triton: ServingTriton, model: catalog.Model) -> None:

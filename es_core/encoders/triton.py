@@ -59,7 +59,13 @@ def _is_model_missing(message: str) -> bool:
     lowered = message.lower()
     return any(
         phrase in lowered
-        for phrase in ("unknown model", "is not found", "not ready", "is not loaded", "unavailable")
+        for phrase in (
+            "unknown model",
+            "is not found",
+            "not ready",
+            "is not loaded",
+            "no available versions",
+        )
     )
 
 

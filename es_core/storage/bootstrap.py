@@ -23,6 +23,11 @@ BASE_MODEL = catalog.Model(
 )
 
 
+def serves_through_triton(settings: Settings) -> bool:
+    """A Triton URL is set, or `es up` will start the local Triton."""
+    return bool(settings.triton_url) or settings.serve_with_triton
+
+
 async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Collection:
     """Migrate, and on a new database create the base collection; returns the blue collection."""
     async with pool.acquire() as conn:
@@ -36,7 +41,7 @@ async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Co
                         "SELECT count(*) FROM models WHERE model_id = $1", BASE_MODEL.model_id
                     ):
                         await catalog.insert_model(
-                            conn, replace(BASE_MODEL, deployed=settings.serve_with_triton)
+                            conn, replace(BASE_MODEL, deployed=serves_through_triton(settings))
                         )
                     await catalog.create_collection(
                         conn,
@@ -48,7 +53,7 @@ async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Co
                     )
                     await catalog.set_blue_collection(conn, BASE_MODEL.model_id)
             blue = await catalog.get_blue_collection(conn)
-            if settings.serve_with_triton and not blue.model.deployed:
+            if serves_through_triton(settings) and not blue.model.deployed:
                 # Triton serves only deployed models, and the blue one must be served (a
                 # database made before serving through Triton has none deployed).
                 await conn.execute(
