@@ -20,23 +20,37 @@ from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items,
 Progress = Callable[[float, str], Awaitable[bool]]
 
 
-def _parts_of(item: ItemInput, settings: Settings) -> list[tuple[str, str | None, Any]]:
-    """(part id, text to encode or None, given vector or None) for each part."""
+Split = Callable[[str], list[str]]
+
+
+def _parts_of(
+    item: ItemInput, settings: Settings, split: Split | None = None
+) -> list[tuple[str, str | None, Any]]:
+    """(part id, text to encode or None, given vector or None) for each part. A whole text is
+    cut by ``split`` (the plugin's items splitter), else by the built-in sentence splitter."""
     if item.text is not None:
-        chunks = split_text(
-            item.text,
-            max_words=settings.splitter_max_words,
-            overlap_words=settings.splitter_overlap_words,
+        chunks = (
+            split(item.text)
+            if split is not None
+            else split_text(
+                item.text,
+                max_words=settings.splitter_max_words,
+                overlap_words=settings.splitter_overlap_words,
+            )
         )
         return [(str(i), chunk, None) for i, chunk in enumerate(chunks)]
     return [(p.part_id, p.text, p.vector) for p in item.parts]
 
 
 def build_rows(
-    items: list[ItemInput], collection: Collection, registry: EncoderRegistry, settings: Settings
+    items: list[ItemInput],
+    collection: Collection,
+    registry: EncoderRegistry,
+    settings: Settings,
+    split: Split | None = None,
 ) -> list[tuple[Any, ...]]:
     """Encode every text part of ``items`` in one call and lay out their table rows."""
-    layout = [(item, _parts_of(item, settings)) for item in items]
+    layout = [(item, _parts_of(item, settings, split)) for item in items]
     texts = [text for _, parts in layout for _, text, vector in parts if vector is None]
     encoded = (
         registry.get(collection.model).encode_items([t for t in texts if t is not None])
@@ -67,6 +81,7 @@ async def run_upsertion(
     registry: EncoderRegistry,
     settings: Settings,
     progress: Progress,
+    split: Split | None = None,
 ) -> dict[str, Any]:
     """Write ``items``; re-running it writes the same rows again (idempotent by object_id)."""
     written = 0
@@ -74,7 +89,7 @@ async def run_upsertion(
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
-        rows = await asyncio.to_thread(build_rows, batch, collection, registry, settings)
+        rows = await asyncio.to_thread(build_rows, batch, collection, registry, settings, split)
         async with pool.acquire() as conn:
             await replace_items(
                 conn,
