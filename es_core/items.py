@@ -172,12 +172,13 @@ def check_items(items: list[ItemInput], collection: Collection, settings: Settin
             if part.part_id in part_ids:
                 raise _bad(f"{pwhere}.part_id", "repeats another part of this item")
             part_ids.add(part.part_id)
-            if (part.text is None) == (part.vector is None):
-                raise _bad(pwhere, "must have exactly one of text or vector")
+            if part.text is None and part.vector is None:
+                raise _bad(pwhere, "must have a text, a vector or both")
+            # With both, the vector is stored as given and the text is kept beside it (so a
+            # reindex or fine-tuning can re-encode it).
             if part.text is not None:
                 _check_text(part.text, f"{pwhere}.text", settings)
-            else:
-                assert part.vector is not None
+            if part.vector is not None:
                 check_vector(part.vector, f"{pwhere}.vector", collection)
 
 

@@ -26,23 +26,51 @@ from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items,
 Progress = Callable[[float, str], Awaitable[bool]]
 
 
-def _parts_of(item: ItemInput, settings: Settings) -> list[tuple[str, str | None, Any]]:
-    """(part id, text to encode or None, given vector or None) for each part."""
+Split = Callable[[str], list[str]]
+
+
+def _parts_of(
+    item: ItemInput, settings: Settings, split: Split | None = None
+) -> list[tuple[str, str | None, Any]]:
+    """(part id, text to encode or None, given vector or None) for each part. A whole text is
+    cut by ``split`` (the plugin's items splitter), else by the built-in sentence splitter."""
     if item.text is not None:
-        chunks = split_text(
-            item.text,
-            max_words=settings.splitter_max_words,
-            overlap_words=settings.splitter_overlap_words,
+        chunks = (
+            split(item.text)
+            if split is not None
+            else split_text(
+                item.text,
+                max_words=settings.splitter_max_words,
+                overlap_words=settings.splitter_overlap_words,
+            )
         )
         return [(str(i), chunk, None) for i, chunk in enumerate(chunks)]
     return [(p.part_id, p.text, p.vector) for p in item.parts]
 
 
 def build_rows(
-    items: list[ItemInput], collection: Collection, registry: EncoderRegistry, settings: Settings
+    items: list[ItemInput],
+    collection: Collection,
+    registry: EncoderRegistry,
+    settings: Settings,
+    split: Split | None = None,
+    use_given_vectors: bool = True,
 ) -> list[tuple[Any, ...]]:
-    """Encode every text part of ``items`` in one call and lay out their table rows."""
-    layout = [(item, _parts_of(item, settings)) for item in items]
+    """Encode every text part of ``items`` in one call and lay out their table rows.
+
+    A part with both a text and a vector keeps the given vector only in the collection the
+    request named (``use_given_vectors``); another collection the write reaches encodes the
+    text with its own model, since the given vector belongs to the named collection's model."""
+    layout = [
+        (
+            item,
+            [
+                (part_id, text, None if text is not None and not use_given_vectors else vector)
+                for part_id, text, vector in _parts_of(item, settings, split)
+            ],
+        )
+        for item in items
+    ]
     texts = [text for _, parts in layout for _, text, vector in parts if vector is None]
     encoded = (
         registry.get(collection.model).encode_items([t for t in texts if t is not None])
@@ -79,13 +107,14 @@ async def run_upsertion(
     registry: EncoderRegistry,
     settings: Settings,
     progress: Progress,
+    split: Split | None = None,
 ) -> dict[str, Any]:
     """Write ``items``; re-running it writes the same rows again (idempotent by object_id)."""
     written = 0
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        await _write_batch(pool, collection, batch, registry, settings)
+        await _write_batch(pool, collection, batch, registry, settings, split)
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
             return {"upserted_count": written, "stopped": True}
@@ -98,6 +127,7 @@ async def _write_batch(
     batch: list[ItemInput],
     registry: EncoderRegistry,
     settings: Settings,
+    split: Split | None = None,
 ) -> None:
     """Encode for every target's model, then write all targets in one transaction. Encoding
     happens outside it; should a target appear meanwhile (a reindex started), encode for it too
@@ -111,7 +141,13 @@ async def _write_batch(
             if target.model.model_id not in rows_by_model:
                 # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
                 rows_by_model[target.model.model_id] = await asyncio.to_thread(
-                    build_rows, batch, target, registry, settings
+                    build_rows,
+                    batch,
+                    target,
+                    registry,
+                    settings,
+                    split,
+                    target.model.model_id == collection.model.model_id,
                 )
         async with pool.acquire() as conn, conn.transaction():
             await lock_for_write(conn)

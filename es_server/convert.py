@@ -150,9 +150,9 @@ def items_from_proto(messages: Sequence[Any]) -> list[ItemInput]:
         parts = []
         for j, p in enumerate(m.parts):
             has_text, has_vector = bool(p.text), len(p.vector) > 0
-            if has_text == has_vector:
+            if not has_text and not has_vector:
                 raise InvalidArgument.field_error(
-                    f"items[{i}].parts[{j}]", "must have exactly one of text or vector"
+                    f"items[{i}].parts[{j}]", "must have a text, a vector or both"
                 )
             vector = np.asarray(p.vector, dtype=np.float32) if has_vector else None
             parts.append(PartInput(p.part_id or str(j), p.text or None, vector))

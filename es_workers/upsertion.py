@@ -19,7 +19,10 @@ async def _upsert(
     async with ctx.pool.acquire() as conn:
         collection = await get_collection(conn, task.params["collection_id"])
     items = [ItemInput.from_json(item) for item in task.params["items"]]
-    return await run_upsertion(ctx.pool, collection, items, ctx.encoders, ctx.settings, progress)
+    split = ctx.plugin.get_items_splitter().split
+    return await run_upsertion(
+        ctx.pool, collection, items, ctx.encoders, ctx.settings, progress, split
+    )
 
 
 async def _delete(

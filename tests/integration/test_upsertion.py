@@ -101,6 +101,21 @@ async def test_vector_parts_are_written_with_one_average_row_per_item(
     assert stored[1].payload == {"color": "red"}
 
 
+async def test_a_part_with_text_and_vector_keeps_both_and_is_not_encoded(
+    pg_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    collection = await new_collection(pg_pool, "cosine", "min")
+    vector = _vec(np.random.default_rng(5))
+    item = ItemInput(object_id="tv", parts=[PartInput("0", text="kept text", vector=vector)])
+    # The registry cannot encode anything: the given vector must be used as it is.
+    await run_upsertion(pg_pool, collection, [item], _unused_registry(), settings, Recorder())
+    [part] = [r for r in await _rows(pg_pool, collection) if not r["is_average"]]
+    assert part["text"] == "kept text"
+    np.testing.assert_array_equal(
+        as_array(part["vector"]).astype(np.float32), np.asarray(vector, np.float32)
+    )
+
+
 @pytest.mark.parametrize("drop_copies", [True, False])
 async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
     pg_pool: asyncpg.Pool, settings: Settings, drop_copies: bool

@@ -168,15 +168,19 @@ def test_repeated_part_id() -> None:
     assert field == "items[0].parts[1].part_id" and "repeats" in description
 
 
-@pytest.mark.parametrize(
-    "part",
-    [PartInput("p"), PartInput("p", text="x", vector=[1.0, 0.0, 0.0])],
-)
-def test_part_needs_exactly_one_of_text_or_vector(part: PartInput) -> None:
-    assert _refused([_vec_item("a", part)]) == (
+def test_part_needs_a_text_or_a_vector() -> None:
+    assert _refused([_vec_item("a", PartInput("p"))]) == (
         "items[0].parts[0]",
-        "must have exactly one of text or vector",
+        "must have a text, a vector or both",
     )
+
+
+def test_part_may_carry_both_a_text_and_its_vector() -> None:
+    both = PartInput("p", text="x", vector=[1.0, 0.0, 0.0])
+    check_items([_vec_item("a", both)], COSINE, SETTINGS)
+    bad_vector = PartInput("p", text="x", vector=[1.0, 0.0])
+    field, _ = _refused([_vec_item("a", bad_vector)])
+    assert field == "items[0].parts[0].vector"
 
 
 @pytest.mark.parametrize(("text", "why"), [(" ", "blank"), ("y" * 51, "at most 50")])

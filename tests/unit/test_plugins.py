@@ -57,3 +57,22 @@ def test_a_plugin_that_fails_to_start_is_named() -> None:
 def test_a_plugin_missing_protocol_members_is_named() -> None:
     with pytest.raises(PluginError, match="missing .*get_fine_tuning_builder"):
         load_plugin(Settings(plugin="half"), [point("half", f"{__name__}:NotAPlugin")])
+
+
+def test_upsertion_cuts_texts_with_the_plugins_splitter() -> None:
+    from es_core.items import ItemInput
+    from es_core.upsertion import _parts_of
+
+    settings = Settings()
+    item = ItemInput(object_id="o", text="first | second | third")
+    assert [p[1] for p in _parts_of(item, settings, lambda t: t.split(" | "))] == [
+        "first",
+        "second",
+        "third",
+    ]
+    # The built-in splitter keeps this short text whole.
+    assert [p[1] for p in _parts_of(item, settings)] == ["first | second | third"]
+    plugin = load_plugin(settings)
+    assert plugin.get_items_splitter().split("A sentence. Another one.") == [
+        "A sentence. Another one."
+    ]

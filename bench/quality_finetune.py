@@ -1,0 +1,475 @@
+"""Fine-tuning quality on SciFact: the base and the fine-tuned model on queries training never saw.
+
+    .venv/bin/python -m bench.quality_finetune [--quick] [--users N] [--hyperparameters JSON]
+        [--batch N] [--json out.json]
+
+On the full SciFact data (5,183 abstracts; the 809 judged claims of qrels/train.tsv):
+
+* dev split by query id: claims whose integer id % 5 == 0 (171) are never searched nor clicked;
+  the others (638) are the training claims;
+* each abstract (title and text) is one part, as the SciFact baselines encode them (``--split``:
+  parts cut exactly as the worker cuts text), encoded in-process by the base model; the vectors
+  are cached under ``.bench-cache/`` (keyed by the model path, the parts' layout and the corpus
+  file size), so reruns skip the encoding;
+* a throwaway stack; the corpus goes in through UpsertItems as parts carrying both the text
+  (which fine-tuning reads) and the base model's vector (so the worker does not encode again);
+* ``--users`` simulated users (``ClickSimulator``, seed 0, ``CascadeClickModel()`` defaults)
+  search every training claim through the API and click what the judgements make them click;
+* StartFineTuning on that batch of sessions (the plugin's search space unless
+  ``--hyperparameters`` overrides it); progress is polled with TaskService.GetTask;
+* dev (and, for context, training) NDCG@10, Recall@10 and MRR@10 of the base and of the
+  registered fine-tuned version over the whole loaded corpus, scored the way search scores
+  (cosine distance per part, MIN over an item's parts) by the fine-tuning evaluator's ranking.
+
+``--quick``: 190 random judged claims with their judged abstracts plus filler up to 600
+abstracts (``bench.quality_personalization.choose``, seed 0), the same dev rule, and one trial
+(``{"learning_rate": [5e-5], "frozen_layers": [0]}``) unless ``--hyperparameters`` is given;
+about 15 minutes on a busy 2-core machine (12 once the base vectors are cached). The task's own
+figures on held-out *sessions* (trained vs in service, the deploy gate) are printed too: they
+rank only what those sessions showed, so they are not comparable with the dev figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Row, base_parser, report, running_stack
+from bench.quality_personalization import METRICS, NAMES, K, choose
+from embedding_studio.client import TERMINAL_TASK_STATUSES, Client
+from embedding_studio.v1 import common_pb2, task_pb2
+from es_cli.click_simulator import ClickSimulator, SimulationReport
+from es_cli.throwaway import StackInfo
+from es_core.beir import Dataset, load_dataset, scifact_dir
+from es_core.config import Settings
+from es_core.encoders.base import Encoder, Vectors
+from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.evaluation.click_model import CascadeClickModel
+from es_core.evaluation.metrics import evaluate_rankings
+from es_core.fine_tuning.evaluator import rank_pool
+from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
+from es_core.plugins.protocol import SearchIndexInfo
+from es_core.plugins.text_minilm import SentenceSplitter, TextMiniLMPlugin
+from es_core.storage.catalog import Model
+from es_server.convert import struct_to_dict
+
+DEV_RULE = "integer query id % 5 == 0"
+CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
+QUICK_QUERIES, QUICK_DOCS = 190, 600
+QUICK_HYPERPARAMETERS = {"learning_rate": [5e-5], "frozen_layers": [0]}
+ENCODE_CHUNK = 2048
+SEED = 0
+POLL_SECONDS = 10.0
+FINE_TUNING_TIMEOUT_S = 3 * 3600.0
+IDEMPOTENCY_KEY = "bench-quality-finetune"
+
+Parts = dict[str, list[str]]  # doc id -> its parts' texts, in part order
+PartVectors = dict[str, Vectors]  # doc id -> its parts' vectors, one row per part
+
+
+@dataclass
+class Split:
+    doc_ids: list[str]
+    train: dict[str, str]  # query id -> text
+    dev: dict[str, str]
+
+
+def is_dev(query_id: str) -> bool:
+    return int(query_id) % 5 == 0
+
+
+def split_queries(data: Dataset, quick: bool) -> Split:
+    """All judged claims and abstracts (quick: a seeded sample), claims split by ``is_dev``."""
+    if quick:
+        query_ids, doc_ids = choose(data, QUICK_QUERIES, QUICK_DOCS, SEED)
+    else:
+        query_ids = sorted(q for q, rel in data.qrels.items() if rel and q in data.queries)
+        doc_ids = sorted(data.corpus)
+    return Split(
+        doc_ids,
+        {q: data.queries[q] for q in query_ids if not is_dev(q)},
+        {q: data.queries[q] for q in query_ids if is_dev(q)},
+    )
+
+
+# ---- base part vectors, cached on disk ----
+
+
+def cache_path(settings: Settings, corpus_file: Path, split: bool) -> Path:
+    layout = [settings.splitter_max_words, settings.splitter_overlap_words] if split else "whole"
+    key = json.dumps([str(base_model_path()), layout, corpus_file.stat().st_size])
+    return CACHE_DIR / f"scifact-base-parts-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def by_doc(ids: Sequence[str], counts: Sequence[int], vectors: Vectors) -> PartVectors:
+    """Consecutive rows of ``vectors``: ``counts[i]`` of them belong to ``ids[i]``."""
+    return dict(zip(ids, np.split(vectors, np.cumsum(counts)[:-1]), strict=True))
+
+
+def load_cache(path: Path) -> PartVectors:
+    if not path.exists():
+        return {}
+    with np.load(path) as stored:
+        ids, counts, vectors = stored["doc_ids"], stored["counts"], stored["vectors"]
+    return by_doc([str(d) for d in ids], counts.tolist(), vectors)
+
+
+def save_cache(path: Path, vectors: PartVectors) -> None:
+    """Atomically: a run killed while writing leaves the previous cache in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = sorted(vectors)
+    staging = path.with_suffix(".tmp.npz")
+    np.savez(
+        staging,
+        doc_ids=np.array(ids),
+        counts=np.array([len(vectors[d]) for d in ids]),
+        vectors=np.concatenate([vectors[d] for d in ids]),
+    )
+    staging.replace(path)
+
+
+def encode_parts(encoder: Encoder, parts: Parts, label: str) -> PartVectors:
+    """Every part of ``parts`` encoded (in chunks, reporting progress and the rate)."""
+    ids = sorted(parts)
+    texts = [text for d in ids for text in parts[d]]
+    started = time.perf_counter()
+    chunks = []
+    for i in range(0, len(texts), ENCODE_CHUNK):
+        chunks.append(encoder.encode_items(texts[i : i + ENCODE_CHUNK]))
+        print(f"  {label}: {min(i + ENCODE_CHUNK, len(texts))}/{len(texts)} parts", flush=True)
+    seconds = time.perf_counter() - started
+    print(
+        f"{label}: encoded {len(texts)} parts of {len(ids)} docs in {seconds:.0f} s"
+        f" = {len(texts) / seconds:.1f} parts/s"
+    )
+    vectors = np.concatenate(chunks)
+    return by_doc(ids, [len(parts[d]) for d in ids], vectors)
+
+
+def base_part_vectors(parts: Parts, encoder: Encoder, path: Path) -> PartVectors:
+    """The base model's part vectors: from the cache, encoding (and caching) what is missing."""
+    cached = load_cache(path)
+    missing = {d: p for d, p in parts.items() if len(cached.get(d, ())) != len(p)}
+    if missing:
+        cached.update(encode_parts(encoder, missing, "base model"))
+        save_cache(path, cached)
+        print(f"base part vectors cached in {path}")
+    else:
+        print(f"base part vectors of {len(parts)} docs read from {path}")
+    return {d: cached[d] for d in parts}
+
+
+# ---- the API: upsert, simulate, fine-tune ----
+
+
+def upsert_item(object_id: str, texts: Sequence[str], vectors: Vectors) -> dict[str, Any]:
+    """An item as pre-split parts "0", "1", ... (the worker's ids), with their vectors if given."""
+    return {
+        "object_id": object_id,
+        "parts": [
+            {"part_id": str(i), "text": text, "vector": vectors[i].tolist()}
+            for i, text in enumerate(texts)
+        ],
+    }
+
+
+def upsert(client: Client, parts: Parts, vectors: PartVectors, batch: int) -> float:
+    """Every doc through UpsertItems (``batch`` items per request), parts with their text and
+    vector, then every task waited for; returns seconds."""
+    started = time.perf_counter()
+    ids = sorted(parts)
+    task_ids = []
+    for i in range(0, len(ids), batch):
+        items = [upsert_item(d, parts[d], vectors[d]) for d in ids[i : i + batch]]
+        task_ids.append(client.upsert_items(items, timeout=300).task_id)
+    for task_id in task_ids:
+        done = client.wait_for_task(task_id, timeout_seconds=3600)
+        if done.status != common_pb2.TASK_STATUS_DONE:
+            raise RuntimeError(f"upsert task {task_id} ended: {done.error}")
+    return time.perf_counter() - started
+
+
+def simulate(
+    client: Client, queries: Mapping[str, str], data: Dataset, users: Sequence[str]
+) -> SimulationReport:
+    simulator = ClickSimulator(client, CascadeClickModel(), SEED, timeout=60)
+    return simulator.run(queries, data.qrels, users, limit=K)
+
+
+def follow(client: Client, task_id: str, timeout_s: float) -> common_pb2.Task:
+    """Poll the task every ``POLL_SECONDS``, printing each change of progress, until it ends."""
+    started = time.monotonic()
+    last: tuple[float, str] | None = None
+    while True:
+        reply: task_pb2.GetTaskResponse = client.tasks.GetTask(
+            task_pb2.GetTaskRequest(task_id=task_id), timeout=30
+        )
+        task = reply.task
+        elapsed = time.monotonic() - started
+        if (task.progress, task.progress_message) != last:
+            last = (task.progress, task.progress_message)
+            status = common_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_")
+            print(f"  {elapsed:6.0f} s  {task.progress:6.1%}  {status}  {task.progress_message}")
+        if task.status in TERMINAL_TASK_STATUSES:
+            return task
+        if elapsed > timeout_s:
+            raise TimeoutError(f"fine-tuning task {task_id} still running after {timeout_s:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
+def fine_tune(client: Client, hyperparameters: dict[str, Any] | None) -> dict[str, Any]:
+    """StartFineTuning on the current batch of sessions, followed until done; its result."""
+    started = client.start_fine_tuning(
+        idempotency_key=IDEMPOTENCY_KEY, hyperparameters=hyperparameters, timeout=60
+    )
+    task_id = started.task.task_id
+    print(f"fine-tuning task {task_id} on batch {started.batch_id}")
+    task = follow(client, task_id, FINE_TUNING_TIMEOUT_S)
+    if task.status != common_pb2.TASK_STATUS_DONE:
+        status = common_pb2.TaskStatus.Name(task.status)
+        raise RuntimeError(f"fine-tuning task {task_id} ended {status}: {task.error}")
+    result = struct_to_dict(task.result, "result")  # whole numbers back as ints
+    result["task_seconds"] = (
+        task.finish_time.ToDatetime() - task.start_time.ToDatetime()
+    ).total_seconds()
+    return result
+
+
+def print_fine_tuning(result: Mapping[str, Any]) -> None:
+    print(
+        f"fine-tuning produced {result['model_id']} in {result['task_seconds']:.0f} s"
+        f" (task start to finish); examples {json.dumps(result['examples'])}"
+    )
+    for m in METRICS:
+        print(
+            f"  held-out sessions {NAMES[m]}: trained {result['metrics'][m]:.4f},"
+            f" in service {result['in_service_metrics'][m]:.4f}"
+        )
+    print(f"  deployable: {result['deployable']}; best trial {int(result['best_trial'])}")
+    for trial in result["trials"]:
+        print(
+            f"  trial {int(trial['trial'])}: {json.dumps(trial['params'], sort_keys=True)}"
+            f" ndcg@10 {trial['metrics']['ndcg@10']:.4f}, {int(trial['train_rows'])} rows,"
+            f" {trial['seconds']:.0f} s"
+        )
+
+
+def fine_tuned_encoder(stack: StackInfo, result: Mapping[str, Any]) -> Encoder:
+    """The registered version, loaded the way the server loads it (the stack's MLflow store)."""
+    plugin = TextMiniLMPlugin(Settings(data_dir=stack.data_dir))
+    info = plugin.get_search_index_info()
+    name, version = str(result["registered_model"]), str(result["model_version"])
+    model = Model(
+        model_id=str(result["model_id"]),
+        name=name,
+        version=version,
+        dimensions=info.dimensions,
+        metric=info.metric,
+        aggregation=info.aggregation,
+        source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
+    )
+    return plugin.get_inference_client_factory().create(model)
+
+
+# ---- evaluation over the whole loaded corpus ----
+
+
+class KnownItems:
+    """An encoder whose item vectors were computed beforehand (looked up by text); the model
+    still encodes the queries."""
+
+    def __init__(self, model: Encoder, parts: Parts, vectors: PartVectors) -> None:
+        self._model = model
+        self._by_text = {t: v for d in parts for t, v in zip(parts[d], vectors[d], strict=True)}
+
+    @property
+    def dimensions(self) -> int:
+        return self._model.dimensions
+
+    def encode_queries(self, texts: list[str]) -> Vectors:
+        return self._model.encode_queries(texts)
+
+    def encode_items(self, texts: list[str]) -> Vectors:
+        return np.stack([self._by_text[t] for t in texts])
+
+
+def evaluate_queries(
+    encoder: Encoder,
+    queries: Mapping[str, str],
+    data: Dataset,
+    parts: Parts,
+    info: SearchIndexInfo,
+) -> dict[str, float]:
+    """NDCG / Recall / MRR @K of ``queries`` ranked over every doc of ``parts``."""
+    ids = sorted(queries)
+    rankings = rank_pool(
+        encoder,
+        [queries[q] for q in ids],
+        sorted(parts),
+        parts,
+        metric=info.metric,
+        aggregation=info.aggregation,
+        k=K,
+    )
+    return evaluate_rankings(
+        dict(zip(ids, rankings, strict=True)), {q: data.qrels[q] for q in ids}, K
+    )
+
+
+def evaluate_model(
+    encoder: Encoder, split: Split, data: Dataset, parts: Parts, info: SearchIndexInfo
+) -> dict[str, dict[str, float]]:
+    return {
+        name: evaluate_queries(encoder, queries, data, parts, info)
+        for name, queries in (("dev", split.dev), ("train", split.train))
+    }
+
+
+def change(new: float, old: float) -> float:
+    return (new / old - 1.0) * 100.0 if old else float("nan")
+
+
+def result_rows(
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
+    result: Mapping[str, Any],
+    sim: SimulationReport,
+    phases: Mapping[str, float],
+) -> list[Row]:
+    base, tuned = scores["base"], scores["fine-tuned"]
+    rows = [Row(f"dev {NAMES[m]}", tuned["dev"][m], base["dev"][m], "base model") for m in METRICS]
+    rows += [
+        Row(f"dev {NAMES[m]} change (%)", change(tuned["dev"][m], base["dev"][m])) for m in METRICS
+    ]
+    rows += [
+        Row(f"train {NAMES[m]}", tuned["train"][m], base["train"][m], "base model") for m in METRICS
+    ]
+    rows += [
+        Row(
+            f"held-out sessions {NAMES[m]}",
+            result["metrics"][m],
+            result["in_service_metrics"][m],
+            "in service",
+        )
+        for m in METRICS
+    ]
+    rows += [
+        Row("sessions", len(sim.session_ids)),
+        Row("clicks accepted", sim.accepted_count, sim.events_sent, "clicks sent"),
+        *(Row(f"time: {phase} (s)", seconds) for phase, seconds in phases.items()),
+    ]
+    return rows
+
+
+def print_scores(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
+    for split_name in ("dev", "train"):
+        for m in METRICS:
+            old, new = scores["base"][split_name][m], scores["fine-tuned"][split_name][m]
+            print(
+                f"{split_name} {NAMES[m]}: base {old:.4f}, fine-tuned {new:.4f}"
+                f" ({change(new, old):+.1f}%)"
+            )
+
+
+def main_run(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+    settings = Settings()
+    data = load_dataset(scifact_dir())
+    split = split_queries(data, args.quick)
+    print(
+        f"SciFact: {len(split.doc_ids)} docs, {len(split.train) + len(split.dev)} judged queries:"
+        f" {len(split.train)} training, {len(split.dev)} dev ({DEV_RULE}; dev queries are"
+        " never searched nor clicked)"
+    )
+    splitter = SentenceSplitter(settings)
+    parts = {
+        d: splitter.split(data.corpus[d].full_text) if args.split else [data.corpus[d].full_text]
+        for d in split.doc_ids
+    }
+    info = TextMiniLMPlugin(settings).get_search_index_info()
+    base = SentenceTransformerEncoder(base_model_path(), batch_size=settings.encode_batch_size)
+
+    phase = time.perf_counter()
+    base_vectors = base_part_vectors(
+        parts, base, cache_path(settings, scifact_dir() / "corpus.jsonl", args.split)
+    )
+    phases["encode base"] = time.perf_counter() - phase
+    users = [f"user-{i}" for i in range(args.users)]
+    with running_stack() as stack, Client(stack.grpc_address) as client:
+        phases["upsert"] = upsert(client, parts, base_vectors, args.batch)
+        print(
+            f"upserted {len(parts)} docs ({sum(map(len, parts.values()))} parts) in"
+            f" {phases['upsert']:.0f} s = {len(parts) / phases['upsert']:.1f} items/s"
+        )
+        phase = time.perf_counter()
+        sim = simulate(client, split.train, data, users)
+        phases["simulate"] = time.perf_counter() - phase
+        print(
+            f"simulated {len(sim.session_ids)} sessions ({len(users)} users x {len(split.train)}"
+            f" training queries) in {phases['simulate']:.0f} s: {sim.events_sent} clicks sent,"
+            f" {sim.accepted_count} accepted"
+        )
+        phase = time.perf_counter()
+        result = fine_tune(client, args.hyperparameters)
+        phases["fine-tune"] = time.perf_counter() - phase
+        print_fine_tuning(result)
+        tuned = fine_tuned_encoder(stack, result)
+
+    phase = time.perf_counter()
+    tuned_vectors = encode_parts(tuned, parts, "fine-tuned model")
+    scores = {
+        "base": evaluate_model(KnownItems(base, parts, base_vectors), split, data, parts, info),
+        "fine-tuned": evaluate_model(
+            KnownItems(tuned, parts, tuned_vectors), split, data, parts, info
+        ),
+    }
+    phases["evaluate"] = time.perf_counter() - phase
+    phases["total"] = time.perf_counter() - started
+    print_scores(scores)
+    trials = len(result["trials"])
+    report(
+        f"fine-tuning on SciFact: {len(parts)} docs, {len(split.train)} training /"
+        f" {len(split.dev)} dev queries (dev: {DEV_RULE}), {len(users)} users,"
+        f" {trials} trial(s); deployable {result['deployable']}",
+        result_rows(scores, result, sim, phases),
+        args.json,
+        {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "dev_rule": DEV_RULE,
+            "sizes": {"docs": len(parts), "train": len(split.train), "dev": len(split.dev)},
+            "scores": scores,
+            "fine_tuning": result,
+            "phases_seconds": phases,
+        },
+    )
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else "fine-tuning quality")
+    parser.add_argument("--users", type=int, default=3, help="simulated users who click")
+    parser.add_argument(
+        "--hyperparameters",
+        type=json.loads,
+        help="search-space overrides as JSON, e.g. '{\"learning_rate\": [5e-5]}'"
+        " (default: the plugin's space; --quick: one trial)",
+    )
+    parser.add_argument("--batch", type=int, default=200, help="items per UpsertItems request")
+    parser.add_argument(
+        "--split", action="store_true", help="cut abstracts into parts like the worker does"
+    )
+    args = parser.parse_args()
+    if args.quick and args.hyperparameters is None:
+        args.hyperparameters = QUICK_HYPERPARAMETERS
+    main_run(args)
+
+
+if __name__ == "__main__":
+    main()
