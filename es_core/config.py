@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # How long a deployment task waits for Triton to load or unload a model's encoders.
     deployment_timeout_seconds: float = Field(default=300.0, gt=0)
 
+    # deploy_as_blue: after the switch, delete the collection that was the rollback target until
+    # then (it stopped receiving writes at that switch) and so undeploy its model. Without it,
+    # every promotion keeps one more model deployed, and max_deployed_models soon stops them.
+    promotion_delete_stale: bool = True
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback."""

@@ -226,6 +226,28 @@ def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:
         metrics=metrics,
         deployable=bool(result.get("deployable")),
         deploy_as_blue=bool(params.get("deploy_as_blue")),
+        promotion=_promotion(result.get("promotion")),
+    )
+
+
+def _promotion(promotion: Any) -> fine_tune_pb2.Promotion | None:
+    if not isinstance(promotion, dict):
+        return None
+    step = f"PROMOTION_STEP_{str(promotion.get('step', '')).upper()}"
+    fields = (
+        "model_id",
+        "deploy_task_id",
+        "reindex_task_id",
+        "collection_id",
+        "previous_collection_id",
+        "deleted_collection_id",
+        "reason",
+    )
+    return fine_tune_pb2.Promotion(
+        step=fine_tune_pb2.PromotionStep.Value(step)
+        if step in fine_tune_pb2.PromotionStep.keys()
+        else fine_tune_pb2.PROMOTION_STEP_UNSPECIFIED,
+        **{name: str(promotion.get(name) or "") for name in fields},
     )
 
 

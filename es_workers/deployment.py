@@ -8,6 +8,7 @@ from typing import Any
 from es_core.serving.deploy import run_deployment
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
+from es_workers.promotion import move_chains
 from es_workers.runtime import WorkerContext, execute, run
 
 
@@ -19,4 +20,10 @@ async def _deploy(
 
 @celery_app.task(name="es.deployment", acks_late=True, reject_on_worker_lost=True)
 def deployment(task_id: str) -> str:
-    return run(execute(task_id, _deploy))
+    return run(_run_deployment_task(task_id))
+
+
+async def _run_deployment_task(task_id: str) -> str:
+    status = await execute(task_id, _deploy)
+    await move_chains()  # a deploy_as_blue chain may wait for this one
+    return status

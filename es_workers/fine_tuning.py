@@ -1,4 +1,5 @@
-"""Fine-tuning worker: trains, evaluates and registers a model version from a session batch."""
+"""Fine-tuning worker: trains, evaluates and registers a model version from a session batch
+(and, with deploy_as_blue, starts promoting it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from es_core.fine_tuning.run import run_fine_tuning
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
+from es_workers.promotion import move_chains
 from es_workers.runtime import WorkerContext, execute, run
 
 
@@ -17,6 +19,14 @@ async def _fine_tune(
     return await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
 
 
+async def run_fine_tuning_task(task_id: str) -> str:
+    """Train and register; a version promoted as blue then starts its chain at once."""
+    status = await execute(task_id, _fine_tune)
+    if status == "handed_over":
+        await move_chains([task_id])
+    return status
+
+
 @celery_app.task(name="es.fine_tuning", acks_late=True, reject_on_worker_lost=True)
 def fine_tuning(task_id: str) -> str:
-    return run(execute(task_id, _fine_tune))
+    return run(run_fine_tuning_task(task_id))

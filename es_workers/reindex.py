@@ -20,6 +20,7 @@ from es_core.tasks.model import Task
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
+from es_workers.promotion import move_chains
 from es_workers.runtime import HANDED_OVER, WorkerContext, context, execute, run, task_owner
 
 Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
@@ -59,7 +60,8 @@ async def run_reindex_task(task_id: str, send: Send = dispatch) -> str:
     task = await get_task(ctx.pool, task_id)
     parent_id = task.params.get("parent_task_id") or task_id
     if parent_id != task_id or status == "handed_over":
-        await settle_parent(ctx.pool, str(parent_id))
+        if await settle_parent(ctx.pool, str(parent_id)) in ("done", "failed"):
+            await move_chains()  # a deploy_as_blue chain may wait for this reindex
     return status
 
 

@@ -119,7 +119,8 @@ async def execute(task_id: str, handler: Handler) -> str:
         return "canceled"
     if result.get(HANDED_OVER):
         message = "waiting for its subtasks"
-        await store.hand_over_to_subtasks(ctx.pool, task_id, owner, result, message)
+        kept = {k: v for k, v in result.items() if k != HANDED_OVER}
+        await store.hand_over_to_subtasks(ctx.pool, task_id, owner, kept, message)
         return "handed_over"
     await store.finish_task(ctx.pool, task_id, owner, "done", result=result)
     return "done"

@@ -1,5 +1,6 @@
 """Re-sends tasks left pending (lost between commit and broker) or abandoned by a dead worker,
-and settles reindex parents whose subtasks ended (also those the sweeper itself failed).
+settles reindex parents whose subtasks ended (also those the sweeper itself failed), and moves
+deploy_as_blue chains on.
 
 One pass runs at a time across all workers: a pass holds the "sweeper" lease lock, which a
 crashed sweeper loses when its lease runs out."""
@@ -11,6 +12,7 @@ from es_core.reindex.parent import settle_parent, waiting_parents
 from es_core.tasks.store import tasks_to_resend
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
+from es_workers.promotion import move_chains
 from es_workers.runtime import context, run
 
 SWEEPER_LOCK = "sweeper"
@@ -30,6 +32,7 @@ async def _sweep() -> int:
             sent += await dispatch(ctx.pool, task)
         for parent_id in await waiting_parents(ctx.pool):
             await settle_parent(ctx.pool, parent_id)
+        await move_chains()
         return sent
 
 

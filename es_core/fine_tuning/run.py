@@ -4,7 +4,8 @@ Steps: build examples from the batch; split train / test by query; evaluate the 
 service on the test side; train each trial of the hyperparameter search (an MLflow run each,
 nested under the task's run) and evaluate it the same way; register the best trial with its
 metrics and lineage; the gate marks it deployable only if it beats the model in service; the
-version enters the catalogue as a model (not yet deployed or searched).
+version enters the catalogue as a model (not yet deployed or searched). With deploy_as_blue,
+a version that passed the gate is then promoted (``es_core.serving.promotion``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
+from es_core.serving.promotion import DEPLOY_PROGRESS, WAITING, first_promotion
 from es_core.storage import catalog
 from es_core.storage.catalog import Collection
 from es_core.tasks.model import Task
@@ -206,7 +208,16 @@ async def run_fine_tuning(
         {**best.metrics, **{f"in_service.{k}": v for k, v in baseline.items()}},
         "FINISHED",
     )
-    await progress(1.0, f"registered {model.model_id}; deployable: {deployable}")
+    promotion = first_promotion(
+        deploy_as_blue=bool(task.params.get("deploy_as_blue")),
+        deployable=deployable,
+        model_id=model.model_id,
+        margin=settings.fine_tuning_gate_margin,
+    )
+    if promotion is not None and promotion["step"] in WAITING:
+        await progress(DEPLOY_PROGRESS, f"registered {model.model_id}; deploying it as blue")
+    else:
+        await progress(1.0, f"registered {model.model_id}; deployable: {deployable}")
     return {
         "batch_id": batch_id,
         "model_id": model.model_id,
@@ -222,6 +233,7 @@ async def run_fine_tuning(
         "best_trial": best.trial,
         "trials": [asdict(o) for o in outcomes],
         "examples": {**report.as_dict(), "train": len(train), "test": len(test)},
+        **({} if promotion is None else {"promotion": promotion}),
     }
 
 

@@ -18,7 +18,13 @@ from es_core.config import Settings
 from es_core.reindex.ranges import split_ranges
 from es_core.storage.catalog import get_collection
 from es_core.tasks.model import Task
-from es_core.tasks.store import SUBTASKS_OWNER, create_task, get_task, restart_task
+from es_core.tasks.store import (
+    SUBTASKS_OWNER,
+    create_task,
+    get_task,
+    restart_task,
+    update_handed_over,
+)
 
 _CHILD_COLUMNS = "task_id, status, progress, result, params, error"
 _ORIGINAL_HEADS = "is_average AND user_id IS NULL"
@@ -142,16 +148,13 @@ async def _finish(
     error: str,
     result: dict[str, Any] | None,
 ) -> None:
-    await conn.execute(
-        "UPDATE tasks SET status = $2, error = $3, result = coalesce($4::jsonb, result),"
-        " progress = CASE WHEN $2 = 'done' THEN 1 ELSE progress END,"
-        " progress_message = CASE WHEN $2 = 'done' THEN 'all ranges copied' ELSE progress_message"
-        " END, finish_time = now(), update_time = now(), lease_owner = NULL,"
-        " lease_expires_at = NULL WHERE task_id = $1",
-        uuid.UUID(task_id),
-        status,
-        error,
-        result,
+    await update_handed_over(
+        conn,
+        task_id,
+        status="done" if status == "done" else "failed",
+        message="all ranges copied" if status == "done" else None,
+        result=result,
+        error=error,
     )
 
 

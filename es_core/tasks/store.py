@@ -254,6 +254,39 @@ async def hand_over_to_subtasks(
     return bool(handed)
 
 
+async def update_handed_over(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    task_id: str,
+    *,
+    status: TaskStatus = "processing",
+    progress: float | None = None,
+    message: str | None = None,
+    result: dict[str, Any] | None = None,
+    error: str = "",
+) -> bool:
+    """Move on a task handed over to its subtasks (it has no lease to check): its progress, its
+    result and, with a final ``status``, its end. False when it is no longer waiting (it was
+    canceled, or already settled)."""
+    final = status != "processing"
+    updated = await conn.fetchval(
+        "UPDATE tasks SET status = $2, error = $3, result = coalesce($4::jsonb, result),"
+        " progress = CASE WHEN $2 = 'done' THEN 1 ELSE coalesce($5, progress) END,"
+        " progress_message = coalesce($6, progress_message), update_time = now(),"
+        " finish_time = CASE WHEN $7 THEN now() ELSE finish_time END,"
+        " lease_owner = CASE WHEN $7 THEN NULL ELSE lease_owner END"
+        " WHERE task_id = $1 AND status = 'processing' AND lease_owner = $8 RETURNING true",
+        parse_task_id(task_id),
+        status,
+        error,
+        result,
+        None if progress is None else max(0.0, min(1.0, progress)),
+        message,
+        final,
+        SUBTASKS_OWNER,
+    )
+    return bool(updated)
+
+
 async def _transition(
     conn: asyncpg.Connection | asyncpg.Pool,
     task_id: str,

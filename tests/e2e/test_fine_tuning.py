@@ -154,13 +154,22 @@ def test_a_damaged_trial_is_registered_but_never_deployable(
     trained: tuple[common_pb2.Task, fine_tune_pb2.FineTuningTask], client: Client
 ) -> None:
     _, first = trained
-    # The same sessions, trained with a learning rate that wrecks the weights.
+    blue_before = client.get_blue_collection().collection_id
+    # The same sessions, trained with a learning rate that wrecks the weights; asked to be
+    # made blue, which the gate refuses.
     started = _start(
         client,
         batch_id=first.batch_id,
+        deploy_as_blue=True,
         hyperparameters={"learning_rate": [1.0], "frozen_layers": [0], "epochs": [1]},
     )
     final, task = _finish(client, started.task.task_id)
     assert task.metrics["ndcg@10"] < task.metrics["in_service.ndcg@10"]
     assert not task.deployable
     assert task.model_id and task.model_id != first.model_id
+    assert task.deploy_as_blue
+    assert task.promotion.step == fine_tune_pb2.PROMOTION_STEP_SKIPPED
+    assert task.promotion.model_id == task.model_id
+    assert "deploy gate" in task.promotion.reason
+    assert not task.promotion.deploy_task_id and not task.promotion.reindex_task_id
+    assert client.get_blue_collection().collection_id == blue_before

@@ -15,7 +15,10 @@ import numpy as np
 from es_core.config import Settings
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import EsError
 from es_core.items import ItemInput
+from es_core.reindex.copy_range import copy_range
+from es_core.reindex.parent import plan_subtasks, settle_parent
 from es_core.storage import catalog
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
@@ -158,3 +161,44 @@ async def claim(pool: asyncpg.Pool, task_id: str, owner: str, lease: float = 30)
     task = await store.claim_task(pool, task_id, owner, lease)
     assert task is not None, f"task {task_id} was not claimable"
     return task
+
+
+async def plan_reindex(world: World, parent_id: str) -> list[Task]:
+    """What the parent's worker does: claim, plan, hand over to the subtasks."""
+    parent = await claim(world.pool, parent_id, "parent-worker")
+    children, finished = await plan_subtasks(world.pool, world.settings, parent)
+    if finished is not None:
+        await store.finish_task(world.pool, parent_id, "parent-worker", "done", result=finished)
+    else:
+        await store.hand_over_to_subtasks(world.pool, parent_id, "parent-worker", {}, "waiting")
+    return children
+
+
+async def run_subtask(
+    world: World, task_id: str, owner: str, registry: EncoderRegistry | None = None
+) -> dict[str, Any]:
+    """What a subtask's worker does: claim, copy, record the outcome, settle the parent."""
+    task = await claim(world.pool, task_id, owner, lease=30)
+    try:
+        result = await copy_range(
+            world.pool,
+            registry or world.registry,
+            task,
+            owner=owner,
+            lease_seconds=30,
+            batch_size=world.settings.reindex_batch_size,
+        )
+    except EsError as exc:
+        await store.finish_task(world.pool, task_id, owner, "failed", error=exc.message)
+        result = {"failed": exc.message}
+    else:
+        if not result.get("stopped"):
+            await store.finish_task(world.pool, task_id, owner, "done", result=result)
+    await settle_parent(world.pool, task.params["parent_task_id"])
+    return result
+
+
+async def run_reindex(world: World, parent_id: str) -> Task:
+    for child in await plan_reindex(world, parent_id):
+        await run_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
+    return await store.get_task(world.pool, parent_id)

@@ -20,11 +20,10 @@ from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidAr
 from es_core.items import ItemInput, PartInput
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.pages import build_destination_rows, read_items, write_page
-from es_core.reindex.parent import plan_subtasks, settle_parent, subtasks
+from es_core.reindex.parent import subtasks
 from es_core.reindex.start import StartedReindex, start_reindex
 from es_core.storage import catalog
 from es_core.tasks import store
-from es_core.tasks.model import Task
 from es_core.upsertion import run_deletion, run_upsertion
 from tests.integration.blue_green import (
     DIMS,
@@ -34,6 +33,9 @@ from tests.integration.blue_green import (
     fresh_world,
     hash_model,
     keep_going,
+    plan_reindex,
+    run_reindex,
+    run_subtask,
     text_items,
 )
 from tests.integration.helpers import load_items
@@ -57,47 +59,6 @@ async def _start(world: World, **model: Any) -> tuple[StartedReindex, catalog.Co
             destination_model_id=destination_model.model_id,
         )
     return started, await world.collection(started.destination_collection_id)
-
-
-async def _plan(world: World, parent_id: str) -> list[Task]:
-    """What the parent's worker does: claim, plan, hand over to the subtasks."""
-    parent = await claim(world.pool, parent_id, "parent-worker")
-    children, finished = await plan_subtasks(world.pool, world.settings, parent)
-    if finished is not None:
-        await store.finish_task(world.pool, parent_id, "parent-worker", "done", result=finished)
-    else:
-        await store.hand_over_to_subtasks(world.pool, parent_id, "parent-worker", {}, "waiting")
-    return children
-
-
-async def _run_subtask(
-    world: World, task_id: str, owner: str, registry: EncoderRegistry | None = None
-) -> dict[str, Any]:
-    """What a subtask's worker does: claim, copy, record the outcome, settle the parent."""
-    task = await claim(world.pool, task_id, owner, lease=30)
-    try:
-        result = await copy_range(
-            world.pool,
-            registry or world.registry,
-            task,
-            owner=owner,
-            lease_seconds=30,
-            batch_size=world.settings.reindex_batch_size,
-        )
-    except EsError as exc:
-        await store.finish_task(world.pool, task_id, owner, "failed", error=exc.message)
-        result = {"failed": exc.message}
-    else:
-        if not result.get("stopped"):
-            await store.finish_task(world.pool, task_id, owner, "done", result=result)
-    await settle_parent(world.pool, task.params["parent_task_id"])
-    return result
-
-
-async def _reindex(world: World, parent_id: str) -> Task:
-    for child in await _plan(world, parent_id):
-        await _run_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
-    return await store.get_task(world.pool, parent_id)
 
 
 def _assert_mirrors(
@@ -137,12 +98,12 @@ async def test_reindex_copies_every_item_re_encoded_in_parallel_ranges(world: Wo
     assert destination.state == "green" and destination.collection_id == destination.model.model_id
     assert destination.reindex_task_id == started.task.task_id
 
-    children = await _plan(world, started.task.task_id)
+    children = await plan_reindex(world, started.task.task_id)
     assert [c.params["expected_count"] for c in children] == [8, 8, 7]
     assert children[0].params["after"] is None and children[-1].params["until"] is None
     assert [c.params["until"] for c in children[:-1]] == [c.params["after"] for c in children[1:]]
     for child in children:
-        result = await _run_subtask(world, child.task_id, "w")
+        result = await run_subtask(world, child.task_id, "w")
         assert result["copied"] == child.params["expected_count"]
         assert result["already_present"] == 0 and result["gone"] == 0
     parent = await store.get_task(world.pool, started.task.task_id)
@@ -162,7 +123,7 @@ async def test_reindex_copies_every_item_re_encoded_in_parallel_ranges(world: Wo
 
 async def test_an_empty_source_finishes_at_once(world: World) -> None:
     started, destination = await _start(world)
-    assert await _plan(world, started.task.task_id) == []
+    assert await plan_reindex(world, started.task.task_id) == []
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "done" and parent.result["item_count"] == 0
 
@@ -260,7 +221,7 @@ async def test_vector_only_parts_are_copied_when_dimensions_match(world: World) 
     items = [*text_items(3), _vector_item("vec-1")]
     await run_upsertion(world.pool, world.blue, items, world.registry, world.settings, keep_going)
     started, destination = await _start(world)
-    assert (await _reindex(world, started.task.task_id)).status == "done"
+    assert (await run_reindex(world, started.task.task_id)).status == "done"
     source, copied = await world.originals(world.blue), await world.originals(destination)
     _assert_mirrors(world, source, copied, destination)
     assert copied["vec-1"]["parts"]["v"][0] is None
@@ -287,7 +248,7 @@ async def test_a_vector_only_item_written_after_the_start_fails_the_reindex_clea
         world.pool, world.blue, text_items(4), world.registry, world.settings, keep_going
     )
     started, destination = await _start(world, dims=DIMS * 2)
-    children = await _plan(world, started.task.task_id)
+    children = await plan_reindex(world, started.task.task_id)
     # Written straight into the source: an upsert is refused, since it must fit the
     # destination too.
     with pytest.raises(FailedPrecondition, match="16 dimensions"):
@@ -300,7 +261,7 @@ async def test_a_vector_only_item_written_after_the_start_fails_the_reindex_clea
             keep_going,
         )
     await load_items(world.pool, world.blue, [("doc-0000-vec", np.ones((1, DIMS)), {})])
-    outcomes = [await _run_subtask(world, c.task_id, "w") for c in children]
+    outcomes = [await run_subtask(world, c.task_id, "w") for c in children]
     assert any("no text" in str(o.get("failed", "")) for o in outcomes)
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "failed" and "no text" in parent.error
@@ -352,7 +313,7 @@ async def test_writes_and_deletes_racing_a_reindex_leave_both_collections_equal(
         world.pool, world.blue, text_items(150), world.registry, world.settings, keep_going
     )
     started, destination = await _start(world)
-    children = await _plan(world, started.task.task_id)
+    children = await plan_reindex(world, started.task.task_id)
     stop = asyncio.Event()
     writes = 0
 
@@ -372,7 +333,7 @@ async def test_writes_and_deletes_racing_a_reindex_leave_both_collections_equal(
 
     async def copy_all() -> None:
         await asyncio.gather(
-            *(_run_subtask(world, c.task_id, f"w{c.params['range_index']}") for c in children)
+            *(run_subtask(world, c.task_id, f"w{c.params['range_index']}") for c in children)
         )
         stop.set()
 
@@ -409,7 +370,7 @@ async def test_a_subtask_taken_over_after_a_crash_resumes_from_its_checkpoint(
         world.pool, world.blue, text_items(30), world.registry, world.settings, keep_going
     )
     started, destination = await _start(world)
-    child = (await _plan(world, started.task.task_id))[0]
+    child = (await plan_reindex(world, started.task.task_id))[0]
     crashing = EncoderRegistry(lambda m: _CrashingEncoder(m.model_id, m.dimensions, pages=1))
     task = await claim(world.pool, child.task_id, "doomed", lease=0.5)
     with pytest.raises(RuntimeError, match="worker died"):
@@ -424,7 +385,7 @@ async def test_a_subtask_taken_over_after_a_crash_resumes_from_its_checkpoint(
     resent = await store.tasks_to_resend(world.pool, 600, max_attempts=3)
     assert child.task_id in [t.task_id for t in resent]
 
-    result = await _run_subtask(world, child.task_id, "heir")
+    result = await run_subtask(world, child.task_id, "heir")
     assert result["copied"] == child.params["expected_count"]  # counted across both attempts
     assert result["already_present"] == 0  # the crashed page was rolled back, not half-written
     final = await store.get_task(world.pool, child.task_id)
@@ -438,7 +399,7 @@ async def test_a_subtask_whose_lease_was_taken_stops_without_touching_its_row(
         world.pool, world.blue, text_items(12), world.registry, world.settings, keep_going
     )
     started, _ = await _start(world)
-    child = (await _plan(world, started.task.task_id))[0]
+    child = (await plan_reindex(world, started.task.task_id))[0]
     task = await claim(world.pool, child.task_id, "slow", lease=30)
     await world.pool.execute(
         "UPDATE tasks SET lease_owner = 'other' WHERE task_id = $1", task.task_id
@@ -456,18 +417,18 @@ async def test_canceling_the_parent_stops_subtasks_and_a_restart_resumes(world: 
         world.pool, world.blue, text_items(20), world.registry, world.settings, keep_going
     )
     started, destination = await _start(world)
-    children = await _plan(world, started.task.task_id)
-    await _run_subtask(world, children[0].task_id, "w0")
+    children = await plan_reindex(world, started.task.task_id)
+    await run_subtask(world, children[0].task_id, "w0")
     await store.cancel_task(world.pool, started.task.task_id)
-    assert (await _run_subtask(world, children[1].task_id, "w1")) == {"stopped": True}
+    assert (await run_subtask(world, children[1].task_id, "w1")) == {"stopped": True}
     assert (await store.get_task(world.pool, children[1].task_id)).status == "canceled"
 
     await store.restart_task(world.pool, started.task.task_id)
-    again = await _plan(world, started.task.task_id)  # planned once: the same subtasks
+    again = await plan_reindex(world, started.task.task_id)  # planned once: the same subtasks
     assert sorted(t.task_id for t in again) == sorted(c.task_id for c in children[1:])
     assert len(await subtasks(world.pool, started.task.task_id)) == len(children)
     for child in again:
-        await _run_subtask(world, child.task_id, "w")
+        await run_subtask(world, child.task_id, "w")
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "done" and parent.result["item_count"] == 20
     assert len(await world.originals(destination)) == 20
@@ -478,8 +439,8 @@ async def test_the_parent_reports_the_sum_of_its_subtasks_progress(world: World)
         world.pool, world.blue, text_items(30), world.registry, world.settings, keep_going
     )
     started, _ = await _start(world)
-    children = await _plan(world, started.task.task_id)
-    await _run_subtask(world, children[0].task_id, "w0")
+    children = await plan_reindex(world, started.task.task_id)
+    await run_subtask(world, children[0].task_id, "w0")
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "processing"
     assert parent.progress == pytest.approx(10 / 30)

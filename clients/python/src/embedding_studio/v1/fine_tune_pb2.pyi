@@ -1,6 +1,7 @@
 from embedding_studio.v1 import common_pb2 as _common_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -8,8 +9,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PromotionStep(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMOTION_STEP_UNSPECIFIED: _ClassVar[PromotionStep]
+    PROMOTION_STEP_DEPLOYING: _ClassVar[PromotionStep]
+    PROMOTION_STEP_REINDEXING: _ClassVar[PromotionStep]
+    PROMOTION_STEP_SWITCHING: _ClassVar[PromotionStep]
+    PROMOTION_STEP_SWITCHED: _ClassVar[PromotionStep]
+    PROMOTION_STEP_SKIPPED: _ClassVar[PromotionStep]
+    PROMOTION_STEP_FAILED: _ClassVar[PromotionStep]
+PROMOTION_STEP_UNSPECIFIED: PromotionStep
+PROMOTION_STEP_DEPLOYING: PromotionStep
+PROMOTION_STEP_REINDEXING: PromotionStep
+PROMOTION_STEP_SWITCHING: PromotionStep
+PROMOTION_STEP_SWITCHED: PromotionStep
+PROMOTION_STEP_SKIPPED: PromotionStep
+PROMOTION_STEP_FAILED: PromotionStep
+
 class FineTuningTask(_message.Message):
-    __slots__ = ("task", "batch_id", "model_id", "mlflow_run_id", "metrics", "deployable", "deploy_as_blue")
+    __slots__ = ("task", "batch_id", "model_id", "mlflow_run_id", "metrics", "deployable", "deploy_as_blue", "promotion")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +42,7 @@ class FineTuningTask(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYABLE_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_AS_BLUE_FIELD_NUMBER: _ClassVar[int]
+    PROMOTION_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.Task
     batch_id: str
     model_id: str
@@ -31,7 +50,28 @@ class FineTuningTask(_message.Message):
     metrics: _containers.ScalarMap[str, float]
     deployable: bool
     deploy_as_blue: bool
-    def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ...) -> None: ...
+    promotion: Promotion
+    def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ...) -> None: ...
+
+class Promotion(_message.Message):
+    __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    REINDEX_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETED_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    step: PromotionStep
+    model_id: str
+    deploy_task_id: str
+    reindex_task_id: str
+    collection_id: str
+    previous_collection_id: str
+    deleted_collection_id: str
+    reason: str
+    def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class StartFineTuningRequest(_message.Message):
     __slots__ = ("idempotency_key", "deploy_as_blue", "batch_id", "hyperparameters")
