@@ -65,6 +65,12 @@ async def switch_blue(conn: asyncpg.Connection, collection_id: str) -> BlueChang
                 "is retired (it may have missed writes); RollbackBlueCollection returns to the"
                 " previous blue, or reindex into a new green collection",
             )
+        if not target.model.deployed:
+            raise FailedPrecondition.field_error(
+                "collection_id",
+                f"its model {target.model.model_id!r} is not deployed, so queries could not be"
+                " encoded; deploy it with DeployModel first",
+            )
         if target.reindex_task_id is not None:
             status = await conn.fetchval(
                 "SELECT status FROM tasks WHERE task_id = $1", target.reindex_task_id

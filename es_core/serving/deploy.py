@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from es_core.collections.write_targets import kept_in_step
 from es_core.config import Settings
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import EsError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -132,6 +133,15 @@ async def _check_undeployable(conn: asyncpg.Connection, model_id: str) -> None:
         raise FailedPrecondition.field_error(
             "model_id", f"encodes for reindex task {reindex}; wait for it or cancel it first"
         )
+    # Every write reaches the collections kept in step, each encoded with its own model.
+    for collection in await kept_in_step(conn):
+        if collection.model.model_id == model_id:
+            raise FailedPrecondition.field_error(
+                "model_id",
+                f"encodes the writes to collection {collection.collection_id!r}, which is kept in"
+                " step with blue (the rollback target, or a reindexed green); delete that"
+                " collection first",
+            )
 
 
 async def start_undeploy(
@@ -140,7 +150,8 @@ async def start_undeploy(
     """Create the undeploy task in the caller's transaction; returns (task, created).
 
     A model already being undeployed returns that task (created=False). The model of the blue
-    collection, or one a reindex encodes with, is FAILED_PRECONDITION. A model that is not
+    collection, one a reindex encodes with, or one of a collection kept in step with blue (which
+    every write reaches) is FAILED_PRECONDITION. A model that is not
     deployed, or is being deployed, is FAILED_PRECONDITION when ``required`` (the RPC), and
     (None, False) otherwise (a cleanup that undeploys whatever is left)."""
     check_model_id(model_id)

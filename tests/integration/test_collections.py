@@ -18,6 +18,7 @@ from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
 from es_core.reindex.parent import plan_subtasks
 from es_core.reindex.start import start_reindex
+from es_core.serving.deploy import start_undeploy
 from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.upsertion import run_deletion, run_upsertion
@@ -330,3 +331,35 @@ async def test_deleting_the_source_of_a_reindex_cancels_it_and_its_subtasks(
         assert (await store.get_task(world.pool, task_id)).status == "canceled"
     # The destination stays, green and empty, to be deleted or filled again.
     assert (await world.collection(started.destination_collection_id)).state == "green"
+
+
+async def test_switch_refuses_a_collection_whose_model_is_not_deployed(world: World) -> None:
+    green = await _reindexed_green(world)
+    await world.pool.execute(
+        "UPDATE models SET deployed = false WHERE model_id = $1", green.model.model_id
+    )
+    async with world.pool.acquire() as conn:
+        with pytest.raises(FailedPrecondition) as info:
+            await switch_blue(conn, green.collection_id)
+    assert _field(info.value) == "collection_id" and "not deployed" in info.value.message
+    assert await world.alias() == (world.blue.collection_id, None)
+
+
+async def test_models_of_collections_kept_in_step_cannot_be_undeployed(world: World) -> None:
+    green = await _reindexed_green(world)
+    async with world.pool.acquire() as conn:
+        # A reindexed green still receives every write, encoded with its model.
+        with pytest.raises(FailedPrecondition) as info:
+            await start_undeploy(conn, world.settings, green.model.model_id, required=True)
+        assert _field(info.value) == "model_id" and green.collection_id in info.value.message
+        await switch_blue(conn, green.collection_id)
+        # Now the old blue is the rollback target, kept in step too.
+        with pytest.raises(FailedPrecondition) as info:
+            await start_undeploy(conn, world.settings, world.blue.model.model_id, required=True)
+        assert "kept in step" in info.value.message
+        assert world.blue.collection_id in info.value.message
+        # Deleting the rollback target undeploys its model (the deletion's own undeploy task).
+        tasks = await delete_collection(conn, world.settings, world.blue.collection_id)
+    assert [t.params for t in tasks] == [
+        {"action": "undeploy", "model_id": world.blue.model.model_id}
+    ]
