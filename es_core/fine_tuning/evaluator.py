@@ -1,8 +1,13 @@
 """Held-out evaluation: how well a model ranks what people clicked for queries it never trained on.
 
-Each held-out query is searched over one pool: every item shown in any held-out session. Items
+Each held-out query re-ranks what its own sessions showed (and what was clicked in them). Items
 are scored the way search scores them (the metric's distance per part, MIN or AVG over parts),
 and the ranking is judged against the query's positives (graded by event weight).
+
+Why not one pool of every held-out item: the items shown for a query are the model in service's
+own top results, so over such a pool that model finds every clicked item by construction (its
+recall is 1) and any other model can only lose. Re-ranking each query's own list puts both
+models on the same items and asks only what the clicks say: which of them belong on top.
 """
 
 from __future__ import annotations
@@ -48,6 +53,33 @@ def part_distances(
     return np.where(np.isnan(distances), np.inf, distances)
 
 
+def item_distances(
+    encoder: Encoder,
+    queries: Sequence[str],
+    pool: Sequence[str],
+    item_parts: Mapping[str, list[str]],
+    *,
+    metric: Metric,
+    aggregation: Aggregation,
+) -> npt.NDArray[np.float64]:
+    """``[queries, pool]`` distances of whole items: MIN or AVG over each item's parts."""
+    texts = [text for object_id in pool for text in item_parts[object_id]]
+    starts = np.cumsum([0] + [len(item_parts[o]) for o in pool[:-1]])
+    counts = np.array([len(item_parts[o]) for o in pool], dtype=np.float64)
+    distances = part_distances(
+        encoder.encode_queries(list(queries)), encoder.encode_items(texts), metric
+    )
+    if aggregation == "min":
+        return np.minimum.reduceat(distances, starts, axis=1)
+    return np.add.reduceat(distances, starts, axis=1) / counts[None, :]
+
+
+def _closest(distances: npt.NDArray[np.float64], ids: Sequence[str], k: int) -> list[str]:
+    """The ``k`` ids of smallest distance; equal distances fall back to the id."""
+    order = sorted(range(len(ids)), key=lambda i: (distances[i], ids[i]))
+    return [ids[i] for i in order[:k]]
+
+
 def rank_pool(
     encoder: Encoder,
     queries: Sequence[str],
@@ -63,24 +95,10 @@ def rank_pool(
         return []
     if not pool:
         return [[] for _ in queries]
-    texts = [text for object_id in pool for text in item_parts[object_id]]
-    starts = np.cumsum([0] + [len(item_parts[o]) for o in pool[:-1]])
-    counts = np.array([len(item_parts[o]) for o in pool], dtype=np.float64)
-    distances = part_distances(
-        encoder.encode_queries(list(queries)), encoder.encode_items(texts), metric
+    per_item = item_distances(
+        encoder, queries, pool, item_parts, metric=metric, aggregation=aggregation
     )
-    if aggregation == "min":
-        per_item = np.minimum.reduceat(distances, starts, axis=1)
-    else:
-        per_item = np.add.reduceat(distances, starts, axis=1) / counts[None, :]
-    ids = np.array(pool, dtype=object)
-    order_by_id = np.argsort(ids)
-    rankings = []
-    for row in per_item:
-        # Stable sort by distance over the id-sorted pool: equal distances fall back to the id.
-        order = order_by_id[np.argsort(row[order_by_id], kind="stable")]
-        rankings.append([str(o) for o in ids[order[:k]]])
-    return rankings
+    return [_closest(row, pool, k) for row in per_item]
 
 
 def evaluate(
@@ -92,22 +110,26 @@ def evaluate(
     aggregation: Aggregation,
     k: int = 10,
 ) -> dict[str, float]:
-    """Mean NDCG@k, Recall@k and MRR@k of ``encoder`` over the held-out ``examples``."""
+    """Mean NDCG@k, Recall@k and MRR@k of ``encoder`` over the held-out ``examples``, each
+    re-ranking its own shown and clicked items (every item is encoded once)."""
     pool = evaluation_pool(examples, item_parts)
-    rankings = rank_pool(
-        encoder,
-        [e.query for e in examples],
-        pool,
-        item_parts,
-        metric=metric,
-        aggregation=aggregation,
-        k=k,
-    )
     keys = [str(i) for i in range(len(examples))]
+    rankings: dict[str, list[str]] = {key: [] for key in keys}
+    if examples and pool:
+        per_item = item_distances(
+            encoder,
+            [e.query for e in examples],
+            pool,
+            item_parts,
+            metric=metric,
+            aggregation=aggregation,
+        )
+        column = {object_id: i for i, object_id in enumerate(pool)}
+        for key, example, row in zip(keys, examples, per_item, strict=True):
+            own = evaluation_pool([example], item_parts)
+            rankings[key] = _closest(row[[column[o] for o in own]], own, k)
     return evaluate_rankings(
-        dict(zip(keys, rankings, strict=True)),
-        {key: e.grades() for key, e in zip(keys, examples, strict=True)},
-        k,
+        rankings, {key: e.grades() for key, e in zip(keys, examples, strict=True)}, k
     )
 
 

@@ -76,6 +76,20 @@ def test_evaluate_scores_the_clicked_items_rank() -> None:
     assert got["ndcg@10"] == pytest.approx((1.0 + 1 / math.log2(4)) / 2)
 
 
+def test_each_query_re_ranks_only_what_its_own_sessions_showed() -> None:
+    enc = TableEncoder(TABLE)
+    # q2 was shown a and b only: c (its closest item overall, shown to q1) does not compete,
+    # so b is second, not third. With k=1 the clicked item must come first to count.
+    examples = [
+        Example("q1", {"a": 1.0}, shown=("a", "c")),
+        Example("q2", {"b": 1.0}, shown=("a", "b")),
+    ]
+    got = evaluate(enc, examples, PARTS, metric="cosine", aggregation="min")
+    assert got["mrr@10"] == pytest.approx((1.0 + 1 / 2) / 2)
+    top1 = evaluate(enc, examples, PARTS, metric="cosine", aggregation="min", k=1)
+    assert top1["recall@1"] == pytest.approx(0.5)
+
+
 def test_nan_vectors_rank_last_instead_of_breaking_the_ranking() -> None:
     table = {**TABLE, "b0": [float("nan"), float("nan")]}
     [ranked] = rank_pool(
