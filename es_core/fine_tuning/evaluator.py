@@ -70,8 +70,10 @@ def item_distances(
         encoder.encode_queries(list(queries)), encoder.encode_items(texts), metric
     )
     if aggregation == "min":
-        return np.minimum.reduceat(distances, starts, axis=1)
-    return np.add.reduceat(distances, starts, axis=1) / counts[None, :]
+        per_item: npt.NDArray[np.float64] = np.minimum.reduceat(distances, starts, axis=1)
+        return per_item
+    mean: npt.NDArray[np.float64] = np.add.reduceat(distances, starts, axis=1) / counts[None, :]
+    return mean
 
 
 def _closest(distances: npt.NDArray[np.float64], ids: Sequence[str], k: int) -> list[str]:
