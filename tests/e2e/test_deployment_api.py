@@ -261,8 +261,12 @@ def test_writes_and_deletes_during_a_reindex_reach_both_collections(
     scifact_slice: tuple[Dataset, dict[str, str]],
     original_blue: deployment_pb2.Collection,
 ) -> None:
-    data, _ = scifact_slice
-    doc_ids = sorted(data.corpus)[:3]
+    # Items of its own: the SciFact slice is shared with other modules, which count it.
+    doc_ids = ["deploy-api-changed", "deploy-api-deleted"]
+    seeded = client.upsert_items(
+        [{"object_id": i, "payload": {"v": 1}, "text": f"an abstract named {i}"} for i in doc_ids]
+    )
+    assert client.wait_for_task(seeded.task_id, timeout_seconds=300).status == DONE
     model_id = new_model(client, stack)
     started = client.start_reindex(model_id, idempotency_key=f"during-{model_id}", timeout=30)
     again = client.start_reindex(model_id, idempotency_key=f"during-{model_id}", timeout=30)
