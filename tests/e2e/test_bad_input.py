@@ -641,9 +641,9 @@ WRITE_CASES = [
     pytest.param(upsert(item("bi-bad-blank", text="   ")), "items[0].text", id="blank-text"),
     pytest.param(upsert(item("bi-bad-tnul", text="a\x00b")), "items[0].text", id="text-nul"),
     pytest.param(
-        upsert(item("bi-bad-pboth", part(VEC, text="words"))),
-        "items[0].parts[0]",
-        id="part-text-and-vector",
+        upsert(item("bi-bad-pboth", part(VEC, text="   "))),
+        "items[0].parts[0].text",
+        id="part-vector-and-blank-text",
     ),
     pytest.param(
         upsert(item("bi-bad-pnone", part(VEC), part())), "items[0].parts[1]", id="empty-part"
