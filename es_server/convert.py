@@ -230,10 +230,12 @@ def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:
     )
 
 
+_PROMOTION_STEPS = set(fine_tune_pb2.PromotionStep.keys())
+
+
 def _promotion(promotion: Any) -> fine_tune_pb2.Promotion | None:
     if not isinstance(promotion, dict):
         return None
-    step = f"PROMOTION_STEP_{str(promotion.get('step', '')).upper()}"
     fields = (
         "model_id",
         "deploy_task_id",
@@ -243,10 +245,9 @@ def _promotion(promotion: Any) -> fine_tune_pb2.Promotion | None:
         "deleted_collection_id",
         "reason",
     )
+    step = f"PROMOTION_STEP_{str(promotion.get('step')).upper()}"
     return fine_tune_pb2.Promotion(
-        step=fine_tune_pb2.PromotionStep.Value(step)
-        if step in fine_tune_pb2.PromotionStep.keys()
-        else fine_tune_pb2.PROMOTION_STEP_UNSPECIFIED,
+        step=step if step in _PROMOTION_STEPS else "PROMOTION_STEP_UNSPECIFIED",
         **{name: str(promotion.get(name) or "") for name in fields},
     )
 

@@ -7,16 +7,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from es_core.fine_tuning.run import run_fine_tuning
+from es_core.serving.promotion import WAITING
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
 from es_workers.promotion import move_chains
-from es_workers.runtime import WorkerContext, execute, run
+from es_workers.runtime import HANDED_OVER, WorkerContext, execute, run
 
 
 async def _fine_tune(
     ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
 ) -> dict[str, Any]:
-    return await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
+    result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
+    if result.get("promotion", {}).get("step") in WAITING:
+        # deploy_as_blue and the gate passed: the task waits for its chain (es_workers.promotion).
+        return {**result, HANDED_OVER: True}
+    return result
 
 
 async def run_fine_tuning_task(task_id: str) -> str:
