@@ -22,11 +22,22 @@ import asyncpg
 import grpc
 import pytest
 
-from embedding_studio.client import Client
-from embedding_studio.v1 import common_pb2, deployment_pb2, search_pb2, upsert_pb2
+from embedding_studio.client import Client, from_struct
+from embedding_studio.v1 import (
+    common_pb2,
+    deployment_pb2,
+    fine_tune_pb2,
+    search_pb2,
+    task_pb2,
+    upsert_pb2,
+)
 from es_cli.throwaway import StackInfo
 from es_core.beir import Dataset
+from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE
+from es_core.serving.promotion import first_promotion
+from es_core.storage.db import create_pool
+from es_core.tasks import store
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e
@@ -297,6 +308,63 @@ def test_writes_and_deletes_during_a_reindex_reach_both_collections(
     counts = {c.collection_id: c.item_count for c in client.list_collections(page_size=1)}
     assert counts[destination] == counts[original_blue.collection_id]
     client.delete_collection(destination, timeout=60)
+
+
+async def _promoting_task(dsn: str, model_id: str) -> str:
+    """A fine-tuning task as the worker leaves it when its version passed the gate with
+    deploy_as_blue: handed over to its chain, which nothing has started yet. It stands in for
+    the training, which tests/e2e/test_fine_tuning.py runs for real."""
+    pool = await create_pool(Settings(), dsn, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            task, _ = await store.create_task(conn, "fine_tuning", {"deploy_as_blue": True})
+            assert await store.claim_task(conn, task.task_id, "e2e-trainer", 60) is not None
+            promotion = first_promotion(
+                deploy_as_blue=True, deployable=True, model_id=model_id, margin=0.005
+            )
+            result = {"model_id": model_id, "deployable": True, "promotion": promotion}
+            owner = "e2e-trainer"
+            assert await store.hand_over_to_subtasks(conn, task.task_id, owner, result, "")
+            return task.task_id
+    finally:
+        await pool.close()
+
+
+def test_deploy_as_blue_deploys_reindexes_and_switches_unattended(
+    client: Client,
+    stack: StackInfo,
+    scifact_slice: tuple[Dataset, dict[str, str]],
+    original_blue: deployment_pb2.Collection,
+) -> None:
+    assert client.get_blue_collection(timeout=30).collection_id == original_blue.collection_id
+    model_id = f"{MODEL_PREFIX}{uuid.uuid4().hex[:8]}"
+    run_async(_insert_model(stack.postgres_dsn, model_id))  # registered, not deployed
+    task_id = run_async(_promoting_task(stack.postgres_dsn, model_id))
+    # No message is sent for it: the sweeper's passes (every 2 s here) move the chain on, and
+    # the workers that end its deployment and its reindex do.
+    final = client.wait_for_task(task_id, timeout_seconds=900)
+    assert final.status == DONE, final.error
+    got = client.fine_tune.GetFineTuningTask(
+        fine_tune_pb2.GetFineTuningTaskRequest(task_id=task_id), timeout=30
+    ).task
+    promotion = got.promotion
+    assert promotion.step == fine_tune_pb2.PROMOTION_STEP_SWITCHED
+    assert promotion.collection_id == model_id
+    assert promotion.previous_collection_id == original_blue.collection_id
+    deploy = client.tasks.GetTask(task_pb2.GetTaskRequest(task_id=promotion.deploy_task_id)).task
+    assert deploy.kind == common_pb2.TASK_KIND_DEPLOYMENT and deploy.status == DONE
+    reindexed = client.tasks.GetTask(
+        task_pb2.GetTaskRequest(task_id=promotion.reindex_task_id)
+    ).task
+    assert reindexed.status == DONE
+    counts = from_struct(reindexed.result)
+    assert counts["item_count"] == counts["source_item_count"] > 0
+    assert client.get_blue_collection(timeout=30).collection_id == model_id
+    assert client.search_text("a claim", limit=3, timeout=60).collection_id == model_id
+
+    client.rollback_blue_collection(timeout=30)
+    assert client.get_blue_collection(timeout=30).collection_id == original_blue.collection_id
+    client.delete_collection(model_id, timeout=60)
 
 
 # ---- bad input -----------------------------------------------------------------------------
