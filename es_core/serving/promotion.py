@@ -22,6 +22,7 @@ import asyncpg
 
 from es_core.collections.blue import switch_blue
 from es_core.collections.lifecycle import delete_collection
+from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import EsError, FailedPrecondition
 from es_core.reindex.start import start_reindex
@@ -133,6 +134,7 @@ class _Chain:
         return False
 
     async def switching(self, p: dict[str, Any]) -> bool:
+        await lock_for_change(self.conn)  # the alias cannot move between this read and the switch
         stale = await self.conn.fetchval("SELECT previous_collection_id FROM blue_collection")
         change = await switch_blue(self.conn, p["collection_id"])
         p["previous_collection_id"] = change.previous.collection_id
