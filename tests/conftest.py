@@ -43,7 +43,13 @@ async def pg_pool(pg_server: EmbeddedPostgres, settings: Settings) -> AsyncItera
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """`es up` with embedded Postgres, Redis, a Celery worker and the gRPC server."""
     data_dir = Path(tmp_path_factory.mktemp("stack"))
-    with ThrowawayStack(data_dir, extra_env={"ES_SWEEPER_INTERVAL_SECONDS": "2"}) as info:
+    env = {
+        "ES_SWEEPER_INTERVAL_SECONDS": "2",
+        # Fine-tuning e2e tests train on 64 tokens, half the default: a CPU step costs about
+        # half as much, and what they check (registration, gate, lineage) does not depend on it.
+        "ES_FINE_TUNING_MAX_SEQ_LENGTH": "64",
+    }
+    with ThrowawayStack(data_dir, extra_env=env) as info:
         yield info
 
 

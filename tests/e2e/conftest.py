@@ -8,11 +8,14 @@ from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2
 from es_core.beir import Dataset, load_dataset, scifact_dir
 
-N_DOCS = 200
+N_DOCS = 100
+# For throwaway stacks whose test is not about serving: workers and server encode in-process,
+# which spares Triton's start and stop (about 20 s).
+NO_TRITON = {"ES_SERVE_WITH_TRITON": "false"}
 
 
 def pick_slice(data: Dataset) -> tuple[list[str], dict[str, str]]:
-    """200 abstracts: the judged ones of the first claims, then others, in a fixed order."""
+    """N_DOCS abstracts: the judged ones of the first claims, then others, in a fixed order."""
     chosen: list[str] = []
     claims: dict[str, str] = {}
     for query_id in sorted(data.qrels, key=int):

@@ -22,8 +22,11 @@ from es_cli.throwaway import StackInfo, ThrowawayStack
 
 pytestmark = pytest.mark.e2e
 
-# 60 products of 4 kinds, 40 queries (8 of them dev): the whole loop in about two minutes.
+# 60 products of 4 kinds, 40 queries (8 of them dev): the whole loop in about a minute.
 TINY = {"kinds": 4, "items_per_kind": 15, "queries_per_kind": 10}
+# One cheap epoch (four of the six layers frozen): the gate is overridden, so what is learnt
+# does not matter here, only that a new version goes through the whole loop.
+CHEAP_TRIAL = {"learning_rate": [2e-4], "frozen_layers": [4], "epochs": [1]}
 
 
 def es_demo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -70,6 +73,8 @@ def test_the_demo_runs_the_loop_and_overrides_the_gate(
         gated_stack.grpc_address,
         "--users",
         "2",
+        "--hyperparameters",
+        json.dumps(CHEAP_TRIAL),
         "--out",
         str(out),
         cwd=tmp_path,
@@ -92,6 +97,7 @@ def test_the_demo_runs_the_loop_and_overrides_the_gate(
     assert figures["model_before"] == "all-minilm-l6-v2"
     assert figures["model_after"] == new_model != figures["model_before"]
     assert figures["sizes"] == {"docs": 60, "train": 32, "dev": 8}
+    assert figures["settings"]["hyperparameters"] == CHEAP_TRIAL
     for when in ("before", "after"):
         assert set(figures[when]) == {"ndcg@10", "recall@10", "mrr@10"}
         assert all(0.0 <= v <= 1.0 for v in figures[when].values())

@@ -1,5 +1,11 @@
 """Fine-tuning end to end: simulated sessions through the API, one short task, a registered
-model version with its metrics and lineage in MLflow, loaded back and encoding."""
+model version with its metrics and lineage in MLflow, loaded back and encoding, and the deploy
+gate refusing it.
+
+The one task trains with a learning rate that wrecks the top layer (the five below are frozen,
+which keeps it cheap on two cores) and asks for deploy_as_blue, so a single training shows both
+the registration and the gate. A model that does get promoted is trained by
+tests/e2e/test_demo.py; the chain after the gate runs in test_deployment_api.py."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
 
 from embedding_studio.client import Client, from_struct, to_struct
 from embedding_studio.v1 import common_pb2, fine_tune_pb2
@@ -29,8 +36,8 @@ from es_core.storage.catalog import Model
 
 pytestmark = pytest.mark.e2e
 
-# One trial, so the task stays short on two CPU cores.
-ONE_TRIAL = {"learning_rate": [5e-5], "frozen_layers": [0]}
+# One trial that wrecks the weights it trains.
+WRECKING_TRIAL = {"learning_rate": [1.0], "frozen_layers": [5], "epochs": [1]}
 
 
 def _start(client: Client, **fields: Any) -> fine_tune_pb2.FineTuningTask:
@@ -60,16 +67,29 @@ async def _model_row(dsn: str, model_id: str) -> asyncpg.Record | None:
 
 
 @pytest.fixture(scope="module")
+def blue_before(client: Client) -> str:
+    return client.get_blue_collection(timeout=30).collection_id
+
+
+@pytest.fixture(scope="module")
 def trained(
-    client: Client, stack: StackInfo, scifact_slice: tuple[Dataset, dict[str, str]]
+    client: Client,
+    stack: StackInfo,
+    scifact_slice: tuple[Dataset, dict[str, str]],
+    blue_before: str,
 ) -> tuple[common_pb2.Task, fine_tune_pb2.FineTuningTask]:
     data, claims = scifact_slice
     simulator = ClickSimulator(client, CascadeClickModel(), seed=11)
     report = simulator.run(claims, data.qrels, users=["ft-user-1", "ft-user-2"])
     assert report.accepted_count > 20
-    started = _start(client, idempotency_key="e2e-fine-tuning", hyperparameters=ONE_TRIAL)
+    started = _start(
+        client,
+        idempotency_key="e2e-fine-tuning",
+        deploy_as_blue=True,
+        hyperparameters=WRECKING_TRIAL,
+    )
     assert started.task.kind == common_pb2.TASK_KIND_FINE_TUNING
-    assert started.batch_id
+    assert started.batch_id and started.deploy_as_blue
     return _finish(client, started.task.task_id)
 
 
@@ -85,7 +105,7 @@ def test_the_task_reports_its_model_and_held_out_metrics(
         assert 0.0 <= task.metrics[f"in_service.{name}"] <= 1.0
     assert result["examples"]["train"] > 0 and result["examples"]["test"] > 0
     assert len(result["trials"]) == 1
-    assert task.deployable == result["deployable"]
+    assert task.deployable is result["deployable"] is False
     assert final.progress == pytest.approx(1.0)
 
 
@@ -108,13 +128,15 @@ def test_the_version_is_registered_with_metrics_and_lineage(
     assert float(tags["in_service.ndcg_at_10"]) == pytest.approx(
         task.metrics["in_service.ndcg@10"], abs=1e-6
     )
-    assert tags["deployable"] == str(task.deployable).lower()
+    assert tags["deployable"] == "false"
     assert experiments.version_by_alias(name, CANDIDATE_ALIAS) == version
-    if task.deployable:
-        assert experiments.version_by_alias(name, DEPLOYABLE_ALIAS) == version
+    # Never given the alias deployments look for: no version of this registry has it.
+    with pytest.raises(MlflowException):
+        experiments.version_by_alias(name, DEPLOYABLE_ALIAS)
     run = experiments.client().get_run(task.mlflow_run_id)
     assert run.data.metrics["ndcg_at_10"] == pytest.approx(task.metrics["ndcg@10"])
-    assert run.data.params["learning_rate"] == "5e-05"
+    assert float(run.data.params["learning_rate"]) == 1.0
+    assert run.data.params["frozen_layers"] == "5"
     parent = experiments.client().get_run(run.data.tags["mlflow.parentRunId"])
     assert parent.data.metrics["in_service.ndcg_at_10"] == pytest.approx(
         task.metrics["in_service.ndcg@10"]
@@ -150,26 +172,18 @@ def test_the_registered_version_loads_back_and_encodes(
     assert not np.allclose(tuned, base, atol=1e-4), "the registered weights are the base model's"
 
 
-def test_a_damaged_trial_is_registered_but_never_deployable(
-    trained: tuple[common_pb2.Task, fine_tune_pb2.FineTuningTask], client: Client
+def test_the_gate_refuses_the_worse_version_and_blue_stays(
+    trained: tuple[common_pb2.Task, fine_tune_pb2.FineTuningTask],
+    client: Client,
+    blue_before: str,
 ) -> None:
-    _, first = trained
-    blue_before = client.get_blue_collection().collection_id
-    # The same sessions, trained with a learning rate that wrecks the weights; asked to be
-    # made blue, which the gate refuses.
-    started = _start(
-        client,
-        batch_id=first.batch_id,
-        deploy_as_blue=True,
-        hyperparameters={"learning_rate": [1.0], "frozen_layers": [0], "epochs": [1]},
-    )
-    final, task = _finish(client, started.task.task_id)
+    final, task = trained
     assert task.metrics["ndcg@10"] < task.metrics["in_service.ndcg@10"]
     assert not task.deployable
-    assert task.model_id and task.model_id != first.model_id
     assert task.deploy_as_blue
     assert task.promotion.step == fine_tune_pb2.PROMOTION_STEP_SKIPPED
     assert task.promotion.model_id == task.model_id
     assert "deploy gate" in task.promotion.reason
     assert not task.promotion.deploy_task_id and not task.promotion.reindex_task_id
-    assert client.get_blue_collection().collection_id == blue_before
+    assert from_struct(final.result)["promotion"]["step"] == "skipped"
+    assert client.get_blue_collection(timeout=30).collection_id == blue_before

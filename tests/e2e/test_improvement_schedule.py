@@ -14,6 +14,7 @@ import pytest
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
 from es_cli.throwaway import ThrowawayStack
+from tests.e2e.conftest import NO_TRITON
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +49,7 @@ async def _queue_and_wait(dsn: str, session_id: str, timeout: float) -> tuple[st
 
 
 def test_the_beat_improves_queued_sessions(tmp_path: Path) -> None:
-    env = {"ES_IMPROVEMENT_SECONDS_INTERVAL": "2"}
+    env = {"ES_IMPROVEMENT_SECONDS_INTERVAL": "2", **NO_TRITON}
     with (
         ThrowawayStack(tmp_path / "data", extra_env=env) as info,
         Client(info.grpc_address) as client,

@@ -16,6 +16,7 @@ from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, upsert_pb2
 from es_cli.embedded import EmbeddedPostgres, free_port, start_redis
 from es_cli.throwaway import ThrowawayStack
+from tests.e2e.conftest import NO_TRITON
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,11 @@ def test_data_survives_a_restart_and_sigterm_stops_everything(tmp_path: Path) ->
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
     assert not (data_dir / "stack.json").exists()
 
-    with ThrowawayStack(data_dir) as info, Client(info.grpc_address) as client:
+    # Triton keeps nothing across a restart, so the second start goes without it (quicker).
+    with (
+        ThrowawayStack(data_dir, extra_env=NO_TRITON) as info,
+        Client(info.grpc_address) as client,
+    ):
         reply = client.upsert.GetItems(upsert_pb2.GetItemsRequest(object_ids=["survivor"]))
         assert [item.object_id for item in reply.items] == ["survivor"]
 
@@ -54,7 +59,7 @@ def test_data_survives_a_restart_and_sigterm_stops_everything(tmp_path: Path) ->
 def test_external_postgres_and_redis_by_url(tmp_path: Path, pg_server: EmbeddedPostgres) -> None:
     redis = start_redis(tmp_path / "redis", free_port())
     try:
-        env = {"ES_POSTGRES_DSN": pg_server.dsn, "ES_REDIS_URL": redis.url}
+        env = {"ES_POSTGRES_DSN": pg_server.dsn, "ES_REDIS_URL": redis.url, **NO_TRITON}
         with ThrowawayStack(tmp_path / "data", extra_env=env) as info:
             assert info.postgres_dsn == pg_server.dsn and info.redis_url == redis.url
             with Client(info.grpc_address) as client:
