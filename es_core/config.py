@@ -79,9 +79,11 @@ class Settings(BaseSettings):
     reindex_parallelism: int = Field(default=4, ge=1, le=64)
     # Items per page; each page is read, re-encoded and written in one transaction.
     reindex_batch_size: int = Field(default=256, ge=1, le=10_000)
-    # Users' improved copies in the source: "drop" (the destination starts with originals only;
-    # new sessions improve it again). Recomputing them is not built yet.
-    reindex_user_copies: Literal["drop"] = "drop"
+    # Users' improved copies in the source, fixed when a reindex starts: "drop" (the
+    # destination starts with originals only; new sessions improve it again) or "recompute"
+    # (once the reindex is done, an improvement task rebuilds them in the destination from the
+    # users' sessions, their queries encoded by the destination's model).
+    reindex_user_copies: Literal["drop", "recompute"] = "drop"
 
     # Plugins: the fine-tuning method (entry point group ``embedding_studio.plugins``) by name.
     plugin: str = "text-minilm"

@@ -2,6 +2,8 @@
 
 Runs on demand (UseSessionsForImprovement creates a task) and every
 ``ES_IMPROVEMENT_SECONDS_INTERVAL`` seconds (the beat tick creates one when sessions wait).
+A task a reindex created with ES_REINDEX_USER_COPIES=recompute rebuilds users' copies in its
+destination instead (``es_core.improvement.recompute``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.improvement.recompute import PARAM, recompute_user_copies
 from es_core.improvement.run import improve_queued
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task
@@ -20,9 +23,13 @@ from es_workers.runtime import WorkerContext, context, execute, run
 async def _improve(
     ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
 ) -> dict[str, Any]:
-    report = await improve_queued(
-        ctx.pool, ctx.settings, ctx.encoders, ctx.plugin.get_vectors_adjuster()
-    )
+    adjuster = ctx.plugin.get_vectors_adjuster()
+    if PARAM in task.params:  # after a reindex with ES_REINDEX_USER_COPIES=recompute
+        recomputed = await recompute_user_copies(
+            ctx.pool, ctx.settings, ctx.encoders, task.params[PARAM], adjuster
+        )
+        return recomputed.as_dict()
+    report = await improve_queued(ctx.pool, ctx.settings, ctx.encoders, adjuster)
     return report.as_dict()
 
 

@@ -61,6 +61,10 @@ async def run_reindex_task(task_id: str, send: Send = dispatch) -> str:
     parent_id = task.params.get("parent_task_id") or task_id
     if parent_id != task_id or status == "handed_over":
         if await settle_parent(ctx.pool, str(parent_id)) in ("done", "failed"):
+            parent = await get_task(ctx.pool, str(parent_id))
+            follow_up = (parent.result or {}).get("user_copies_task_id")
+            if follow_up:  # the sweeper would send it too, a little later
+                await dispatch(ctx.pool, await get_task(ctx.pool, str(follow_up)))
             await move_chains()  # a deploy_as_blue chain may wait for this reindex
     return status
 

@@ -48,6 +48,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         # Fine-tuning e2e tests train on 64 tokens, half the default: a CPU step costs about
         # half as much, and what they check (registration, gate, lineage) does not depend on it.
         "ES_FINE_TUNING_MAX_SEQ_LENGTH": "64",
+        # Reindexes rebuild users' copies in the destination (tests/e2e/test_deployment_api.py).
+        "ES_REINDEX_USER_COPIES": "recompute",
     }
     with ThrowawayStack(data_dir, extra_env=env) as info:
         yield info

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ class ImprovementReport:
 
 
 @dataclass
-class _Plan:
+class SessionPlan:
     """One session read as clicks and passed-over results, or the reason it cannot be."""
 
     session_id: str
@@ -74,11 +75,13 @@ class _Plan:
         )
 
 
-def _plan(row: asyncpg.Record, events: list[asyncpg.Record], settings: Settings) -> _Plan:
+def plan_session(
+    row: asyncpg.Record, events: list[asyncpg.Record], settings: Settings
+) -> SessionPlan:
     session_id, collection_id = row["session_id"], row["collection_id"]
 
-    def skip(reason: str) -> _Plan:
-        return _Plan(session_id, collection_id, reason)
+    def skip(reason: str) -> SessionPlan:
+        return SessionPlan(session_id, collection_id, reason)
 
     if row["irrelevant"]:
         return skip("irrelevant")
@@ -98,7 +101,7 @@ def _plan(row: asyncpg.Record, events: list[asyncpg.Record], settings: Settings)
     # Cascade reading: results above the last positive were seen and passed over.
     passed_over = [o for o, rank in ranks.items() if rank < deepest and o not in weights]
     vector = None if row["query_vector"] is None else row["query_vector"].to_numpy()
-    return _Plan(
+    return SessionPlan(
         session_id,
         collection_id,
         user_id=row["user_id"],
@@ -180,21 +183,9 @@ async def improve_batch(
     if not taken:
         return None
     ids = [r["session_id"] for r in taken]
-    sessions = await conn.fetch(
-        "SELECT session_id, user_id, query_text, results, collection_id, query_vector,"
-        " irrelevant FROM sessions WHERE session_id = ANY($1::text[]) ORDER BY session_id",
-        ids,
-    )
-    events: dict[str, list[asyncpg.Record]] = defaultdict(list)
-    for e in await conn.fetch(
-        "SELECT session_id, object_id, event_type FROM session_events"
-        " WHERE session_id = ANY($1::text[]) AND NOT object_not_shown",
-        ids,
-    ):
-        events[e["session_id"]].append(e)
-    plans = [_plan(s, events[s["session_id"]], settings) for s in sessions]
+    plans = await plan_sessions(conn, settings, ids)
     report = ImprovementReport()
-    by_collection: dict[str, list[_Plan]] = defaultdict(list)
+    by_collection: dict[str, list[SessionPlan]] = defaultdict(list)
     for plan in plans:
         if not plan.skip_reason:
             by_collection[plan.collection_id].append(plan)
@@ -205,27 +196,11 @@ async def improve_batch(
             for plan in group:
                 plan.skip_reason = "its collection was deleted"
             continue
-        await _encode_missing_queries(collection, group, encoders)
-        keys = {(p.user_id, o) for p in group for o in [*p.clicked, *p.not_clicked]}
-        # Another drain may hold other sessions of the same users: take the users one drain
-        # at a time (in a fixed order, so two drains never wait on each other in a circle).
-        for user in sorted({p.user_id for p in group}):
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", collection_id, user
-            )
-        vectors, part_ids, payloads = await _current_vectors(conn, collection, keys)
-        examples = [ex for p in group if (ex := p.example(set(vectors))) is not None]
-        adjusted = await asyncio.to_thread(
-            functools.partial(
-                (adjuster or TorchAdjuster(adjuster_settings(settings))).adjust,
-                metric=collection.model.metric,
-                aggregation=collection.model.aggregation,
-            ),
-            examples,
-            vectors,
-        )
-        report.copies_written += await _write_copies(conn, collection, adjusted, part_ids, payloads)
-        report.improved += len(examples)
+        await encode_missing_queries(collection, group, encoders)
+        await lock_users(conn, collection, {p.user_id for p in group})
+        improved, written = await improve_group(conn, settings, collection, group, adjuster)
+        report.improved += improved
+        report.copies_written += written
     report.skipped = len(ids) - report.improved
     await conn.execute(
         "UPDATE improvement_queue q SET state = CASE WHEN n.note = '' THEN 'done' ELSE 'skipped'"
@@ -238,8 +213,67 @@ async def improve_batch(
     return report
 
 
-async def _encode_missing_queries(
-    collection: Collection, group: list[_Plan], encoders: EncoderRegistry
+async def plan_sessions(
+    conn: asyncpg.Connection, settings: Settings, session_ids: list[str]
+) -> list[SessionPlan]:
+    """The sessions with these ids, each read as clicks and passed-over results (or the
+    reason it cannot teach), in session id order."""
+    sessions = await conn.fetch(
+        "SELECT session_id, user_id, query_text, results, collection_id, query_vector,"
+        " irrelevant FROM sessions WHERE session_id = ANY($1::text[]) ORDER BY session_id",
+        session_ids,
+    )
+    events: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for e in await conn.fetch(
+        "SELECT session_id, object_id, event_type FROM session_events"
+        " WHERE session_id = ANY($1::text[]) AND NOT object_not_shown",
+        session_ids,
+    ):
+        events[e["session_id"]].append(e)
+    return [plan_session(s, events[s["session_id"]], settings) for s in sessions]
+
+
+async def lock_users(
+    conn: asyncpg.Connection, collection: Collection, user_ids: Iterable[str]
+) -> None:
+    """Another drain may hold other sessions of the same users: take the users one drain at a
+    time (in a fixed order, so two drains never wait on each other in a circle)."""
+    for user in sorted(set(user_ids)):
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
+            collection.collection_id,
+            user,
+        )
+
+
+async def improve_group(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    collection: Collection,
+    group: list[SessionPlan],
+    adjuster: VectorsAdjuster | None,
+) -> tuple[int, int]:
+    """Adjust the users' views of what the sessions showed, in ``collection``, and write them
+    as the users' copies; (sessions improved, copies written). The users must be locked and
+    every plan's query vector be in the collection's model's space."""
+    keys = {(p.user_id, o) for p in group for o in [*p.clicked, *p.not_clicked]}
+    vectors, part_ids, payloads = await _current_vectors(conn, collection, keys)
+    examples = [ex for p in group if (ex := p.example(set(vectors))) is not None]
+    adjusted = await asyncio.to_thread(
+        functools.partial(
+            (adjuster or TorchAdjuster(adjuster_settings(settings))).adjust,
+            metric=collection.model.metric,
+            aggregation=collection.model.aggregation,
+        ),
+        examples,
+        vectors,
+    )
+    written = await _write_copies(conn, collection, adjusted, part_ids, payloads)
+    return len(examples), written
+
+
+async def encode_missing_queries(
+    collection: Collection, group: list[SessionPlan], encoders: EncoderRegistry
 ) -> None:
     """Sessions registered without a search carry only their text: encode it now."""
     missing = [p for p in group if p.query_vector is None]

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from es_core.config import Settings
+from es_core.improvement.recompute import recompute_params
 from es_core.reindex.ranges import split_ranges
 from es_core.storage.catalog import get_collection
 from es_core.tasks.model import Task
@@ -124,6 +125,15 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
                 "subtasks": len(children),
                 "destination_collection_id": destination.collection_id,
             }
+            if parent["params"].get("user_copies") == "recompute":
+                # Created with the parent's end, in its transaction: it cannot be lost.
+                follow_up, _ = await create_task(
+                    conn,
+                    "improvement",
+                    recompute_params(source.collection_id, destination.collection_id),
+                    idempotency_key=f"{parent_task_id}/user-copies",
+                )
+                result["user_copies_task_id"] = follow_up.task_id
             await _finish(conn, parent_task_id, "done", "", result)
             return "done"
         finished = sum(c["status"] == "done" for c in children)

@@ -109,6 +109,7 @@ async def start_reindex(
             {
                 "resolved_source_collection_id": source.collection_id,
                 "destination_collection_id": destination.collection_id,
+                "user_copies": settings.reindex_user_copies,
             },
         )
     return StartedReindex(task, destination.collection_id, True)

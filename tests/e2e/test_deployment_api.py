@@ -24,6 +24,7 @@ import pytest
 
 from embedding_studio.client import Client, from_struct
 from embedding_studio.v1 import (
+    clickstream_pb2,
     common_pb2,
     deployment_pb2,
     fine_tune_pb2,
@@ -278,6 +279,9 @@ def test_writes_and_deletes_during_a_reindex_reach_both_collections(
         [{"object_id": i, "payload": {"v": 1}, "text": f"an abstract named {i}"} for i in doc_ids]
     )
     assert client.wait_for_task(seeded.task_id, timeout_seconds=300).status == DONE
+    # A user whose click improved a result in the source (the stack runs with
+    # ES_REINDEX_USER_COPIES=recompute): the copy is rebuilt in the destination.
+    improved_id = _improve_a_result(client, COPIES_USER, COPIES_QUERY)
     model_id = new_model(client, stack)
     started = client.start_reindex(model_id, idempotency_key=f"during-{model_id}", timeout=30)
     again = client.start_reindex(model_id, idempotency_key=f"during-{model_id}", timeout=30)
@@ -307,7 +311,51 @@ def test_writes_and_deletes_during_a_reindex_reach_both_collections(
         assert items[new_id].parts[0].text == "a brand new abstract"
     counts = {c.collection_id: c.item_count for c in client.list_collections(page_size=1)}
     assert counts[destination] == counts[original_blue.collection_id]
+
+    # The worker that ended the reindex sent the task that rebuilds users' copies there.
+    reindexed = client.tasks.GetTask(task_pb2.GetTaskRequest(task_id=started.task.task_id)).task
+    follow_up = from_struct(reindexed.result)["user_copies_task_id"]
+    rebuilt = client.wait_for_task(follow_up, timeout_seconds=300)
+    assert rebuilt.status == DONE, rebuilt.error
+    report = from_struct(rebuilt.result)
+    assert report["recomputed_in"] == destination and report["improved_sessions"] >= 1
+    hits = client.search_text(
+        COPIES_QUERY, limit=5, collection_id=destination, user_id=COPIES_USER, timeout=60
+    ).results
+    assert [h.user_id for h in hits if h.object_id == improved_id] == [COPIES_USER]
+    anonymous = client.search_text(COPIES_QUERY, limit=5, collection_id=destination, timeout=60)
+    assert all(not h.user_id for h in anonymous.results)
     client.delete_collection(destination, timeout=60)
+
+
+COPIES_USER, COPIES_QUERY = "deploy-api-copies-user", "an abstract named deploy-api-changed"
+
+
+def _improve_a_result(client: Client, user_id: str, query: str) -> str:
+    """``user_id`` searches, clicks the third result and has the session improved; returns
+    the clicked object's id."""
+    shown = client.search_text(query, limit=5, user_id=user_id, create_session=True, timeout=60)
+    clicked = shown.results[2].object_id
+    client.clickstream.PushEvents(
+        clickstream_pb2.PushEventsRequest(
+            events=[
+                clickstream_pb2.SessionEvent(
+                    event_id=f"{shown.session_id}-click",
+                    session_id=shown.session_id,
+                    object_id=clicked,
+                    event_type="click",
+                )
+            ]
+        ),
+        timeout=30,
+    )
+    queued = client.clickstream.UseSessionsForImprovement(
+        clickstream_pb2.UseSessionsForImprovementRequest(session_ids=[shown.session_id]),
+        timeout=30,
+    )
+    done = client.wait_for_task(queued.task.task_id, timeout_seconds=300)
+    assert done.status == DONE and done.result["improved_sessions"] == 1, done.error
+    return clicked
 
 
 async def _promoting_task(dsn: str, model_id: str) -> str:
