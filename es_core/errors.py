@@ -44,6 +44,11 @@ class FailedPrecondition(EsError):
     """The system is not in a state where the request can run (e.g. task already finished)."""
 
 
+class Aborted(EsError):
+    """A concurrent change got in the way (a collection the request read was deleted while it
+    ran); the same request may succeed when sent again."""
+
+
 class Unavailable(EsError):
     """A service the request needs (e.g. the Triton inference server) cannot be reached now;
     the same request may succeed later."""

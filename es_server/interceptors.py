@@ -7,12 +7,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from es_core.errors import (
+    Aborted,
     AlreadyExists,
     EsError,
     FailedPrecondition,
@@ -29,6 +31,7 @@ _CODES: list[tuple[type[EsError], int]] = [
     (AlreadyExists, code_pb2.ALREADY_EXISTS),
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (Unavailable, code_pb2.UNAVAILABLE),
+    (Aborted, code_pb2.ABORTED),
 ]
 
 
@@ -61,6 +64,12 @@ def status_for(error: EsError) -> grpc.Status:
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method: str) -> None:
+    if isinstance(error, asyncpg.exceptions.UndefinedTableError):
+        # A collection's table dropped between resolving the collection and reading it: a
+        # DeleteCollection (or a switch and then one) raced this request.
+        error = Aborted(
+            f"a collection {method} reads was deleted while the request ran; send it again"
+        )
     if isinstance(error, EsError):
         await context.abort_with_status(status_for(error))
     log.exception("%s failed", method, exc_info=error)
