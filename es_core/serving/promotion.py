@@ -9,7 +9,8 @@ callers may call it any number of times: the worker that ended a step calls it a
 every sweeper pass calls it for every waiting chain, so a lost worker only delays a chain.
 
 A step that fails fails the fine-tuning task, naming the step and why; the registered model
-version is kept. The switch may also delete the collection that was the rollback target until
+version is kept. Canceling the fine-tuning task (``cancel_with_chain``, what CancelTask does)
+cancels the step under way with it. The switch may also delete the collection that was the rollback target until
 then (``promotion_delete_stale``), which undeploys its model.
 """
 
@@ -29,7 +30,7 @@ from es_core.reindex.start import start_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
 from es_core.tasks.model import Task
-from es_core.tasks.store import SUBTASKS_OWNER, get_task, update_handed_over
+from es_core.tasks.store import SUBTASKS_OWNER, cancel_task, get_task, update_handed_over
 
 Step = Literal["deploying", "reindexing", "switching", "switched", "skipped", "failed"]
 WAITING: tuple[Step, ...] = ("deploying", "reindexing", "switching")
@@ -95,6 +96,7 @@ class _Chain:
             task, created = await start_deploy(self.conn, self.settings, model_id)
             if created:
                 self.to_send.append(task)
+                p["deploy_task_owned"] = True  # not a deploy someone else had asked for
             p["deploy_task_id"] = task.task_id
         task = await self._task(p["deploy_task_id"])
         if task.status == "done":
@@ -202,3 +204,25 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
             result=result | {"promotion": promotion},
         )
         return chain.to_send
+
+
+async def cancel_with_chain(pool: asyncpg.Pool, task_id: str) -> Task:
+    """Cancel a task (as ``store.cancel_task``); a fine-tuning task's chain stops with it: the
+    deployment it started or its reindex, if under way, is canceled in the same transaction.
+    A deployment the chain found already asked for by someone else goes on."""
+    async with pool.acquire() as conn, conn.transaction():
+        task = await cancel_task(conn, task_id)
+        promotion = (task.result or {}).get("promotion") or {}
+        if task.kind != "fine_tuning" or promotion.get("step") not in WAITING:
+            return task
+        step_task_id = ""
+        if promotion["step"] == "deploying" and promotion.get("deploy_task_owned"):
+            step_task_id = str(promotion.get("deploy_task_id") or "")
+        elif promotion["step"] == "reindexing":
+            step_task_id = str(promotion.get("reindex_task_id") or "")
+        if step_task_id and (await get_task(conn, step_task_id)).status in (
+            "pending",
+            "processing",
+        ):
+            await cancel_task(conn, step_task_id)
+        return task

@@ -9,6 +9,7 @@ import grpc
 
 from embedding_studio.v1 import task_pb2, task_pb2_grpc
 from es_core.pagination import check_page_size
+from es_core.serving.promotion import cancel_with_chain
 from es_core.tasks import store
 from es_server.convert import task_kind_from_proto, task_statuses_from_proto, task_to_proto
 from es_server.state import ServerState
@@ -58,7 +59,8 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
     async def CancelTask(
         self, request: task_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.CancelTaskResponse:
-        task = await store.cancel_task(self.state.pool, request.task_id)
+        # A fine-tuning task's deploy_as_blue chain stops with it.
+        task = await cancel_with_chain(self.state.pool, request.task_id)
         return task_pb2.CancelTaskResponse(task=task_to_proto(task))
 
     async def RestartTask(

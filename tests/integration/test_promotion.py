@@ -16,9 +16,15 @@ import pytest_asyncio
 
 from embedding_studio.v1 import fine_tune_pb2
 from es_cli.embedded import EmbeddedPostgres
+from es_core.errors import FailedPrecondition, NotFound
 from es_core.plugins.protocol import FineTuningMethod
-from es_core.serving.deploy import run_deployment
-from es_core.serving.promotion import advance, first_promotion, waiting_chains
+from es_core.serving.deploy import run_deployment, start_deploy
+from es_core.serving.promotion import (
+    advance,
+    cancel_with_chain,
+    first_promotion,
+    waiting_chains,
+)
 from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.tasks.model import Task
@@ -185,6 +191,44 @@ async def test_a_canceled_chain_does_not_move(world: World) -> None:
     started, task = await _advance(world, task_id)
     assert started == [] and task.status == "canceled"
     assert await world.pool.fetchval("SELECT count(*) FROM tasks WHERE kind = 'deployment'") == 0
+
+
+async def test_canceling_the_task_cancels_the_deployment_its_chain_started(world: World) -> None:
+    task_id, _ = await _chain(world)
+    started, _ = await _advance(world, task_id)
+    assert [t.kind for t in started] == ["deployment"]
+    canceled = await cancel_with_chain(world.pool, task_id)
+    assert canceled.status == "canceled"
+    assert (await store.get_task(world.pool, started[0].task_id)).status == "canceled"
+
+
+async def test_canceling_the_task_cancels_its_reindex_and_blue_stays(world: World) -> None:
+    task_id, _ = await _chain(world, deployed=True)
+    started, _ = await _advance(world, task_id)
+    assert [t.kind for t in started] == ["reindex"]
+    await cancel_with_chain(world.pool, task_id)
+    assert (await store.get_task(world.pool, started[0].task_id)).status == "canceled"
+    assert await world.alias() == (world.blue.collection_id, None)
+
+
+async def test_a_deployment_asked_for_by_someone_else_goes_on(world: World) -> None:
+    task_id, model = await _chain(world)
+    async with world.pool.acquire() as conn:
+        theirs, _ = await start_deploy(conn, world.settings, model.model_id)
+    started, task = await _advance(world, task_id)
+    assert started == [] and _promotion(task)["deploy_task_id"] == theirs.task_id
+    await cancel_with_chain(world.pool, task_id)
+    assert (await store.get_task(world.pool, theirs.task_id)).status == "pending"
+
+
+async def test_canceling_an_ended_task_is_refused_and_changes_nothing(world: World) -> None:
+    task_id, _ = await _chain(world)
+    started, _ = await _advance(world, task_id)
+    await cancel_with_chain(world.pool, task_id)
+    with pytest.raises(FailedPrecondition, match="task_id"):
+        await cancel_with_chain(world.pool, task_id)
+    with pytest.raises(NotFound):
+        await cancel_with_chain(world.pool, "00000000-0000-0000-0000-000000000000")
 
 
 async def _promote(world: World) -> tuple[Task, catalog.Model]:
