@@ -10,8 +10,8 @@ every sweeper pass calls it for every waiting chain, so a lost worker only delay
 
 A step that fails fails the fine-tuning task, naming the step and why; the registered model
 version is kept. Canceling the fine-tuning task (``cancel_with_chain``, what CancelTask does)
-cancels the step under way with it. The switch may also delete the collection that was the rollback target until
-then (``promotion_delete_stale``), which undeploys its model.
+cancels the step under way with it. The switch may also delete the collection that was the
+rollback target until then (``promotion_delete_stale``), which undeploys its model.
 """
 
 from __future__ import annotations
