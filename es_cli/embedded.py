@@ -86,17 +86,36 @@ def start_redis(datadir: Path, port: int, *, wait_seconds: float = 10.0) -> Embe
         if process.poll() is not None:
             err = process.stderr.read().decode() if process.stderr else ""
             raise RuntimeError(f"redis-server exited with {process.returncode}: {err.strip()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return EmbeddedRedis(process, port)
-        except OSError:
-            time.sleep(0.05)
+        # Redis itself must answer: a port that merely accepts may be someone else's.
+        if _answers_ping(port):
+            return EmbeddedRedis(process, port)
+        time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"redis-server did not listen on port {port} within {wait_seconds}s")
 
 
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now (for tests and throwaway stacks)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different loopback TCP ports nobody listens on right now: all are held open
+    until all are chosen, so the system cannot hand out one of them twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

@@ -95,7 +95,12 @@ class Stack:
         if self.settings.redis_url:
             self.redis_url = self.settings.redis_url
         else:
-            self.redis = start_redis(self.settings.embedded_redis_dir, self.settings.redis_port)
+            port = self.settings.redis_port
+            if not _port_is_free(port):
+                raise RuntimeError(
+                    f"port {port} for Redis is in use; choose another with ES_REDIS_PORT"
+                )
+            self.redis = start_redis(self.settings.embedded_redis_dir, port)
             self.redis_url = self.redis.url
         log.info("redis: %s", self.redis_url)
         blue_model_id = asyncio.run(self._prepare_database())

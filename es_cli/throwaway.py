@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from es_cli.embedded import free_port
+from es_cli.embedded import free_ports
+
+PORT_ATTEMPTS = 3
+# What es up (its own check) and redis-server print when a port is taken.
+PORT_TAKEN = ("is in use; choose another", "Address already in use")
+
+
+class PortTaken(RuntimeError):
+    """es up stopped at start because a port chosen for it was taken meanwhile."""
 
 
 @dataclass
@@ -37,15 +45,27 @@ class ThrowawayStack:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> StackInfo:
+        # Another process may take a port between its choice here and es up binding it (tests
+        # start stacks in parallel): es up then stops at once, naming it, and is started again.
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self) -> StackInfo:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        ports = free_ports(5)
         env = {
             **os.environ,
             "ES_DATA_DIR": str(self.data_dir),
-            "ES_GRPC_PORT": str(free_port()),
-            "ES_REDIS_PORT": str(free_port()),
-            "ES_TRITON_GRPC_PORT": str(free_port()),
-            "ES_TRITON_HTTP_PORT": str(free_port()),
-            "ES_TRITON_METRICS_PORT": str(free_port()),
+            "ES_GRPC_PORT": str(ports[0]),
+            "ES_REDIS_PORT": str(ports[1]),
+            "ES_TRITON_GRPC_PORT": str(ports[2]),
+            "ES_TRITON_HTTP_PORT": str(ports[3]),
+            "ES_TRITON_METRICS_PORT": str(ports[4]),
             **self.extra_env,
         }
         for inherited in ("ES_POSTGRES_DSN", "ES_REDIS_URL", "ES_TRITON_URL"):
@@ -64,7 +84,11 @@ class ThrowawayStack:
         while not stack_file.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError("es up did not start:\n" + out_path.read_text(errors="replace"))
+                self.process.wait()
+                said = out_path.read_text(errors="replace")
+                if any(words in said for words in PORT_TAKEN):
+                    raise PortTaken(said)
+                raise RuntimeError("es up did not start:\n" + said)
             time.sleep(0.2)
         info = json.loads(stack_file.read_text())
         return StackInfo(

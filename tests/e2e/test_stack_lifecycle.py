@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, upsert_pb2
-from es_cli.embedded import EmbeddedPostgres, free_port, start_redis
+from es_cli import throwaway
+from es_cli.embedded import EmbeddedPostgres, free_port, free_ports, start_redis
 from es_cli.throwaway import ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
 
@@ -123,3 +125,27 @@ def test_a_plugin_that_cannot_load_stops_the_worker_at_start(tmp_path: Path) -> 
     )
     assert done.returncode != 0
     assert "ES_PLUGIN='nope': no such plugin" in done.stderr
+
+
+def test_a_throwaway_stack_whose_port_was_taken_starts_again_on_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = int(taken.getsockname()[1])
+        choices: list[list[int]] = []
+
+        def first_one_taken(count: int) -> list[int]:
+            ports = free_ports(count)
+            if not choices:
+                ports[1] = held  # the Redis port, taken by someone else in the meantime
+            choices.append(ports)
+            return ports
+
+        monkeypatch.setattr(throwaway, "free_ports", first_one_taken)
+        with ThrowawayStack(tmp_path / "data", extra_env=NO_TRITON) as info:
+            assert len(choices) == 2
+            assert info.redis_url.endswith(f":{choices[1][1]}/0") and held not in choices[1]
+            with Client(info.grpc_address) as client:
+                _upsert_one(client, "second-try")
