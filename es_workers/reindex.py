@@ -63,7 +63,9 @@ async def run_reindex_task(task_id: str, send: Send = dispatch) -> str:
         if await settle_parent(ctx.pool, str(parent_id)) in ("done", "failed"):
             parent = await get_task(ctx.pool, str(parent_id))
             follow_up = (parent.result or {}).get("user_copies_task_id")
-            if follow_up:  # the sweeper would send it too, a little later
+            # An improvement task, for the broker's workers: the sweeper would send it too, a
+            # little later (and does, when this runs without a broker, as run_here).
+            if follow_up and send is dispatch:
                 await dispatch(ctx.pool, await get_task(ctx.pool, str(follow_up)))
             await move_chains()  # a deploy_as_blue chain may wait for this reindex
     return status
