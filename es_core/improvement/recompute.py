@@ -100,13 +100,13 @@ async def recompute_user_copies(
         for plan in plans:
             if plan.skip_reason:
                 report.notes[plan.skip_reason] = report.notes.get(plan.skip_reason, 0) + 1
-        report.users = len({p.user_id for p in group})
+        rebuilt = sorted({p.user_id for p in group})
+        report.users = len(rebuilt)
         if group:
             await encode_missing_queries(destination, group, encoders)
             # From the originals: whatever these users had here before is rebuilt below.
             await conn.execute(
-                f"DELETE FROM {destination.table} WHERE user_id = ANY($1::text[])",
-                sorted({p.user_id for p in group}),
+                f"DELETE FROM {destination.table} WHERE user_id = ANY($1::text[])", rebuilt
             )
             report.improved, report.copies_written = await improve_group(
                 conn, settings, destination, group, adjuster
