@@ -154,7 +154,10 @@ class Stack:
             info["mlflow_ui_url"] = self.mlflow_ui_url
         if self.triton_url:
             info["triton_url"] = self.triton_url
-        (data_dir / STACK_FILE).write_text(json.dumps(info, indent=2))
+        # Written whole, then renamed: whoever waits for the file never reads half of it.
+        partial = data_dir / f"{STACK_FILE}.partial"
+        partial.write_text(json.dumps(info, indent=2))
+        partial.replace(data_dir / STACK_FILE)
 
     def _start_mlflow_ui(self, log_path: Path) -> None:
         """Start the UI unless the tracking URI is a server with its own; announce it when up."""
