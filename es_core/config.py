@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_text_chars: int = 100_000
     max_object_id_chars: int = 256
     max_search_limit: int = 1000
+    max_query_chars: int = 4096
     default_search_limit: int = 10
     max_filter_depth: int = 16
     max_filter_clauses: int = 1024
@@ -49,6 +50,20 @@ class Settings(BaseSettings):
     hnsw_max_scan_tuples: int = 20_000
     # Past this many candidate parts a search scores every matching item exactly instead.
     exact_search_after_candidates: int = 20_000
+
+    # Ranking. PostgreSQL text search configuration of new collections' lexical index.
+    text_search_config: str = "english"
+    # Candidates each retriever gives a hybrid ranking when its spec leaves the window at 0;
+    # a hybrid ranking's pages end after the fused window.
+    ranking_window: int = Field(default=50, ge=1, le=1000)
+    max_ranking_window: int = Field(default=1000, ge=1)
+    # Fitting fusion weights from clicks (the ranking fit task, also run on a schedule).
+    ranking_fit_seconds_interval: float = Field(default=24 * 3600.0, ge=0)
+    ranking_fit_min_sessions: int = Field(default=20, ge=2)
+    ranking_fit_max_sessions: int = Field(default=5000, ge=2)
+    ranking_fit_test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # A learned spec goes live only when its held-out NDCG@10 beats the live one's by more.
+    ranking_gate_margin: float = Field(default=0.005, ge=0)
 
     # Tasks.
     task_lease_seconds: float = 60.0

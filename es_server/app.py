@@ -17,6 +17,8 @@ from embedding_studio.v1 import (
     deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
+    ranking_pb2,
+    ranking_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
     suggestion_pb2,
@@ -34,6 +36,7 @@ from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
 from es_server.services.fine_tune import FineTuneService
+from es_server.services.ranking import RankingService
 from es_server.services.search import SearchService
 from es_server.services.tasks import TaskService
 from es_server.services.unimplemented import add_pending_services
@@ -50,6 +53,7 @@ SERVICE_NAMES = [
         (upsert_pb2.DESCRIPTOR, "UpsertService"),
         (fine_tune_pb2.DESCRIPTOR, "FineTuneService"),
         (deployment_pb2.DESCRIPTOR, "DeploymentService"),
+        (ranking_pb2.DESCRIPTOR, "RankingService"),
         (task_pb2.DESCRIPTOR, "TaskService"),
         (suggestion_pb2.DESCRIPTOR, "SuggestionService"),
     ]
@@ -71,6 +75,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     fine_tune_pb2_grpc.add_FineTuneServiceServicer_to_server(FineTuneService(state), server)
     task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
     deployment_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentService(state), server)
+    ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingService(state), server)
     add_pending_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -174,6 +174,8 @@ def hit_to_proto(hit: SearchHit) -> common_pb2.SearchResult:
         payload=dict_to_struct(hit.payload),
         matched_part_id=hit.matched_part_id,
         user_id=hit.user_id,
+        score=-hit.distance if hit.score is None else hit.score,
+        lexical_score=hit.lexical_score,
     )
 
 

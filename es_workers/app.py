@@ -42,6 +42,11 @@ def create_app() -> Celery:
                     "expires": settings.improvement_seconds_interval,
                 },
             },
+            "fit-ranking-weights": {
+                "task": "es.ranking_fit_tick",
+                "schedule": max(settings.ranking_fit_seconds_interval, 60.0),
+                "options": {"queue": SWEEPER_QUEUE, "expires": 60.0},
+            },
         },
         include=[
             "es_workers.upsertion",
@@ -50,6 +55,7 @@ def create_app() -> Celery:
             "es_workers.fine_tuning",
             "es_workers.reindex",
             "es_workers.deployment",
+            "es_workers.ranking_fit",
         ],
     )
     return app

@@ -184,6 +184,37 @@ async def batch_sessions(conn: Conn, batch_id: str) -> list[Session]:
     return [_session(row, events.get(row["session_id"], [])) for row in rows]
 
 
+async def collection_sessions(
+    conn: Conn, collection_id: str, limit: int
+) -> list[tuple[Session, npt.NDArray[np.float32] | None]]:
+    """The newest ``limit`` sessions recorded on a collection that are not marked irrelevant
+    and have an event, with their events and query vectors, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_SESSION_COLUMNS}, query_vector FROM sessions s WHERE collection_id = $1"
+        " AND NOT irrelevant AND EXISTS (SELECT 1 FROM session_events e"
+        " WHERE e.session_id = s.session_id) ORDER BY create_time DESC, session_id DESC LIMIT $2",
+        collection_id,
+        limit,
+    )
+    ids = [r["session_id"] for r in rows]
+    events: dict[str, list[Event]] = {}
+    for e in await conn.fetch(
+        "SELECT * FROM session_events WHERE session_id = ANY($1::text[])"
+        " ORDER BY event_time, event_id",
+        ids,
+    ):
+        events.setdefault(e["session_id"], []).append(_event(e))
+    return [
+        (
+            _session(row, events.get(row["session_id"], [])),
+            None
+            if row["query_vector"] is None
+            else np.asarray(row["query_vector"].to_numpy(), dtype=np.float32),
+        )
+        for row in reversed(rows)
+    ]
+
+
 def _event(e: asyncpg.Record) -> Event:
     return Event(
         event_id=e["event_id"],

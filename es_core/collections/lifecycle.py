@@ -59,6 +59,7 @@ async def create_green_collection(
             state="green",
             hnsw_m=settings.hnsw_m,
             hnsw_ef_construction=settings.hnsw_ef_construction,
+            text_search_config=settings.text_search_config,
         )
     else:
         await conn.execute(
@@ -115,7 +116,10 @@ async def delete_collection(
             f"collection {collection_id!r} was deleted",
             None if collection.reindex_task_id is None else uuid.UUID(collection.reindex_task_id),
         )
-        await conn.execute(f"DROP TABLE IF EXISTS {collection.table}")
+        await conn.execute(
+            f"DROP TABLE IF EXISTS {collection.table}, {collection.postings_table},"
+            f" {collection.termstats_table}"
+        )
         await conn.execute(
             "UPDATE collections SET state = 'retired', delete_time = now(), update_time = now(),"
             " reindex_task_id = NULL WHERE collection_id = $1",

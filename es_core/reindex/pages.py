@@ -25,7 +25,12 @@ import numpy.typing as npt
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.storage.catalog import Collection
-from es_core.storage.items import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
+from es_core.storage.items import (
+    AVERAGE_PART_ID,
+    ROW_COLUMNS,
+    average_vector,
+    refresh_lexical,
+)
 
 COPY_COLUMNS = [*ROW_COLUMNS, "update_time"]
 
@@ -200,6 +205,7 @@ async def write_page(
     read = {item.object_id: item for item in items}
     outcome = PageOutcome()
     records: list[tuple[Any, ...]] = []
+    copied: list[str] = []
     for object_id in asked:
         if object_id in present:
             outcome.already_present += 1
@@ -211,9 +217,11 @@ async def write_page(
             outcome.gone += 1  # an item with no parts: nothing a search could find
         else:
             records.extend(rows[object_id])
-            outcome.copied += 1
+            copied.append(object_id)
+    outcome.copied = len(copied)
     if records:
         await conn.copy_records_to_table(
             destination.table_name, records=records, columns=COPY_COLUMNS
         )
+        await refresh_lexical(conn, destination, copied)
     return outcome

@@ -15,6 +15,7 @@ from es_core.collections.lifecycle import create_green_collection
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.ranking.store import inherit as inherit_ranking
 from es_core.storage.catalog import get_model, resolve_collection
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task, merge_task_params
@@ -103,6 +104,7 @@ async def start_reindex(
         destination = await create_green_collection(
             conn, model, settings, reindex_task_id=task.task_id
         )
+        await inherit_ranking(conn, source, destination.collection_id)
         task = await merge_task_params(
             conn,
             task.task_id,

@@ -70,6 +70,9 @@ class SearchHit:
     payload: dict[str, Any] = field(default_factory=dict)
     matched_part_id: str = ""
     user_id: str = ""
+    # The ranking score, higher first (vector ranking: -distance); BM25 for the query's words.
+    score: float | None = None
+    lexical_score: float = 0.0
 
 
 def check_limit(limit: int, settings: Settings, field_name: str = "limit") -> int:

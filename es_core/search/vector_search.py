@@ -34,18 +34,26 @@ def _scored_sql(
     params: SqlParams,
     candidates: int | None,
     personal: bool,
+    object_ids: list[str] | None = None,
 ) -> str:
     """The CTEs ``stats`` (raw candidate count, farthest raw distance) and ``scored``.
 
     ``candidates`` None means exact: every matching item is scored. ``personal``: the user
-    has copies, which take the place of their originals.
+    has copies, which take the place of their originals. ``object_ids``: score exactly these
+    items (those the filter admits) instead.
     """
     op = collection.distance_operator
     agg = "min" if collection.model.aggregation == "min" else "avg"
     t = collection.table
     vec = params.add(query.vector)
     where = compile_filter(query.filter, params, "payload")
-    if candidates is None:
+    if object_ids is not None:
+        raw = "SELECT NULL::float8 AS d WHERE false"
+        pool = (
+            f"SELECT DISTINCT object_id FROM {t} WHERE object_id = ANY({params.add(object_ids)}"
+            f"::text[]) AND {ORIGINALS} AND ({where})"
+        )
+    elif candidates is None:
         raw = "SELECT NULL::float8 AS d WHERE false"
         pool = f"SELECT DISTINCT object_id FROM {t} WHERE {ORIGINALS} AND ({where})"
     else:
@@ -112,16 +120,7 @@ async def vector_search(
         candidates *= 4
         if candidates > settings.exact_search_after_candidates:
             exact = True
-    hits = [
-        SearchHit(
-            object_id=r["object_id"],
-            distance=float(r["distance"]),
-            payload=r["payload"],
-            matched_part_id=r["part_id"],
-            user_id=query.user_id if r["personal"] else "",
-        )
-        for r in rows[: query.limit]
-    ]
+    hits = [_hit(r, query) for r in rows[: query.limit]]
     next_token = ""
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
@@ -159,6 +158,35 @@ async def _fetch_on_index(
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
         return list(await conn.fetch(sql, *values))
+
+
+async def vector_distances(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: VectorQuery,
+    object_ids: list[str],
+) -> dict[str, SearchHit]:
+    """Exact hits for the named items (scored as a search would score them, the user's copies
+    included); items the filter excludes, or that are gone, are absent."""
+    if not object_ids:
+        return {}
+    personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
+    params = SqlParams()
+    cte = _scored_sql(collection, query, params, None, personal, object_ids)
+    rows = await conn.fetch(
+        f"{cte} SELECT object_id, distance, part_id, payload, personal FROM scored", *params.values
+    )
+    return {r["object_id"]: _hit(r, query) for r in rows}
+
+
+def _hit(row: asyncpg.Record, query: VectorQuery) -> SearchHit:
+    return SearchHit(
+        object_id=row["object_id"],
+        distance=float(row["distance"]),
+        payload=row["payload"],
+        matched_part_id=row["part_id"],
+        user_id=query.user_id if row["personal"] else "",
+    )
 
 
 async def has_copies(

@@ -50,6 +50,7 @@ async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Co
                         state="green",
                         hnsw_m=settings.hnsw_m,
                         hnsw_ef_construction=settings.hnsw_ef_construction,
+                        text_search_config=settings.text_search_config,
                     )
                     await catalog.set_blue_collection(conn, BASE_MODEL.model_id)
             blue = await catalog.get_blue_collection(conn)

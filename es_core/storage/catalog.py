@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
@@ -54,6 +54,13 @@ class Collection:
     create_time: datetime | None = None
     # The reindex task that fills this collection from another; None when nothing does.
     reindex_task_id: str | None = None
+    # PostgreSQL text search configuration of the lexical index ("english", "simple", ...).
+    text_search_config: str = "english"
+    # The ranking spec searches use by default, as stored (None: vector ranking), its version.
+    ranking_spec: dict[str, Any] | None = field(default=None, hash=False)
+    ranking_version: int | None = None
+    # Payload fields ranking may boost on: [{"field": ..., "kind": "number" | "timestamp"}].
+    signal_fields: tuple[dict[str, str], ...] = field(default=(), hash=False)
 
     @property
     def table(self) -> str:
@@ -63,11 +70,24 @@ class Collection:
     def distance_operator(self) -> str:
         return DISTANCE_OPERATORS[self.model.metric]
 
+    @property
+    def postings_table(self) -> str:
+        """(term, object_id, tf, dl): the lexical index of the collection's original items."""
+        return quote_ident(self.table_name + "_postings")
+
+    @property
+    def termstats_table(self) -> str:
+        """Deltas of document frequency and length per term ('' = documents overall)."""
+        return quote_ident(self.table_name + "_termstats")
+
 
 COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
-       c.create_time AS c_create_time, c.reindex_task_id, m.*
+       c.create_time AS c_create_time, c.reindex_task_id, c.text_search_config,
+       c.signal_fields, c.ranking_version, r.spec AS ranking_spec, m.*
 FROM collections c JOIN models m USING (model_id)
+LEFT JOIN ranking_specs r
+  ON r.collection_id = c.collection_id AND r.version = c.ranking_version
 """
 
 
@@ -96,6 +116,10 @@ def collection_from_row(row: asyncpg.Record) -> Collection:
         hnsw_ef_construction=row["hnsw_ef_construction"],
         create_time=row["c_create_time"],
         reindex_task_id=None if row["reindex_task_id"] is None else str(row["reindex_task_id"]),
+        text_search_config=row["text_search_config"],
+        ranking_spec=row["ranking_spec"],
+        ranking_version=row["ranking_version"],
+        signal_fields=tuple(row["signal_fields"]),
     )
 
 
@@ -168,18 +192,20 @@ async def create_collection(
     state: CollectionState,
     hnsw_m: int,
     hnsw_ef_construction: int,
+    text_search_config: str = "english",
 ) -> Collection:
     """Register the collection and create its table and indexes, in the caller's transaction."""
     table_name = table_name_for(collection_id)
     await conn.execute(
         "INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
-        " hnsw_ef_construction) VALUES ($1, $2, $3, $4, $5, $6)",
+        " hnsw_ef_construction, text_search_config) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         collection_id,
         model.model_id,
         table_name,
         state,
         hnsw_m,
         hnsw_ef_construction,
+        text_search_config,
     )
     await create_items_table(conn, table_name, model, hnsw_m, hnsw_ef_construction)
     return await get_collection(conn, collection_id)
@@ -215,6 +241,7 @@ async def create_items_table(
         f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
         " WHERE user_id IS NULL AND NOT is_average"
     )
+    await conn.execute("SELECT es_lexical_create($1)", table_name)
 
 
 async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:

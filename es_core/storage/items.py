@@ -76,6 +76,20 @@ async def replace_items(
             drop_user_copies,
         )
         await conn.copy_records_to_table(collection.table_name, records=rows, columns=ROW_COLUMNS)
+        await refresh_lexical(conn, collection, object_ids)
+
+
+async def refresh_lexical(
+    conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
+) -> None:
+    """Recount the items' BM25 postings and term statistics from their stored original parts
+    (none when they are gone), in the caller's transaction."""
+    await conn.execute(
+        "SELECT es_lexical_refresh($1, $2::text::regconfig, $3::text[])",
+        collection.table_name,
+        collection.text_search_config,
+        object_ids,
+    )
 
 
 async def delete_items(
@@ -90,6 +104,7 @@ async def delete_items(
             f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
             object_ids,
         )
+        await refresh_lexical(conn, collection, object_ids)
     return int(result)
 
 

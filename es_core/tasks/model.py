@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-TaskKind = Literal["upsertion", "deletion", "improvement", "fine_tuning", "deployment", "reindex"]
+TaskKind = Literal[
+    "upsertion", "deletion", "improvement", "fine_tuning", "deployment", "reindex", "ranking_fit"
+]
 TaskStatus = Literal["pending", "processing", "done", "failed", "canceled"]
 
 TASK_KINDS: tuple[TaskKind, ...] = (
@@ -16,6 +18,7 @@ TASK_KINDS: tuple[TaskKind, ...] = (
     "fine_tuning",
     "deployment",
     "reindex",
+    "ranking_fit",
 )
 TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "canceled"})
 
@@ -27,6 +30,8 @@ QUEUE_FOR_KIND: dict[str, str] = {
     "fine_tuning": "fine_tuning",
     "deployment": "deployment",
     "reindex": "reindex",
+    # Fitting fusion weights reads sessions and scores candidates: light, like improvement.
+    "ranking_fit": "improvement",
 }
 
 

@@ -17,6 +17,10 @@ from es_core.clickstream.store import register_session
 from es_core.errors import InvalidArgument, NotFound
 from es_core.items import check_object_id, check_vector
 from es_core.pagination import token_collection
+from es_core.ranking.choice import check_words, choose_ranking
+from es_core.ranking.ranked_search import RankedQuery, ranked_search
+from es_core.ranking.ranked_search import page_start as ranked_page_start
+from es_core.ranking.spec import with_window
 from es_core.search.payload_search import count_items, head_vector, payload_search
 from es_core.search.query import (
     PayloadQuery,
@@ -36,9 +40,8 @@ from es_server.convert import (
     timestamp,
 )
 from es_server.interceptors import Unimplemented
+from es_server.ranking_convert import spec_from_proto, spec_to_proto
 from es_server.state import ServerState
-
-MAX_QUERY_CHARS = 4096
 
 
 def _as_json(request: Any, name: str) -> dict[str, Any] | None:
@@ -87,9 +90,10 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         text = request.query_text
         if not text.strip():
             raise InvalidArgument.field_error("query_text", "must not be blank")
-        if len(text) > MAX_QUERY_CHARS or "\x00" in text:
+        max_chars = self.state.settings.max_query_chars
+        if len(text) > max_chars or "\x00" in text:
             raise InvalidArgument.field_error(
-                "query_text", f"must be at most {MAX_QUERY_CHARS} characters, without NUL"
+                "query_text", f"must be at most {max_chars} characters, without NUL"
             )
         return await self.state.encode_query(collection, text)
 
@@ -98,38 +102,75 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.SearchResponse:
         options = self._vector_options(request)
         sort = optional_sort(request)
-        collection = await self._collection(request.collection_id, request.page_token)
-        vector = await self._query_vector(request, collection)
-        query = VectorQuery(vector=vector, sort=sort, **options)
-        hits, next_token = await vector_search(
-            self.state.pool, collection, query, self.state.settings
+        words = check_words(
+            request.query_text, request.lexical_query, self.state.settings.max_query_chars
         )
+        requested = (
+            spec_from_proto(request.ranking, "ranking") if request.HasField("ranking") else None
+        )
+        collection = await self._collection(request.collection_id, request.page_token)
+        ranking = choose_ranking(
+            requested,
+            collection,
+            self.state.settings,
+            words=words,
+            sorted_by_field=sort is not None,
+            max_distance=options["max_distance"],
+        )
+        vector = None
+        if ranking.spec.uses_vector or request.WhichOneof("query") == "query_vector":
+            vector = await self._query_vector(request, collection)
+        query: VectorQuery | RankedQuery
+        if ranking.spec.method == "vector":
+            assert vector is not None
+            query = VectorQuery(vector=vector, sort=sort, **options)
+            hits, next_token = await vector_search(
+                self.state.pool, collection, query, self.state.settings
+            )
+            first_rank = page_start(query, collection)
+        else:
+            query = RankedQuery(
+                spec=with_window(ranking.spec, self.state.settings),
+                words=words,
+                vector=vector if ranking.spec.uses_vector else None,
+                **options,
+            )
+            hits, next_token = await ranked_search(
+                self.state.pool, collection, query, self.state.settings
+            )
+            first_rank = ranked_page_start(query, collection)
         session_id = ""
         if request.create_session and hits:
-            session_id = await self._record_session(request, collection, query, hits)
+            session_id = await self._record_session(
+                request, collection, words, vector, first_rank, hits
+            )
         return search_pb2.SearchResponse(
             results=[hit_to_proto(h) for h in hits],
             next_page_token=next_token,
             session_id=session_id,
             collection_id=collection.collection_id,
+            ranking=spec_to_proto(with_window(ranking.spec, self.state.settings)),
+            ranking_version=ranking.version,
         )
 
     async def _record_session(
         self,
         request: search_pb2.SearchRequest,
         collection: Collection,
-        query: VectorQuery,
+        words: str,
+        vector: npt.NDArray[np.float32] | None,
+        first_rank: int,
         hits: list[SearchHit],
     ) -> str:
-        """The page as shown (ranks continue across pages), with the query vector for learning."""
-        first_rank = page_start(query, collection)
+        """The page as shown (ranks continue across pages), with the query vector for learning
+        (and the words a vector query was ranked by, as its query text)."""
         session = Session(
             session_id=uuid.uuid4().hex,
             results=[
                 ShownResult(hit.object_id, rank) for rank, hit in enumerate(hits, start=first_rank)
             ],
             user_id=request.user_id,
-            query_text=request.query_text,
+            query_text=request.query_text or words,
             filter=json_format.MessageToDict(request.filter)
             if request.HasField("filter")
             else None,
@@ -137,7 +178,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
             collection_id=collection.collection_id,
         )
         async with self.state.pool.acquire() as conn:
-            await register_session(conn, session, datetime.now(UTC), query.vector)
+            await register_session(conn, session, datetime.now(UTC), vector)
         return session.session_id
 
     async def SearchByPayload(

@@ -45,6 +45,7 @@ async def new_collection(
     dims: int = DIMS,
     *,
     model: catalog.Model | None = None,
+    text_search_config: str = "english",
 ) -> catalog.Collection:
     """A green collection with a unique id (and, unless given, its own fresh model row)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -58,6 +59,7 @@ async def new_collection(
             state="green",
             hnsw_m=16,
             hnsw_ef_construction=64,
+            text_search_config=text_search_config,
         )
 
 
@@ -65,13 +67,17 @@ async def load_items(
     pool: asyncpg.Pool,
     collection: catalog.Collection,
     items: Sequence[tuple[str, np.ndarray, dict[str, Any]]],
+    texts: dict[str, list[str]] | None = None,
 ) -> None:
-    """Write items given as (object_id, parts matrix [n_parts, dims], payload) directly."""
+    """Write items given as (object_id, parts matrix [n_parts, dims], payload) directly;
+    ``texts``: the parts' texts by object id (None: parts without text)."""
     rows: list[tuple[Any, ...]] = []
     for object_id, parts, payload in items:
+        part_texts = (texts or {}).get(object_id)
         for j, vector in enumerate(parts):
+            text = None if part_texts is None else part_texts[j]
             rows.append(
-                (object_id, f"p{j}", False, None, None, np.asarray(vector, np.float32), payload)
+                (object_id, f"p{j}", False, None, text, np.asarray(vector, np.float32), payload)
             )
         average = average_vector(np.asarray(parts, np.float32), collection.model.metric)
         rows.append((object_id, AVERAGE_PART_ID, True, None, None, average, payload))

@@ -86,6 +86,11 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
                 blue = await catalog.get_blue_collection(conn)
                 item_tables = await conn.fetchval(
                     "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%'"
+                    " AND tablename NOT LIKE '%\\_postings' AND tablename NOT LIKE '%\\_termstats'"
+                )
+                lexical_tables = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%\\_postings'"
+                    " OR tablename LIKE 'items\\_%\\_termstats'"
                 )
         finally:
             for p in pools:
@@ -97,6 +102,7 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
     assert alias["collection_id"] == BASE_MODEL.model_id
     assert alias["previous_collection_id"] is None
     assert item_tables == 1
+    assert lexical_tables == 2  # the collection's BM25 postings and term statistics
     assert blue.model.model_id == BASE_MODEL.model_id and blue.model.dimensions == 384
     for c in (*blues, again):
         assert c.collection_id == BASE_MODEL.model_id and c.state == "blue"

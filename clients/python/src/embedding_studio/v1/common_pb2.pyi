@@ -45,6 +45,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_FINE_TUNING: _ClassVar[TaskKind]
     TASK_KIND_DEPLOYMENT: _ClassVar[TaskKind]
     TASK_KIND_REINDEX: _ClassVar[TaskKind]
+    TASK_KIND_RANKING_FIT: _ClassVar[TaskKind]
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -74,6 +75,7 @@ TASK_KIND_IMPROVEMENT: TaskKind
 TASK_KIND_FINE_TUNING: TaskKind
 TASK_KIND_DEPLOYMENT: TaskKind
 TASK_KIND_REINDEX: TaskKind
+TASK_KIND_RANKING_FIT: TaskKind
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_PENDING: TaskStatus
 TASK_STATUS_PROCESSING: TaskStatus
@@ -216,18 +218,22 @@ class Item(_message.Message):
     def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchResult(_message.Message):
-    __slots__ = ("object_id", "distance", "payload", "matched_part_id", "user_id")
+    __slots__ = ("object_id", "distance", "payload", "matched_part_id", "user_id", "score", "lexical_score")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MATCHED_PART_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     distance: float
     payload: _struct_pb2.Struct
     matched_part_id: str
     user_id: str
-    def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+    score: float
+    lexical_score: float
+    def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ..., score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time")

@@ -1,0 +1,1 @@
+"""Lexical relevance: BM25 over PostgreSQL full-text analysis, statistics kept in PostgreSQL."""

@@ -1,0 +1,106 @@
+"""BM25 over a collection's postings, with document frequencies and lengths read from the
+statistics PostgreSQL keeps for it (see migration 0004).
+
+score(item) = sum over the query's distinct terms t of
+    idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
+    idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))
+(Lucene's BM25). The query's words are analysed by the collection's text search
+configuration, as the items' texts were, so stemming and stop words agree on both sides.
+Every matching item is scored exactly; the query's terms' idf are computed once per query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from es_core.filters.compiler import SqlParams, compile_filter
+from es_core.filters.model import Filter
+from es_core.storage.catalog import Collection
+
+K1 = 1.2
+B = 0.75
+HEADS = "h.is_average AND h.user_id IS NULL"
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    object_id: str
+    score: float
+    payload: dict[str, Any]
+
+
+def _scored_cte(collection: Collection, params: SqlParams, text: str, ids: str | None) -> str:
+    """CTEs up to ``scored (object_id, score)``: every item holding a query term, or only the
+    items of the SQL array ``ids`` when given."""
+    stats = collection.termstats_table
+    config = params.add(collection.text_search_config)
+    words = params.add(text)
+    only = f" AND p.object_id = ANY({ids})" if ids else ""
+    return (
+        f"WITH n AS MATERIALIZED (SELECT coalesce(sum(df), 0)::float8 AS docs,"
+        f"  greatest(coalesce(sum(length), 0)::float8, 1) AS total FROM {stats} WHERE term = ''),"
+        f" q AS MATERIALIZED (SELECT s.term, ln(1 + (n.docs - s.df + 0.5) / (s.df + 0.5)) AS idf,"
+        f"  n.total / greatest(n.docs, 1) AS avgdl"
+        f"  FROM (SELECT term, sum(df)::float8 AS df FROM {stats}"
+        f"   WHERE term IN (SELECT lexeme"
+        f"    FROM unnest(to_tsvector({config}::text::regconfig, {words})))"
+        f"   GROUP BY term HAVING sum(df) > 0) s CROSS JOIN n),"
+        f" scored AS (SELECT p.object_id, sum(q.idf * p.tf * {K1 + 1}::float8"
+        f"  / (p.tf + {K1}::float8 * ({1 - B}::float8 + {B}::float8 * p.dl / q.avgdl))) AS score"
+        f"  FROM q JOIN {collection.postings_table} p ON p.term = q.term{only}"
+        f"  GROUP BY p.object_id)"
+    )
+
+
+async def lexical_top(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    text: str,
+    *,
+    limit: int,
+    filter: Filter | None = None,
+    after: tuple[float, str] | None = None,
+) -> list[LexicalHit]:
+    """The ``limit`` items with the highest BM25 for ``text`` among those ``filter`` admits,
+    score descending then object_id; ``after``: only items after that (score, object_id)."""
+    params = SqlParams()
+    cte = _scored_cte(collection, params, text, None)
+    where = [HEADS, compile_filter(filter, params, "h.payload")]
+    if after is not None:
+        score, object_id = params.add(after[0]), params.add(after[1])
+        where.append(
+            f"(s.score < {score}::float8 OR (s.score = {score}::float8"
+            f" AND s.object_id > {object_id}::text))"
+        )
+    rows = await conn.fetch(
+        f"{cte} SELECT s.object_id, s.score, h.payload FROM scored s"
+        f" JOIN {collection.table} h ON h.object_id = s.object_id"
+        f" WHERE {' AND '.join(where)} ORDER BY s.score DESC, s.object_id"
+        f" LIMIT {params.add(limit)}::int",
+        *params.values,
+    )
+    return [LexicalHit(r["object_id"], float(r["score"]), r["payload"]) for r in rows]
+
+
+async def lexical_scores(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    text: str,
+    object_ids: list[str],
+) -> dict[str, float]:
+    """BM25 of the named items for ``text``; items without a query term are absent (score 0)."""
+    if not object_ids:
+        return {}
+    params = SqlParams()
+    ids = f"{params.add(object_ids)}::text[]"
+    cte = _scored_cte(collection, params, text, ids)
+    rows = await conn.fetch(f"{cte} SELECT object_id, score FROM scored", *params.values)
+    return {r["object_id"]: float(r["score"]) for r in rows}
+
+
+async def compact_statistics(conn: asyncpg.Connection, collection: Collection) -> int:
+    """Fold the collection's statistics deltas; returns how many rows it saved."""
+    return int(await conn.fetchval("SELECT es_lexical_compact($1)", collection.table_name))

@@ -1,0 +1,256 @@
+"""Learning a collection's fusion weights from its clicks, through a gate.
+
+Sessions become one example per query (clicked items weighted by their strongest event,
+repeated queries merged, as fine-tuning builds them) and are split by query into train and
+held-out. For each query the candidate pool is built the way search builds it (each
+retriever's top ``window``, from the session's query vector and its words), and every shown
+item is scored on both sides once. A setting (the lexical share of the weights, then each
+declared signal's boost weight, by coordinate ascent over a grid) is judged by re-ranking
+what each query's sessions showed under it: NDCG@10 of the clicks, a shown item outside the
+pool ranking last, exactly as it would be missing from the results. The best training setting
+goes live only if its held-out NDCG@10 beats the live spec's by ``ranking_gate_margin``; a
+refused one is kept as a version that never went live.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from es_core.clickstream.store import collection_sessions
+from es_core.config import Settings
+from es_core.fine_tuning.examples import Example, build_examples, normalize_query, split_by_query
+from es_core.lexical.bm25 import lexical_scores, lexical_top
+from es_core.ranking import store
+from es_core.ranking.fusion import Candidate, fused_scores
+from es_core.ranking.spec import Boost, RankingSpec, declared_signals, live_spec
+from es_core.search.query import VectorQuery
+from es_core.search.vector_search import vector_distances, vector_search
+from es_core.storage.catalog import Collection, get_collection
+
+K = 10
+LEXICAL_SHARES = tuple(round(0.05 * i, 2) for i in range(21))
+BOOST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
+DEFAULT_HALF_LIFE_SECONDS = 30 * 24 * 3600.0
+
+Progress = Callable[[float, str], Awaitable[bool]]
+
+
+@dataclass
+class QueryCase:
+    """One query's pool and what its sessions showed and clicked."""
+
+    query: str
+    pool: list[Candidate]
+    shown: list[str]
+    gains: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    version: int | None
+    live: bool
+    spec: RankingSpec | None
+    metrics: dict[str, float]
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "went_live": self.live,
+            "spec": None if self.spec is None else self.spec.to_json(),
+            "metrics": self.metrics,
+            "note": self.note,
+        }
+
+
+def ndcg_of_clicks(ranked: Sequence[str], gains: dict[str, float], k: int = K) -> float:
+    """NDCG@k with each clicked item's weight as its gain."""
+    ideal = sum(
+        g / math.log2(i + 2) for i, g in enumerate(sorted(gains.values(), reverse=True)[:k])
+    )
+    if ideal <= 0:
+        return 0.0
+    dcg = sum(gains.get(o, 0.0) / math.log2(i + 2) for i, o in enumerate(ranked[:k]))
+    return dcg / ideal
+
+
+def rerank_shown(case: QueryCase, spec: RankingSpec, now: float) -> list[str]:
+    """The shown items in the order ``spec`` ranks them; those outside the pool last."""
+    if spec.method == "vector":
+        by_distance = {c.object_id: c.distance for c in case.pool}
+        return sorted(case.shown, key=lambda o: (o not in by_distance, by_distance.get(o, 0.0), o))
+    scores = dict(
+        zip((c.object_id for c in case.pool), fused_scores(case.pool, spec, now), strict=True)
+    )
+    return sorted(case.shown, key=lambda o: (o not in scores, -scores.get(o, 0.0), o))
+
+
+def mean_ndcg(cases: Sequence[QueryCase], spec: RankingSpec, now: float) -> float:
+    if not cases:
+        return float("nan")
+    return float(np.mean([ndcg_of_clicks(rerank_shown(c, spec, now), c.gains) for c in cases]))
+
+
+def search_settings(
+    base: RankingSpec, collection: Collection, cases: Sequence[QueryCase], now: float
+) -> tuple[RankingSpec, float]:
+    """The best training setting: the lexical share first, then each signal's boost weight,
+    then the share again with those boosts."""
+    fusion = base.fusion if base.method == "hybrid" else "weighted"
+    boosts = {b.field: b for b in base.boosts} if base.method == "hybrid" else {}
+    for signal in declared_signals(collection).values():
+        if signal.field not in boosts:
+            function = "log" if signal.kind == "number" else "decay"
+            half_life = 0.0 if signal.kind == "number" else DEFAULT_HALF_LIFE_SECONDS
+            boosts[signal.field] = Boost(signal.field, function, 0.0, half_life)  # type: ignore[arg-type]
+    spec = RankingSpec(
+        method="hybrid",
+        fusion=fusion,
+        boosts=tuple(boosts.values()),
+        window=base.window,
+        rrf_k=base.rrf_k,
+    )
+
+    def with_share(s: RankingSpec, share: float) -> RankingSpec:
+        return replace(s, vector_weight=round(1.0 - share, 2), lexical_weight=share)
+
+    def best_share(s: RankingSpec) -> tuple[RankingSpec, float]:
+        scored = [
+            (mean_ndcg(cases, with_share(s, a), now), -abs(a - 0.5), a) for a in LEXICAL_SHARES
+        ]
+        value, _, share = max(scored)
+        return with_share(s, share), value
+
+    spec, value = best_share(spec)
+    for i in range(len(spec.boosts)):
+        options = []
+        for weight in BOOST_WEIGHTS:
+            boosts_i = list(spec.boosts)
+            boosts_i[i] = replace(boosts_i[i], weight=weight)
+            candidate = replace(spec, boosts=tuple(boosts_i))
+            options.append((mean_ndcg(cases, candidate, now), -weight, candidate))
+        value, _, spec = max(options, key=lambda o: (o[0], o[1]))
+    if spec.boosts:
+        spec, value = best_share(spec)
+    # A boost of weight 0 is no boost: keep the spec to what ranks.
+    spec = replace(spec, boosts=tuple(b for b in spec.boosts if b.weight > 0))
+    return spec, value
+
+
+async def build_cases(
+    pool: asyncpg.Pool,
+    collection: Collection,
+    examples: Sequence[Example],
+    vectors: dict[str, npt.NDArray[np.float32]],
+    window: int,
+    settings: Settings,
+) -> list[QueryCase]:
+    cases = []
+    for example in examples:
+        vector = vectors.get(example.key)
+        if vector is None:
+            continue  # no session of this query carried its vector
+        query = VectorQuery(vector=vector, limit=window)
+        vector_hits, _ = await vector_search(pool, collection, query, settings)
+        lexical_hits = await lexical_top(pool, collection, example.query, limit=window)
+        by_id: dict[str, Candidate] = {}
+        for rank, hit in enumerate(vector_hits, start=1):
+            by_id[hit.object_id] = Candidate(
+                hit.object_id, hit.distance, 0.0, hit.payload, vector_rank=rank
+            )
+        extra = [h.object_id for h in lexical_hits if h.object_id not in by_id]
+        distances = await vector_distances(pool, collection, query, extra)
+        for rank, lexical in enumerate(lexical_hits, start=1):
+            if lexical.object_id in by_id:
+                by_id[lexical.object_id].lexical_rank = rank
+            elif lexical.object_id in distances:
+                by_id[lexical.object_id] = Candidate(
+                    lexical.object_id,
+                    distances[lexical.object_id].distance,
+                    0.0,
+                    lexical.payload,
+                    lexical_rank=rank,
+                )
+        for object_id, score in (
+            await lexical_scores(pool, collection, example.query, list(by_id))
+        ).items():
+            by_id[object_id].lexical = score
+        cases.append(
+            QueryCase(
+                example.query, list(by_id.values()), list(example.shown), dict(example.positives)
+            )
+        )
+    return cases
+
+
+async def fit_ranking(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    collection_id: str,
+    task_id: str,
+    progress: Progress,
+    now: float,
+) -> FitOutcome:
+    async with pool.acquire() as conn:
+        collection = await get_collection(conn, collection_id)
+        sessions = await collection_sessions(conn, collection_id, settings.ranking_fit_max_sessions)
+    examples, report = build_examples([s for s, _ in sessions], settings.event_weights)
+    vectors: dict[str, npt.NDArray[np.float32]] = {}
+    for session, vector in sessions:
+        if vector is not None and session.query_text.strip():
+            vectors.setdefault(normalize_query(session.query_text.strip()), vector)
+    if len(examples) < settings.ranking_fit_min_sessions:
+        note = (
+            f"{len(examples)} queries with clicks on collection {collection_id!r} (from"
+            f" {report.sessions} sessions); ES_RANKING_FIT_MIN_SESSIONS is"
+            f" {settings.ranking_fit_min_sessions}: nothing learned"
+        )
+        return FitOutcome(None, False, None, {"queries": float(len(examples))}, note)
+    train, heldout = split_by_query(
+        examples, settings.ranking_fit_test_fraction, settings.fine_tuning_seed
+    )
+    live = live_spec(collection)
+    window = live.window or settings.ranking_window
+    await progress(0.1, f"scoring candidates of {len(examples)} queries")
+    train_cases = await build_cases(pool, collection, train, vectors, window, settings)
+    await progress(0.6, f"scoring candidates of {len(heldout)} held-out queries")
+    heldout_cases = await build_cases(pool, collection, heldout, vectors, window, settings)
+    await progress(0.8, "searching weights")
+    best, train_value = search_settings(
+        replace(live, window=live.window), collection, train_cases, now
+    )
+    metrics = {
+        "train.queries": float(len(train_cases)),
+        "heldout.queries": float(len(heldout_cases)),
+        "train.ndcg@10": train_value,
+        "train.live.ndcg@10": mean_ndcg(train_cases, live, now),
+        "heldout.ndcg@10": mean_ndcg(heldout_cases, best, now),
+        "heldout.live.ndcg@10": mean_ndcg(heldout_cases, live, now),
+    }
+    gain = metrics["heldout.ndcg@10"] - metrics["heldout.live.ndcg@10"]
+    passed = bool(gain > settings.ranking_gate_margin)
+    verdict = (
+        f"held-out NDCG@10 {metrics['heldout.ndcg@10']:.4f} against the live spec's"
+        f" {metrics['heldout.live.ndcg@10']:.4f} on {len(heldout_cases)} queries:"
+        f" {'passed' if passed else 'refused'}"
+        f" (ES_RANKING_GATE_MARGIN {settings.ranking_gate_margin})"
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        version = await store.add_version(
+            conn,
+            collection_id,
+            best,
+            "learned",
+            go_live=passed,
+            metrics=metrics,
+            task_id=task_id,
+            note=verdict,
+        )
+    return FitOutcome(version, passed, best, metrics, verdict)

@@ -1,0 +1,198 @@
+"""Search ranked by words (BM25) alone, or by a fusion of vector and words and business signals.
+
+Lexical ranking pages through every matching item by (BM25 descending, object_id). A hybrid
+ranking takes each retriever's top ``window`` items (filters apply to both, ``max_distance``
+to the vector side, the user's improved copies to the vector scores), scores every item of
+that pool on both sides exactly, fuses the scores, and pages through the pool by (fused score
+descending, object_id): the pool of a query is the same on every page, so pages never repeat
+or skip an item while the collection does not change. Like Elasticsearch's rank window,
+results end where the window does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from es_core.config import Settings
+from es_core.errors import InvalidArgument
+from es_core.filters.model import Filter
+from es_core.lexical.bm25 import lexical_scores, lexical_top
+from es_core.pagination import decode_page_token, encode_page_token
+from es_core.ranking.fusion import Candidate, ranked
+from es_core.ranking.spec import RankingSpec
+from es_core.search.query import SearchHit, VectorQuery
+from es_core.search.vector_search import vector_distances, vector_search
+from es_core.storage.catalog import Collection
+
+
+@dataclass(frozen=True)
+class RankedQuery:
+    """A lexical or hybrid search: ``words`` feed BM25, ``vector`` (hybrid) the vector side."""
+
+    spec: RankingSpec
+    words: str
+    vector: npt.NDArray[np.float32] | None = None
+    filter: Filter | None = None
+    limit: int = 10
+    max_distance: float | None = None
+    page_token: str = ""
+    user_id: str = ""
+
+    def scope(self, collection_id: str) -> dict[str, Any]:
+        """What a page token is bound to: the same query must come back with it."""
+        vector = (
+            ""
+            if self.vector is None
+            else hashlib.sha256(np.ascontiguousarray(self.vector).tobytes()).hexdigest()
+        )
+        return {
+            "kind": "ranked",
+            "collection": collection_id,
+            "spec": self.spec.to_json(),
+            "words": self.words,
+            "vector": vector,
+            "filter": repr(self.filter),
+            "max_distance": self.max_distance,
+            "user": self.user_id,
+        }
+
+    def vector_query(self, limit: int) -> VectorQuery:
+        assert self.vector is not None
+        return VectorQuery(
+            vector=self.vector,
+            filter=self.filter,
+            limit=limit,
+            max_distance=self.max_distance,
+            user_id=self.user_id,
+        )
+
+
+def _cursor(query: RankedQuery, collection: Collection) -> tuple[tuple[float, str] | None, int]:
+    """(score, object_id) of the previous page's last hit and how many hits came before."""
+    if not query.page_token:
+        return None, 0
+    cursor = decode_page_token(query.page_token, query.scope(collection.collection_id))
+    try:
+        score, object_id = cursor["k"]
+        start = cursor["n"]
+        if not isinstance(start, int) or start < 0 or not isinstance(object_id, str):
+            raise TypeError
+        return (float(score), object_id), start
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArgument.field_error(
+            "page_token", "is not a page token this service issued"
+        ) from None
+
+
+def page_start(query: RankedQuery, collection: Collection) -> int:
+    return _cursor(query, collection)[1]
+
+
+def _page(
+    query: RankedQuery, collection: Collection, hits: list[SearchHit], start: int, more: bool
+) -> tuple[list[SearchHit], str]:
+    page = hits[: query.limit]
+    if not more and len(hits) <= query.limit:
+        return page, ""
+    last = page[-1]
+    token = encode_page_token(
+        {
+            "k": [last.score, last.object_id],
+            "n": start + len(page),
+            "col": collection.collection_id,
+        },
+        query.scope(collection.collection_id),
+    )
+    return page, token
+
+
+async def ranked_search(
+    pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
+) -> tuple[list[SearchHit], str]:
+    """One page of hits and the token of the next page ("" when this is the last)."""
+    after, start = _cursor(query, collection)
+    if query.spec.method == "lexical":
+        found = await lexical_top(
+            pool, collection, query.words, limit=query.limit + 1, filter=query.filter, after=after
+        )
+        hits = [
+            SearchHit(h.object_id, 0.0, h.payload, score=h.score, lexical_score=h.score)
+            for h in found
+        ]
+        return _page(query, collection, hits, start, False)
+    candidates = await hybrid_pool(pool, collection, query, settings)
+    ordered = [
+        replace(_as_hit(c, query), score=score) for score, c in ranked(candidates, query.spec)
+    ]
+    if after is not None:
+        ordered = [
+            h
+            for h in ordered
+            if h.score is not None
+            and (h.score < after[0] or (h.score == after[0] and h.object_id > after[1]))
+        ]
+    return _page(query, collection, ordered, start, False)
+
+
+def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:
+    return SearchHit(
+        object_id=c.object_id,
+        distance=c.distance,
+        payload=c.payload,
+        matched_part_id=c.matched_part_id,
+        user_id=query.user_id if c.personal else "",
+        lexical_score=c.lexical,
+    )
+
+
+async def hybrid_pool(
+    pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
+) -> list[Candidate]:
+    """Each retriever's top ``window`` items, every one scored on both sides."""
+    window = query.spec.window or settings.ranking_window
+    vector_hits, _ = await vector_search(pool, collection, query.vector_query(window), settings)
+    lexical_hits = await lexical_top(
+        pool, collection, query.words, limit=window, filter=query.filter
+    )
+    by_id: dict[str, Candidate] = {}
+    for rank, hit in enumerate(vector_hits, start=1):
+        by_id[hit.object_id] = Candidate(
+            hit.object_id,
+            hit.distance,
+            0.0,
+            hit.payload,
+            vector_rank=rank,
+            matched_part_id=hit.matched_part_id,
+            personal=bool(hit.user_id),
+        )
+    lexical_only = [h.object_id for h in lexical_hits if h.object_id not in by_id]
+    distances = await vector_distances(pool, collection, query.vector_query(window), lexical_only)
+    for rank, lexical in enumerate(lexical_hits, start=1):
+        known = by_id.get(lexical.object_id)
+        if known is not None:
+            known.lexical, known.lexical_rank = lexical.score, rank
+            continue
+        vector = distances.get(lexical.object_id)
+        if vector is None:
+            continue  # gone between the two reads
+        by_id[lexical.object_id] = Candidate(
+            lexical.object_id,
+            vector.distance,
+            lexical.score,
+            lexical.payload,
+            lexical_rank=rank,
+            matched_part_id=vector.matched_part_id,
+            personal=bool(vector.user_id),
+        )
+    vector_only = [h.object_id for h in vector_hits if by_id[h.object_id].lexical_rank is None]
+    for object_id, score in (
+        await lexical_scores(pool, collection, query.words, vector_only)
+    ).items():
+        by_id[object_id].lexical = score
+    return list(by_id.values())
