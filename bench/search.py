@@ -2,10 +2,13 @@
 
     .venv/bin/python -m bench.search [--quick] [--items N] [--queries N] [--json out.json]
 
-Loads random unit vectors through UpsertItems (pre-computed vectors), then runs a fixed number of
-random-vector queries from concurrent clients: gRPC ``Search`` (one grpc.aio channel per client)
-vs ``es_core.search.vector_search`` called directly on an asyncpg pool (the server's own code and
-session settings), then term-filtered searches at 10% and 1% selectivity against unfiltered gRPC.
+Loads random unit vectors through UpsertItems (pre-computed vectors, each part with a text of
+words drawn from a Zipf vocabulary, so the lexical index is filled as for real texts), then runs
+a fixed number of random-vector queries from concurrent clients: gRPC ``Search`` (one grpc.aio
+channel per client) vs ``es_core.search.vector_search`` called directly on an asyncpg pool (the
+server's own code and session settings), then term-filtered searches at 10% and 1% selectivity
+against unfiltered gRPC, and hybrid ranking (the same vectors plus 3-5 query words, BM25 fused
+with the vector side at the default window) against vector ranking.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from bench.common import Row, base_parser, percentile_ms, report, running_stack, wait_all
 from embedding_studio.client import AsyncClient, to_struct, to_value
-from embedding_studio.v1 import common_pb2, search_pb2, upsert_pb2
+from embedding_studio.v1 import common_pb2, ranking_pb2, search_pb2, upsert_pb2
 from es_core.config import Settings
 from es_core.search.query import VectorQuery
 from es_core.search.vector_search import vector_search
@@ -39,24 +42,62 @@ def unit_vectors(rng: np.random.Generator, n: int) -> Vectors:
     return unit
 
 
-def upsert_request(vectors: Vectors, start: int, stop: int) -> upsert_pb2.UpsertItemsRequest:
+VOCABULARY = 50_000
+WORDS_PER_ITEM = 60
+# The most frequent words stand in for stop words: queries do not use them.
+COMMON_WORDS = 100
+
+
+def zipf_words(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Word ranks 1..VOCABULARY drawn with Zipf's law (exponent 1.1)."""
+    ranks = np.arange(1, VOCABULARY + 1, dtype=np.float64)
+    weights = ranks**-1.1
+    return rng.choice(VOCABULARY, size=n, p=weights / weights.sum()) + 1
+
+
+def texts(rng: np.random.Generator, n: int) -> list[str]:
+    words = zipf_words(rng, n * WORDS_PER_ITEM).reshape(n, WORDS_PER_ITEM)
+    return [" ".join(f"w{w}" for w in row) for row in words]
+
+
+def query_words(rng: np.random.Generator, n: int) -> list[str]:
+    """3-5 words per query, drawn like item words but never among the most common ones."""
+    out = []
+    for _ in range(n):
+        words: list[str] = []
+        wanted = int(rng.integers(3, 6))
+        while len(words) < wanted:
+            w = int(zipf_words(rng, 1)[0])
+            if w > COMMON_WORDS:
+                words.append(f"w{w}")
+        out.append(" ".join(words))
+    return out
+
+
+def upsert_request(
+    vectors: Vectors, words: list[str], start: int, stop: int
+) -> upsert_pb2.UpsertItemsRequest:
     return upsert_pb2.UpsertItemsRequest(
         items=[
             upsert_pb2.UpsertItem(
                 object_id=f"v{i}",
                 payload=to_struct({"bucket": i % 100, "group": f"g{i % 10}"}),
-                parts=[common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist())],
+                parts=[
+                    common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist(), text=words[i])
+                ],
             )
             for i in range(start, stop)
         ]
     )
 
 
-async def load(client: AsyncClient, vectors: Vectors, batch: int, inflight: int) -> float:
+async def load(
+    client: AsyncClient, vectors: Vectors, words: list[str], batch: int, inflight: int
+) -> float:
     """Send every batch (``inflight`` calls at once), wait for every task; returns seconds."""
     started = time.perf_counter()
     requests = [
-        upsert_request(vectors, s, min(s + batch, len(vectors)))
+        upsert_request(vectors, words, s, min(s + batch, len(vectors)))
         for s in range(0, len(vectors), batch)
     ]
     print(f"built {len(requests)} UpsertItems requests in {time.perf_counter() - started:.1f} s")
@@ -99,18 +140,25 @@ async def main_async(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     vectors = unit_vectors(rng, args.items)
     query_vectors = unit_vectors(rng, args.warmup + args.queries)
+    item_texts = texts(rng, args.items)
+    query_texts = query_words(rng, args.warmup + args.queries)
     warm, timed = range(args.warmup), range(args.warmup, args.warmup + args.queries)
     settings = Settings()
     rows: list[Row] = []
 
-    def requests(flt: common_pb2.Filter | None) -> list[search_pb2.SearchRequest]:
+    def requests(
+        flt: common_pb2.Filter | None, hybrid: bool = False
+    ) -> list[search_pb2.SearchRequest]:
         out = []
-        for q in query_vectors:
+        for q, words in zip(query_vectors, query_texts, strict=True):
             r = search_pb2.SearchRequest(
                 query_vector=common_pb2.Vector(values=q.tolist()), limit=LIMIT
             )
             if flt is not None:
                 r.filter.CopyFrom(flt)
+            if hybrid:
+                r.lexical_query = words
+                r.ranking.method = ranking_pb2.RANKING_METHOD_HYBRID
             out.append(r)
         return out
 
@@ -118,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> None:
         clients = [AsyncClient(stack.grpc_address) for _ in range(args.concurrency)]
         pool = await create_pool(settings, stack.postgres_dsn, max_size=args.concurrency)
         try:
-            seconds = await load(clients[0], vectors, args.batch, args.inflight)
+            seconds = await load(clients[0], vectors, item_texts, args.batch, args.inflight)
             rate = args.items / seconds
             print(f"loaded {args.items} items in {seconds:.1f} s = {rate:,.0f} items/s")
             rows += [
@@ -147,6 +195,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 "direct SQL": [direct] * args.concurrency,
                 "gRPC filter 10%": grpc_queries(requests(term("group", "g3"))),
                 "gRPC filter 1%": grpc_queries(requests(term("bucket", 7))),
+                "gRPC hybrid": grpc_queries(requests(None, hybrid=True)),
             }
             stats: dict[str, tuple[float, float, float, list[int]]] = {}
             for name, queries in cases.items():
@@ -185,6 +234,7 @@ async def main_async(args: argparse.Namespace) -> None:
         ("gRPC", "direct SQL", f"direct SQL ({args.concurrency} asyncpg conns)"),
         ("gRPC filter 10%", "gRPC", "unfiltered gRPC"),
         ("gRPC filter 1%", "gRPC", "unfiltered gRPC"),
+        ("gRPC hybrid", "gRPC", "vector ranking gRPC"),
     ]:
         (p50, p99, qps, counts), (b50, b99, bqps, _) = stats[name], stats[base]
         rows += [

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from embedding_studio.client import Client
-from embedding_studio.v1 import clickstream_pb2
+from embedding_studio.client import Client, build_search_request
+from embedding_studio.v1 import clickstream_pb2, common_pb2, ranking_pb2, search_pb2
 from es_core.evaluation.click_model import CascadeClickModel
 
 #: Most events one PushEvents request may carry.
@@ -33,6 +33,36 @@ def session_rng(seed: int, user_id: str, query_id: str) -> random.Random:
 def click_event_id(session_id: str, rank: int) -> str:
     """Deterministic event id (36 characters) of a click at ``rank`` in ``session_id``."""
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{session_id}\x1f{rank}"))
+
+
+def search(
+    client: Client,
+    text: str,
+    *,
+    limit: int = 10,
+    collection_id: str = "",
+    user_id: str = "",
+    create_session: bool = False,
+    filter: common_pb2.Filter | None = None,
+    ranking: ranking_pb2.RankingSpec | None = None,
+    timeout: float | None = None,
+) -> search_pb2.SearchResponse:
+    """``client.search_text``, or with ``ranking`` set, the same request ranked by that spec
+    (None: the collection's live spec)."""
+    if ranking is None:
+        return client.search_text(
+            text,
+            limit=limit,
+            filter=filter,
+            collection_id=collection_id,
+            user_id=user_id,
+            create_session=create_session,
+            timeout=timeout,
+        )
+    request = build_search_request(text, limit, filter, collection_id, user_id, create_session)
+    request.ranking.CopyFrom(ranking)
+    response: search_pb2.SearchResponse = client.search.Search(request, timeout=timeout)
+    return response
 
 
 @dataclass
@@ -74,20 +104,24 @@ class ClickSimulator:
         users: Sequence[str],
         limit: int = 10,
         collection_id: str = "",
+        filter: common_pb2.Filter | None = None,
     ) -> SimulationReport:
         """For each user (in the given order) and query (by sorted query id): search with a new
-        session, draw clicks from ``qrels`` (unjudged queries and documents have grade 0, so they
-        only get noise clicks) and push them, up to ``batch_size`` events per request."""
+        session (restricted by ``filter`` if given), draw clicks from ``qrels`` (unjudged queries
+        and documents have grade 0, so they only get noise clicks) and push them, up to
+        ``batch_size`` events per request."""
         report = SimulationReport(clicks_per_query={query_id: 0 for query_id in sorted(queries)})
         pending: list[clickstream_pb2.SessionEvent] = []
         for user_id in users:
             for query_id in sorted(queries):
-                response = self.client.search_text(
+                response = search(
+                    self.client,
                     queries[query_id],
                     limit=limit,
                     collection_id=collection_id,
                     user_id=user_id,
                     create_session=True,
+                    filter=filter,
                     timeout=self.timeout,
                 )
                 session_id = response.session_id
@@ -134,17 +168,23 @@ def rankings_for(
     limit: int = 10,
     collection_id: str = "",
     *,
+    filter: common_pb2.Filter | None = None,
+    ranking: ranking_pb2.RankingSpec | None = None,
     timeout: float | None = None,
 ) -> dict[str, list[str]]:
-    """The object ids each query returns, without creating sessions (for NDCG before / after)."""
+    """The object ids each query returns, without creating sessions (for NDCG before / after);
+    ``filter`` restricts the items, ``ranking`` overrides the collection's live ranking."""
     return {
         query_id: [
             result.object_id
-            for result in client.search_text(
+            for result in search(
+                client,
                 queries[query_id],
                 limit=limit,
                 collection_id=collection_id,
                 user_id=user_id,
+                filter=filter,
+                ranking=ranking,
                 timeout=timeout,
             ).results
         ]

@@ -28,7 +28,7 @@ import grpc
 from tqdm import tqdm
 
 from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, from_struct
-from embedding_studio.v1 import common_pb2, deployment_pb2
+from embedding_studio.v1 import common_pb2, deployment_pb2, ranking_pb2
 from es_cli import lifecycle
 from es_cli.demo_catalogue import generate_catalogue
 from es_cli.demo_report import DemoFigures, table, write_chart, write_json
@@ -332,6 +332,13 @@ class Demo:
                 )
             self.say(f"   {queued} sessions queued, {improved} improved (per-user copies)")
 
+        with self.step("rank", "StartRankingFit: fusion weights learned from these clicks"):
+            ranking = self.fit_ranking()
+            ranked = before
+            if ranking.get("went_live"):
+                ranked = self.measure(split.dev, qrels, blue_before.collection_id)
+                self.say(f"   ranked: {self.figures_line(ranked)}")
+
         with self.step("fine-tune", "StartFineTuning(deploy_as_blue) on this run's sessions"):
             result = self.fine_tune()
         model_id = str(result["model_id"])
@@ -346,7 +353,9 @@ class Demo:
             dev_rule=split.rule,
             sizes={"docs": len(docs), "train": len(split.train), "dev": len(split.dev)},
             before=before,
+            ranked=ranked,
             after=after,
+            ranking=ranking,
             model_before=blue_before.model_id,
             model_after=blue_after.model_id,
             collection_before=blue_before.collection_id,
@@ -375,6 +384,29 @@ class Demo:
             return lifecycle.search_quality(
                 self.client, queries, qrels, collection_id=collection_id, advance=bar.update
             )
+
+    def fit_ranking(self) -> dict[str, Any]:
+        """Learn the blue collection's fusion weights from the clicks; the spec goes live (and
+        a reindex carries it to the next collection) only when the ranking gate passes it."""
+        reply = self.client.ranking.StartRankingFit(
+            ranking_pb2.StartRankingFitRequest(idempotency_key=self.key("ranking")), timeout=60
+        )
+        bars = self.task_bars()
+        try:
+            task = require_done(bars.follow(reply.task.task_id, "ranking fit"), "ranking fit")
+        finally:
+            bars.close()
+        result = from_struct(task.result)
+        spec = result.get("spec") or {}
+        if result.get("went_live"):
+            self.say(
+                f"   live: version {result['version']}, {spec.get('method')} {spec.get('fusion')}"
+                f" vector {spec.get('vector_weight')} / lexical {spec.get('lexical_weight')}"
+            )
+        else:
+            self.say(f"   RANKING NOT CHANGED: {result.get('note', '')}")
+        self.say(f"   {result.get('note', '')}")
+        return result
 
     def fine_tune(self) -> dict[str, Any]:
         started = self.client.start_fine_tuning(

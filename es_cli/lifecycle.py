@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, ItemInput, from_struct
-from embedding_studio.v1 import clickstream_pb2, common_pb2, task_pb2
+from embedding_studio.v1 import clickstream_pb2, common_pb2, ranking_pb2, task_pb2
 from es_cli.click_simulator import ClickSimulator, SimulationReport, rankings_for
 from es_core.beir import Dataset
 from es_core.evaluation.click_model import CascadeClickModel
@@ -122,16 +122,21 @@ def simulate_clicks(
     seed: int,
     limit: int = K,
     per_call: int = 0,
+    collection_id: str = "",
+    filter: common_pb2.Filter | None = None,
     advance: Advance = _nothing,
 ) -> SimulationReport:
-    """``ClickSimulator`` (``CascadeClickModel()`` defaults) for every user and query.
+    """``ClickSimulator`` (``CascadeClickModel()`` defaults) for every user and query, searching
+    ``collection_id`` (empty = blue) restricted by ``filter`` (None = every item).
 
     ``per_call`` > 0 runs the simulator on that many queries at a time (one user at a time) and
     calls ``advance`` with the sessions each call made; the sessions and clicks are the same
     as in one call, since every draw depends only on (seed, user, query)."""
     simulator = ClickSimulator(client, CascadeClickModel(), seed, timeout=60)
     if per_call <= 0:
-        report = simulator.run(queries, qrels, users, limit=limit)
+        report = simulator.run(
+            queries, qrels, users, limit=limit, collection_id=collection_id, filter=filter
+        )
         advance(len(report.session_ids))
         return report
     ids = sorted(queries)
@@ -139,7 +144,12 @@ def simulate_clicks(
     for user in users:
         for i in range(0, len(ids), per_call):
             part = simulator.run(
-                {q: queries[q] for q in ids[i : i + per_call]}, qrels, [user], limit=limit
+                {q: queries[q] for q in ids[i : i + per_call]},
+                qrels,
+                [user],
+                limit=limit,
+                collection_id=collection_id,
+                filter=filter,
             )
             total.session_ids += part.session_ids
             total.events_sent += part.events_sent
@@ -224,16 +234,27 @@ def search_quality(
     *,
     collection_id: str = "",
     per_call: int = 20,
+    filter: common_pb2.Filter | None = None,
+    ranking: ranking_pb2.RankingSpec | None = None,
     advance: Advance = _nothing,
 ) -> dict[str, float]:
     """NDCG / Recall / MRR @K of ``queries`` as Search ranks them (no user, no session) in
-    ``collection_id`` (empty = blue); ``advance`` is called every ``per_call`` queries."""
+    ``collection_id`` (empty = blue), restricted by ``filter`` and ranked by ``ranking`` (None =
+    the collection's live spec); ``advance`` is called every ``per_call`` queries."""
     ids = sorted(queries)
     rankings: dict[str, list[str]] = {}
     for i in range(0, len(ids), per_call):
         part = {q: queries[q] for q in ids[i : i + per_call]}
         rankings.update(
-            rankings_for(client, part, limit=K, collection_id=collection_id, timeout=60)
+            rankings_for(
+                client,
+                part,
+                limit=K,
+                collection_id=collection_id,
+                filter=filter,
+                ranking=ranking,
+                timeout=60,
+            )
         )
         advance(len(part))
     return evaluate_rankings(rankings, {q: qrels.get(q, {}) for q in ids}, K)

@@ -1,12 +1,13 @@
 """Re-sends tasks left pending (lost between commit and broker) or abandoned by a dead worker,
-settles reindex parents whose subtasks ended (also those the sweeper itself failed), and moves
-deploy_as_blue chains on.
+settles reindex parents whose subtasks ended (also those the sweeper itself failed), moves
+deploy_as_blue chains on, and folds the BM25 statistics deltas of live collections.
 
 One pass runs at a time across all workers: a pass holds the "sweeper" lease lock, which a
 crashed sweeper loses when its lease runs out."""
 
 from __future__ import annotations
 
+from es_core.lexical.bm25 import compact_live_statistics
 from es_core.locks import hold
 from es_core.reindex.parent import settle_parent, waiting_parents
 from es_core.tasks.store import tasks_to_resend
@@ -33,6 +34,7 @@ async def _sweep() -> int:
         for parent_id in await waiting_parents(ctx.pool):
             await settle_parent(ctx.pool, parent_id)
         await move_chains()
+        await compact_live_statistics(ctx.pool)
         return sent
 
 

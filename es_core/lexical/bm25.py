@@ -101,6 +101,21 @@ async def lexical_scores(
     return {r["object_id"]: float(r["score"]) for r in rows}
 
 
-async def compact_statistics(conn: asyncpg.Connection, collection: Collection) -> int:
-    """Fold the collection's statistics deltas; returns how many rows it saved."""
-    return int(await conn.fetchval("SELECT es_lexical_compact($1)", collection.table_name))
+async def compact_statistics(conn: asyncpg.Connection, table_name: str) -> int:
+    """Fold the statistics deltas of a collection table; returns how many rows it saved."""
+    return int(await conn.fetchval("SELECT es_lexical_compact($1)", table_name))
+
+
+async def compact_live_statistics(pool: asyncpg.Pool) -> int:
+    """Fold the deltas of every live collection (writers keep adding rows; readers sum them)."""
+    folded = 0
+    async with pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT table_name FROM collections WHERE delete_time IS NULL ORDER BY collection_id"
+        )
+        for row in tables:
+            try:
+                folded += await compact_statistics(conn, row["table_name"])
+            except asyncpg.UndefinedTableError:
+                continue  # dropped by a DeleteCollection meanwhile
+    return folded

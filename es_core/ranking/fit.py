@@ -144,6 +144,23 @@ def search_settings(
     return spec, value
 
 
+def gate(
+    best: RankingSpec,
+    live: RankingSpec,
+    heldout_cases: Sequence[QueryCase],
+    margin: float,
+    now: float,
+) -> tuple[bool, dict[str, float]]:
+    """Whether ``best`` may go live: its held-out NDCG@10 must beat the live spec's by more
+    than ``margin`` (no held-out case: refused). Returns the verdict and both figures."""
+    metrics = {
+        "heldout.ndcg@10": mean_ndcg(heldout_cases, best, now),
+        "heldout.live.ndcg@10": mean_ndcg(heldout_cases, live, now),
+    }
+    gain = metrics["heldout.ndcg@10"] - metrics["heldout.live.ndcg@10"]
+    return bool(gain > margin), metrics
+
+
 async def build_cases(
     pool: asyncpg.Pool,
     collection: Collection,
@@ -222,20 +239,32 @@ async def fit_ranking(
     train_cases = await build_cases(pool, collection, train, vectors, window, settings)
     await progress(0.6, f"scoring candidates of {len(heldout)} held-out queries")
     heldout_cases = await build_cases(pool, collection, heldout, vectors, window, settings)
+    if not train_cases or not heldout_cases:
+        # Only sessions a search recorded carry their query vector (RegisterSession's do not):
+        # without a pool on both sides there is nothing to learn from nor to judge by.
+        note = (
+            f"{len(train_cases)} training and {len(heldout_cases)} held-out queries of"
+            f" {len(examples)} with clicks on collection {collection_id!r} carry a query vector"
+            " (sessions recorded by Search with create_session): nothing learned"
+        )
+        counts = {
+            "queries": float(len(examples)),
+            "train.queries": float(len(train_cases)),
+            "heldout.queries": float(len(heldout_cases)),
+        }
+        return FitOutcome(None, False, None, counts, note)
     await progress(0.8, "searching weights")
     best, train_value = search_settings(
         replace(live, window=live.window), collection, train_cases, now
     )
+    passed, heldout_metrics = gate(best, live, heldout_cases, settings.ranking_gate_margin, now)
     metrics = {
         "train.queries": float(len(train_cases)),
         "heldout.queries": float(len(heldout_cases)),
         "train.ndcg@10": train_value,
         "train.live.ndcg@10": mean_ndcg(train_cases, live, now),
-        "heldout.ndcg@10": mean_ndcg(heldout_cases, best, now),
-        "heldout.live.ndcg@10": mean_ndcg(heldout_cases, live, now),
+        **heldout_metrics,
     }
-    gain = metrics["heldout.ndcg@10"] - metrics["heldout.live.ndcg@10"]
-    passed = bool(gain > settings.ranking_gate_margin)
     verdict = (
         f"held-out NDCG@10 {metrics['heldout.ndcg@10']:.4f} against the live spec's"
         f" {metrics['heldout.live.ndcg@10']:.4f} on {len(heldout_cases)} queries:"

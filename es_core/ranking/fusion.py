@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ def _seconds(value: Any) -> float | None:
         except ValueError:
             return None
         if moment.tzinfo is None:
-            return moment.replace(tzinfo=datetime.now().astimezone().tzinfo).timestamp()
+            return moment.replace(tzinfo=UTC).timestamp()
         return moment.timestamp()
     return None
 

@@ -83,9 +83,17 @@ def test_the_demo_runs_the_loop_and_overrides_the_gate(
     assert "Traceback" not in done.stderr
     assert "dev split: integer query id % 5 == 0" in done.stdout
     assert "GATE OVERRIDDEN FOR THE DEMO" in done.stdout
-    for step in ("upsert", "measure before", "simulate", "improve", "fine-tune", "promote"):
+    for step in (
+        "upsert",
+        "measure before",
+        "simulate",
+        "improve",
+        "rank",
+        "fine-tune",
+        "promote",
+    ):
         assert f"   {step} took " in done.stdout
-    for bar in ("upsert", "simulate", "fine-tuning", "deploy", "reindex", "search"):
+    for bar in ("upsert", "simulate", "ranking fit", "fine-tuning", "deploy", "reindex", "search"):
         assert f"{bar}:" in done.stderr, f"no progress bar for {bar}"
 
     figures = json.loads((out / JSON_NAME).read_text())
@@ -98,7 +106,16 @@ def test_the_demo_runs_the_loop_and_overrides_the_gate(
     assert figures["model_after"] == new_model != figures["model_before"]
     assert figures["sizes"] == {"docs": 60, "train": 32, "dev": 8}
     assert figures["settings"]["hyperparameters"] == CHEAP_TRIAL
-    for when in ("before", "after"):
+    # The ranking step ran its fit on the training queries' sessions and says what it did.
+    ranking = figures["ranking"]
+    assert ranking["note"] and ranking["went_live"] in (True, False)
+    learned = ranking["metrics"].get("train.queries", 0) + ranking["metrics"].get(
+        "heldout.queries", 0
+    )
+    assert 0 < learned <= 32 or "nothing learned" in ranking["note"]
+    if not figures["ranking"]["went_live"]:
+        assert figures["ranked"] == figures["before"]
+    for when in ("before", "ranked", "after"):
         assert set(figures[when]) == {"ndcg@10", "recall@10", "mrr@10"}
         assert all(0.0 <= v <= 1.0 for v in figures[when].values())
     assert f"{figures['before']['ndcg@10']:.4f}" in done.stdout

@@ -27,6 +27,7 @@ SERVICES = [
         "DeploymentService",
         "TaskService",
         "SuggestionService",
+        "RankingService",
     ]
 ]
 SUITE = "grpcurl"

@@ -87,7 +87,7 @@ async def test_statistics_stay_right_through_upserts_rewrites_and_deletes(
     assert "pear" in stats and stats["pear"] == (1, 1) and "green" not in stats
     assert await _postings(pg_pool, history) == await _postings(pg_pool, once)
     async with pg_pool.acquire() as conn:
-        folded = await compact_statistics(conn, history)
+        folded = await compact_statistics(conn, history.table_name)
     assert folded > 0
     assert await _statistics(pg_pool, history) == stats
     rows = await pg_pool.fetchval(f"SELECT count(*) FROM {history.termstats_table}")

@@ -22,6 +22,7 @@ from embedding_studio.v1 import (
     deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
+    ranking_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
     suggestion_pb2_grpc,
@@ -183,6 +184,7 @@ class Client:
         self.deployment = deployment_pb2_grpc.DeploymentServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
         self.suggestions = suggestion_pb2_grpc.SuggestionServiceStub(self.channel)
+        self.ranking = ranking_pb2_grpc.RankingServiceStub(self.channel)
 
     def search_text(
         self,
@@ -393,6 +395,9 @@ class AsyncClient:
         self.tasks: task_pb2_grpc.TaskServiceAsyncStub = _aio_stub(task_pb2_grpc.TaskServiceStub, c)
         self.suggestions: suggestion_pb2_grpc.SuggestionServiceAsyncStub = _aio_stub(
             suggestion_pb2_grpc.SuggestionServiceStub, c
+        )
+        self.ranking: ranking_pb2_grpc.RankingServiceAsyncStub = _aio_stub(
+            ranking_pb2_grpc.RankingServiceStub, c
         )
 
     async def search_text(
