@@ -81,6 +81,31 @@ def _assert_mirrors(
             assert vector == pytest.approx(expected, abs=1e-6), (object_id, part_id)
 
 
+async def _lexical_state(world: World, collection: catalog.Collection) -> tuple[Any, Any]:
+    """The collection's BM25 postings and its term statistics (deltas summed per term)."""
+    postings = await world.pool.fetch(
+        f"SELECT term, object_id, tf, dl FROM {collection.postings_table} ORDER BY 1, 2"
+    )
+    stats = await world.pool.fetch(
+        f"SELECT term, sum(df) AS df, sum(length) AS length FROM {collection.termstats_table}"
+        f" GROUP BY term HAVING sum(df) <> 0 OR sum(length) <> 0 ORDER BY term"
+    )
+    return [tuple(r) for r in postings], [tuple(r) for r in stats]
+
+
+def _assert_same_lexical_index(
+    source: tuple[Any, Any], destination: tuple[Any, Any], items: int
+) -> None:
+    """The destination's BM25 index equals the source's: same postings, same statistics."""
+    assert destination == source
+    recount: dict[str, list[int]] = {"": [items, sum(p[2] for p in source[0])]}
+    for term, _, tf, _ in source[0]:
+        counts = recount.setdefault(term, [0, 0])
+        counts[0] += 1
+        counts[1] += tf
+    assert {term: [df, length] for term, df, length in source[1]} == recount
+
+
 # ---- the whole reindex ---------------------------------------------------------------------
 
 
@@ -119,6 +144,10 @@ async def test_reindex_copies_every_item_re_encoded_in_parallel_ranges(world: Wo
         f"SELECT count(*) FROM {destination.table} WHERE user_id IS NOT NULL"
     )
     assert users == 0
+    assert destination.text_search_config == world.blue.text_search_config
+    _assert_same_lexical_index(
+        await _lexical_state(world, world.blue), await _lexical_state(world, destination), 23
+    )
 
 
 async def test_an_empty_source_finishes_at_once(world: World) -> None:
@@ -345,6 +374,12 @@ async def test_writes_and_deletes_racing_a_reindex_leave_both_collections_equal(
     _assert_mirrors(world, source, copied, destination)
     # Counted together when the last subtask finished (the writers went on a little longer).
     assert parent.result["item_count"] == parent.result["source_item_count"]
+    # BM25 statistics stayed right through the racing upserts, rewrites and deletes.
+    _assert_same_lexical_index(
+        await _lexical_state(world, world.blue),
+        await _lexical_state(world, destination),
+        len(source),
+    )
 
 
 # ---- checkpoints, leases, cancel and restart -----------------------------------------------
