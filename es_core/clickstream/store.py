@@ -174,14 +174,20 @@ async def batch_sessions(conn: Conn, batch_id: str) -> list[Session]:
         " ORDER BY create_time, session_id",
         batch_id,
     )
+    events = await _events_of(conn, [r["session_id"] for r in rows])
+    return [_session(row, events.get(row["session_id"], [])) for row in rows]
+
+
+async def _events_of(conn: Conn, session_ids: list[str]) -> dict[str, list[Event]]:
+    """The sessions' events by session id, oldest first."""
     events: dict[str, list[Event]] = {}
     for e in await conn.fetch(
-        "SELECT e.* FROM session_events e JOIN sessions s USING (session_id)"
-        " WHERE s.batch_id = $1 ORDER BY e.event_time, e.event_id",
-        batch_id,
+        "SELECT * FROM session_events WHERE session_id = ANY($1::text[])"
+        " ORDER BY event_time, event_id",
+        session_ids,
     ):
         events.setdefault(e["session_id"], []).append(_event(e))
-    return [_session(row, events.get(row["session_id"], [])) for row in rows]
+    return events
 
 
 async def collection_sessions(
@@ -196,14 +202,7 @@ async def collection_sessions(
         collection_id,
         limit,
     )
-    ids = [r["session_id"] for r in rows]
-    events: dict[str, list[Event]] = {}
-    for e in await conn.fetch(
-        "SELECT * FROM session_events WHERE session_id = ANY($1::text[])"
-        " ORDER BY event_time, event_id",
-        ids,
-    ):
-        events.setdefault(e["session_id"], []).append(_event(e))
+    events = await _events_of(conn, [r["session_id"] for r in rows])
     return [
         (
             _session(row, events.get(row["session_id"], [])),
