@@ -138,9 +138,7 @@ def settings_to_proto(settings: RankingSettings) -> ranking_pb2.RankingSettings:
         collection_id=settings.collection_id,
         text_search_config=settings.text_search_config,
         signal_fields=[
-            ranking_pb2.SignalField(
-                field=s.field, kind=_key(_KINDS, s.kind)
-            )
+            ranking_pb2.SignalField(field=s.field, kind=_key(_KINDS, s.kind))
             for s in settings.signal_fields
         ],
         live=None if settings.live is None else version_to_proto(settings.live),

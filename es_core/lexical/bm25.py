@@ -68,20 +68,31 @@ async def lexical_top(
     score descending then object_id; ``after``: only items after that (score, object_id)."""
     params = SqlParams()
     cte = _scored_cte(collection, params, text, None)
-    where = [HEADS, compile_filter(filter, params, "h.payload")]
+    ranked = []
     if after is not None:
         score, object_id = params.add(after[0]), params.add(after[1])
-        where.append(
+        ranked.append(
             f"(s.score < {score}::float8 OR (s.score = {score}::float8"
             f" AND s.object_id > {object_id}::text))"
         )
-    rows = await conn.fetch(
-        f"{cte} SELECT s.object_id, s.score, h.payload FROM scored s"
-        f" JOIN {collection.table} h ON h.object_id = s.object_id"
-        f" WHERE {' AND '.join(where)} ORDER BY s.score DESC, s.object_id"
-        f" LIMIT {params.add(limit)}::int",
-        *params.values,
-    )
+    heads = f"JOIN {collection.table} h ON h.object_id = s.object_id AND {HEADS}"
+    if filter is None:
+        # Rank first, then read the payloads of the page alone.
+        ranked_where = " AND ".join(ranked) or "true"
+        sql = (
+            f"{cte}, page AS (SELECT s.object_id, s.score FROM scored s WHERE {ranked_where}"
+            f" ORDER BY s.score DESC, s.object_id LIMIT {params.add(limit)}::int)"
+            f" SELECT s.object_id, s.score, h.payload FROM page s {heads}"
+            f" ORDER BY s.score DESC, s.object_id"
+        )
+    else:
+        where = " AND ".join([compile_filter(filter, params, "h.payload"), *ranked])
+        sql = (
+            f"{cte} SELECT s.object_id, s.score, h.payload FROM scored s {heads}"
+            f" WHERE {where} ORDER BY s.score DESC, s.object_id"
+            f" LIMIT {params.add(limit)}::int"
+        )
+    rows = await conn.fetch(sql, *params.values)
     return [LexicalHit(r["object_id"], float(r["score"]), r["payload"]) for r in rows]
 
 

@@ -25,10 +25,12 @@ def check_words(query_text: str, lexical_query: str, max_chars: int) -> str:
         raise InvalidArgument.field_error(
             "lexical_query", "must be empty with query_text (the query text is used)"
         )
-    if lexical_query and (len(lexical_query) > max_chars or "\x00" in lexical_query):
-        raise InvalidArgument.field_error(
-            "lexical_query", f"must be at most {max_chars} characters, without NUL"
-        )
+    # Lexical ranking reads query_text without encoding it: check it here, as encoding would.
+    for name, value in (("query_text", query_text), ("lexical_query", lexical_query)):
+        if len(value) > max_chars or "\x00" in value:
+            raise InvalidArgument.field_error(
+                name, f"must be at most {max_chars} characters, without NUL"
+            )
     return (query_text or lexical_query).strip()
 
 

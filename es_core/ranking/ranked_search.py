@@ -12,6 +12,8 @@ results end where the window does.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,17 +75,27 @@ class RankedQuery:
         )
 
 
-def _cursor(query: RankedQuery, collection: Collection) -> tuple[tuple[float, str] | None, int]:
-    """(score, object_id) of the previous page's last hit and how many hits came before."""
+def _cursor(
+    query: RankedQuery, collection: Collection
+) -> tuple[tuple[float, str] | None, int, float | None]:
+    """(score, object_id) of the previous page's last hit, how many hits came before, and the
+    moment the first page's boosts were scored at (None on the first page)."""
     if not query.page_token:
-        return None, 0
+        return None, 0, None
     cursor = decode_page_token(query.page_token, query.scope(collection.collection_id))
     try:
         score, object_id = cursor["k"]
         start = cursor["n"]
+        moment = cursor.get("t")
         if not isinstance(start, int) or start < 0 or not isinstance(object_id, str):
             raise TypeError
-        return (float(score), object_id), start
+        if moment is not None and (
+            isinstance(moment, bool)
+            or not isinstance(moment, int | float)
+            or not math.isfinite(moment)
+        ):
+            raise TypeError
+        return (float(score), object_id), start, None if moment is None else float(moment)
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument.field_error(
             "page_token", "is not a page token this service issued"
@@ -95,20 +107,25 @@ def page_start(query: RankedQuery, collection: Collection) -> int:
 
 
 def _page(
-    query: RankedQuery, collection: Collection, hits: list[SearchHit], start: int, more: bool
+    query: RankedQuery,
+    collection: Collection,
+    hits: list[SearchHit],
+    start: int,
+    more: bool,
+    moment: float | None = None,
 ) -> tuple[list[SearchHit], str]:
     page = hits[: query.limit]
     if not more and len(hits) <= query.limit:
         return page, ""
     last = page[-1]
-    token = encode_page_token(
-        {
-            "k": [last.score, last.object_id],
-            "n": start + len(page),
-            "col": collection.collection_id,
-        },
-        query.scope(collection.collection_id),
-    )
+    cursor: dict[str, Any] = {
+        "k": [last.score, last.object_id],
+        "n": start + len(page),
+        "col": collection.collection_id,
+    }
+    if moment is not None:
+        cursor["t"] = moment
+    token = encode_page_token(cursor, query.scope(collection.collection_id))
     return page, token
 
 
@@ -116,7 +133,7 @@ async def ranked_search(
     pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
 ) -> tuple[list[SearchHit], str]:
     """One page of hits and the token of the next page ("" when this is the last)."""
-    after, start = _cursor(query, collection)
+    after, start, moment = _cursor(query, collection)
     if query.spec.method == "lexical":
         found = await lexical_top(
             pool, collection, query.words, limit=query.limit + 1, filter=query.filter, after=after
@@ -127,8 +144,11 @@ async def ranked_search(
         ]
         return _page(query, collection, hits, start, False)
     candidates = await hybrid_pool(pool, collection, query, settings)
+    # Every page scores recency boosts at the first page's moment: scored at its own, a page
+    # would see every score move a little and repeat or skip items at its start.
+    now = time.time() if moment is None else moment
     ordered = [
-        replace(_as_hit(c, query), score=score) for score, c in ranked(candidates, query.spec)
+        replace(_as_hit(c, query), score=score) for score, c in ranked(candidates, query.spec, now)
     ]
     if after is not None:
         ordered = [
@@ -137,7 +157,7 @@ async def ranked_search(
             if h.score is not None
             and (h.score < after[0] or (h.score == after[0] and h.object_id > after[1]))
         ]
-    return _page(query, collection, ordered, start, False)
+    return _page(query, collection, ordered, start, False, now)
 
 
 def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:

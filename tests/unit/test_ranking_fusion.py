@@ -18,6 +18,7 @@ import pytest
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
+from es_core.pagination import encode_page_token
 from es_core.ranking import fit
 from es_core.ranking.choice import check_words, choose_ranking
 from es_core.ranking.fit import (
@@ -36,6 +37,7 @@ from es_core.ranking.fusion import (
     ranked,
     standardised,
 )
+from es_core.ranking.ranked_search import RankedQuery, _cursor, _page
 from es_core.ranking.spec import (
     MAX_BOOSTS,
     MAX_SIGNAL_FIELDS,
@@ -48,6 +50,7 @@ from es_core.ranking.spec import (
     live_spec,
     with_window,
 )
+from es_core.search.query import SearchHit
 from es_core.storage.catalog import Collection, Model
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
@@ -304,6 +307,33 @@ def test_a_decay_boost_orders_otherwise_equal_items_newest_first() -> None:
     ages = {"old": 400, "new": 1, "mid": 10, "older": 100}
     pool = [Candidate(k, 0.3, 1.5, {"published": NOW - d * 24 * HOUR}) for k, d in ages.items()]
     assert _ids(ranked(pool, spec, NOW)) == ["new", "mid", "older", "old"]
+
+
+def test_later_pages_of_a_hybrid_ranking_score_boosts_at_the_first_pages_moment() -> None:
+    """Recency boosts scored at each page's own moment move every score a little between
+    pages, and the (score, object_id) cursor then repeats or skips items."""
+    spec = replace(HYBRID, boosts=(Boost("published", "decay", 0.5, 30 * 24 * HOUR),))
+    pool = [
+        Candidate(f"o{i}", 0.05 * i, float(i % 3), {"published": NOW - 1.7 * 24 * HOUR * i})
+        for i in range(12)
+    ]
+    drift = fused_scores(pool, spec, NOW + 1.234) - fused_scores(pool, spec, NOW)
+    assert np.abs(drift).max() < 1e-12  # the same ranking up to rounding...
+    assert (drift != 0).any()  # ...but not the same floats: a cursor needs the same moment
+
+    collection = _collection()
+    query = RankedQuery(spec=spec, words="w", limit=2)
+    hits = [SearchHit(f"o{i}", 0.1, score=1.0 - i) for i in range(3)]
+    page, token = _page(query, collection, hits, 4, False, NOW)
+    assert [h.object_id for h in page] == ["o0", "o1"]
+    assert _cursor(replace(query, page_token=token), collection) == ((0.0, "o1"), 6, NOW)
+    assert _cursor(query, collection) == (None, 0, None)
+    scope = query.scope(collection.collection_id)
+    for moment in ("soon", True, [1]):
+        forged = encode_page_token({"k": [0.0, "o1"], "n": 6, "col": "c", "t": moment}, scope)
+        with pytest.raises(InvalidArgument) as info:
+            _cursor(replace(query, page_token=forged), collection)
+        assert _refused_field(info) == "page_token"
 
 
 # --- ranking specs --------------------------------------------------------------------------------

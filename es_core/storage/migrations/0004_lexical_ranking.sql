@@ -40,7 +40,7 @@ LANGUAGE plpgsql AS $fn$
 BEGIN
     EXECUTE format(
         'CREATE TABLE IF NOT EXISTS %I (term text NOT NULL, object_id text NOT NULL,'
-        ' tf integer NOT NULL, dl integer NOT NULL, PRIMARY KEY (term, object_id))',
+        ' tf integer NOT NULL, dl integer NOT NULL, PRIMARY KEY (term, object_id) INCLUDE (tf, dl))',
         items_table || '_postings');
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (object_id)',
         items_table || '_postings_object_idx', items_table || '_postings');
