@@ -11,6 +11,7 @@ Every matching item is scored exactly; the query's terms' idf are computed once 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,22 @@ async def lexical_top(
 ) -> list[LexicalHit]:
     """The ``limit`` items with the highest BM25 for ``text`` among those ``filter`` admits,
     score descending then object_id; ``after``: only items after that (score, object_id)."""
+    hits, _ = await lexical_pool(conn, collection, text, limit=limit, filter=filter, after=after)
+    return hits
+
+
+async def lexical_pool(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    text: str,
+    *,
+    limit: int,
+    filter: Filter | None = None,
+    after: tuple[float, str] | None = None,
+    also: Sequence[str] = (),
+) -> tuple[list[LexicalHit], dict[str, float]]:
+    """``lexical_top``, and in the same statement the BM25 of the items named in ``also``
+    (items without a query word are absent: their score is 0)."""
     params = SqlParams()
     cte = _scored_cte(collection, params, text, None)
     ranked = []
@@ -78,38 +95,32 @@ async def lexical_top(
     heads = f"JOIN {collection.table} h ON h.object_id = s.object_id AND {HEADS}"
     if filter is None:
         # Rank first, then read the payloads of the page alone.
-        ranked_where = " AND ".join(ranked) or "true"
-        sql = (
-            f"{cte}, page AS (SELECT s.object_id, s.score FROM scored s WHERE {ranked_where}"
-            f" ORDER BY s.score DESC, s.object_id LIMIT {params.add(limit)}::int)"
-            f" SELECT s.object_id, s.score, h.payload FROM page s {heads}"
-            f" ORDER BY s.score DESC, s.object_id"
+        page = (
+            f"SELECT s.object_id, s.score, h.payload FROM (SELECT object_id, score FROM scored s"
+            f" WHERE {' AND '.join(ranked) or 'true'} ORDER BY s.score DESC, s.object_id"
+            f" LIMIT {params.add(limit)}::int) s {heads}"
         )
     else:
         where = " AND ".join([compile_filter(filter, params, "h.payload"), *ranked])
-        sql = (
-            f"{cte} SELECT s.object_id, s.score, h.payload FROM scored s {heads}"
-            f" WHERE {where} ORDER BY s.score DESC, s.object_id"
-            f" LIMIT {params.add(limit)}::int"
+        page = (
+            f"SELECT s.object_id, s.score, h.payload FROM scored s {heads} WHERE {where}"
+            f" ORDER BY s.score DESC, s.object_id LIMIT {params.add(limit)}::int"
         )
-    rows = await conn.fetch(sql, *params.values)
-    return [LexicalHit(r["object_id"], float(r["score"]), r["payload"]) for r in rows]
-
-
-async def lexical_scores(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    collection: Collection,
-    text: str,
-    object_ids: list[str],
-) -> dict[str, float]:
-    """BM25 of the named items for ``text``; items without a query term are absent (score 0)."""
-    if not object_ids:
-        return {}
-    params = SqlParams()
-    ids = f"{params.add(object_ids)}::text[]"
-    cte = _scored_cte(collection, params, text, ids)
-    rows = await conn.fetch(f"{cte} SELECT object_id, score FROM scored", *params.values)
-    return {r["object_id"]: float(r["score"]) for r in rows}
+    extra = ""
+    if also:
+        extra = (
+            f" UNION ALL SELECT object_id, score, NULL, false FROM scored"
+            f" WHERE object_id = ANY({params.add(list(also))}::text[])"
+        )
+    rows = await conn.fetch(
+        f"{cte} SELECT * FROM (SELECT object_id, score, payload, true AS listed FROM ({page}) p"
+        f"{extra}) r ORDER BY listed DESC, score DESC, object_id",
+        *params.values,
+    )
+    hits = [
+        LexicalHit(r["object_id"], float(r["score"]), r["payload"]) for r in rows if r["listed"]
+    ]
+    return hits, {r["object_id"]: float(r["score"]) for r in rows if not r["listed"]}
 
 
 async def compact_statistics(conn: asyncpg.Connection, table_name: str) -> int:

@@ -26,12 +26,10 @@ import numpy.typing as npt
 from es_core.clickstream.store import collection_sessions
 from es_core.config import Settings
 from es_core.fine_tuning.examples import Example, build_examples, normalize_query, split_by_query
-from es_core.lexical.bm25 import lexical_scores, lexical_top
 from es_core.ranking import store
 from es_core.ranking.fusion import Candidate, fused_scores
-from es_core.ranking.spec import Boost, RankingSpec, declared_signals, live_spec
-from es_core.search.query import VectorQuery
-from es_core.search.vector_search import vector_distances, vector_search
+from es_core.ranking.ranked_search import RankedQuery, hybrid_pool
+from es_core.ranking.spec import Boost, RankingSpec, declared_signals, live_spec, with_window
 from es_core.storage.catalog import Collection, get_collection
 
 K = 10
@@ -166,43 +164,20 @@ async def build_cases(
     collection: Collection,
     examples: Sequence[Example],
     vectors: dict[str, npt.NDArray[np.float32]],
-    window: int,
+    spec: RankingSpec,
     settings: Settings,
 ) -> list[QueryCase]:
+    """Each query's pool as a hybrid search under ``spec``'s window builds it (anonymous,
+    unfiltered), from the query vector its sessions recorded."""
     cases = []
     for example in examples:
         vector = vectors.get(example.key)
         if vector is None:
             continue  # no session of this query carried its vector
-        query = VectorQuery(vector=vector, limit=window)
-        vector_hits, _ = await vector_search(pool, collection, query, settings)
-        lexical_hits = await lexical_top(pool, collection, example.query, limit=window)
-        by_id: dict[str, Candidate] = {}
-        for rank, hit in enumerate(vector_hits, start=1):
-            by_id[hit.object_id] = Candidate(
-                hit.object_id, hit.distance, 0.0, hit.payload, vector_rank=rank
-            )
-        extra = [h.object_id for h in lexical_hits if h.object_id not in by_id]
-        distances = await vector_distances(pool, collection, query, extra)
-        for rank, lexical in enumerate(lexical_hits, start=1):
-            if lexical.object_id in by_id:
-                by_id[lexical.object_id].lexical_rank = rank
-            elif lexical.object_id in distances:
-                by_id[lexical.object_id] = Candidate(
-                    lexical.object_id,
-                    distances[lexical.object_id].distance,
-                    0.0,
-                    lexical.payload,
-                    lexical_rank=rank,
-                )
-        for object_id, score in (
-            await lexical_scores(pool, collection, example.query, list(by_id))
-        ).items():
-            by_id[object_id].lexical = score
+        query = RankedQuery(spec=spec, words=example.query, vector=vector)
+        candidates = await hybrid_pool(pool, collection, query, settings)
         cases.append(
-            QueryCase(
-                example.query, list(by_id.values()), list(example.shown), dict(example.positives)
-            )
+            QueryCase(example.query, candidates, list(example.shown), dict(example.positives))
         )
     return cases
 
@@ -234,11 +209,11 @@ async def fit_ranking(
         examples, settings.ranking_fit_test_fraction, settings.fine_tuning_seed
     )
     live = live_spec(collection)
-    window = live.window or settings.ranking_window
+    pooled = with_window(live, settings)
     await progress(0.1, f"scoring candidates of {len(examples)} queries")
-    train_cases = await build_cases(pool, collection, train, vectors, window, settings)
+    train_cases = await build_cases(pool, collection, train, vectors, pooled, settings)
     await progress(0.6, f"scoring candidates of {len(heldout)} held-out queries")
-    heldout_cases = await build_cases(pool, collection, heldout, vectors, window, settings)
+    heldout_cases = await build_cases(pool, collection, heldout, vectors, pooled, settings)
     if not train_cases or not heldout_cases:
         # Only sessions a search recorded carry their query vector (RegisterSession's do not):
         # without a pool on both sides there is nothing to learn from nor to judge by.

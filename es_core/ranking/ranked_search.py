@@ -24,7 +24,7 @@ import numpy.typing as npt
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
 from es_core.filters.model import Filter
-from es_core.lexical.bm25 import lexical_scores, lexical_top
+from es_core.lexical.bm25 import lexical_pool, lexical_top
 from es_core.pagination import decode_page_token, encode_page_token
 from es_core.ranking.fusion import Candidate, ranked
 from es_core.ranking.spec import RankingSpec
@@ -174,18 +174,25 @@ def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:
 async def hybrid_pool(
     pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
 ) -> list[Candidate]:
-    """Each retriever's top ``window`` items, every one scored on both sides."""
+    """Each retriever's top ``window`` items, every one scored on both sides (three
+    statements: the vector top, the BM25 top with the vector top's BM25, the BM25 top's
+    distances)."""
     window = query.spec.window or settings.ranking_window
     vector_hits, _ = await vector_search(pool, collection, query.vector_query(window), settings)
-    lexical_hits = await lexical_top(
-        pool, collection, query.words, limit=window, filter=query.filter
+    lexical_hits, lexical_of_vector_hits = await lexical_pool(
+        pool,
+        collection,
+        query.words,
+        limit=window,
+        filter=query.filter,
+        also=[h.object_id for h in vector_hits],
     )
     by_id: dict[str, Candidate] = {}
     for rank, hit in enumerate(vector_hits, start=1):
         by_id[hit.object_id] = Candidate(
             hit.object_id,
             hit.distance,
-            0.0,
+            lexical_of_vector_hits.get(hit.object_id, 0.0),
             hit.payload,
             vector_rank=rank,
             matched_part_id=hit.matched_part_id,
@@ -196,7 +203,7 @@ async def hybrid_pool(
     for rank, lexical in enumerate(lexical_hits, start=1):
         known = by_id.get(lexical.object_id)
         if known is not None:
-            known.lexical, known.lexical_rank = lexical.score, rank
+            known.lexical_rank = rank
             continue
         vector = distances.get(lexical.object_id)
         if vector is None:
@@ -210,9 +217,4 @@ async def hybrid_pool(
             matched_part_id=vector.matched_part_id,
             personal=bool(vector.user_id),
         )
-    vector_only = [h.object_id for h in vector_hits if by_id[h.object_id].lexical_rank is None]
-    for object_id, score in (
-        await lexical_scores(pool, collection, query.words, vector_only)
-    ).items():
-        by_id[object_id].lexical = score
     return list(by_id.values())

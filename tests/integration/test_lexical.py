@@ -12,7 +12,7 @@ import pytest
 
 from es_core.beir import load_dataset, scifact_dir
 from es_core.evaluation.metrics import evaluate_rankings
-from es_core.lexical.bm25 import compact_statistics, lexical_scores, lexical_top
+from es_core.lexical.bm25 import compact_statistics, lexical_pool, lexical_top
 from es_core.storage import catalog
 from es_core.storage.items import delete_items
 from tests.integration.helpers import load_items, new_collection
@@ -121,7 +121,10 @@ async def test_scores_are_bm25_of_the_stored_statistics(pg_pool: asyncpg.Pool) -
     for hit in hits:
         assert hit.score == pytest.approx(bm25(hit.object_id, ["apple", "pie"]), rel=1e-9)
     assert hits[0].payload == {"n": "a"}
-    scores = await lexical_scores(pg_pool, collection, "apple pie", ["b", "d", "zz"])
+    top, scores = await lexical_pool(
+        pg_pool, collection, "apple pie", limit=1, also=["b", "d", "zz"]
+    )
+    assert [h.object_id for h in top] == ["a"]
     assert scores == {"b": pytest.approx(bm25("b", ["apple", "pie"]), rel=1e-9)}
     second = await lexical_top(
         pg_pool, collection, "apple pie", limit=2, after=(hits[0].score, "a")
