@@ -6,10 +6,11 @@ held-out. For each query the candidate pool is built the way search builds it (e
 retriever's top ``window``, from the session's query vector and its words), and every shown
 item is scored on both sides once. A setting (the lexical share of the weights, then each
 declared signal's boost weight, by coordinate ascent over a grid) is judged by re-ranking
-what each query's sessions showed under it: NDCG@10 of the clicks, a shown item outside the
-pool ranking last, exactly as it would be missing from the results. The best training setting
-goes live only if its held-out NDCG@10 beats the live spec's by ``ranking_gate_margin``; a
-refused one is kept as a version that never went live.
+what each query's sessions showed under it: NDCG@10 of the clicks, each click weighted by the
+inverse of the chance its rank was examined (``ranking_fit_position_bias``), a shown item
+outside the pool ranking last, exactly as it would be missing from the results. The best
+training setting goes live only if its held-out NDCG@10 beats the live spec's by
+``ranking_gate_margin``; a refused one is kept as a version that never went live.
 """
 
 from __future__ import annotations
@@ -66,6 +67,20 @@ class FitOutcome:
             "metrics": self.metrics,
             "note": self.note,
         }
+
+
+def debiased_gains(example: Example, eta: float) -> dict[str, float]:
+    """Each clicked item's weight divided by the chance its rank was looked at at all,
+    ``1 / (1 + rank) ** eta`` (0-based rank in what the sessions showed): users click what is
+    on top far more than what is lower, relevant or not, so raw clicks favour whatever order
+    showed them. Inverse propensity weighting (Joachims et al., "Unbiased Learning-to-Rank with
+    Biased Feedback", 2017) makes the expected gain of an item its relevance, wherever it was
+    shown. A click on an item that was not shown keeps its weight."""
+    ranks = {object_id: rank for rank, object_id in enumerate(example.shown)}
+    return {
+        object_id: weight * (1 + ranks[object_id]) ** eta if object_id in ranks else weight
+        for object_id, weight in example.positives.items()
+    }
 
 
 def ndcg_of_clicks(ranked: Sequence[str], gains: dict[str, float], k: int = K) -> float:
@@ -177,7 +192,12 @@ async def build_cases(
         query = RankedQuery(spec=spec, words=example.query, vector=vector)
         candidates = await hybrid_pool(pool, collection, query, settings)
         cases.append(
-            QueryCase(example.query, candidates, list(example.shown), dict(example.positives))
+            QueryCase(
+                example.query,
+                candidates,
+                list(example.shown),
+                debiased_gains(example, settings.ranking_fit_position_bias),
+            )
         )
     return cases
 

@@ -1,12 +1,13 @@
 """Search ranked by words (BM25) alone, or by a fusion of vector and words and business signals.
 
 Lexical ranking pages through every matching item by (BM25 descending, object_id). A hybrid
-ranking takes each retriever's top ``window`` items (filters apply to both, ``max_distance``
-to the vector side, the user's improved copies to the vector scores), scores every item of
-that pool on both sides exactly, fuses the scores, and pages through the pool by (fused score
-descending, object_id): the pool of a query is the same on every page, so pages never repeat
-or skip an item while the collection does not change. Like Elasticsearch's rank window,
-results end where the window does.
+ranking takes each retriever's top ``window`` items, at least the first page's ``limit``
+(filters apply to both, ``max_distance`` to the vector side, the user's improved copies to the
+vector scores), scores every item of that pool on both sides exactly, fuses the scores, and
+pages through the pool by (fused score descending, object_id). Later pages rebuild the pool
+with the first page's window and score boosts at its moment, so pages never repeat or skip an
+item while the collection does not change. Like Elasticsearch's rank window, results end where
+the pool does.
 """
 
 from __future__ import annotations
@@ -75,27 +76,36 @@ class RankedQuery:
         )
 
 
-def _cursor(
-    query: RankedQuery, collection: Collection
-) -> tuple[tuple[float, str] | None, int, float | None]:
-    """(score, object_id) of the previous page's last hit, how many hits came before, and the
-    moment the first page's boosts were scored at (None on the first page)."""
+@dataclass(frozen=True)
+class _Cursor:
+    """Where a later page starts: after (score, object_id) of the previous page's last hit,
+    with ``start`` hits before it; the moment the first page's boosts were scored at and the
+    window its pool was built with (None on the first page)."""
+
+    after: tuple[float, str] | None = None
+    start: int = 0
+    moment: float | None = None
+    window: int | None = None
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _cursor(query: RankedQuery, collection: Collection) -> _Cursor:
     if not query.page_token:
-        return None, 0, None
+        return _Cursor()
     cursor = decode_page_token(query.page_token, query.scope(collection.collection_id))
     try:
         score, object_id = cursor["k"]
-        start = cursor["n"]
-        moment = cursor.get("t")
+        start, moment, window = cursor["n"], cursor.get("t"), cursor.get("w")
         if not isinstance(start, int) or start < 0 or not isinstance(object_id, str):
             raise TypeError
-        if moment is not None and (
-            isinstance(moment, bool)
-            or not isinstance(moment, int | float)
-            or not math.isfinite(moment)
-        ):
+        if moment is not None and not _number(moment):
             raise TypeError
-        return (float(score), object_id), start, None if moment is None else float(moment)
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise TypeError
+        return _Cursor((float(score), object_id), start, moment, window)
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument.field_error(
             "page_token", "is not a page token this service issued"
@@ -103,7 +113,7 @@ def _cursor(
 
 
 def page_start(query: RankedQuery, collection: Collection) -> int:
-    return _cursor(query, collection)[1]
+    return _cursor(query, collection).start
 
 
 def _page(
@@ -111,53 +121,60 @@ def _page(
     collection: Collection,
     hits: list[SearchHit],
     start: int,
-    more: bool,
-    moment: float | None = None,
+    **carried: float | int,
 ) -> tuple[list[SearchHit], str]:
+    """The page out of ``limit + 1`` (or more) ordered hits and the next page's token, which
+    carries ``carried`` (the first page's moment "t" and window "w") to the pages after."""
     page = hits[: query.limit]
-    if not more and len(hits) <= query.limit:
+    if len(hits) <= query.limit:
         return page, ""
     last = page[-1]
     cursor: dict[str, Any] = {
         "k": [last.score, last.object_id],
         "n": start + len(page),
         "col": collection.collection_id,
+        **carried,
     }
-    if moment is not None:
-        cursor["t"] = moment
-    token = encode_page_token(cursor, query.scope(collection.collection_id))
-    return page, token
+    return page, encode_page_token(cursor, query.scope(collection.collection_id))
 
 
 async def ranked_search(
     pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
 ) -> tuple[list[SearchHit], str]:
     """One page of hits and the token of the next page ("" when this is the last)."""
-    after, start, moment = _cursor(query, collection)
+    cursor = _cursor(query, collection)
     if query.spec.method == "lexical":
         found = await lexical_top(
-            pool, collection, query.words, limit=query.limit + 1, filter=query.filter, after=after
+            pool,
+            collection,
+            query.words,
+            limit=query.limit + 1,
+            filter=query.filter,
+            after=cursor.after,
         )
         hits = [
             SearchHit(h.object_id, 0.0, h.payload, score=h.score, lexical_score=h.score)
             for h in found
         ]
-        return _page(query, collection, hits, start, False)
-    candidates = await hybrid_pool(pool, collection, query, settings)
+        return _page(query, collection, hits, cursor.start)
+    # The pool holds at least a first page; later pages reuse the first page's window.
+    window = cursor.window or max(query.spec.window or settings.ranking_window, query.limit)
+    candidates = await hybrid_pool(pool, collection, query, settings, window)
     # Every page scores recency boosts at the first page's moment: scored at its own, a page
     # would see every score move a little and repeat or skip items at its start.
-    now = time.time() if moment is None else moment
+    now = time.time() if cursor.moment is None else cursor.moment
     ordered = [
         replace(_as_hit(c, query), score=score) for score, c in ranked(candidates, query.spec, now)
     ]
-    if after is not None:
+    if cursor.after is not None:
+        score, object_id = cursor.after
         ordered = [
             h
             for h in ordered
             if h.score is not None
-            and (h.score < after[0] or (h.score == after[0] and h.object_id > after[1]))
+            and (h.score < score or (h.score == score and h.object_id > object_id))
         ]
-    return _page(query, collection, ordered, start, False, now)
+    return _page(query, collection, ordered, cursor.start, t=now, w=window)
 
 
 def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:
@@ -172,12 +189,16 @@ def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:
 
 
 async def hybrid_pool(
-    pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
+    pool: asyncpg.Pool,
+    collection: Collection,
+    query: RankedQuery,
+    settings: Settings,
+    window: int | None = None,
 ) -> list[Candidate]:
-    """Each retriever's top ``window`` items, every one scored on both sides (three
-    statements: the vector top, the BM25 top with the vector top's BM25, the BM25 top's
-    distances)."""
-    window = query.spec.window or settings.ranking_window
+    """Each retriever's top ``window`` items (default: the spec's, else the server's), every
+    one scored on both sides (three statements: the vector top, the BM25 top with the vector
+    top's BM25, the BM25 top's distances)."""
+    window = window or query.spec.window or settings.ranking_window
     vector_hits, _ = await vector_search(pool, collection, query.vector_query(window), settings)
     lexical_hits, lexical_of_vector_hits = await lexical_pool(
         pool,

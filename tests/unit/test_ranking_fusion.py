@@ -18,11 +18,13 @@ import pytest
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
+from es_core.fine_tuning.examples import Example
 from es_core.pagination import encode_page_token
 from es_core.ranking import fit
 from es_core.ranking.choice import check_words, choose_ranking
 from es_core.ranking.fit import (
     QueryCase,
+    debiased_gains,
     gate,
     mean_ndcg,
     ndcg_of_clicks,
@@ -37,7 +39,7 @@ from es_core.ranking.fusion import (
     ranked,
     standardised,
 )
-from es_core.ranking.ranked_search import RankedQuery, _cursor, _page
+from es_core.ranking.ranked_search import RankedQuery, _Cursor, _cursor, _page
 from es_core.ranking.spec import (
     MAX_BOOSTS,
     MAX_SIGNAL_FIELDS,
@@ -324,13 +326,13 @@ def test_later_pages_of_a_hybrid_ranking_score_boosts_at_the_first_pages_moment(
     collection = _collection()
     query = RankedQuery(spec=spec, words="w", limit=2)
     hits = [SearchHit(f"o{i}", 0.1, score=1.0 - i) for i in range(3)]
-    page, token = _page(query, collection, hits, 4, False, NOW)
+    page, token = _page(query, collection, hits, 4, t=NOW, w=30)
     assert [h.object_id for h in page] == ["o0", "o1"]
-    assert _cursor(replace(query, page_token=token), collection) == ((0.0, "o1"), 6, NOW)
-    assert _cursor(query, collection) == (None, 0, None)
+    assert _cursor(replace(query, page_token=token), collection) == _Cursor((0.0, "o1"), 6, NOW, 30)
+    assert _cursor(query, collection) == _Cursor()
     scope = query.scope(collection.collection_id)
-    for moment in ("soon", True, [1]):
-        forged = encode_page_token({"k": [0.0, "o1"], "n": 6, "col": "c", "t": moment}, scope)
+    for name, bad in (("t", "soon"), ("t", True), ("t", [1]), ("w", 0), ("w", 2.5), ("w", "9")):
+        forged = encode_page_token({"k": [0.0, "o1"], "n": 6, "col": "c", name: bad}, scope)
         with pytest.raises(InvalidArgument) as info:
             _cursor(replace(query, page_token=forged), collection)
         assert _refused_field(info) == "page_token"
@@ -753,3 +755,12 @@ async def test_a_fit_whose_sessions_carry_no_query_vector_learns_nothing(
     assert outcome.version is None and outcome.live is False and outcome.spec is None
     assert "nothing learned" in outcome.note and "query vector" in outcome.note
     assert all(math.isfinite(v) for v in outcome.metrics.values()), outcome.metrics
+
+
+def test_clicks_are_weighted_by_the_inverse_chance_their_rank_was_looked_at() -> None:
+    """A click at 0-based rank r counts (1 + r) ** eta times its weight: clicks on lower ranks
+    are rarer for position alone, not for relevance. Unshown clicks keep their weight."""
+    example = Example("q", {"c": 1.0, "a": 2.0, "z": 1.0}, (), ("a", "b", "c"), ("s1",))
+    assert debiased_gains(example, 1.0) == {"a": 2.0, "c": 3.0, "z": 1.0}
+    assert debiased_gains(example, 2.0) == {"a": 2.0, "c": 9.0, "z": 1.0}
+    assert debiased_gains(example, 0.0) == {"a": 2.0, "c": 1.0, "z": 1.0}
