@@ -35,7 +35,7 @@ import asyncpg
 import numpy as np
 
 from bench.common import Row, base_parser, report, running_stack
-from bench.search import load, unit_vectors
+from bench.search import load, texts, unit_vectors
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
 
@@ -133,7 +133,8 @@ async def main_async(args: argparse.Namespace) -> None:
     rows: list[Row] = []
     with running_stack() as stack:
         async with AsyncClient(stack.grpc_address) as client:
-            seconds = await load(client, unit_vectors(rng, args.items), 500, 2)
+            vectors = unit_vectors(rng, args.items)
+            seconds = await load(client, vectors, texts(rng, args.items), 500, 2)
             print(f"loaded {args.items} items (pre-computed vectors) in {seconds:.1f} s")
 
             started = time.perf_counter()

@@ -2,7 +2,8 @@
 the fused defaults, and the fusion weights a ranking fit learns from simulated clicks.
 
     .venv/bin/python -m bench.quality_hybrid [--quick] [--users N] [--seed N] [--window N]
-        [--start vector|weighted|rrf] [--variants SPEC,...] [--sweep] [--json out.json]
+        [--start vector|weighted|rrf] [--variants SPEC,...] [--sweep]
+        [--click-model cascade|examine-all] [--json out.json]
 
 One throwaway stack, one collection (blue) holding both corpora, told apart by the payload
 field ``corpus`` ("scifact" / "shop"); every search below filters on it.
@@ -35,6 +36,8 @@ of the spec the fit starts from (0 = the server's default, 50). ``--variants`` r
 fits after the main one, e.g. ``vector:100,rrf:50,rrf:100`` (start:window), each measured with
 its learned spec given explicitly; ``--sweep`` also measures weighted fusion over a grid of
 lexical shares on the dev queries (an oracle: it peeks at dev, for context only).
+``--click-model examine-all`` is a diagnostic: users who look at every rank and go on after a
+click, so clicks carry no position bias from the live (vector) ranking that showed them.
 
 ``--quick``: 190 judged claims with their judged abstracts plus filler up to 600 abstracts
 (``bench.quality_personalization.choose``, seed 0), the whole shop catalogue.
@@ -72,6 +75,7 @@ from es_cli.lifecycle import (
 from es_core.beir import Dataset, load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.evaluation.click_model import CascadeClickModel
 from es_core.plugins.text_minilm import SentenceSplitter
 from es_server.convert import struct_to_dict
 
@@ -86,6 +90,12 @@ FIT_TIMEOUT_S = 3600.0
 NDCG = f"ndcg@{K}"
 SWEEP_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 START_SPECS = ("vector", "weighted", "rrf")
+#: "examine-all" is a diagnostic, not a realistic user: every rank is looked at and a click does
+#: not end the scan, so clicks follow relevance and not the position the live ranking gave.
+CLICK_MODELS = {
+    "cascade": CascadeClickModel(),
+    "examine-all": CascadeClickModel(eta=0.0, stop_after_click=0.0),
+}
 BOOST_FUNCTIONS = {
     "log": ranking_pb2.BOOST_FUNCTION_LOG,
     "linear": ranking_pb2.BOOST_FUNCTION_LINEAR,
@@ -127,6 +137,7 @@ class FitRun:
     seconds: float
     dev: dict[str, Scores] = field(default_factory=dict)  # corpus -> scores
     measured_as: str = ""
+    ranking_version: int = -1  # of a Search with no ranking after the fit; -1: not probed
 
 
 def corpus_filter(name: str) -> common_pb2.Filter:
@@ -326,10 +337,11 @@ def measure_learned(client: Client, corpora: Sequence[Corpus], fit: FitRun, use_
         return
     live = use_live and bool(fit.result["went_live"])
     ranking = None if live else spec_from_result(spec)
-    if live:
+    if use_live:
         probe = corpora[0]
         q = sorted(probe.dev)[0]
         response = search(client, probe.dev[q], limit=K, filter=probe.filter, timeout=60)
+        fit.ranking_version = int(response.ranking_version)
         print(
             f"  a Search with no ranking now answers with ranking_version"
             f" {response.ranking_version}: {str(response.ranking).replace(chr(10), ' ')}"
@@ -443,12 +455,14 @@ def main_run(args: argparse.Namespace) -> None:
                 seed=args.seed,
                 limit=K,
                 filter=corpus.filter,
+                model=CLICK_MODELS[args.click_model],
             )
             sim = sims[corpus.name]
             clicked = sum(1 for n in sim.clicks_per_query.values() if n)
             print(
                 f"{corpus.name}: {len(sim.session_ids)} sessions ({len(users)} users x"
-                f" {len(corpus.train)} training queries, live ranking vector), {sim.events_sent}"
+                f" {len(corpus.train)} training queries, live ranking vector, {args.click_model}"
+                f" clicks), {sim.events_sent}"
                 f" clicks sent, {sim.accepted_count} accepted; {clicked} queries clicked"
             )
         phases["simulate"] = time.perf_counter() - phase
@@ -529,6 +543,7 @@ def main_run(args: argparse.Namespace) -> None:
                     "seconds": f.seconds,
                     "dev": f.dev,
                     "measured_as": f.measured_as,
+                    "ranking_version": f.ranking_version,
                 }
                 for f in fits
             ],
@@ -571,6 +586,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--variants", default="", help="further fits, e.g. 'vector:100,rrf:50' (start:window)"
+    )
+    parser.add_argument(
+        "--click-model",
+        choices=sorted(CLICK_MODELS),
+        default="cascade",
+        help="cascade: CascadeClickModel() defaults; examine-all: no position bias (diagnostic)",
     )
     parser.add_argument(
         "--sweep", action="store_true", help="also measure weighted fusion over lexical shares"

@@ -82,9 +82,7 @@ def upsert_request(
             upsert_pb2.UpsertItem(
                 object_id=f"v{i}",
                 payload=to_struct({"bucket": i % 100, "group": f"g{i % 10}"}),
-                parts=[
-                    common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist(), text=words[i])
-                ],
+                parts=[common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist(), text=words[i])],
             )
             for i in range(start, stop)
         ]

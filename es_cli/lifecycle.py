@@ -124,15 +124,16 @@ def simulate_clicks(
     per_call: int = 0,
     collection_id: str = "",
     filter: common_pb2.Filter | None = None,
+    model: CascadeClickModel | None = None,
     advance: Advance = _nothing,
 ) -> SimulationReport:
-    """``ClickSimulator`` (``CascadeClickModel()`` defaults) for every user and query, searching
-    ``collection_id`` (empty = blue) restricted by ``filter`` (None = every item).
+    """``ClickSimulator`` (``model``, else ``CascadeClickModel()`` defaults) for every user and
+    query, searching ``collection_id`` (empty = blue) restricted by ``filter`` (None = all).
 
     ``per_call`` > 0 runs the simulator on that many queries at a time (one user at a time) and
     calls ``advance`` with the sessions each call made; the sessions and clicks are the same
     as in one call, since every draw depends only on (seed, user, query)."""
-    simulator = ClickSimulator(client, CascadeClickModel(), seed, timeout=60)
+    simulator = ClickSimulator(client, model or CascadeClickModel(), seed, timeout=60)
     if per_call <= 0:
         report = simulator.run(
             queries, qrels, users, limit=limit, collection_id=collection_id, filter=filter
