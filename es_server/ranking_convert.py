@@ -87,6 +87,9 @@ def spec_from_proto(message: ranking_pb2.RankingSpec, where: str) -> RankingSpec
 
 
 def spec_to_proto(spec: RankingSpec) -> ranking_pb2.RankingSpec:
+    if spec.method == "vector":
+        # Fusion, weights, boosts and window play no part in a vector ranking: none is shown.
+        return ranking_pb2.RankingSpec(method=ranking_pb2.RANKING_METHOD_VECTOR)
     return ranking_pb2.RankingSpec(
         method=_key(_METHODS, spec.method),
         fusion=ranking_pb2.FUSION_METHOD_RECIPROCAL_RANK

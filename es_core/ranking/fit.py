@@ -6,9 +6,11 @@ held-out. For each query the candidate pool is built the way search builds it (e
 retriever's top ``window``, from the session's query vector and its words), and every shown
 item is scored on both sides once. A setting (the lexical share of the weights, then each
 declared signal's boost weight, by coordinate ascent over a grid) is judged by re-ranking
-what each query's sessions showed under it: NDCG@10 of the clicks, each click weighted by the
-inverse of the chance its rank was examined (``ranking_fit_position_bias``), a shown item
-outside the pool ranking last, exactly as it would be missing from the results. The best
+what each query's sessions showed under it: NDCG@10 of the clicks, each click's gain divided
+by the chance its rank was examined (``ranking_fit_position_bias``) and the ideal taken from
+the raw click weights, so the weighting counts even where a query has one click (the figure is
+then an estimate that may pass 1); a shown item outside the pool ranks last, exactly as it
+would be missing from the results. The best
 training setting goes live only if its held-out NDCG@10 beats the live spec's by
 ``ranking_gate_margin``; a refused one is kept as a version that never went live.
 """
@@ -37,6 +39,9 @@ K = 10
 LEXICAL_SHARES = tuple(round(0.05 * i, 2) for i in range(21))
 BOOST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 DEFAULT_HALF_LIFE_SECONDS = 30 * 24 * 3600.0
+#: The largest factor a click's rank may multiply its weight by: a deep click is rare, and an
+#: unclipped inverse chance would let a handful of them decide the fit.
+MAX_POSITION_FACTOR = 10.0
 
 Progress = Callable[[float, str], Awaitable[bool]]
 
@@ -49,6 +54,8 @@ class QueryCase:
     pool: list[Candidate]
     shown: list[str]
     gains: dict[str, float]
+    #: DCG of the clicks in their best order, from their raw weights (0: from ``gains``).
+    ideal: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,23 +82,30 @@ def debiased_gains(example: Example, eta: float) -> dict[str, float]:
     on top far more than what is lower, relevant or not, so raw clicks favour whatever order
     showed them. Inverse propensity weighting (Joachims et al., "Unbiased Learning-to-Rank with
     Biased Feedback", 2017) makes the expected gain of an item its relevance, wherever it was
-    shown. A click on an item that was not shown keeps its weight."""
+    shown. The factor is clipped at ``MAX_POSITION_FACTOR``. A click on an item that was not
+    shown keeps its weight."""
     ranks = {object_id: rank for rank, object_id in enumerate(example.shown)}
     return {
-        object_id: weight * (1 + ranks[object_id]) ** eta if object_id in ranks else weight
+        object_id: weight * min((1 + ranks[object_id]) ** eta, MAX_POSITION_FACTOR)
+        if object_id in ranks
+        else weight
         for object_id, weight in example.positives.items()
     }
 
 
-def ndcg_of_clicks(ranked: Sequence[str], gains: dict[str, float], k: int = K) -> float:
-    """NDCG@k with each clicked item's weight as its gain."""
-    ideal = sum(
-        g / math.log2(i + 2) for i, g in enumerate(sorted(gains.values(), reverse=True)[:k])
-    )
+def dcg(gains: Sequence[float], k: int = K) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
+
+
+def ndcg_of_clicks(
+    ranked: Sequence[str], gains: dict[str, float], k: int = K, ideal: float = 0.0
+) -> float:
+    """NDCG@k with each clicked item's weight as its gain; ``ideal`` (when > 0) normalises in
+    place of the best order of ``gains``."""
+    ideal = ideal if ideal > 0 else dcg(sorted(gains.values(), reverse=True), k)
     if ideal <= 0:
         return 0.0
-    dcg = sum(gains.get(o, 0.0) / math.log2(i + 2) for i, o in enumerate(ranked[:k]))
-    return dcg / ideal
+    return dcg([gains.get(o, 0.0) for o in ranked], k) / ideal
 
 
 def rerank_shown(case: QueryCase, spec: RankingSpec, now: float) -> list[str]:
@@ -108,7 +122,9 @@ def rerank_shown(case: QueryCase, spec: RankingSpec, now: float) -> list[str]:
 def mean_ndcg(cases: Sequence[QueryCase], spec: RankingSpec, now: float) -> float:
     if not cases:
         return float("nan")
-    return float(np.mean([ndcg_of_clicks(rerank_shown(c, spec, now), c.gains) for c in cases]))
+    return float(
+        np.mean([ndcg_of_clicks(rerank_shown(c, spec, now), c.gains, ideal=c.ideal) for c in cases])
+    )
 
 
 def search_settings(
@@ -197,6 +213,7 @@ async def build_cases(
                 candidates,
                 list(example.shown),
                 debiased_gains(example, settings.ranking_fit_position_bias),
+                ideal=dcg(sorted(example.positives.values(), reverse=True)),
             )
         )
     return cases

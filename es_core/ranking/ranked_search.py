@@ -30,7 +30,7 @@ from es_core.pagination import decode_page_token, encode_page_token
 from es_core.ranking.fusion import Candidate, ranked
 from es_core.ranking.spec import RankingSpec
 from es_core.search.query import SearchHit, VectorQuery
-from es_core.search.vector_search import vector_distances, vector_search
+from es_core.search.vector_search import vector_distances, vector_pool
 from es_core.storage.catalog import Collection
 
 
@@ -199,7 +199,7 @@ async def hybrid_pool(
     one scored on both sides (three statements: the vector top, the BM25 top with the vector
     top's BM25, the BM25 top's distances)."""
     window = window or query.spec.window or settings.ranking_window
-    vector_hits, _ = await vector_search(pool, collection, query.vector_query(window), settings)
+    vector_hits = await vector_pool(pool, collection, query.vector_query(window), settings)
     lexical_hits, lexical_of_vector_hits = await lexical_pool(
         pool,
         collection,

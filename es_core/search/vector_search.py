@@ -135,6 +135,34 @@ async def vector_search(
     return hits, next_token
 
 
+async def vector_pool(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: VectorQuery,
+    settings: Settings,
+) -> list[SearchHit]:
+    """About the ``query.limit`` nearest items, as a candidate pool for fusion: the index reads
+    that many parts (more while they belong to fewer items), their items scored exactly.
+    Unlike a page it does not read on until its order is proven, so an item just past the
+    read may be missing; when the index stops short (a selective filter) it goes exact."""
+    personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
+    candidates, exact = max(query.limit, 1), False
+    while True:
+        rows, n_raw, max_raw = await _run(
+            conn, collection, query, None, candidates, exact, personal
+        )
+        if exact or len(rows) >= query.limit:
+            break
+        if query.max_distance is not None and max_raw is not None and max_raw > query.max_distance:
+            break  # every item past the read is farther than max_distance
+        if n_raw < candidates:
+            exact = True
+            continue
+        candidates *= 4
+        exact = candidates > settings.exact_search_after_candidates
+    return [_hit(r, query) for r in rows[: query.limit]]
+
+
 def page_start(query: VectorQuery, collection: Collection) -> int:
     """How many results came before this page: 0 for the first, then what the token says."""
     if not query.page_token:

@@ -23,6 +23,7 @@ from es_core.pagination import encode_page_token
 from es_core.ranking import fit
 from es_core.ranking.choice import check_words, choose_ranking
 from es_core.ranking.fit import (
+    MAX_POSITION_FACTOR,
     QueryCase,
     debiased_gains,
     gate,
@@ -764,3 +765,20 @@ def test_clicks_are_weighted_by_the_inverse_chance_their_rank_was_looked_at() ->
     assert debiased_gains(example, 1.0) == {"a": 2.0, "c": 3.0, "z": 1.0}
     assert debiased_gains(example, 2.0) == {"a": 2.0, "c": 9.0, "z": 1.0}
     assert debiased_gains(example, 0.0) == {"a": 2.0, "c": 1.0, "z": 1.0}
+    # The factor is clipped: a click at rank 30 counts no more than MAX_POSITION_FACTOR times.
+    deep = Example("q", {"x": 1.0}, (), tuple(f"s{i}" for i in range(30)) + ("x",), ("s1",))
+    assert debiased_gains(deep, 1.0) == {"x": MAX_POSITION_FACTOR}
+
+
+def test_a_single_deep_click_keeps_its_weight_against_the_raw_ideal() -> None:
+    """Normalised by its own weighted ideal, a query with one click would score the same
+    whatever its weight; normalised by the raw ideal, a deep click that a setting brings to
+    the top counts its position factor, and one left where it was shown counts as before."""
+    gains = {"d": 5.0}  # one click of weight 1, shown at rank 4, eta 1
+    assert ndcg_of_clicks(["d", "a"], gains) == 1.0
+    assert ndcg_of_clicks(["d", "a"], gains, ideal=1.0) == 5.0
+    shown = ["a", "b", "c", "e", "d"]
+    assert ndcg_of_clicks(shown, gains, ideal=1.0) == pytest.approx(5.0 / math.log2(6))
+    case = _case([("d", 0.1, 0.0, {})], gains, shown=["d"])
+    assert mean_ndcg([case], VECTOR_RANKING, NOW) == 1.0
+    assert mean_ndcg([replace(case, ideal=1.0)], VECTOR_RANKING, NOW) == 5.0
