@@ -16,7 +16,9 @@ On the full SciFact data (5,183 abstracts; the 809 judged claims of qrels/train.
 * ``--users`` simulated users (``ClickSimulator``, seed 0, ``CascadeClickModel()`` defaults)
   search every training claim through the API and click what the judgements make them click;
 * StartFineTuning on that batch of sessions (the plugin's search space unless
-  ``--hyperparameters`` overrides it); progress is polled with TaskService.GetTask;
+  ``--hyperparameters`` overrides it, e.g. ``{"corpus_pairs": [0.5]}``; the stack inherits the
+  environment, so ``ES_FINE_TUNING_MINED_NEGATIVES=0`` etc. set the task's settings); progress
+  is polled with TaskService.GetTask;
 * dev (and, for context, training) NDCG@10, Recall@10 and MRR@10 of the base and of the
   registered fine-tuned version over the whole loaded corpus, scored the way search scores
   (cosine distance per part, MIN over an item's parts) by the fine-tuning evaluator's ranking.
@@ -25,8 +27,9 @@ On the full SciFact data (5,183 abstracts; the 809 judged claims of qrels/train.
 abstracts (``bench.quality_personalization.choose``, seed 0), the same dev rule, and one trial
 (``{"learning_rate": [5e-5], "frozen_layers": [0]}``) unless ``--hyperparameters`` is given;
 about 15 minutes on a busy 2-core machine (12 once the base vectors are cached). The task's own
-figures on held-out *sessions* (trained vs in service, the deploy gate) are printed too: they
-rank only what those sessions showed, so they are not comparable with the dev figures.
+figures on held-out *queries* (trained vs in service over the collection, with intervals, and
+the deploy gate's verdict) are printed too: they judge by clicks (an item nobody was shown
+counts as not relevant), so they are not comparable with the dev figures.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def split_queries(data: Dataset, quick: bool) -> Split:
     """All judged claims and abstracts (quick: a seeded sample), claims split by ``split_dev``
     (SciFact's ids are integers: id % 5 == 0 is dev)."""
     if quick:
-        query_ids, doc_ids = choose(data, QUICK_QUERIES, QUICK_DOCS, SEED)
+        query_ids, _, doc_ids = choose(data, QUICK_QUERIES, 0, QUICK_DOCS, SEED)
     else:
         query_ids = judged_query_ids(data)
         doc_ids = sorted(data.corpus)
@@ -238,11 +241,21 @@ def print_fine_tuning(result: Mapping[str, Any]) -> None:
         f"fine-tuning produced {result['model_id']} in {result['task_seconds']:.0f} s"
         f" (task start to finish); examples {json.dumps(result['examples'])}"
     )
+    tuned, live = result["metrics"], result["in_service_metrics"]
+    gate = result.get("gate") or {}
+
+    def figure(values: Mapping[str, Any], name: str, sign: str = "") -> str:
+        nan = float("nan")
+        low, high = values.get(name + ".low", nan), values.get(name + ".high", nan)
+        return f"{values.get(name, nan):{sign}.4f} [{low:{sign}.4f}, {high:{sign}.4f}]"
+
+    print(f"  the deploy gate ranks {gate.get('pool_items', '?')} items for each held-out query")
     for m in METRICS:
         print(
-            f"  held-out sessions {NAMES[m]}: trained {result['metrics'][m]:.4f},"
-            f" in service {result['in_service_metrics'][m]:.4f}"
+            f"  held-out queries {NAMES[m]}: trained {figure(tuned, m)}, in service"
+            f" {figure(live, m)}; gain {figure(gate, 'gain.' + m, '+')}"
         )
+    print(f"  {gate.get('reason', '')}")
     print(f"  deployable: {result['deployable']}; best trial {int(result['best_trial'])}")
     for trial in result["trials"]:
         print(
@@ -340,7 +353,7 @@ def result_rows(
     ]
     rows += [
         Row(
-            f"held-out sessions {NAMES[m]}",
+            f"gate: held-out queries {NAMES[m]}",
             result["metrics"][m],
             result["in_service_metrics"][m],
             "in service",

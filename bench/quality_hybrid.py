@@ -220,7 +220,7 @@ def describe(spec: Mapping[str, Any]) -> str:
 def load_scifact(quick: bool) -> Corpus:
     data = load_dataset(scifact_dir())
     if quick:
-        query_ids, doc_ids = choose(data, QUICK_QUERIES, QUICK_DOCS, CHOOSE_SEED)
+        query_ids, _, doc_ids = choose(data, QUICK_QUERIES, 0, QUICK_DOCS, CHOOSE_SEED)
     else:
         query_ids, doc_ids = judged_query_ids(data), sorted(data.corpus)
     split = split_dev({q: data.queries[q] for q in query_ids})

@@ -439,15 +439,18 @@ class Demo:
         deployable = bool(result.get("deployable"))
         gate = {
             "deployable": deployable,
-            "held_out_sessions": {"fine_tuned": trained, "in_service": in_service},
+            "held_out_queries": {"fine_tuned": trained, "in_service": in_service},
             "promotion": promotion,
         }
         ndcg = "ndcg@10"
         self.say(
-            f"   the deploy gate, on held-out sessions: NDCG@10 fine-tuned"
+            f"   the deploy gate, held-out queries over the collection: NDCG@10 fine-tuned"
             f" {float(trained.get(ndcg, 0.0)):.4f} vs in service"
             f" {float(in_service.get(ndcg, 0.0)):.4f}: {'passed' if deployable else 'refused'}"
         )
+        reason = dict(result.get("gate") or {}).get("reason")
+        if reason:
+            self.say(f"   {reason}")
         step = promotion.get("step")
         if step == "switched":
             self.say(

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     improvement_adjustment_rate: float = 0.001
     improvement_num_iterations: int = 10
     improvement_softmin_temperature: float = 1.0
+    # Trust region: the most (L2) one adjustment may move a part vector; inf turns it off.
+    improvement_max_step: float = Field(default=0.2, gt=0)
+    # Push passed-over results only down to the session's lowest clicked one (noise guard).
+    improvement_skip_floor: bool = True
     delete_user_copies_on_upsert: bool = True
 
     # Reindex: a green collection filled from another, re-encoded by its own model.
@@ -116,12 +120,21 @@ class Settings(BaseSettings):
     # Fine-tuning.
     fine_tuning_test_fraction: float = Field(default=0.2, gt=0, lt=1)
     fine_tuning_max_trials: int = Field(default=4, ge=1)
-    # A trained model is deployable only when its held-out NDCG@10 beats the model in service
-    # by more than this (absolute).
-    fine_tuning_gate_margin: float = Field(default=0.005, ge=0)
+    # The deploy gate: both models rank the whole collection for the held-out queries (past
+    # gate_max_items items, the in-service model's top gate_pool_per_query per query, plus
+    # what was shown and clicked); a trained model is deployable only when the lower bound of
+    # its paired-bootstrap NDCG@10 gain (at gate_confidence) is above gate_margin (absolute).
+    fine_tuning_gate_margin: float = Field(default=0.0, ge=0)
+    fine_tuning_gate_confidence: float = Field(default=0.95, gt=0, lt=1)
+    fine_tuning_gate_max_items: int = Field(default=20000, ge=1)
+    fine_tuning_gate_pool_per_query: int = Field(default=100, ge=10, le=1000)
     fine_tuning_seed: int = 0
     fine_tuning_batch_size: int = 16
     fine_tuning_max_seq_length: int = 128
+    # Hard negatives mined per training query: the nearest never-clicked items of the whole
+    # collection by the model in service (``es_core.fine_tuning.mining``); 0 = only the items
+    # shown above a click.
+    fine_tuning_mined_negatives: int = Field(default=5, ge=0)
     fine_tuning_min_examples: int = 4
 
     # Inference through Triton. Empty URL = the Triton ``es up`` starts (it passes its gRPC
@@ -149,6 +162,18 @@ class Settings(BaseSettings):
     # then (it stopped receiving writes at that switch) and so undeploy its model. Without it,
     # every promotion keeps one more model deployed, and max_deployed_models soon stops them.
     promotion_delete_stale: bool = True
+
+    # Online interleaving of green and blue (team-draft). The share of live searches that may
+    # be interleaved (first pages of text searches that create a session and name no
+    # collection), 0 = only when a request asks for it.
+    interleaving_share: float = Field(default=0.0, ge=0, le=1)
+    # Confidence of the verdict's sign test and interval (0.95: p < 0.05 decides).
+    interleaving_confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # deploy_as_blue waits for an interleaving verdict before its switch: green better
+    # switches; blue better, or no verdict after the limits below, keeps blue.
+    promotion_wait_for_interleaving: bool = False
+    interleaving_max_sessions: int = Field(default=2000, ge=1)
+    interleaving_max_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     @property
     def broker_url(self) -> str:

@@ -215,10 +215,12 @@ def task_to_proto(task: Task) -> common_pb2.Task:
 
 def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:
     """A fine-tuning task with what it trained on and, once done, what it produced; the model
-    in service's figures are in ``metrics`` under keys prefixed ``in_service.``."""
+    in service's figures are in ``metrics`` under keys prefixed ``in_service.``, the deploy
+    gate's (the gain and its interval, the items ranked) under ``gate.``."""
     params, result = task.params, task.result
     metrics = _numbers(result.get("metrics"), "")
     metrics.update(_numbers(result.get("in_service_metrics"), "in_service."))
+    metrics.update(_numbers(result.get("gate"), "gate."))
     batch_id = result.get("batch_id") or params.get("resolved_batch_id") or params.get("batch_id")
     return fine_tune_pb2.FineTuningTask(
         task=task_to_proto(task),
@@ -246,6 +248,7 @@ def _promotion(promotion: Any) -> fine_tune_pb2.Promotion | None:
         "previous_collection_id",
         "deleted_collection_id",
         "reason",
+        "interleaving",
     )
     step = f"PROMOTION_STEP_{str(promotion.get('step')).upper()}"
     return fine_tune_pb2.Promotion(

@@ -55,6 +55,25 @@ def mrr_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -
     return 0.0
 
 
+def per_query_metrics(
+    rankings: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    k: int = 10,
+) -> dict[str, dict[str, float]]:
+    """NDCG@k, Recall@k and MRR@k of each ranked query that has judgements, keyed like
+    ``evaluate_rankings``'s means (a judged query whose judgements are all 0 counts as 0)."""
+    _check_k(k)
+    out: dict[str, dict[str, float]] = {f"ndcg@{k}": {}, f"recall@{k}": {}, f"mrr@{k}": {}}
+    for query_id, ranked in rankings.items():
+        relevance = qrels.get(query_id)
+        if not relevance:
+            continue
+        out[f"ndcg@{k}"][query_id] = ndcg_at_k(ranked, relevance, k)
+        out[f"recall@{k}"][query_id] = recall_at_k(ranked, relevance, k)
+        out[f"mrr@{k}"][query_id] = mrr_at_k(ranked, relevance, k)
+    return out
+
+
 def evaluate_rankings(
     rankings: Mapping[str, Sequence[str]],
     qrels: Mapping[str, Mapping[str, int]],
@@ -66,15 +85,8 @@ def evaluate_rankings(
     are judged queries absent from ``rankings``; a judged query whose judgements are all 0 counts
     as 0. With no query left to evaluate, every mean is 0.0.
     """
-    _check_k(k)
-    totals = {f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, f"mrr@{k}": 0.0}
-    evaluated = 0
-    for query_id, ranked in rankings.items():
-        relevance = qrels.get(query_id)
-        if not relevance:
-            continue
-        evaluated += 1
-        totals[f"ndcg@{k}"] += ndcg_at_k(ranked, relevance, k)
-        totals[f"recall@{k}"] += recall_at_k(ranked, relevance, k)
-        totals[f"mrr@{k}"] += mrr_at_k(ranked, relevance, k)
-    return {name: total / evaluated if evaluated else 0.0 for name, total in totals.items()}
+    per_query = per_query_metrics(rankings, qrels, k)
+    return {
+        name: sum(values.values()) / len(values) if values else 0.0
+        for name, values in per_query.items()
+    }

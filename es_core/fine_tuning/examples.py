@@ -34,6 +34,8 @@ class Example:
     # Everything shown for this query, in first-shown order (the evaluation pool draws on it).
     shown: tuple[str, ...] = ()
     session_ids: tuple[str, ...] = ()
+    # Never-clicked items nearest to the query in the whole collection (``mining``), nearest first.
+    mined: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

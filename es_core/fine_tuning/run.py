@@ -1,9 +1,10 @@
 """The fine-tuning task: a released batch of sessions in, a registered model version out.
 
 Steps: build examples from the batch; split train / test by query; evaluate the model in
-service on the test side; train each trial of the hyperparameter search (an MLflow run each,
-nested under the task's run) and evaluate it the same way; register the best trial with its
-metrics and lineage; the gate marks it deployable only if it beats the model in service; the
+service on the test side, its queries ranking the whole collection (``gate``); train each
+trial of the hyperparameter search (an MLflow run each, nested under the task's run) and
+evaluate it the same way; register the best trial with its metrics and lineage; the gate marks
+it deployable only if the lower bound of its paired NDCG@10 gain is above the margin; the
 version enters the catalogue as a model (not yet deployed or searched). With deploy_as_blue,
 a version that passed the gate is then promoted (``es_core.serving.promotion``).
 """
@@ -27,9 +28,10 @@ from es_core.clickstream.store import batch_sessions
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
-from es_core.fine_tuning.evaluator import beats, evaluate
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
+from es_core.fine_tuning.gate import Scores, Verdict, evaluation_pool, judge, score_queries, summary
+from es_core.fine_tuning.mining import mine_collection
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.serving.promotion import DEPLOY_PROGRESS, WAITING, first_promotion
@@ -110,7 +112,13 @@ async def run_fine_tuning(
         examples, report = build_examples(
             sessions, settings.event_weights, plugin.get_query_retriever().query_of
         )
-        wanted = sorted({o for e in examples for o in (*e.positives, *e.negatives, *e.shown)})
+        if settings.fine_tuning_mined_negatives:
+            examples = await mine_collection(
+                conn, blue, settings, encoders.get(blue.model), examples
+            )
+        wanted = sorted(
+            {o for e in examples for o in (*e.positives, *e.negatives, *e.shown, *e.mined)}
+        )
         item_parts = await plugin.get_data_loader().load(conn, blue.table_name, wanted)
     # Clicks on items no longer in the collection teach nothing.
     usable = [e for e in examples if any(item_parts.get(o) for o in e.positives)]
@@ -149,6 +157,7 @@ async def run_fine_tuning(
     )
     try:
         outcome = await _search(
+            pool,
             settings,
             plugin,
             encoders,
@@ -170,8 +179,19 @@ async def run_fine_tuning(
     if outcome is None:
         await asyncio.to_thread(experiments.finish_task, task_run_id, {}, "KILLED")
         return {"stopped": True}
-    baseline, best, outcomes = outcome
-    deployable = beats(best.metrics, baseline, settings.fine_tuning_gate_margin)
+    verdict, best, outcomes, pool_size = outcome
+    deployable = verdict.deployable
+    baseline = {
+        k[len("in_service.") :]: v
+        for k, v in verdict.figures.items()
+        if k.startswith("in_service.")
+    }
+    gate = {
+        "deployable": deployable,
+        "reason": verdict.reason,
+        "pool_items": pool_size,
+        **{k: v for k, v in verdict.figures.items() if k.startswith("gain.")},
+    }
     name = plugin.meta.registered_model_name
     version = await asyncio.to_thread(
         experiments.register,
@@ -205,7 +225,7 @@ async def run_fine_tuning(
     await asyncio.to_thread(
         experiments.finish_task,
         task_run_id,
-        {**best.metrics, **{f"in_service.{k}": v for k, v in baseline.items()}},
+        verdict.figures,
         "FINISHED",
     )
     promotion = first_promotion(
@@ -227,6 +247,7 @@ async def run_fine_tuning(
         "mlflow_task_run_id": task_run_id,
         "metrics": best.metrics,
         "in_service_metrics": baseline,
+        "gate": gate,
         "in_service_model_id": blue.model.model_id,
         "deployable": deployable,
         "deploy_as_blue": bool(task.params.get("deploy_as_blue")),
@@ -246,6 +267,7 @@ def _parent_source(plugin: FineTuningMethod, blue: Collection) -> str:
 
 
 async def _search(
+    db: asyncpg.Pool,
     settings: Settings,
     plugin: FineTuningMethod,
     encoders: EncoderRegistry,
@@ -258,23 +280,32 @@ async def _search(
     start_dir: Path,
     task_run_id: str,
     progress: Progress,
-) -> tuple[dict[str, float], TrialOutcome, list[TrialOutcome]] | None:
-    """Baseline, then every trial; None when the task was canceled on the way."""
+) -> tuple[Verdict, TrialOutcome, list[TrialOutcome], int] | None:
+    """Baseline, then every trial, then the gate's verdict on the best (and how many items
+    the held-out queries ranked); None when the task was canceled on the way."""
     builder = plugin.get_fine_tuning_builder()
     experiments = plugin.get_experiment_manager()
     metric, aggregation = blue.model.metric, blue.model.aggregation
+    confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
     loop = asyncio.get_running_loop()
     in_service = encoders.get(blue.model)
+    async with db.acquire() as conn:
+        gate_pool = await evaluation_pool(
+            conn, blue, test, in_service, plugin.get_data_loader(), settings
+        )
     baseline = await asyncio.to_thread(
-        evaluate, in_service, test, item_parts, metric=metric, aggregation=aggregation
+        score_queries, in_service, test, gate_pool, metric=metric, aggregation=aggregation
     )
+    in_service_ndcg = summary(baseline, confidence, seed)["ndcg@10"]
     if not await progress(
-        _BEFORE_TRIALS, f"model in service: ndcg@10 {baseline['ndcg@10']:.4f} on held-out"
+        _BEFORE_TRIALS,
+        f"model in service: ndcg@10 {in_service_ndcg:.4f} on {len(test)} held-out queries"
+        f" over {len(gate_pool.object_ids)} items",
     ):
         return None
     share = (_AFTER_TRIALS - _BEFORE_TRIALS) / len(plan)
     outcomes: list[TrialOutcome] = []
-    best: TrialOutcome | None = None
+    best: tuple[TrialOutcome, Scores] | None = None
     for i, params in enumerate(plan):
         base = _BEFORE_TRIALS + i * share
         on_step = _ThreadProgress(
@@ -287,9 +318,10 @@ async def _search(
         if not await progress(base + 0.8 * share, f"trial {i + 1}/{len(plan)}: evaluating"):
             return None
         trained = await asyncio.to_thread(builder.encoder_for, result.model_dir)
-        metrics = await asyncio.to_thread(
-            evaluate, trained, test, item_parts, metric=metric, aggregation=aggregation
+        scores = await asyncio.to_thread(
+            score_queries, trained, test, gate_pool, metric=metric, aggregation=aggregation
         )
+        metrics = summary(scores, confidence, seed)
         run_id = await asyncio.to_thread(
             experiments.log_trial,
             task_run_id,
@@ -300,8 +332,8 @@ async def _search(
         )
         outcome = TrialOutcome(i, params, metrics, run_id, result.train_rows, result.seconds)
         outcomes.append(outcome)
-        if best is None or _score(metrics) > _score(best.metrics):
-            best = outcome
+        if best is None or _score(metrics) > _score(best[0].metrics):
+            best = (outcome, scores)
         shutil.rmtree(trial_dir, ignore_errors=True)
         log.info("fine-tuning %s trial %d: %s %s", task.task_id, i, params, metrics)
         if not await progress(
@@ -309,4 +341,11 @@ async def _search(
         ):
             return None
     assert best is not None
-    return baseline, best, outcomes
+    verdict = judge(
+        best[1],
+        baseline,
+        margin=settings.fine_tuning_gate_margin,
+        confidence=confidence,
+        seed=seed,
+    )
+    return verdict, best[0], outcomes, len(gate_pool.object_ids)

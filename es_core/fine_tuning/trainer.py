@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from es_core.encoders.local import SentenceTransformerEncoder
+from es_core.fine_tuning.corpus_pairs import corpus_pairs
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.search_space import Dimension, apply_overrides, number_in, one_of
 from es_core.plugins.protocol import TrialResult
@@ -25,6 +26,9 @@ DIMENSIONS: dict[str, Dimension] = {
     "margin": Dimension((0.3,), number_in(0.01, 2.0)),
     "frozen_layers": Dimension((0, 3), number_in(0, 64, integer=True)),
     "epochs": Dimension((1,), number_in(1, 20, integer=True)),
+    # Pairs cut from the collection's own items (``corpus_pairs``) per click row: 0.5 adds half
+    # as many (anchor, positive) rows as the clicks give.
+    "corpus_pairs": Dimension((0.0,), number_in(0.0, 10.0)),
 }
 MAX_ROWS_PER_POSITIVE = 3
 
@@ -36,19 +40,25 @@ def item_text(parts: Sequence[str]) -> str:
 
 
 def training_rows(
-    examples: Sequence[Example], item_parts: Mapping[str, list[str]], seed: int = 0
+    examples: Sequence[Example],
+    item_parts: Mapping[str, list[str]],
+    seed: int = 0,
+    corpus_share: float = 0.0,
 ) -> dict[str, list[str]]:
     """Columns anchor / positive / negative.
 
     Each clicked item gives round(weight) rows (1..3), or one per hard negative when it has more
-    (up to 3); hard negatives are cycled through. A query without hard negatives gets a random
-    item of the batch that is not one of its positives (in-batch negatives do the rest).
+    (up to 3); hard negatives (those shown above a click, then the mined ones) are cycled
+    through. A query without hard negatives gets a random item of the batch that is not one of
+    its positives (in-batch negatives do the rest). Then ``corpus_share`` times as many rows of
+    pairs cut from the items themselves, each with a random other item as its negative.
     """
     rng = random.Random(seed)
     known = sorted(o for o, parts in item_parts.items() if parts)
     rows: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
     for example in examples:
-        negatives = [o for o in example.negatives if item_parts.get(o)]
+        hard = dict.fromkeys((*example.negatives, *example.mined))
+        negatives = [o for o in hard if item_parts.get(o) and o not in example.positives]
         others = [o for o in known if o not in example.positives]
         for object_id, weight in example.positives.items():
             if not item_parts.get(object_id):
@@ -65,6 +75,13 @@ def training_rows(
                 rows["anchor"].append(example.query)
                 rows["positive"].append(item_text(item_parts[object_id]))
                 rows["negative"].append(item_text(item_parts[negative]))
+    wanted = round(corpus_share * len(rows["anchor"]))
+    for object_id, anchor, positive in corpus_pairs(item_parts, wanted, seed):
+        others = [o for o in known if o != object_id]
+        if others:
+            rows["anchor"].append(anchor)
+            rows["positive"].append(positive)
+            rows["negative"].append(item_text(item_parts[rng.choice(others)]))
     return rows
 
 
@@ -102,7 +119,9 @@ class SentenceTransformersBuilder:
         from transformers import TrainerCallback
 
         started = time.monotonic()
-        rows = training_rows(examples, item_parts, self._seed)
+        rows = training_rows(
+            examples, item_parts, self._seed, float(hyperparameters.get("corpus_pairs", 0.0))
+        )
         if not rows["anchor"]:
             raise ValueError("no training rows: no clicked item has text")
         use_gpu = torch.cuda.is_available()

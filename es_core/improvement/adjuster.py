@@ -7,6 +7,22 @@ on the cubic loss ``-mean(w_c * sim_clicked**3) + mean(sim_not_clicked**3)`` (th
 stay fixed). The caller stores the result as that user's copy of the object, and passes the copy
 back in ``items`` the next time, so adjustments accumulate per user.
 
+Two guards keep a noise click (a click on an irrelevant result) cheap:
+
+- the skip floor: a passed-over result is pushed only while it still scores above the lowest
+  clicked result of its session as the session found it (``relu(sim - floor)**3`` instead of
+  ``sim**3``), and if Adam's momentum carried it below anyway it is moved back along its path
+  to the floor. A relevant result skipped above a noise click therefore ends no lower than
+  where the noise click was, still inside the shown page, instead of being pushed out of it;
+- the trust region: after every optimiser step each part is pulled back to within
+  ``max_step`` (L2) of where it was when the call started, so one adjustment, whatever its clicks,
+  moves a vector by a bounded amount (Adam's momentum otherwise keeps moving a part for steps
+  after its gradient vanished).
+
+In ``adjust`` an object that is skipped in one session and clicked in another of the same batch
+is moved back as a whole (its pull with it) if a skip floor needs it; the back-off costs up to
+``_BISECTIONS`` gradient-free passes, and only when some skipped result ended below its floor.
+
 ``adjust`` runs ONE optimisation for all sessions: the touched objects' parts are padded into one
 ``[objects, max_parts, d]`` tensor with a mask, every (session, shown object) pair is scored in
 one vectorised pass, and the total loss is the sum of the sessions' losses, so an object's
@@ -19,7 +35,7 @@ Numpy in, numpy out; torch inside; no database, no randomness.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args
 
@@ -35,6 +51,9 @@ _DTYPE = torch.float64
 by the gradient's own size, so for a shown object nearly orthogonal to the query float32 rounding
 (which depends on how the work is batched) grew to 2.5e-2 within 10 steps at rate 0.1 in the
 benchmark; float64 keeps a session's result independent of the batch it was adjusted in."""
+
+_BISECTIONS = 30
+"""Steps of the skip floor's back-off: the point is found to within 2**-30 of the line."""
 
 Metric = Literal["cosine", "dot", "euclidean"]
 Aggregation = Literal["min", "avg"]
@@ -64,6 +83,16 @@ class AdjusterSettings:
       object away from the query (and pulls those of a skipped one closer). Similarities of unit
       vectors rarely spread by more than 1, so T = 1 keeps every part moving the right way; the
       price is that MIN then moves all parts about as much as AVG does (measured).
+    - ``max_step`` = 0.2: the trust region, the most one call may move a part (L2 norm of the
+      change; under cosine before the final re-normalisation, so the chord between the old and
+      new unit part is at most ``sqrt(2 - 2 * sqrt(1 - max_step**2))``). ``inf`` turns it off.
+      At the rate above one session moves a 384-d part by about 0.14, so 0.2 rarely binds on a
+      single session; it binds when a batch holds many sessions of one user on one object, or
+      when the rate or the iterations are raised (the seed's 0.1 moved parts by ~16).
+    - ``skip_floor`` = True: push passed-over results only down to the session's lowest clicked
+      result, never below (see the module docstring); False is the seed's unbounded push. On
+      SciFact (bench.quality_personalization --quick --clickers 8) the seed's push cost a
+      relevant result its place in the top 10 in 5 of 31 sessions with a noise click.
     - ``weight_decay`` = 0.0: decay pulls every touched vector towards zero, which changes scores
       under dot and euclidean for reasons unrelated to the clicks (and is undone by the final
       re-normalisation under cosine).
@@ -73,6 +102,8 @@ class AdjusterSettings:
     num_iterations: int = 10
     softmin_temperature: float = 1.0
     weight_decay: float = 0.0
+    max_step: float = 0.2
+    skip_floor: bool = True
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.adjustment_rate) and self.adjustment_rate > 0):
@@ -83,6 +114,8 @@ class AdjusterSettings:
             raise ValueError(f"softmin_temperature must be > 0, got {self.softmin_temperature}")
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.max_step > 0:  # inf is allowed: no trust region; also rejects NaN
+            raise ValueError(f"max_step must be > 0, got {self.max_step}")
 
 
 @dataclass(frozen=True)
@@ -173,24 +206,48 @@ def adjust(
     coef = torch.tensor(pair_coef, dtype=_DTYPE)  # [P]
     pair_mask = torch.from_numpy(part_mask)[pair_keys]  # [P, M]
 
-    params = torch.from_numpy(init).to(_DTYPE).requires_grad_(True)  # [K, M, d]
+    start = torch.from_numpy(init).to(_DTYPE)
+    params = start.clone().requires_grad_(True)  # [K, M, d]
     optimizer = _optimizer([params], settings)
     # Usually every object is shown in one session only: pairs and objects are then the same rows
     # in the same order (both follow first appearance), and the gather (a copy) can be skipped.
     same_rows = pair_keys.shape[0] == len(prep.keys) and bool(
         (pair_keys == torch.arange(len(prep.keys))).all()
     )
+
+    def item_similarities(vectors: torch.Tensor) -> torch.Tensor:  # [P]
+        parts = vectors if same_rows else vectors[pair_keys]  # [P, M, d]
+        sims = _part_similarity(pair_queries, parts, metric)  # [P, M]
+        return _aggregate_masked(sims, pair_mask, aggregation, settings.softmin_temperature)
+
+    # The skip floor of each skipped pair: its session's lowest clicked similarity at the start
+    # (-inf where there is none: a clicked pair, a session without clicks, the floor turned off).
+    # The back-off holds a pair to that floor, or to its own start if it began lower.
+    floors = torch.full((len(pair_coef),), float("-inf"), dtype=_DTYPE)
+    back_off_floors = floors
+    if settings.skip_floor:
+        clicked = coef < 0
+        session_of = torch.tensor(pair_session, dtype=torch.long)
+        with torch.no_grad():
+            start_sims = item_similarities(start)
+        lowest = torch.full((len(prep.sessions),), float("inf"), dtype=_DTYPE)
+        lowest = lowest.scatter_reduce(0, session_of[clicked], start_sims[clicked], "amin")
+        floors = torch.where(clicked, floors, lowest[session_of])
+        floors = floors.masked_fill(torch.isinf(floors), float("-inf"))
+        back_off_floors = torch.minimum(floors, start_sims)
     for _ in range(settings.num_iterations):
         optimizer.zero_grad()
-        parts = params if same_rows else params[pair_keys]  # [P, M, d]
-        sims = _part_similarity(pair_queries, parts, metric)  # [P, M]
-        item_sims = _aggregate_masked(
-            sims, pair_mask, aggregation, settings.softmin_temperature
-        )  # [P]
-        loss = (coef * item_sims**3).sum()
+        loss = (coef * _cubic(item_similarities(params), floors)).sum()
         torch.autograd.backward(loss)
         optimizer.step()
+        _trust_region(params, start, settings.max_step)
 
+    def keys_above_floors(vectors: torch.Tensor) -> torch.Tensor:  # [K] bool
+        below = item_similarities(vectors) < back_off_floors
+        return torch.ones(len(prep.keys), dtype=torch.bool).index_fill(0, pair_keys[below], False)
+
+    with torch.no_grad():
+        params = _back_off(start, params.detach(), keys_above_floors)
     adjusted = params.detach()
     if metric == "cosine":
         adjusted = F.normalize(adjusted, dim=-1)
@@ -222,31 +279,49 @@ def adjust_one_by_one(
         keys = list(dict.fromkeys([*session.clicked, *session.not_clicked]))
         if not keys:
             continue
-        params = {key: torch.tensor(current[key], dtype=_DTYPE, requires_grad=True) for key in keys}
+        start = {key: torch.tensor(current[key], dtype=_DTYPE) for key in keys}
+        params = {key: vectors.clone().requires_grad_(True) for key, vectors in start.items()}
         query = torch.from_numpy(session.query).to(_DTYPE)
         weights = torch.tensor(session.clicked_weights, dtype=_DTYPE)
+
+        # Defaults bind this session's query and parameters (the functions live in the loop).
+        def similarity(parts: torch.Tensor, query: torch.Tensor = query) -> torch.Tensor:
+            return _item_similarity(query, parts, metric, aggregation, settings)
+
+        def similarities(
+            objects: list[Key], params: dict[Key, torch.Tensor] = params
+        ) -> torch.Tensor:
+            return torch.stack([similarity(params[k]) for k in objects])
+
+        floor = torch.tensor(float("-inf"), dtype=_DTYPE)
+        if settings.skip_floor and session.clicked:
+            with torch.no_grad():
+                floor = similarities(session.clicked).min()
         optimizer = _optimizer(list(params.values()), settings)
         for _ in range(settings.num_iterations):
             optimizer.zero_grad()
             loss = torch.zeros((), dtype=_DTYPE)
             if session.clicked:
-                clicked = torch.stack(
-                    [
-                        _item_similarity(query, params[k], metric, aggregation, settings)
-                        for k in session.clicked
-                    ]
-                )
-                loss = loss - (weights * clicked**3).mean()
+                loss = loss - (weights * similarities(session.clicked) ** 3).mean()
             if session.not_clicked:
-                not_clicked = torch.stack(
-                    [
-                        _item_similarity(query, params[k], metric, aggregation, settings)
-                        for k in session.not_clicked
-                    ]
-                )
-                loss = loss + (not_clicked**3).mean()
+                loss = loss + _cubic(similarities(session.not_clicked), floor).mean()
             torch.autograd.backward(loss)
             optimizer.step()
+            for key, param in params.items():
+                _trust_region(param, start[key], settings.max_step)
+        if torch.isfinite(floor):
+            with torch.no_grad():
+                for key in session.not_clicked:
+                    own = torch.minimum(floor, similarity(start[key]))
+
+                    def above(
+                        vectors: torch.Tensor,
+                        own: torch.Tensor = own,
+                        sim: Callable[[torch.Tensor], torch.Tensor] = similarity,
+                    ) -> torch.Tensor:
+                        return (sim(vectors[0]) >= own).reshape(1)
+
+                    params[key] = _back_off(start[key][None], params[key][None], above)[0]
         for key, param in params.items():
             vectors = param.detach()
             if metric == "cosine":
@@ -260,6 +335,48 @@ def _optimizer(params: list[torch.Tensor], settings: AdjusterSettings) -> torch.
     return torch.optim.AdamW(
         params, lr=settings.adjustment_rate, weight_decay=settings.weight_decay, fused=True
     )
+
+
+def _cubic(sims: torch.Tensor, floors: torch.Tensor) -> torch.Tensor:
+    """``sims**3``, or where a floor is set (not -inf) ``relu(sims - floor)**3``: the skip hinge.
+
+    The floor is replaced by 0 where it is not set before subtracting, so that no infinity
+    reaches the backward pass (``where`` would turn its zero gradient into NaN)."""
+    hinged = torch.isfinite(floors)
+    safe = torch.where(hinged, floors, torch.zeros_like(floors))
+    return torch.where(hinged, F.relu(sims - safe) ** 3, sims**3)
+
+
+def _trust_region(params: torch.Tensor, start: torch.Tensor, max_step: float) -> None:
+    """Pull every part (last dimension) of ``params`` back to within ``max_step`` of ``start``."""
+    if not np.isfinite(max_step):
+        return
+    with torch.no_grad():
+        change = params - start
+        norms = torch.linalg.vector_norm(change, dim=-1, keepdim=True)
+        scale = (max_step / norms.clamp_min(1e-300)).clamp(max=1.0)
+        params.copy_(start + change * scale)
+
+
+def _back_off(
+    start: torch.Tensor, end: torch.Tensor, above_floors: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``end``, except that every object (first dimension) for which ``above_floors`` says False
+    is moved back towards ``start``, to the farthest point of the line where it says True (found
+    by bisection; the start itself passes). This makes the skip floor hold at the end whatever
+    the optimiser's momentum did in its last steps."""
+    keep = above_floors(end)
+    if bool(keep.all()):
+        return end
+    shape = (-1,) + (1,) * (start.dim() - 1)
+    low = torch.zeros(start.shape[0], dtype=start.dtype)
+    high = torch.ones(start.shape[0], dtype=start.dtype)
+    for _ in range(_BISECTIONS):
+        middle = (low + high) / 2
+        ok = above_floors(start + middle.view(shape) * (end - start))
+        low, high = torch.where(ok, middle, low), torch.where(ok, high, middle)
+    t = torch.where(keep, torch.ones_like(low), low)
+    return start + t.view(shape) * (end - start)
 
 
 def _part_similarity(query: torch.Tensor, parts: torch.Tensor, metric: Metric) -> torch.Tensor:
@@ -389,6 +506,8 @@ def adjuster_settings(settings: EsSettings) -> AdjusterSettings:
         adjustment_rate=settings.improvement_adjustment_rate,
         num_iterations=settings.improvement_num_iterations,
         softmin_temperature=settings.improvement_softmin_temperature,
+        max_step=settings.improvement_max_step,
+        skip_floor=settings.improvement_skip_floor,
     )
 
 

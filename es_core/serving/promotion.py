@@ -12,11 +12,17 @@ A step that fails fails the fine-tuning task, naming the step and why; the regis
 version is kept. Canceling the fine-tuning task (``cancel_with_chain``, what CancelTask does)
 cancels the step under way with it. The switch may also delete the collection that was the
 rollback target until then (``promotion_delete_stale``), which undeploys its model.
+
+With ``promotion_wait_for_interleaving`` the chain waits between the reindex and the switch
+for the interleaving verdict of the new collection against blue (``es_core.interleaving``):
+green better switches; blue better, or no verdict within the configured limits, ends the
+task done with the promotion skipped and why.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -26,14 +32,18 @@ from es_core.collections.lifecycle import delete_collection
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import EsError, FailedPrecondition
+from es_core.interleaving.gate import promotion_decision
+from es_core.interleaving.pair import interleaving_pair, pair_verdict
 from es_core.reindex.start import start_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
 from es_core.tasks.model import Task
 from es_core.tasks.store import SUBTASKS_OWNER, cancel_task, get_task, update_handed_over
 
-Step = Literal["deploying", "reindexing", "switching", "switched", "skipped", "failed"]
-WAITING: tuple[Step, ...] = ("deploying", "reindexing", "switching")
+Step = Literal[
+    "deploying", "reindexing", "interleaving", "switching", "switched", "skipped", "failed"
+]
+WAITING: tuple[Step, ...] = ("deploying", "reindexing", "interleaving", "switching")
 # The fine-tuning task's progress bar: training ends at 0.95; the chain fills the rest.
 DEPLOY_PROGRESS, REINDEX_START, REINDEX_END = 0.95, 0.96, 0.99
 
@@ -48,8 +58,9 @@ def first_promotion(
         return {
             "step": "skipped",
             "model_id": model_id,
-            "reason": "the deploy gate: on held-out sessions it did not beat the model in"
-            f" service by more than {margin} NDCG@10 (ES_FINE_TUNING_GATE_MARGIN)",
+            "reason": "the deploy gate: on the held-out queries the lower bound of its NDCG@10"
+            f" gain over the model in service was not above {margin}"
+            " (ES_FINE_TUNING_GATE_MARGIN)",
         }
     return {"step": "deploying", "model_id": model_id}
 
@@ -124,7 +135,8 @@ class _Chain:
             p["source_collection_id"] = str(started.task.params["resolved_source_collection_id"])
         task = await self._task(p["reindex_task_id"])
         if task.status == "done":
-            p["step"] = "switching"
+            wait = self.settings.promotion_wait_for_interleaving
+            p["step"] = "interleaving" if wait else "switching"
             return True
         if task.status in ("failed", "canceled"):
             raise self._ended_badly(f"reindexing into {p['collection_id']}: reindex", task)
@@ -132,6 +144,30 @@ class _Chain:
         self.message = (
             f"reindexing {p['source_collection_id']} into {p['collection_id']}"
             f" (task {task.task_id}): {task.progress_message}"
+        )
+        return False
+
+    async def interleaving(self, p: dict[str, Any]) -> bool:
+        """Wait for the verdict of interleaved searches of the new collection against blue
+        (ES_PROMOTION_WAIT_FOR_INTERLEAVING); blue better, or no verdict in time, skips."""
+        now = datetime.now(UTC)
+        since = datetime.fromisoformat(p.setdefault("interleaving_since", now.isoformat()))
+        pair = await interleaving_pair(self.conn, p["collection_id"], field="collection_id")
+        verdict = await pair_verdict(
+            self.conn, pair, self.settings, self.settings.interleaving_confidence
+        )
+        action, why = promotion_decision(verdict, (now - since).total_seconds(), self.settings)
+        p["interleaving"] = verdict.describe()
+        if action == "switch":
+            p["step"] = "switching"
+            return True
+        if action == "keep":
+            p |= {"step": "skipped", "reason": why}
+            self.message = f"not promoted: {why}"
+            return False
+        self.progress = REINDEX_END
+        self.message = (
+            f"waiting for the interleaving verdict of {p['collection_id']} against blue: {why}"
         )
         return False
 
@@ -175,6 +211,7 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
         steps = {
             "deploying": chain.deploying,
             "reindexing": chain.reindexing,
+            "interleaving": chain.interleaving,
             "switching": chain.switching,
         }
         step = promotion["step"]
@@ -194,7 +231,7 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
                 f" {step}: {exc.message}",
             )
             return chain.to_send
-        done = promotion["step"] == "switched"
+        done = promotion["step"] in ("switched", "skipped")
         await update_handed_over(
             conn,
             task_id,

@@ -15,6 +15,7 @@ from embedding_studio.v1 import deployment_pb2, deployment_pb2_grpc
 from es_core.collections.blue import BlueChange, rollback_blue, switch_blue
 from es_core.collections.lifecycle import delete_collection
 from es_core.collections.listing import describe, list_collections
+from es_core.interleaving.pair import check_confidence, interleaving_pair, pair_verdict
 from es_core.pagination import check_page_size
 from es_core.reindex.start import start_reindex
 from es_core.storage.catalog import get_blue_collection
@@ -148,3 +149,27 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
         for task in to_send:
             await dispatch(self.state.pool, task)
         return deployment_pb2.DeleteCollectionResponse()
+
+    async def GetInterleavingVerdict(
+        self,
+        request: deployment_pb2.GetInterleavingVerdictRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> deployment_pb2.GetInterleavingVerdictResponse:
+        confidence = check_confidence(request.confidence, self.state.settings)
+        async with self.state.pool.acquire() as conn:
+            pair = await interleaving_pair(conn, request.green_collection_id)
+            verdict = await pair_verdict(conn, pair, self.state.settings, confidence)
+        return deployment_pb2.GetInterleavingVerdictResponse(
+            green_collection_id=pair.green.collection_id,
+            blue_collection_id=pair.blue.collection_id,
+            decision=f"INTERLEAVING_DECISION_{verdict.decision.upper()}",
+            sessions=verdict.sessions,
+            green_wins=verdict.green_wins,
+            blue_wins=verdict.blue_wins,
+            ties=verdict.ties,
+            p_value=verdict.p_value,
+            green_win_rate=verdict.green_win_rate,
+            green_win_rate_lower=verdict.lower,
+            green_win_rate_upper=verdict.upper,
+            confidence=verdict.confidence,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,17 +15,22 @@ from google.protobuf import json_format
 from embedding_studio.v1 import common_pb2, search_pb2, search_pb2_grpc
 from es_core.clickstream.model import Session, ShownResult
 from es_core.clickstream.store import register_session
-from es_core.errors import InvalidArgument, NotFound
+from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.interleaving.live import interleave_hits, interleaving_wanted
+from es_core.interleaving.pair import Pair, interleaving_pair
+from es_core.interleaving.store import record_interleaving
+from es_core.interleaving.team_draft import Pick
 from es_core.items import check_object_id, check_vector
 from es_core.pagination import token_collection
-from es_core.ranking.choice import check_words, choose_ranking
+from es_core.ranking.choice import Ranking, check_words, choose_ranking
 from es_core.ranking.ranked_search import RankedQuery, ranked_search
 from es_core.ranking.ranked_search import page_start as ranked_page_start
-from es_core.ranking.spec import with_window
+from es_core.ranking.spec import RankingSpec, with_window
 from es_core.search.payload_search import count_items, head_vector, payload_search
 from es_core.search.query import (
     PayloadQuery,
     SearchHit,
+    SortSpec,
     VectorQuery,
     check_limit,
     check_max_distance,
@@ -46,6 +52,9 @@ from es_server.state import ServerState
 
 def _as_json(request: Any, name: str) -> dict[str, Any] | None:
     return json_format.MessageToDict(getattr(request, name)) if request.HasField(name) else None
+
+
+log = logging.getLogger(__name__)
 
 
 class SearchService(search_pb2_grpc.SearchServiceServicer):
@@ -109,6 +118,72 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
             spec_from_proto(request.ranking, "ranking") if request.HasField("ranking") else None
         )
         collection = await self._collection(request.collection_id, request.page_token)
+        interleave = interleaving_wanted(
+            requested=request.interleave,
+            share=self.state.settings.interleaving_share,
+            text_query=request.WhichOneof("query") == "query_text",
+            create_session=request.create_session,
+            first_page=not request.page_token,
+            names_collection=bool(request.collection_id),
+            sorted_by_field=sort is not None,
+        )
+        found = await self._search_in(collection, request, options, sort, words, requested)
+        hits, next_token, first_rank, ranking, vector = found
+        session_id, green_id, picks = uuid.uuid4().hex, "", None
+        pair = await self._interleaving_pair(required=request.interleave) if interleave else None
+        if pair is not None and pair.blue.collection_id == collection.collection_id:
+            try:
+                green_hits = (
+                    await self._search_in(pair.green, request, options, sort, words, requested)
+                )[0]
+            except Exception:
+                if request.interleave:
+                    raise
+                # A search drawn by ES_INTERLEAVING_SHARE is an experiment: it never fails
+                # because the green side did (its encoder down, say); blue answers alone.
+                log.warning("interleaving with %s failed", pair.green.collection_id, exc_info=True)
+                green_hits = None
+            if green_hits is not None:
+                hits, picks = interleave_hits(hits, green_hits, options["limit"], session_id)
+                green_id = pair.green.collection_id if hits else ""
+        if request.create_session and hits:
+            await self._record_session(
+                request, collection, words, vector, first_rank, hits, session_id, green_id, picks
+            )
+        else:
+            session_id = ""
+        return search_pb2.SearchResponse(
+            results=[hit_to_proto(h) for h in hits],
+            next_page_token=next_token,
+            session_id=session_id,
+            collection_id=collection.collection_id,
+            ranking=spec_to_proto(with_window(ranking.spec, self.state.settings)),
+            ranking_version=ranking.version,
+            interleaved_collection_id=green_id,
+        )
+
+    async def _interleaving_pair(self, *, required: bool) -> Pair | None:
+        """Blue and the green collection to interleave with; None for a drawn search when
+        there is none (a search that asked for interleaving gets FAILED_PRECONDITION)."""
+        try:
+            async with self.state.pool.acquire() as conn:
+                return await interleaving_pair(conn, field="interleave")
+        except FailedPrecondition:
+            if required:
+                raise
+            return None
+
+    async def _search_in(
+        self,
+        collection: Collection,
+        request: search_pb2.SearchRequest,
+        options: dict[str, Any],
+        sort: SortSpec | None,
+        words: str,
+        requested: RankingSpec | None,
+    ) -> tuple[list[SearchHit], str, int, Ranking, npt.NDArray[np.float32] | None]:
+        """One collection's page: hits, next page token, rank of the first hit, the ranking
+        that ordered them and the query vector (None when the ranking used none)."""
         ranking = choose_ranking(
             requested,
             collection,
@@ -139,19 +214,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
                 self.state.pool, collection, query, self.state.settings
             )
             first_rank = ranked_page_start(query, collection)
-        session_id = ""
-        if request.create_session and hits:
-            session_id = await self._record_session(
-                request, collection, words, vector, first_rank, hits
-            )
-        return search_pb2.SearchResponse(
-            results=[hit_to_proto(h) for h in hits],
-            next_page_token=next_token,
-            session_id=session_id,
-            collection_id=collection.collection_id,
-            ranking=spec_to_proto(with_window(ranking.spec, self.state.settings)),
-            ranking_version=ranking.version,
-        )
+        return hits, next_token, first_rank, ranking, vector
 
     async def _record_session(
         self,
@@ -161,11 +224,15 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
         vector: npt.NDArray[np.float32] | None,
         first_rank: int,
         hits: list[SearchHit],
-    ) -> str:
+        session_id: str,
+        green_id: str,
+        picks: list[Pick] | None,
+    ) -> None:
         """The page as shown (ranks continue across pages), with the query vector for learning
-        (and the words a vector query was ranked by, as its query text)."""
+        (and the words a vector query was ranked by, as its query text); an interleaved page
+        with its draft, in the same transaction."""
         session = Session(
-            session_id=uuid.uuid4().hex,
+            session_id=session_id,
             results=[
                 ShownResult(hit.object_id, rank) for rank, hit in enumerate(hits, start=first_rank)
             ],
@@ -177,9 +244,16 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
             sort=json_format.MessageToDict(request.sort) if request.HasField("sort") else None,
             collection_id=collection.collection_id,
         )
-        async with self.state.pool.acquire() as conn:
+        async with self.state.pool.acquire() as conn, conn.transaction():
             await register_session(conn, session, datetime.now(UTC), vector)
-        return session.session_id
+            if picks is not None:
+                await record_interleaving(
+                    conn,
+                    session.session_id,
+                    blue_collection_id=collection.collection_id,
+                    green_collection_id=green_id,
+                    picks=picks,
+                )
 
     async def SearchByPayload(
         self, request: search_pb2.SearchByPayloadRequest, context: grpc.aio.ServicerContext

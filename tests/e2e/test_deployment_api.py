@@ -511,6 +511,18 @@ def _bad_requests(blue: deployment_pb2.Collection) -> list[Any]:
             "FAILED_PRECONDITION",
             "collection_id",
         ),
+        (
+            "GetInterleavingVerdict",
+            D.GetInterleavingVerdictRequest(confidence=2.0),
+            "INVALID_ARGUMENT",
+            "confidence",
+        ),
+        (
+            "GetInterleavingVerdict",
+            D.GetInterleavingVerdictRequest(green_collection_id=blue.collection_id),
+            "FAILED_PRECONDITION",
+            "green_collection_id",
+        ),
     ]
     if SERVING_BUILT:
         cases += [

@@ -23,6 +23,31 @@ def _ranking(reply: search_pb2.SearchResponse) -> list[tuple[str, float]]:
     return [(r.object_id, round(r.distance, 6)) for r in reply.results]
 
 
+def _click_and_improve(client: Client, session: search_pb2.SearchResponse, object_id: str) -> None:
+    """One click on ``object_id`` in the session, then the session improved (task waited for)."""
+    assert session.session_id
+    pushed = client.clickstream.PushEvents(
+        clickstream_pb2.PushEventsRequest(
+            events=[
+                clickstream_pb2.SessionEvent(
+                    event_id=f"{session.session_id}-click",
+                    session_id=session.session_id,
+                    object_id=object_id,
+                    event_type="click",
+                )
+            ]
+        )
+    )
+    assert (pushed.accepted_count, pushed.duplicate_count) == (1, 0)
+    queued = client.clickstream.UseSessionsForImprovement(
+        clickstream_pb2.UseSessionsForImprovementRequest(session_ids=[session.session_id])
+    )
+    assert queued.queued_count == 1
+    done = client.wait_for_task(queued.task.task_id, timeout_seconds=300)
+    assert done.status == common_pb2.TASK_STATUS_DONE, done.error
+    assert done.result["improved_sessions"] >= 1
+
+
 def test_a_click_lifts_the_item_for_that_user_only(
     client: Client, scifact_slice: tuple[Dataset, dict[str, str]]
 ) -> None:
@@ -40,29 +65,8 @@ def test_a_click_lifts_the_item_for_that_user_only(
 
     bob_before = _ranking(_search(client, claim, "p13n-bob"))
     alice = _search(client, claim, "p13n-alice", session=True)
-    assert alice.session_id
     assert [r.object_id for r in alice.results].index(relevant) == rank_before
-    pushed = client.clickstream.PushEvents(
-        clickstream_pb2.PushEventsRequest(
-            events=[
-                clickstream_pb2.SessionEvent(
-                    event_id=f"{alice.session_id}-click",
-                    session_id=alice.session_id,
-                    object_id=relevant,
-                    event_type="click",
-                )
-            ]
-        )
-    )
-    assert (pushed.accepted_count, pushed.duplicate_count) == (1, 0)
-
-    queued = client.clickstream.UseSessionsForImprovement(
-        clickstream_pb2.UseSessionsForImprovementRequest(session_ids=[alice.session_id])
-    )
-    assert queued.queued_count == 1
-    done = client.wait_for_task(queued.task.task_id, timeout_seconds=300)
-    assert done.status == common_pb2.TASK_STATUS_DONE, done.error
-    assert done.result["improved_sessions"] >= 1
+    _click_and_improve(client, alice, relevant)
 
     after = _search(client, claim, "p13n-alice").results
     ids_after = [r.object_id for r in after]
@@ -71,3 +75,28 @@ def test_a_click_lifts_the_item_for_that_user_only(
     # Another user, and an anonymous search, see exactly what they saw before.
     assert _ranking(_search(client, claim, "p13n-bob")) == bob_before
     assert _ranking(_search(client, claim, "")) == bob_before
+
+
+def test_a_noise_click_keeps_the_relevant_results_in_the_top_10(
+    client: Client, scifact_slice: tuple[Dataset, dict[str, str]]
+) -> None:
+    data, claims = scifact_slice
+    # A claim with every judged abstract in the top 9: carol skips them all and clicks the
+    # irrelevant result at rank 10 (the deepest click: all nine above are passed over).
+    chosen = None
+    for query_id, claim in claims.items():
+        shown = [r.object_id for r in _search(client, claim, "").results]
+        relevant = set(data.qrels[query_id])
+        if len(shown) == 10 and relevant <= set(shown[:9]) and shown[9] not in relevant:
+            chosen = (claim, relevant, shown[9])
+            break
+    assert chosen is not None, "no claim has all its judged abstracts in the top 9"
+    claim, relevant, noise = chosen
+
+    dave_before = _ranking(_search(client, claim, "p13n-dave"))
+    _click_and_improve(client, _search(client, claim, "p13n-carol", session=True), noise)
+
+    after = [r.object_id for r in _search(client, claim, "p13n-carol").results]
+    assert after[0] == noise  # the click still counts for carol
+    assert relevant <= set(after)  # but costs her none of the relevant results
+    assert _ranking(_search(client, claim, "p13n-dave")) == dave_before

@@ -66,6 +66,7 @@ async def test_concurrent_migrations_on_a_fresh_database_apply_each_version_once
     assert sorted(r["version"] for r in rows) == all_versions
     assert all(r["n"] == 1 for r in rows)
     assert {"models", "collections", "blue_collection", "tasks", "locks"} <= tables
+    assert {"interleaving_sessions", "interleaving_credits"} <= tables
 
 
 async def test_concurrent_prepare_database_creates_one_base_collection(

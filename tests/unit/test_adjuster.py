@@ -78,8 +78,11 @@ def _disjoint_sessions(
 
 @pytest.mark.parametrize(("metric", "aggregation"), COMBOS)
 def test_clicked_gets_closer_and_skipped_farther(metric: Metric, aggregation: Aggregation) -> None:
+    # Without the skip floor (the seed's push): here the skipped objects already score below the
+    # clicked one, so the hinge would leave them alone (tested apart below).
     session, items = _one_session()
-    out = adjust([session], items, metric=metric, aggregation=aggregation)
+    settings = AdjusterSettings(skip_floor=False)
+    out = adjust([session], items, metric=metric, aggregation=aggregation, settings=settings)
 
     q = session.query_vector
     for o in session.clicked:
@@ -107,13 +110,15 @@ def test_clicked_gets_closer_and_skipped_farther(metric: Metric, aggregation: Ag
         AdjusterSettings(
             adjustment_rate=0.05, num_iterations=7, softmin_temperature=0.3, weight_decay=0.01
         ),
+        AdjusterSettings(adjustment_rate=0.05, max_step=0.05, skip_floor=False),
     ],
-    ids=["defaults", "custom"],
+    ids=["defaults", "custom", "seed-push-tight-trust-region"],
 )
 def test_batched_equals_one_by_one_on_disjoint_sessions(
     metric: Metric, aggregation: Aggregation, settings: AdjusterSettings
 ) -> None:
     sessions, items = _disjoint_sessions(12)
+    clicked = {(s.user_id, o) for s in sessions for o in s.clicked}
     batched = adjust(sessions, items, metric=metric, aggregation=aggregation, settings=settings)
     looped = adjust_one_by_one(
         sessions, items, metric=metric, aggregation=aggregation, settings=settings
@@ -122,7 +127,8 @@ def test_batched_equals_one_by_one_on_disjoint_sessions(
     for key in items:
         assert batched[key].shape == items[key].shape
         np.testing.assert_allclose(batched[key], looped[key], atol=1e-4, rtol=0)
-        assert not np.allclose(batched[key], items[key])  # it did move
+        if key in clicked or not settings.skip_floor:
+            assert not np.allclose(batched[key], items[key])  # it did move
 
 
 @pytest.mark.parametrize("aggregation", AGGREGATIONS)
@@ -209,3 +215,72 @@ def test_bad_input_raises_value_error() -> None:
         AdjusterSettings(adjustment_rate=0.0)
     with pytest.raises(ValueError, match="softmin_temperature"):
         AdjusterSettings(softmin_temperature=-1.0)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_trust_region_bounds_how_far_one_call_moves_a_part(metric: Metric) -> None:
+    sessions, items = _disjoint_sessions(6, seed=11)
+    loose = AdjusterSettings(adjustment_rate=0.2, num_iterations=20, max_step=float("inf"))
+    tight = AdjusterSettings(adjustment_rate=0.2, num_iterations=20, max_step=0.05)
+    # Under cosine the bound is on the move before re-normalisation: its chord on the sphere.
+    bound = 0.05 if metric != "cosine" else float(np.sqrt(2 - 2 * np.sqrt(1 - 0.05**2)))
+    free = adjust(sessions, items, metric=metric, aggregation="avg", settings=loose)
+    assert max(np.linalg.norm(free[k] - items[k], axis=1).max() for k in free) > 5 * bound
+    for fn in (adjust, adjust_one_by_one):
+        capped = fn(sessions, items, metric=metric, aggregation="avg", settings=tight)
+        moves = [np.linalg.norm(capped[k] - items[k], axis=1).max() for k in capped]
+        assert max(moves) <= bound + 1e-5
+        assert max(moves) > 0.9 * bound  # the cap binds, and the parts still move
+
+
+def _page(users: tuple[str, ...]) -> tuple[npt.NDArray[np.float32], dict[Key, Any]]:
+    """30 one-part objects whose cosine to the query falls from 0.80 in steps of 0.004."""
+    rng = np.random.default_rng(1)
+    query = np.zeros(DIM, np.float32)
+    query[0] = 1.0
+    items: dict[Key, Any] = {}
+    for i in range(30):
+        s = 0.8 - 0.004 * i
+        rest = rng.standard_normal(DIM - 1)
+        part = np.concatenate([[s], np.sqrt(1 - s * s) * rest / np.linalg.norm(rest)])
+        for user in users:
+            items[(user, f"o{i}")] = part.astype(np.float32)[None, :]
+    return query, items
+
+
+def _top10(query: npt.NDArray[Any], view: dict[str, npt.NDArray[Any]]) -> list[str]:
+    return sorted(view, key=lambda o: _distance(query, view[o], "cosine", "min"))[:10]
+
+
+@pytest.mark.parametrize("fn", [adjust, adjust_one_by_one])
+def test_a_noise_click_does_not_push_relevant_results_out_of_the_top_10(fn: Any) -> None:
+    query, items = _page(("u1", "u2"))
+    # o0 and o1 are relevant; the user skips them and clicks o6 by mistake (a noise click).
+    noise = SessionExample("u1", query, ["o6"], [f"o{i}" for i in range(6)])
+    rate = 0.01  # big steps, so that the push overshoots without the floor
+    guarded = fn(
+        [noise],
+        items,
+        metric="cosine",
+        aggregation="min",
+        settings=AdjusterSettings(adjustment_rate=rate),
+    )
+    seed = fn(
+        [noise],
+        items,
+        metric="cosine",
+        aggregation="min",
+        settings=AdjusterSettings(adjustment_rate=rate, skip_floor=False, max_step=float("inf")),
+    )
+
+    def view(out: dict[Key, Any], user: str) -> dict[str, Any]:
+        return {o: out.get((u, o), v) for (u, o), v in items.items() if u == user}
+
+    assert _top10(query, view(guarded, "u1"))[0] == "o6"  # the click still counts
+    assert {"o0", "o1"} <= set(_top10(query, view(guarded, "u1")))
+    assert not {"o0", "o1"} & set(_top10(query, view(seed, "u1")))  # what the floor prevents
+    # Every skipped result ends no lower than the click was: the rest of the page keeps order.
+    assert _top10(query, view(guarded, "u1"))[1:7] == [f"o{i}" for i in range(6)]
+    # The bystander: no key of u2 is adjusted, so u2's ranking is the original one.
+    assert not any(u == "u2" for u, _ in guarded)
+    assert _top10(query, view(guarded, "u2")) == [f"o{i}" for i in range(10)]

@@ -147,7 +147,7 @@ def promote(result: dict[str, Any], *, respect_gate: bool = False) -> tuple[str,
     runner = demo.Demo(options, cast(Client, NoStack()), out, io.StringIO())
     blue = deployment_pb2.Collection(collection_id="base", model_id="base")
     route, gate = runner.promote(result, blue)
-    assert gate["held_out_sessions"]["fine_tuned"] == result["metrics"]
+    assert gate["held_out_queries"]["fine_tuned"] == result["metrics"]
     return route, out.getvalue()
 
 

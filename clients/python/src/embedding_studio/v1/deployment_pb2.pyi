@@ -17,10 +17,21 @@ class CollectionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COLLECTION_STATE_GREEN: _ClassVar[CollectionState]
     COLLECTION_STATE_BLUE: _ClassVar[CollectionState]
     COLLECTION_STATE_RETIRED: _ClassVar[CollectionState]
+
+class InterleavingDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERLEAVING_DECISION_UNSPECIFIED: _ClassVar[InterleavingDecision]
+    INTERLEAVING_DECISION_NO_DIFFERENCE: _ClassVar[InterleavingDecision]
+    INTERLEAVING_DECISION_GREEN_BETTER: _ClassVar[InterleavingDecision]
+    INTERLEAVING_DECISION_BLUE_BETTER: _ClassVar[InterleavingDecision]
 COLLECTION_STATE_UNSPECIFIED: CollectionState
 COLLECTION_STATE_GREEN: CollectionState
 COLLECTION_STATE_BLUE: CollectionState
 COLLECTION_STATE_RETIRED: CollectionState
+INTERLEAVING_DECISION_UNSPECIFIED: InterleavingDecision
+INTERLEAVING_DECISION_NO_DIFFERENCE: InterleavingDecision
+INTERLEAVING_DECISION_GREEN_BETTER: InterleavingDecision
+INTERLEAVING_DECISION_BLUE_BETTER: InterleavingDecision
 
 class Model(_message.Message):
     __slots__ = ("model_id", "name", "version", "dimensions", "metric", "aggregation", "parent_model_id", "deployed", "create_time")
@@ -183,3 +194,39 @@ class DeleteCollectionRequest(_message.Message):
 class DeleteCollectionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetInterleavingVerdictRequest(_message.Message):
+    __slots__ = ("green_collection_id", "confidence")
+    GREEN_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    green_collection_id: str
+    confidence: float
+    def __init__(self, green_collection_id: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class GetInterleavingVerdictResponse(_message.Message):
+    __slots__ = ("green_collection_id", "blue_collection_id", "decision", "sessions", "green_wins", "blue_wins", "ties", "p_value", "green_win_rate", "green_win_rate_lower", "green_win_rate_upper", "confidence")
+    GREEN_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BLUE_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    GREEN_WINS_FIELD_NUMBER: _ClassVar[int]
+    BLUE_WINS_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    GREEN_WIN_RATE_FIELD_NUMBER: _ClassVar[int]
+    GREEN_WIN_RATE_LOWER_FIELD_NUMBER: _ClassVar[int]
+    GREEN_WIN_RATE_UPPER_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    green_collection_id: str
+    blue_collection_id: str
+    decision: InterleavingDecision
+    sessions: int
+    green_wins: int
+    blue_wins: int
+    ties: int
+    p_value: float
+    green_win_rate: float
+    green_win_rate_lower: float
+    green_win_rate_upper: float
+    confidence: float
+    def __init__(self, green_collection_id: _Optional[str] = ..., blue_collection_id: _Optional[str] = ..., decision: _Optional[_Union[InterleavingDecision, str]] = ..., sessions: _Optional[int] = ..., green_wins: _Optional[int] = ..., blue_wins: _Optional[int] = ..., ties: _Optional[int] = ..., p_value: _Optional[float] = ..., green_win_rate: _Optional[float] = ..., green_win_rate_lower: _Optional[float] = ..., green_win_rate_upper: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...

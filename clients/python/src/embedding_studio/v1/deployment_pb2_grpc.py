@@ -80,6 +80,11 @@ class DeploymentServiceStub:
                 request_serializer=embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionRequest.SerializeToString,
                 response_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionResponse.FromString,
                 _registered_method=True)
+        self.GetInterleavingVerdict = channel.unary_unary(
+                '/embedding_studio.v1.DeploymentService/GetInterleavingVerdict',
+                request_serializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.SerializeToString,
+                response_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentServiceServicer:
@@ -150,6 +155,14 @@ class DeploymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInterleavingVerdict(self, request, context):
+        """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
+        FAILED_PRECONDITION when there is no ready green collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +210,11 @@ def add_DeploymentServiceServicer_to_server(servicer, server):
                     servicer.DeleteCollection,
                     request_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionRequest.FromString,
                     response_serializer=embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionResponse.SerializeToString,
+            ),
+            'GetInterleavingVerdict': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInterleavingVerdict,
+                    request_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.FromString,
+                    response_serializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +461,33 @@ class DeploymentService:
             '/embedding_studio.v1.DeploymentService/DeleteCollection',
             embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionRequest.SerializeToString,
             embedding__studio_dot_v1_dot_deployment__pb2.DeleteCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInterleavingVerdict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedding_studio.v1.DeploymentService/GetInterleavingVerdict',
+            embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.SerializeToString,
+            embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class DeploymentServiceStub:
     """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
     rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
     """
+    GetInterleavingVerdict: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.GetInterleavingVerdictRequest, _deployment_pb2.GetInterleavingVerdictResponse]
+    """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
+    FAILED_PRECONDITION when there is no ready green collection.
+    """
 
 @_typing.type_check_only
 class DeploymentServiceAsyncStub(DeploymentServiceStub):
@@ -78,6 +82,10 @@ class DeploymentServiceAsyncStub(DeploymentServiceStub):
     DeleteCollection: _aio.UnaryUnaryMultiCallable[_deployment_pb2.DeleteCollectionRequest, _deployment_pb2.DeleteCollectionResponse]  # type: ignore[assignment]
     """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
     rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
+    """
+    GetInterleavingVerdict: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetInterleavingVerdictRequest, _deployment_pb2.GetInterleavingVerdictResponse]  # type: ignore[assignment]
+    """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
+    FAILED_PRECONDITION when there is no ready green collection.
     """
 
 class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +163,16 @@ class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deployment_pb2.DeleteCollectionResponse, _abc.Awaitable[_deployment_pb2.DeleteCollectionResponse]]:
         """Deletes a collection and its items; FAILED_PRECONDITION when it is blue. Deleting the
         rollback target (the previous blue) ends the chance to roll back; an unused model is undeployed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetInterleavingVerdict(
+        self,
+        request: _deployment_pb2.GetInterleavingVerdictRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.GetInterleavingVerdictResponse, _abc.Awaitable[_deployment_pb2.GetInterleavingVerdictResponse]]:
+        """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
+        FAILED_PRECONDITION when there is no ready green collection.
         """
 
 def add_DeploymentServiceServicer_to_server(servicer: DeploymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

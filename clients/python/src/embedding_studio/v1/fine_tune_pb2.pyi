@@ -18,6 +18,7 @@ class PromotionStep(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMOTION_STEP_SWITCHED: _ClassVar[PromotionStep]
     PROMOTION_STEP_SKIPPED: _ClassVar[PromotionStep]
     PROMOTION_STEP_FAILED: _ClassVar[PromotionStep]
+    PROMOTION_STEP_INTERLEAVING: _ClassVar[PromotionStep]
 PROMOTION_STEP_UNSPECIFIED: PromotionStep
 PROMOTION_STEP_DEPLOYING: PromotionStep
 PROMOTION_STEP_REINDEXING: PromotionStep
@@ -25,6 +26,7 @@ PROMOTION_STEP_SWITCHING: PromotionStep
 PROMOTION_STEP_SWITCHED: PromotionStep
 PROMOTION_STEP_SKIPPED: PromotionStep
 PROMOTION_STEP_FAILED: PromotionStep
+PROMOTION_STEP_INTERLEAVING: PromotionStep
 
 class FineTuningTask(_message.Message):
     __slots__ = ("task", "batch_id", "model_id", "mlflow_run_id", "metrics", "deployable", "deploy_as_blue", "promotion")
@@ -54,7 +56,7 @@ class FineTuningTask(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ...) -> None: ...
 
 class Promotion(_message.Message):
-    __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason")
+    __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason", "interleaving")
     STEP_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +65,7 @@ class Promotion(_message.Message):
     PREVIOUS_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     DELETED_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    INTERLEAVING_FIELD_NUMBER: _ClassVar[int]
     step: PromotionStep
     model_id: str
     deploy_task_id: str
@@ -71,7 +74,8 @@ class Promotion(_message.Message):
     previous_collection_id: str
     deleted_collection_id: str
     reason: str
-    def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    interleaving: str
+    def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ..., interleaving: _Optional[str] = ...) -> None: ...
 
 class StartFineTuningRequest(_message.Message):
     __slots__ = ("idempotency_key", "deploy_as_blue", "batch_id", "hyperparameters")

@@ -26,7 +26,7 @@ from embedding_studio.v1 import common_pb2 as embedding__studio_dot_v1_dot_commo
 from embedding_studio.v1 import ranking_pb2 as embedding__studio_dot_v1_dot_ranking__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/search.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a!embedding_studio/v1/ranking.proto\"\x94\x03\n\rSearchRequest\x12\x14\n\nquery_text\x18\x01 \x01(\tH\x00\x12\x33\n\x0cquery_vector\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.VectorH\x00\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12)\n\x04sort\x18\x04 \x01(\x0b\x32\x1b.embedding_studio.v1.SortBy\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x19\n\x0cmax_distance\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x15\n\rcollection_id\x18\x08 \x01(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x16\n\x0e\x63reate_session\x18\n \x01(\x08\x12\x31\n\x07ranking\x18\x0b \x01(\x0b\x32 .embedding_studio.v1.RankingSpec\x12\x15\n\rlexical_query\x18\x0c \x01(\tB\x07\n\x05queryB\x0f\n\r_max_distance\"\xd4\x01\n\x0eSearchResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.embedding_studio.v1.SearchResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rcollection_id\x18\x04 \x01(\t\x12\x31\n\x07ranking\x18\x05 \x01(\x0b\x32 .embedding_studio.v1.RankingSpec\x12\x17\n\x0franking_version\x18\x06 \x01(\x05\"\xbb\x01\n\x16SearchByPayloadRequest\x12+\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12)\n\x04sort\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.SortBy\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x15\n\rcollection_id\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\"s\n\x17SearchByPayloadResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.embedding_studio.v1.Item\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\"W\n\x11\x43ountItemsRequest\x12+\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\x15\n\rcollection_id\x18\x02 \x01(\t\":\n\x12\x43ountItemsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x15\n\rcollection_id\x18\x02 \x01(\t\"\xd0\x01\n\x17\x46indSimilarItemsRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x19\n\x0cmax_distance\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rcollection_id\x18\x06 \x01(\t\x12\x0f\n\x07user_id\x18\x07 \x01(\tB\x0f\n\r_max_distance\"~\n\x18\x46indSimilarItemsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.embedding_studio.v1.SearchResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\"l\n\x18PredictCategoriesRequest\x12\x12\n\nquery_text\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61tegory_field\x18\x04 \x01(\t\";\n\x12\x43\x61tegoryPrediction\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"Y\n\x19PredictCategoriesResponse\x12<\n\x0bpredictions\x18\x01 \x03(\x0b\x32\'.embedding_studio.v1.CategoryPrediction2\x94\x04\n\rSearchService\x12Q\n\x06Search\x12\".embedding_studio.v1.SearchRequest\x1a#.embedding_studio.v1.SearchResponse\x12l\n\x0fSearchByPayload\x12+.embedding_studio.v1.SearchByPayloadRequest\x1a,.embedding_studio.v1.SearchByPayloadResponse\x12]\n\nCountItems\x12&.embedding_studio.v1.CountItemsRequest\x1a\'.embedding_studio.v1.CountItemsResponse\x12o\n\x10\x46indSimilarItems\x12,.embedding_studio.v1.FindSimilarItemsRequest\x1a-.embedding_studio.v1.FindSimilarItemsResponse\x12r\n\x11PredictCategories\x12-.embedding_studio.v1.PredictCategoriesRequest\x1a..embedding_studio.v1.PredictCategoriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/search.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a!embedding_studio/v1/ranking.proto\"\xa8\x03\n\rSearchRequest\x12\x14\n\nquery_text\x18\x01 \x01(\tH\x00\x12\x33\n\x0cquery_vector\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.VectorH\x00\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12)\n\x04sort\x18\x04 \x01(\x0b\x32\x1b.embedding_studio.v1.SortBy\x12\r\n\x05limit\x18\x05 \x01(\x05\x12\x19\n\x0cmax_distance\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x15\n\rcollection_id\x18\x08 \x01(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x16\n\x0e\x63reate_session\x18\n \x01(\x08\x12\x31\n\x07ranking\x18\x0b \x01(\x0b\x32 .embedding_studio.v1.RankingSpec\x12\x15\n\rlexical_query\x18\x0c \x01(\t\x12\x12\n\ninterleave\x18\r \x01(\x08\x42\x07\n\x05queryB\x0f\n\r_max_distance\"\xf7\x01\n\x0eSearchResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.embedding_studio.v1.SearchResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x15\n\rcollection_id\x18\x04 \x01(\t\x12\x31\n\x07ranking\x18\x05 \x01(\x0b\x32 .embedding_studio.v1.RankingSpec\x12\x17\n\x0franking_version\x18\x06 \x01(\x05\x12!\n\x19interleaved_collection_id\x18\x07 \x01(\t\"\xbb\x01\n\x16SearchByPayloadRequest\x12+\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12)\n\x04sort\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.SortBy\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x15\n\rcollection_id\x18\x05 \x01(\t\x12\x0f\n\x07user_id\x18\x06 \x01(\t\"s\n\x17SearchByPayloadResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.embedding_studio.v1.Item\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\"W\n\x11\x43ountItemsRequest\x12+\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\x15\n\rcollection_id\x18\x02 \x01(\t\":\n\x12\x43ountItemsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x15\n\rcollection_id\x18\x02 \x01(\t\"\xd0\x01\n\x17\x46indSimilarItemsRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x19\n\x0cmax_distance\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x15\n\rcollection_id\x18\x06 \x01(\t\x12\x0f\n\x07user_id\x18\x07 \x01(\tB\x0f\n\r_max_distance\"~\n\x18\x46indSimilarItemsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.embedding_studio.v1.SearchResult\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\"l\n\x18PredictCategoriesRequest\x12\x12\n\nquery_text\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61tegory_field\x18\x04 \x01(\t\";\n\x12\x43\x61tegoryPrediction\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"Y\n\x19PredictCategoriesResponse\x12<\n\x0bpredictions\x18\x01 \x03(\x0b\x32\'.embedding_studio.v1.CategoryPrediction2\x94\x04\n\rSearchService\x12Q\n\x06Search\x12\".embedding_studio.v1.SearchRequest\x1a#.embedding_studio.v1.SearchResponse\x12l\n\x0fSearchByPayload\x12+.embedding_studio.v1.SearchByPayloadRequest\x1a,.embedding_studio.v1.SearchByPayloadResponse\x12]\n\nCountItems\x12&.embedding_studio.v1.CountItemsRequest\x1a\'.embedding_studio.v1.CountItemsResponse\x12o\n\x10\x46indSimilarItems\x12,.embedding_studio.v1.FindSimilarItemsRequest\x1a-.embedding_studio.v1.FindSimilarItemsResponse\x12r\n\x11PredictCategories\x12-.embedding_studio.v1.PredictCategoriesRequest\x1a..embedding_studio.v1.PredictCategoriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +34,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedding_studio.v1.search_
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHREQUEST']._serialized_start=127
-  _globals['_SEARCHREQUEST']._serialized_end=531
-  _globals['_SEARCHRESPONSE']._serialized_start=534
-  _globals['_SEARCHRESPONSE']._serialized_end=746
-  _globals['_SEARCHBYPAYLOADREQUEST']._serialized_start=749
-  _globals['_SEARCHBYPAYLOADREQUEST']._serialized_end=936
-  _globals['_SEARCHBYPAYLOADRESPONSE']._serialized_start=938
-  _globals['_SEARCHBYPAYLOADRESPONSE']._serialized_end=1053
-  _globals['_COUNTITEMSREQUEST']._serialized_start=1055
-  _globals['_COUNTITEMSREQUEST']._serialized_end=1142
-  _globals['_COUNTITEMSRESPONSE']._serialized_start=1144
-  _globals['_COUNTITEMSRESPONSE']._serialized_end=1202
-  _globals['_FINDSIMILARITEMSREQUEST']._serialized_start=1205
-  _globals['_FINDSIMILARITEMSREQUEST']._serialized_end=1413
-  _globals['_FINDSIMILARITEMSRESPONSE']._serialized_start=1415
-  _globals['_FINDSIMILARITEMSRESPONSE']._serialized_end=1541
-  _globals['_PREDICTCATEGORIESREQUEST']._serialized_start=1543
-  _globals['_PREDICTCATEGORIESREQUEST']._serialized_end=1651
-  _globals['_CATEGORYPREDICTION']._serialized_start=1653
-  _globals['_CATEGORYPREDICTION']._serialized_end=1712
-  _globals['_PREDICTCATEGORIESRESPONSE']._serialized_start=1714
-  _globals['_PREDICTCATEGORIESRESPONSE']._serialized_end=1803
-  _globals['_SEARCHSERVICE']._serialized_start=1806
-  _globals['_SEARCHSERVICE']._serialized_end=2338
+  _globals['_SEARCHREQUEST']._serialized_end=551
+  _globals['_SEARCHRESPONSE']._serialized_start=554
+  _globals['_SEARCHRESPONSE']._serialized_end=801
+  _globals['_SEARCHBYPAYLOADREQUEST']._serialized_start=804
+  _globals['_SEARCHBYPAYLOADREQUEST']._serialized_end=991
+  _globals['_SEARCHBYPAYLOADRESPONSE']._serialized_start=993
+  _globals['_SEARCHBYPAYLOADRESPONSE']._serialized_end=1108
+  _globals['_COUNTITEMSREQUEST']._serialized_start=1110
+  _globals['_COUNTITEMSREQUEST']._serialized_end=1197
+  _globals['_COUNTITEMSRESPONSE']._serialized_start=1199
+  _globals['_COUNTITEMSRESPONSE']._serialized_end=1257
+  _globals['_FINDSIMILARITEMSREQUEST']._serialized_start=1260
+  _globals['_FINDSIMILARITEMSREQUEST']._serialized_end=1468
+  _globals['_FINDSIMILARITEMSRESPONSE']._serialized_start=1470
+  _globals['_FINDSIMILARITEMSRESPONSE']._serialized_end=1596
+  _globals['_PREDICTCATEGORIESREQUEST']._serialized_start=1598
+  _globals['_PREDICTCATEGORIESREQUEST']._serialized_end=1706
+  _globals['_CATEGORYPREDICTION']._serialized_start=1708
+  _globals['_CATEGORYPREDICTION']._serialized_end=1767
+  _globals['_PREDICTCATEGORIESRESPONSE']._serialized_start=1769
+  _globals['_PREDICTCATEGORIESRESPONSE']._serialized_end=1858
+  _globals['_SEARCHSERVICE']._serialized_start=1861
+  _globals['_SEARCHSERVICE']._serialized_end=2393
 # @@protoc_insertion_point(module_scope)

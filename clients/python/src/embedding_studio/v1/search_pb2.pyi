@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query_text", "query_vector", "filter", "sort", "limit", "max_distance", "page_token", "collection_id", "user_id", "create_session", "ranking", "lexical_query")
+    __slots__ = ("query_text", "query_vector", "filter", "sort", "limit", "max_distance", "page_token", "collection_id", "user_id", "create_session", "ranking", "lexical_query", "interleave")
     QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
     QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class SearchRequest(_message.Message):
     CREATE_SESSION_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIELD_NUMBER: _ClassVar[int]
     LEXICAL_QUERY_FIELD_NUMBER: _ClassVar[int]
+    INTERLEAVE_FIELD_NUMBER: _ClassVar[int]
     query_text: str
     query_vector: _common_pb2.Vector
     filter: _common_pb2.Filter
@@ -34,23 +35,26 @@ class SearchRequest(_message.Message):
     create_session: bool
     ranking: _ranking_pb2.RankingSpec
     lexical_query: str
-    def __init__(self, query_text: _Optional[str] = ..., query_vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., sort: _Optional[_Union[_common_pb2.SortBy, _Mapping]] = ..., limit: _Optional[int] = ..., max_distance: _Optional[float] = ..., page_token: _Optional[str] = ..., collection_id: _Optional[str] = ..., user_id: _Optional[str] = ..., create_session: _Optional[bool] = ..., ranking: _Optional[_Union[_ranking_pb2.RankingSpec, _Mapping]] = ..., lexical_query: _Optional[str] = ...) -> None: ...
+    interleave: bool
+    def __init__(self, query_text: _Optional[str] = ..., query_vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., sort: _Optional[_Union[_common_pb2.SortBy, _Mapping]] = ..., limit: _Optional[int] = ..., max_distance: _Optional[float] = ..., page_token: _Optional[str] = ..., collection_id: _Optional[str] = ..., user_id: _Optional[str] = ..., create_session: _Optional[bool] = ..., ranking: _Optional[_Union[_ranking_pb2.RankingSpec, _Mapping]] = ..., lexical_query: _Optional[str] = ..., interleave: _Optional[bool] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "next_page_token", "session_id", "collection_id", "ranking", "ranking_version")
+    __slots__ = ("results", "next_page_token", "session_id", "collection_id", "ranking", "ranking_version", "interleaved_collection_id")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIELD_NUMBER: _ClassVar[int]
     RANKING_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INTERLEAVED_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[_common_pb2.SearchResult]
     next_page_token: str
     session_id: str
     collection_id: str
     ranking: _ranking_pb2.RankingSpec
     ranking_version: int
-    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.SearchResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., session_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., ranking: _Optional[_Union[_ranking_pb2.RankingSpec, _Mapping]] = ..., ranking_version: _Optional[int] = ...) -> None: ...
+    interleaved_collection_id: str
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.SearchResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., session_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., ranking: _Optional[_Union[_ranking_pb2.RankingSpec, _Mapping]] = ..., ranking_version: _Optional[int] = ..., interleaved_collection_id: _Optional[str] = ...) -> None: ...
 
 class SearchByPayloadRequest(_message.Message):
     __slots__ = ("filter", "sort", "limit", "page_token", "collection_id", "user_id")

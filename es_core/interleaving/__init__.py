@@ -1,0 +1,1 @@
+"""Online interleaving of the green and blue collections: team-draft, credits, verdict."""

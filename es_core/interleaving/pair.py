@@ -1,0 +1,90 @@
+"""Which green collection is compared with blue, and the verdict of their interleaving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from es_core.collections.blue import check_collection_id
+from es_core.config import Settings
+from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.interleaving.store import session_clicks
+from es_core.interleaving.verdict import Verdict, decide
+from es_core.storage.catalog import (
+    COLLECTION_SELECT,
+    Collection,
+    collection_from_row,
+    get_blue_collection,
+    get_collection,
+)
+
+# A green collection searches can be interleaved with: its model can encode queries and its
+# reindex (if any) is done.
+_READY = (
+    "c.state = 'green' AND c.delete_time IS NULL AND m.deployed AND (c.reindex_task_id IS NULL"
+    " OR EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = c.reindex_task_id"
+    " AND t.status = 'done'))"
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    blue: Collection
+    green: Collection
+
+
+async def interleaving_pair(
+    conn: asyncpg.Connection, green_collection_id: str = "", field: str = "green_collection_id"
+) -> Pair:
+    """Blue and the named green collection, else the newest ready one; FAILED_PRECONDITION
+    when there is none, or the named one is not a ready green collection."""
+    blue = await get_blue_collection(conn)
+    if not green_collection_id:
+        row = await conn.fetchrow(
+            f"{COLLECTION_SELECT} WHERE {_READY} ORDER BY c.create_time DESC LIMIT 1"
+        )
+        if row is None:
+            raise FailedPrecondition(
+                "no green collection to interleave with blue: reindex into a deployed model"
+                " version (StartReindex) and wait for its task to finish"
+            )
+        return Pair(blue, collection_from_row(row))
+    check_collection_id(green_collection_id, field)
+    try:
+        green = await get_collection(conn, green_collection_id)
+    except NotFound as exc:
+        raise NotFound.field_error(field, exc.message) from None
+    ready = await conn.fetchval(
+        f"SELECT EXISTS ({COLLECTION_SELECT} WHERE c.collection_id = $1 AND {_READY})",
+        green_collection_id,
+    )
+    if not ready:
+        raise FailedPrecondition.field_error(
+            field,
+            f"collection {green_collection_id!r} is {green.state}, not a green collection ready"
+            " to search (deployed model, reindex done)",
+        )
+    return Pair(blue, green)
+
+
+def check_confidence(confidence: float, settings: Settings, field: str = "confidence") -> float:
+    """0 means ES_INTERLEAVING_CONFIDENCE."""
+    if confidence == 0:
+        return settings.interleaving_confidence
+    if not 0.5 < confidence < 1:
+        raise InvalidArgument.field_error(field, "must be 0 (the default) or in (0.5, 1)")
+    return confidence
+
+
+async def pair_verdict(
+    conn: asyncpg.Connection, pair: Pair, settings: Settings, confidence: float
+) -> Verdict:
+    """The verdict over the pair's stored interleaved sessions and their clicks."""
+    clicks = await session_clicks(
+        conn,
+        green_collection_id=pair.green.collection_id,
+        blue_collection_id=pair.blue.collection_id,
+        event_weights=settings.event_weights,
+    )
+    return decide(clicks, confidence)

@@ -1,0 +1,136 @@
+"""The deploy gate: bootstrap intervals, per-query scores over the whole pool, the verdict."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from es_core.evaluation.bootstrap import mean_interval, paired_difference
+from es_core.fine_tuning.examples import Example
+from es_core.fine_tuning.gate import EvaluationPool, judge, score_queries, summary
+from tests.unit.test_fine_tuning_evaluator import PARTS, TABLE, TableEncoder
+
+# --- bootstrap -------------------------------------------------------------------------------
+
+
+def test_the_interval_holds_the_mean_and_narrows_with_more_queries() -> None:
+    rng = np.random.default_rng(1)
+    few = mean_interval(list(rng.random(20)))
+    many = mean_interval(list(rng.random(2000)))
+    for interval in (few, many):
+        assert interval.low < interval.mean < interval.high
+    assert many.high - many.low < (few.high - few.low) / 4
+    assert many.contains(0.5)
+    assert mean_interval([0.3] * 10) == mean_interval([0.3] * 10)  # seeded: the same twice
+    assert mean_interval([0.3] * 10).low == pytest.approx(0.3)
+
+
+def test_an_empty_sample_has_no_interval_and_a_bad_confidence_is_refused() -> None:
+    empty = mean_interval([])
+    assert math.isnan(empty.mean) and math.isnan(empty.low) and math.isnan(empty.high)
+    with pytest.raises(ValueError, match="confidence"):
+        mean_interval([1.0], confidence=1.0)
+    with pytest.raises(ValueError, match="length"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_pairing_cancels_what_both_models_share() -> None:
+    """Queries differ wildly in difficulty; the candidate is better by 0.02 on every one. Paired,
+    the gain is certain; unpaired intervals of the two means would overlap."""
+    rng = np.random.default_rng(2)
+    baseline = list(rng.random(50))
+    candidate = [b + 0.02 for b in baseline]
+    gain = paired_difference(candidate, baseline)
+    assert gain.low == pytest.approx(0.02) and gain.high == pytest.approx(0.02)
+    assert mean_interval(candidate).low < mean_interval(baseline).high
+
+
+# --- scores over the whole pool --------------------------------------------------------------
+
+
+def test_each_query_ranks_the_whole_pool_so_an_item_never_shown_counts() -> None:
+    """q2's sessions were shown a and b and clicked b. Over the whole pool c (closest to q2, shown
+    to nobody for it) takes rank 1 and a rank 2, so b is third; re-ranking only the shown list
+    would have put b second."""
+    examples = [
+        Example("q1", {"a": 1.0}, shown=("a", "c")),
+        Example("q2", {"b": 1.0}, shown=("a", "b")),
+    ]
+    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True)
+    scores = score_queries(TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min")
+    assert scores["mrr@10"] == pytest.approx([1.0, 1 / 3])
+    assert scores["recall@10"] == pytest.approx([1.0, 1.0])
+    assert scores["ndcg@10"] == pytest.approx([1.0, 1 / math.log2(4)])
+    top1 = score_queries(
+        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min", k=1
+    )
+    assert top1["recall@1"] == pytest.approx([1.0, 0.0])
+
+
+def test_a_candidate_that_finds_a_clicked_item_from_below_is_credited() -> None:
+    examples = [Example("q2", {"b": 1.0}, shown=("a", "b"))]
+    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True)
+    in_service = score_queries(
+        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min"
+    )
+    moved = {**TABLE, "a0": [1.0, 0.0], "b0": [0.0, 1.0], "c0": [1.0, 0.0]}  # b first for q2
+    candidate = score_queries(
+        TableEncoder(moved), examples, pool, metric="cosine", aggregation="min"
+    )
+    assert candidate["ndcg@10"] == [1.0]
+    assert in_service["ndcg@10"][0] < 1.0
+
+
+# --- the verdict -------------------------------------------------------------------------------
+
+
+def _scores(ndcg: list[float]) -> dict[str, list[float]]:
+    return {"ndcg@10": ndcg, "recall@10": ndcg, "mrr@10": ndcg}
+
+
+def test_the_lower_bound_of_the_gain_decides() -> None:
+    baseline = [0.2, 0.5, 0.8, 0.4, 0.6, 0.3, 0.7, 0.5] * 5
+    clear = [b + 0.1 for b in baseline]
+    verdict = judge(_scores(clear), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
+    assert verdict.deployable
+    assert verdict.figures["gain.ndcg@10"] == pytest.approx(0.1)
+    assert verdict.figures["gain.ndcg@10.low"] > 0
+    assert verdict.figures["in_service.ndcg@10"] == pytest.approx(np.mean(baseline))
+    assert "above" in verdict.reason and "ES_FINE_TUNING_GATE_MARGIN" in verdict.reason
+    # A margin above the whole interval refuses it.
+    assert not judge(
+        _scores(clear), _scores(baseline), margin=0.2, confidence=0.95, seed=0
+    ).deployable
+
+    # Better on average, but only through one lucky query: the interval reaches below 0.
+    lucky = list(baseline)
+    lucky[0] += 0.9
+    lucky[1:4] = [b - 0.02 for b in baseline[1:4]]
+    noisy = judge(_scores(lucky), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
+    assert noisy.figures["gain.ndcg@10"] > 0
+    assert noisy.figures["gain.ndcg@10.low"] <= 0
+    assert not noisy.deployable and "not above" in noisy.reason
+
+
+def test_a_worse_or_an_unmeasured_model_is_never_deployable() -> None:
+    baseline = [0.5, 0.6, 0.7, 0.4] * 10
+    worse = [b - 0.3 for b in baseline]
+    assert not judge(
+        _scores(worse), _scores(baseline), margin=0.0, confidence=0.95, seed=0
+    ).deployable
+    same = judge(_scores(baseline), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
+    assert not same.deployable and same.figures["gain.ndcg@10.low"] == 0.0
+    empty = judge(_scores([]), _scores([]), margin=0.0, confidence=0.95, seed=0)
+    assert not empty.deployable and math.isnan(empty.figures["gain.ndcg@10"])
+
+
+def test_summary_gives_each_metric_its_interval() -> None:
+    figures = summary(_scores([0.0, 1.0] * 20), 0.9, seed=0)
+    assert set(figures) == {
+        f"{name}{suffix}"
+        for name in ("ndcg@10", "recall@10", "mrr@10")
+        for suffix in ("", ".low", ".high")
+    }
+    assert figures["ndcg@10.low"] < figures["ndcg@10"] == 0.5 < figures["ndcg@10.high"]
