@@ -14,7 +14,7 @@ the judgements, so an item nobody was shown counts as not relevant for either mo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -25,9 +25,9 @@ from es_core.evaluation.bootstrap import mean_interval, paired_difference
 from es_core.evaluation.metrics import per_query_metrics
 from es_core.fine_tuning.evaluator import METRIC_NAMES, rank_pool
 from es_core.fine_tuning.examples import Example
+from es_core.fine_tuning.mining import collection_search, query_vectors
 from es_core.plugins.protocol import DataLoader
-from es_core.search.query import VectorQuery
-from es_core.search.vector_search import ORIGINALS, vector_search
+from es_core.search.vector_search import ORIGINALS
 from es_core.storage.catalog import Aggregation, Collection, Metric
 
 Scores = dict[str, list[float]]  # metric name -> one figure per held-out query
@@ -58,24 +58,22 @@ async def evaluation_pool(
     settings: Settings,
 ) -> EvaluationPool:
     """The items both models rank for ``examples``, with their texts."""
-    count = await conn.fetchval(
-        f"SELECT count(DISTINCT object_id) FROM {collection.table} WHERE {ORIGINALS}"
-    )
-    whole = int(count) <= settings.fine_tuning_gate_max_items
-    if whole:
-        ids = [
-            r["object_id"]
-            for r in await conn.fetch(
-                f"SELECT DISTINCT object_id FROM {collection.table} WHERE {ORIGINALS}"
-            )
-        ]
-    else:
+    # One bounded read tells both whether the collection is small and, if so, what it holds.
+    ids = [
+        r["object_id"]
+        for r in await conn.fetch(
+            f"SELECT DISTINCT object_id FROM {collection.table} WHERE {ORIGINALS} LIMIT $1",
+            settings.fine_tuning_gate_max_items + 1,
+        )
+    ]
+    whole = len(ids) <= settings.fine_tuning_gate_max_items
+    if not whole:
         wanted: dict[str, None] = {}
-        vectors = in_service.encode_queries([e.query for e in examples])
+        search = collection_search(conn, collection, settings)
+        vectors = query_vectors(in_service, examples)
         for example, vector in zip(examples, vectors, strict=True):
-            query = VectorQuery(vector, limit=settings.fine_tuning_gate_pool_per_query)
-            hits, _ = await vector_search(conn, collection, query, settings)
-            for object_id in (*(h.object_id for h in hits), *example.shown, *example.positives):
+            nearest = await search(vector, settings.fine_tuning_gate_pool_per_query)
+            for object_id in (*nearest, *example.shown, *example.positives):
                 wanted[object_id] = None
         ids = list(wanted)
     item_parts = await loader.load(conn, collection.table_name, ids)
@@ -150,8 +148,3 @@ def judge(
         f" {'above' if deployable else 'not above'} {margin} (ES_FINE_TUNING_GATE_MARGIN)"
     )
     return Verdict(deployable, figures, reason)
-
-
-def means(figures: Mapping[str, float], prefix: str = "") -> dict[str, float]:
-    """The means alone (no interval bounds) of ``summary``'s figures under ``prefix``."""
-    return {name: figures[f"{prefix}{name}"] for name in METRIC_NAMES}

@@ -4,13 +4,11 @@ contributed each shown item, and the clicks each side got."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
 
 import asyncpg
 
+from es_core.clickstream.store import Conn
 from es_core.interleaving.team_draft import Pick
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def record_interleaving(

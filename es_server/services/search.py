@@ -49,12 +49,11 @@ from es_server.interceptors import Unimplemented
 from es_server.ranking_convert import spec_from_proto, spec_to_proto
 from es_server.state import ServerState
 
+log = logging.getLogger(__name__)
+
 
 def _as_json(request: Any, name: str) -> dict[str, Any] | None:
     return json_format.MessageToDict(getattr(request, name)) if request.HasField(name) else None
-
-
-log = logging.getLogger(__name__)
 
 
 class SearchService(search_pb2_grpc.SearchServiceServicer):
