@@ -1,7 +1,7 @@
-"""Fine-tuning quality on SciFact: the base and the fine-tuned model on queries training never saw.
+"""Fine-tuning quality on SciFact: the base and the fine-tuned model on claims training never saw.
 
     .venv/bin/python -m bench.quality_finetune [--quick] [--users N] [--hyperparameters JSON]
-        [--batch N] [--json out.json]
+        [--batch N] [--split] [--no-wrecked] [--json out.json]
 
 On the full SciFact data (5,183 abstracts; the 809 judged claims of qrels/train.tsv):
 
@@ -19,17 +19,24 @@ On the full SciFact data (5,183 abstracts; the 809 judged claims of qrels/train.
   ``--hyperparameters`` overrides it, e.g. ``{"corpus_pairs": [0.5]}``; the stack inherits the
   environment, so ``ES_FINE_TUNING_MINED_NEGATIVES=0`` etc. set the task's settings); progress
   is polled with TaskService.GetTask;
-* dev (and, for context, training) NDCG@10, Recall@10 and MRR@10 of the base and of the
-  registered fine-tuned version over the whole loaded corpus, scored the way search scores
-  (cosine distance per part, MIN over an item's parts) by the fine-tuning evaluator's ranking.
+* the built-in shop catalogue (``es_cli.demo_catalogue``, seed 0: 400 products, 200 judged
+  queries) is loaded into the same collection and never searched nor clicked: out-of-domain
+  items whose own queries must not pay for a SciFact-trained model;
+* the fine-tuned model is deployed and the blue collection reindexed into a green one with it
+  (as deploy_as_blue would, without the switch); dev claims, training claims (for context) and
+  the shop's judged queries go through Search on both collections (NDCG@10, Recall@10,
+  MRR@10), dev and shop under vector and under hybrid ranking (the server's default fusion),
+  and how much of the fine-tuned model's dev top 10 lies in the base model's top
+  ``ES_FINE_TUNING_GATE_POOL_PER_QUERY`` (the deploy gate's pool on a large collection);
+* unless ``--no-wrecked``, a second training on the same batch with a trial that wrecks the
+  model (learning rate 1.0): the deploy gate must refuse it.
 
 ``--quick``: 190 random judged claims with their judged abstracts plus filler up to 600
 abstracts (``bench.quality_personalization.choose``, seed 0), the same dev rule, and one trial
-(``{"learning_rate": [5e-5], "frozen_layers": [0]}``) unless ``--hyperparameters`` is given;
-about 15 minutes on a busy 2-core machine (12 once the base vectors are cached). The task's own
-figures on held-out *queries* (trained vs in service over the collection, with intervals, and
-the deploy gate's verdict) are printed too: they judge by clicks (an item nobody was shown
-counts as not relevant), so they are not comparable with the dev figures.
+(``{"learning_rate": [5e-5], "frozen_layers": [0]}``) unless ``--hyperparameters`` is given.
+The task's own figures on held-out *queries* (trained vs in service, with intervals, and the
+deploy gate's verdict) are printed too: they judge by clicks (an item nobody was shown counts
+as not relevant), so they are not comparable with the dev figures.
 """
 
 from __future__ import annotations
@@ -48,8 +55,9 @@ import numpy as np
 from bench.common import Row, base_parser, report, running_stack
 from bench.quality_personalization import choose
 from embedding_studio.client import Client
-from embedding_studio.v1 import common_pb2
-from es_cli.click_simulator import SimulationReport
+from embedding_studio.v1 import common_pb2, deployment_pb2, ranking_pb2
+from es_cli.click_simulator import SimulationReport, rankings_for
+from es_cli.demo_catalogue import generate_catalogue
 from es_cli.lifecycle import (
     METRICS,
     NAMES,
@@ -58,22 +66,17 @@ from es_cli.lifecycle import (
     get_task,
     judged_query_ids,
     relative_change,
+    search_quality,
     simulate_clicks,
     split_dev,
     status_name,
     upsert_and_wait,
 )
-from es_cli.throwaway import StackInfo
 from es_core.beir import Dataset, load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.base import Encoder, Vectors
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.evaluation.metrics import evaluate_rankings
-from es_core.fine_tuning.evaluator import rank_pool
-from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
-from es_core.plugins.protocol import SearchIndexInfo
-from es_core.plugins.text_minilm import SentenceSplitter, TextMiniLMPlugin
-from es_core.storage.catalog import Model
+from es_core.plugins.text_minilm import SentenceSplitter
 from es_server.convert import struct_to_dict
 
 CACHE_DIR = Path(__file__).resolve().parents[1] / ".bench-cache"
@@ -84,6 +87,9 @@ SEED = 0
 POLL_SECONDS = 10.0
 FINE_TUNING_TIMEOUT_S = 3 * 3600.0
 IDEMPOTENCY_KEY = "bench-quality-finetune"
+# A second training on the same batch whose learning rate wrecks the top layer: the gate must
+# refuse it (tests/e2e/test_fine_tuning.py trains the same trial).
+WRECKING_TRIAL = {"learning_rate": [1.0], "frozen_layers": [5], "epochs": [1]}
 
 Parts = dict[str, list[str]]  # doc id -> its parts' texts, in part order
 PartVectors = dict[str, Vectors]  # doc id -> its parts' vectors, one row per part
@@ -213,10 +219,19 @@ class ChangePrinter:
             )
 
 
-def fine_tune(client: Client, hyperparameters: dict[str, Any] | None) -> dict[str, Any]:
-    """StartFineTuning on the current batch of sessions, followed until done; its result."""
+def fine_tune(
+    client: Client,
+    hyperparameters: dict[str, Any] | None,
+    batch_id: str = "",
+    idempotency_key: str = IDEMPOTENCY_KEY,
+) -> dict[str, Any]:
+    """StartFineTuning on ``batch_id`` (empty: the current batch of sessions), followed until
+    done; its result."""
     started = client.start_fine_tuning(
-        idempotency_key=IDEMPOTENCY_KEY, hyperparameters=hyperparameters, timeout=60
+        batch_id=batch_id,
+        idempotency_key=idempotency_key,
+        hyperparameters=hyperparameters,
+        timeout=60,
     )
     task_id = started.task.task_id
     print(f"fine-tuning task {task_id} on batch {started.batch_id}")
@@ -265,92 +280,107 @@ def print_fine_tuning(result: Mapping[str, Any]) -> None:
         )
 
 
-def fine_tuned_encoder(stack: StackInfo, result: Mapping[str, Any]) -> Encoder:
-    """The registered version, loaded the way the server loads it (the stack's MLflow store)."""
-    plugin = TextMiniLMPlugin(Settings(data_dir=stack.data_dir))
-    info = plugin.get_search_index_info()
-    name, version = str(result["registered_model"]), str(result["model_version"])
-    model = Model(
-        model_id=str(result["model_id"]),
-        name=name,
-        version=version,
-        dimensions=info.dimensions,
-        metric=info.metric,
-        aggregation=info.aggregation,
-        source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
+def finished(client: Client, task_id: str, what: str) -> None:
+    task = client.wait_for_task(task_id, timeout_seconds=FINE_TUNING_TIMEOUT_S)
+    if task.status != common_pb2.TASK_STATUS_DONE:
+        raise RuntimeError(f"{what} task {task_id} ended {status_name(task)}: {task.error}")
+
+
+RANKINGS = {
+    "vector": ranking_pb2.RankingSpec(method=ranking_pb2.RANKING_METHOD_VECTOR),
+    # The server's default fusion and weights.
+    "hybrid": ranking_pb2.RankingSpec(method=ranking_pb2.RANKING_METHOD_HYBRID),
+}
+
+
+@dataclass(frozen=True)
+class QuerySet:
+    queries: Mapping[str, str]
+    qrels: Mapping[str, Mapping[str, int]]
+    rankings: tuple[str, ...]  # the RANKINGS each set is measured under
+
+
+Served = dict[str, dict[str, dict[str, float]]]  # "dev hybrid" -> model -> metric -> value
+
+
+def served_quality(client: Client, sets: Mapping[str, QuerySet], model_id: str) -> Served:
+    """Each query set through Search, under its rankings, on the blue collection (the base
+    model) and on a green one the fine-tuned model was deployed and reindexed into."""
+    blue = client.get_blue_collection(timeout=30).collection_id
+    deployed = client.deployment.DeployModel(
+        deployment_pb2.DeployModelRequest(model_id=model_id), timeout=60
     )
-    return plugin.get_inference_client_factory().create(model)
-
-
-# ---- evaluation over the whole loaded corpus ----
-
-
-class KnownItems:
-    """An encoder whose item vectors were computed beforehand (looked up by text); the model
-    still encodes the queries."""
-
-    def __init__(self, model: Encoder, parts: Parts, vectors: PartVectors) -> None:
-        self._model = model
-        self._by_text = {t: v for d in parts for t, v in zip(parts[d], vectors[d], strict=True)}
-
-    @property
-    def dimensions(self) -> int:
-        return self._model.dimensions
-
-    def encode_queries(self, texts: list[str]) -> Vectors:
-        return self._model.encode_queries(texts)
-
-    def encode_items(self, texts: list[str]) -> Vectors:
-        return np.stack([self._by_text[t] for t in texts])
-
-
-def evaluate_queries(
-    encoder: Encoder,
-    queries: Mapping[str, str],
-    data: Dataset,
-    parts: Parts,
-    info: SearchIndexInfo,
-) -> dict[str, float]:
-    """NDCG / Recall / MRR @K of ``queries`` ranked over every doc of ``parts``."""
-    ids = sorted(queries)
-    rankings = rank_pool(
-        encoder,
-        [queries[q] for q in ids],
-        sorted(parts),
-        parts,
-        metric=info.metric,
-        aggregation=info.aggregation,
-        k=K,
+    finished(client, deployed.task.task_id, "deploy")
+    started = client.start_reindex(
+        model_id, source_collection_id=blue, idempotency_key=IDEMPOTENCY_KEY + "-reindex"
     )
-    return evaluate_rankings(
-        dict(zip(ids, rankings, strict=True)), {q: data.qrels[q] for q in ids}, K
-    )
-
-
-def evaluate_model(
-    encoder: Encoder, split: Split, data: Dataset, parts: Parts, info: SearchIndexInfo
-) -> dict[str, dict[str, float]]:
-    return {
-        name: evaluate_queries(encoder, queries, data, parts, info)
-        for name, queries in (("dev", split.dev), ("train", split.train))
+    finished(client, started.task.task_id, "reindex")
+    collections = {"base": blue, "fine-tuned": started.destination_collection_id}
+    served: Served = {
+        f"{name} {method}": {
+            label: search_quality(
+                client,
+                query_set.queries,
+                query_set.qrels,
+                collection_id=collection,
+                ranking=RANKINGS[method],
+            )
+            for label, collection in collections.items()
+        }
+        for name, query_set in sets.items()
+        for method in query_set.rankings
     }
+    served["gate pool"] = {
+        "fine-tuned": {"coverage": gate_pool_coverage(client, sets["dev"].queries, collections)}
+    }
+    return served
+
+
+def gate_pool_coverage(
+    client: Client, queries: Mapping[str, str], collections: Mapping[str, str]
+) -> float:
+    """Share of the fine-tuned model's top 10 that lies in the base model's top
+    ``ES_FINE_TUNING_GATE_POOL_PER_QUERY`` (the pool the deploy gate ranks past
+    ``ES_FINE_TUNING_GATE_MAX_ITEMS``), over ``queries``: how much of the candidate's answer the
+    gate sees."""
+    depth = Settings().fine_tuning_gate_pool_per_query
+    vector = RANKINGS["vector"]
+    wide = rankings_for(
+        client, queries, limit=depth, collection_id=collections["base"], ranking=vector
+    )
+    top = rankings_for(
+        client, queries, limit=K, collection_id=collections["fine-tuned"], ranking=vector
+    )
+    inside = sum(len(set(top[q]) & set(wide[q])) for q in queries)
+    return inside / max(1, sum(len(top[q]) for q in queries))
 
 
 def result_rows(
-    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
+    served: Served,
     result: Mapping[str, Any],
     sim: SimulationReport,
     phases: Mapping[str, float],
 ) -> list[Row]:
-    base, tuned = scores["base"], scores["fine-tuned"]
-    rows = [Row(f"dev {NAMES[m]}", tuned["dev"][m], base["dev"][m], "base model") for m in METRICS]
-    rows += [
-        Row(f"dev {NAMES[m]} change (%)", relative_change(tuned["dev"][m], base["dev"][m]))
-        for m in METRICS
-    ]
-    rows += [
-        Row(f"train {NAMES[m]}", tuned["train"][m], base["train"][m], "base model") for m in METRICS
-    ]
+    rows = []
+    for key, figures in served.items():
+        if key == "gate pool":
+            continue
+        base, tuned = figures["base"], figures["fine-tuned"]
+        rows += [Row(f"{key} {NAMES[m]}", tuned[m], base[m], "base model") for m in METRICS]
+        if key.startswith("dev"):
+            rows += [
+                Row(f"{key} {NAMES[m]} change (%)", relative_change(tuned[m], base[m]))
+                for m in METRICS
+            ]
+        if key.startswith("shop"):
+            rows.append(Row(f"{key} NDCG@10 change (absolute)", tuned["ndcg@10"] - base["ndcg@10"]))
+    rows.append(
+        Row(
+            "gate pool: share of the fine-tuned dev top 10 in the base top"
+            f" {Settings().fine_tuning_gate_pool_per_query}",
+            served["gate pool"]["fine-tuned"]["coverage"],
+        )
+    )
     rows += [
         Row(
             f"gate: held-out queries {NAMES[m]}",
@@ -360,6 +390,10 @@ def result_rows(
         )
         for m in METRICS
     ]
+    if "wrecked" in result:
+        rows.append(
+            Row("gate: wrecked model deployable", int(bool(result["wrecked"]["deployable"])))
+        )
     rows += [
         Row("sessions", len(sim.session_ids)),
         Row("clicks accepted", sim.accepted_count, sim.events_sent, "clicks sent"),
@@ -368,14 +402,24 @@ def result_rows(
     return rows
 
 
-def print_scores(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
-    for split_name in ("dev", "train"):
-        for m in METRICS:
-            old, new = scores["base"][split_name][m], scores["fine-tuned"][split_name][m]
-            print(
-                f"{split_name} {NAMES[m]}: base {old:.4f}, fine-tuned {new:.4f}"
-                f" ({relative_change(new, old):+.1f}%)"
+def print_served(served: Served) -> None:
+    for key, figures in served.items():
+        if key == "gate pool":
+            continue
+        old, new = figures["base"], figures["fine-tuned"]
+        print(
+            f"{key} through Search: "
+            + ", ".join(
+                f"{NAMES[m]} base {old[m]:.4f}, fine-tuned {new[m]:.4f}"
+                f" ({relative_change(new[m], old[m]):+.1f}%)"
+                for m in METRICS
             )
+        )
+    print(
+        f"the gate's pool: {served['gate pool']['fine-tuned']['coverage']:.1%} of the fine-tuned"
+        " model's top 10 for the dev claims lie in the base model's top"
+        f" {Settings().fine_tuning_gate_pool_per_query}"
+    )
 
 
 def main_run(args: argparse.Namespace) -> None:
@@ -394,13 +438,20 @@ def main_run(args: argparse.Namespace) -> None:
         d: splitter.split(data.corpus[d].full_text) if args.split else [data.corpus[d].full_text]
         for d in split.doc_ids
     }
-    info = TextMiniLMPlugin(settings).get_search_index_info()
+    # The built-in shop catalogue sits in the same collection: out-of-domain items whose own
+    # judged queries must not pay for a SciFact-trained model (its ids "p0001"... are not
+    # SciFact's). Nobody searches or clicks them in training.
+    shop = generate_catalogue(SEED)
+    shop_parts = {d: [shop.corpus[d].full_text] for d in sorted(shop.corpus)}
+    print(f"shop catalogue beside it: {len(shop_parts)} items, {len(shop.queries)} judged queries")
     base = SentenceTransformerEncoder(base_model_path(), batch_size=settings.encode_batch_size)
 
     phase = time.perf_counter()
     base_vectors = base_part_vectors(
         parts, base, cache_path(settings, scifact_dir() / "corpus.jsonl", args.split)
     )
+    base_vectors.update(encode_parts(base, shop_parts, "base model, shop catalogue"))
+    parts = {**parts, **shop_parts}
     phases["encode base"] = time.perf_counter() - phase
     users = [f"user-{i}" for i in range(args.users)]
     with running_stack() as stack, Client(stack.grpc_address) as client:
@@ -421,31 +472,45 @@ def main_run(args: argparse.Namespace) -> None:
         result = fine_tune(client, args.hyperparameters)
         phases["fine-tune"] = time.perf_counter() - phase
         print_fine_tuning(result)
-        tuned = fine_tuned_encoder(stack, result)
+        phase = time.perf_counter()
+        sets = {
+            "dev": QuerySet(split.dev, data.qrels, ("vector", "hybrid")),
+            "train": QuerySet(split.train, data.qrels, ("vector",)),
+            "shop": QuerySet(shop.queries, shop.qrels, ("vector", "hybrid")),
+        }
+        served = served_quality(client, sets, str(result["model_id"]))
+        phases["deploy, reindex, search"] = time.perf_counter() - phase
+        print_served(served)
+        if args.wrecked:
+            phase = time.perf_counter()
+            print(f"the same batch again, with a trial that wrecks the model: {WRECKING_TRIAL}")
+            wrecked = fine_tune(
+                client, WRECKING_TRIAL, str(result["batch_id"]), IDEMPOTENCY_KEY + "-wrecked"
+            )
+            phases["wrecked model"] = time.perf_counter() - phase
+            print(f"  wrecked model deployable: {wrecked['deployable']}")
+            print(f"  {(wrecked.get('gate') or {}).get('reason', '')}")
+            result["wrecked"] = {"deployable": wrecked["deployable"], "gate": wrecked.get("gate")}
 
-    phase = time.perf_counter()
-    tuned_vectors = encode_parts(tuned, parts, "fine-tuned model")
-    scores = {
-        "base": evaluate_model(KnownItems(base, parts, base_vectors), split, data, parts, info),
-        "fine-tuned": evaluate_model(
-            KnownItems(tuned, parts, tuned_vectors), split, data, parts, info
-        ),
-    }
-    phases["evaluate"] = time.perf_counter() - phase
     phases["total"] = time.perf_counter() - started
-    print_scores(scores)
     trials = len(result["trials"])
     report(
         f"fine-tuning on SciFact: {len(parts)} docs, {len(split.train)} training /"
         f" {len(split.dev)} dev queries (dev: {split.rule}), {len(users)} users,"
         f" {trials} trial(s); deployable {result['deployable']}",
-        result_rows(scores, result, sim, phases),
+        result_rows(served, result, sim, phases),
         args.json,
         {
             "args": {k: str(v) for k, v in vars(args).items()},
             "dev_rule": split.rule,
-            "sizes": {"docs": len(parts), "train": len(split.train), "dev": len(split.dev)},
-            "scores": scores,
+            "sizes": {
+                "docs": len(parts),
+                "train": len(split.train),
+                "dev": len(split.dev),
+                "shop_items": len(shop_parts),
+                "shop_queries": len(shop.queries),
+            },
+            "served": served,
             "fine_tuning": result,
             "phases_seconds": phases,
         },
@@ -454,7 +519,7 @@ def main_run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "fine-tuning quality")
-    parser.add_argument("--users", type=int, default=3, help="simulated users who click")
+    parser.add_argument("--users", type=int, default=4, help="simulated users who click")
     parser.add_argument(
         "--hyperparameters",
         type=json.loads,
@@ -464,6 +529,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="items per UpsertItems request")
     parser.add_argument(
         "--split", action="store_true", help="cut abstracts into parts like the worker does"
+    )
+    parser.add_argument(
+        "--no-wrecked",
+        dest="wrecked",
+        action="store_false",
+        help="skip the second training (a wrecked model the gate must refuse)",
     )
     args = parser.parse_args()
     if args.quick and args.hyperparameters is None:

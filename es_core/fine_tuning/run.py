@@ -30,7 +30,15 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
-from es_core.fine_tuning.gate import Scores, Verdict, evaluation_pool, judge, score_queries, summary
+from es_core.fine_tuning.gate import (
+    Scores,
+    Verdict,
+    evaluation_pool,
+    in_service_scores,
+    judge,
+    score_queries,
+    summary,
+)
 from es_core.fine_tuning.mining import mine_collection
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
@@ -293,9 +301,8 @@ async def _search(
         gate_pool = await evaluation_pool(
             conn, blue, test, in_service, plugin.get_data_loader(), settings
         )
-    baseline = await asyncio.to_thread(
-        score_queries, in_service, test, gate_pool, metric=metric, aggregation=aggregation
-    )
+    bias = settings.ranking_fit_position_bias
+    baseline = in_service_scores(test, gate_pool, bias)
     in_service_ndcg = summary(baseline, confidence, seed)["ndcg@10"]
     if not await progress(
         _BEFORE_TRIALS,
@@ -319,7 +326,13 @@ async def _search(
             return None
         trained = await asyncio.to_thread(builder.encoder_for, result.model_dir)
         scores = await asyncio.to_thread(
-            score_queries, trained, test, gate_pool, metric=metric, aggregation=aggregation
+            score_queries,
+            trained,
+            test,
+            gate_pool,
+            metric=metric,
+            aggregation=aggregation,
+            position_bias=bias,
         )
         metrics = summary(scores, confidence, seed)
         run_id = await asyncio.to_thread(

@@ -10,7 +10,7 @@ from es_core.collections.blue import check_collection_id
 from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.interleaving.store import session_clicks
-from es_core.interleaving.verdict import Verdict, decide
+from es_core.interleaving.verdict import Verdict, decide, decide_sequentially
 from es_core.storage.catalog import (
     COLLECTION_SELECT,
     Collection,
@@ -78,13 +78,24 @@ def check_confidence(confidence: float, settings: Settings, field: str = "confid
 
 
 async def pair_verdict(
-    conn: asyncpg.Connection, pair: Pair, settings: Settings, confidence: float
+    conn: asyncpg.Connection,
+    pair: Pair,
+    settings: Settings,
+    confidence: float,
+    *,
+    sequential: bool = False,
 ) -> Verdict:
-    """The verdict over the pair's stored interleaved sessions and their clicks."""
+    """The verdict over the pair's stored interleaved sessions and their clicks; ``sequential``
+    for a caller that asks again and again and acts on the first answer (planned looks from
+    ES_INTERLEAVING_FIRST_LOOK decided sessions up to ES_INTERLEAVING_MAX_SESSIONS)."""
     clicks = await session_clicks(
         conn,
         green_collection_id=pair.green.collection_id,
         blue_collection_id=pair.blue.collection_id,
         event_weights=settings.event_weights,
     )
+    if sequential:
+        return decide_sequentially(
+            clicks, confidence, settings.interleaving_first_look, settings.interleaving_max_sessions
+        )
     return decide(clicks, confidence)

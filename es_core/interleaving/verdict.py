@@ -3,13 +3,19 @@
 Each session with clicks is a win for the team credited with more clicked items, or a tie.
 Over sessions, an exact two-sided sign test on wins against losses (ties left out) decides;
 the interval is Wilson's score interval on green's share of the decided sessions.
+
+Asking that question again and again as sessions arrive, and acting on the first "yes", would
+find a difference that is not there far more often than the confidence says. deploy_as_blue,
+which waits and asks until it gets an answer, therefore looks only at planned points (10, 20,
+40, ... decided sessions, up to its session limit) and splits the error it may make among them
+(Bonferroni): ``decide_sequentially``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from statistics import NormalDist
 from typing import Literal
@@ -103,3 +109,36 @@ def decide(clicks: Iterable[tuple[int, int]], confidence: float) -> Verdict:
         confidence=confidence,
         decision=decision,
     )
+
+
+def looks(first: int, last: int) -> list[int]:
+    """The planned looks: ``first``, twice that, ... up to ``last`` decided sessions (at least
+    one look, at ``first``)."""
+    if first < 1:
+        raise ValueError(f"the first look must be at 1 session or more, got {first}")
+    planned = [first]
+    while planned[-1] * 2 <= last:
+        planned.append(planned[-1] * 2)
+    return planned
+
+
+def decide_sequentially(
+    clicks: Iterable[tuple[int, int]], confidence: float, first_look: int, last_look: int
+) -> Verdict:
+    """The verdict of a test that looks only at the planned ``looks`` (counted in decided
+    sessions, oldest first) with ``1 - confidence`` split evenly among them, and stops at the
+    first look that rejects a tie; its figures are those of every session."""
+    sessions = list(clicks)
+    planned = set(looks(first_look, last_look))
+    alpha = (1 - confidence) / len(planned)
+    decided = wins = 0
+    for green, blue in sessions:
+        winner = session_winner(green, blue)
+        if winner not in ("green", "blue"):
+            continue
+        decided += 1
+        wins += winner == "green"
+        if decided in planned and sign_test_p_value(wins, decided - wins) < alpha:
+            decision: Decision = "green_better" if 2 * wins > decided else "blue_better"
+            return replace(decide(sessions, confidence), decision=decision)
+    return replace(decide(sessions, confidence), decision="no_difference")

@@ -17,7 +17,6 @@ training setting goes live only if its held-out NDCG@10 beats the live spec's by
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +27,7 @@ import numpy.typing as npt
 
 from es_core.clickstream.store import collection_sessions
 from es_core.config import Settings
+from es_core.evaluation.click_gains import dcg, debiased_gains, ndcg_of_clicks
 from es_core.fine_tuning.examples import Example, build_examples, normalize_query, split_by_query
 from es_core.ranking import store
 from es_core.ranking.fusion import Candidate, fused_scores
@@ -39,10 +39,6 @@ K = 10
 LEXICAL_SHARES = tuple(round(0.05 * i, 2) for i in range(21))
 BOOST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 DEFAULT_HALF_LIFE_SECONDS = 30 * 24 * 3600.0
-#: The largest factor a click's rank may multiply its weight by: a deep click is rare, and an
-#: unclipped inverse chance would let a handful of them decide the fit.
-MAX_POSITION_FACTOR = 10.0
-
 Progress = Callable[[float, str], Awaitable[bool]]
 
 
@@ -74,38 +70,6 @@ class FitOutcome:
             "metrics": self.metrics,
             "note": self.note,
         }
-
-
-def debiased_gains(example: Example, eta: float) -> dict[str, float]:
-    """Each clicked item's weight divided by the chance its rank was looked at at all,
-    ``1 / (1 + rank) ** eta`` (0-based rank in what the sessions showed): users click what is
-    on top far more than what is lower, relevant or not, so raw clicks favour whatever order
-    showed them. Inverse propensity weighting (Joachims et al., "Unbiased Learning-to-Rank with
-    Biased Feedback", 2017) makes the expected gain of an item its relevance, wherever it was
-    shown. The factor is clipped at ``MAX_POSITION_FACTOR``. A click on an item that was not
-    shown keeps its weight."""
-    ranks = {object_id: rank for rank, object_id in enumerate(example.shown)}
-    return {
-        object_id: weight * min((1 + ranks[object_id]) ** eta, MAX_POSITION_FACTOR)
-        if object_id in ranks
-        else weight
-        for object_id, weight in example.positives.items()
-    }
-
-
-def dcg(gains: Sequence[float], k: int = K) -> float:
-    return sum(g / math.log2(i + 2) for i, g in enumerate(gains[:k]))
-
-
-def ndcg_of_clicks(
-    ranked: Sequence[str], gains: dict[str, float], k: int = K, ideal: float = 0.0
-) -> float:
-    """NDCG@k with each clicked item's weight as its gain; ``ideal`` (when > 0) normalises in
-    place of the best order of ``gains``."""
-    ideal = ideal if ideal > 0 else dcg(sorted(gains.values(), reverse=True), k)
-    if ideal <= 0:
-        return 0.0
-    return dcg([gains.get(o, 0.0) for o in ranked], k) / ideal
 
 
 def rerank_shown(case: QueryCase, spec: RankingSpec, now: float) -> list[str]:

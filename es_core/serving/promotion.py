@@ -154,7 +154,7 @@ class _Chain:
         since = datetime.fromisoformat(p.setdefault("interleaving_since", now.isoformat()))
         pair = await interleaving_pair(self.conn, p["collection_id"], field="collection_id")
         verdict = await pair_verdict(
-            self.conn, pair, self.settings, self.settings.interleaving_confidence
+            self.conn, pair, self.settings, self.settings.interleaving_confidence, sequential=True
         )
         action, why = promotion_decision(verdict, (now - since).total_seconds(), self.settings)
         p["interleaving"] = verdict.describe()

@@ -78,12 +78,7 @@ async def _credits(dsn: str, session_id: str) -> dict[str, str]:
 def verdict(
     client: Client, confidence: float = 0.0
 ) -> deployment_pb2.GetInterleavingVerdictResponse:
-    response: deployment_pb2.GetInterleavingVerdictResponse = (
-        client.deployment.GetInterleavingVerdict(
-            deployment_pb2.GetInterleavingVerdictRequest(confidence=confidence), timeout=30
-        )
-    )
-    return response
+    return client.get_interleaving_verdict(confidence=confidence, timeout=30)
 
 
 def interleaved_search(client: Client, claim: str, user_id: str) -> search_pb2.SearchResponse:
@@ -208,17 +203,12 @@ def test_bad_input_names_the_field(
             "confidence",
         )
     expect_error(
-        lambda: client.deployment.GetInterleavingVerdict(
-            deployment_pb2.GetInterleavingVerdictRequest(green_collection_id=blue), timeout=30
-        ),
+        lambda: client.get_interleaving_verdict(blue, timeout=30),
         grpc.StatusCode.FAILED_PRECONDITION,
         "green_collection_id",
     )
     expect_error(
-        lambda: client.deployment.GetInterleavingVerdict(
-            deployment_pb2.GetInterleavingVerdictRequest(green_collection_id="no-such"),
-            timeout=30,
-        ),
+        lambda: client.get_interleaving_verdict("no-such", timeout=30),
         grpc.StatusCode.NOT_FOUND,
         "green_collection_id",
     )

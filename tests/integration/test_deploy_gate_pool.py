@@ -1,5 +1,6 @@
 """What the deploy gate ranks: the whole collection, or past a size the in-service model's top
-items for every held-out query plus what was shown and clicked (on a real PostgreSQL)."""
+items for every held-out query plus what was shown and clicked; and the in-service model's own
+answers, from its stored vectors (on a real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ N = 40
 
 
 class QueryTable:
-    """Encodes each query to a fixed vector (the gate only encodes queries to pick its pool)."""
+    """Encodes each query to a fixed vector (the gate encodes only the queries for the model in
+    service: its items are ranked by their stored vectors)."""
 
     def __init__(self, vectors: dict[str, np.ndarray]) -> None:
         self.vectors = vectors
@@ -33,7 +35,7 @@ class QueryTable:
         return np.array([self.vectors[t] for t in texts], dtype=np.float32)
 
     def encode_items(self, texts: list[str]) -> Vectors:
-        raise AssertionError("the pool is chosen from stored vectors, not by encoding items")
+        raise AssertionError("the model in service ranks stored vectors, it encodes no item")
 
 
 async def test_the_pool_is_the_collection_or_the_nearest_items_plus_shown_and_clicked(
@@ -57,6 +59,10 @@ async def test_the_pool_is_the_collection_or_the_nearest_items_plus_shown_and_cl
         assert whole.whole_collection
         assert whole.object_ids == [f"i{k:02d}" for k in range(N - 1)]
         assert whole.item_parts["i05"] == ["text 5"]
+        # The model in service answers from the stored vectors, nearest first, top 10 of the
+        # items that have text (i39 has none: no candidate could rank it).
+        exact = np.argsort(1 - vectors @ (query / np.linalg.norm(query)))
+        assert whole.in_service == [[f"i{k:02d}" for k in exact if k != N - 1][:10]]
 
         small = settings.model_copy(
             update={"fine_tuning_gate_max_items": N - 1, "fine_tuning_gate_pool_per_query": 10}

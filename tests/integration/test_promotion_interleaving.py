@@ -83,7 +83,7 @@ async def test_the_chain_waits_then_switches_when_green_is_better(world: World) 
     assert len(credits) == 4 and set(credits.values()) == {"blue", "green"}
     for object_id, team in credits.items():
         assert object_id in (BLUE_RANKING if team == "blue" else GREEN_RANKING)
-    for _ in range(4):  # 5 green wins: p = 0.0625, not yet
+    for _ in range(4):  # 5 green wins: not a planned look (the first is at 10)
         await _interleaved_session(world, green_id, "green")
     _, task = await _advance(world, task_id)
     assert task.status == "processing" and _promotion(task)["step"] == "interleaving"
@@ -102,7 +102,7 @@ async def test_the_chain_waits_then_switches_when_green_is_better(world: World) 
 async def test_blue_better_keeps_blue_and_says_why(world: World) -> None:
     task_id, task = await _waiting(world)
     green_id = _promotion(task)["collection_id"]
-    for _ in range(8):
+    for _ in range(19):  # the second planned look, at 20 decided sessions, rejects a tie
         await _interleaved_session(world, green_id, "blue")
     await _interleaved_session(world, green_id, "green")
     _, task = await _advance(world, task_id)

@@ -9,7 +9,14 @@ import pytest
 
 from es_core.evaluation.bootstrap import mean_interval, paired_difference
 from es_core.fine_tuning.examples import Example
-from es_core.fine_tuning.gate import EvaluationPool, judge, score_queries, summary
+from es_core.fine_tuning.gate import (
+    EvaluationPool,
+    in_service_scores,
+    judge,
+    score_queries,
+    score_rankings,
+    summary,
+)
 from tests.unit.test_fine_tuning_evaluator import PARTS, TABLE, TableEncoder
 
 # --- bootstrap -------------------------------------------------------------------------------
@@ -58,26 +65,44 @@ def test_each_query_ranks_the_whole_pool_so_an_item_never_shown_counts() -> None
         Example("q1", {"a": 1.0}, shown=("a", "c")),
         Example("q2", {"b": 1.0}, shown=("a", "b")),
     ]
-    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True)
-    scores = score_queries(TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min")
+    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True, in_service=[])
+    scores = score_queries(
+        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min", position_bias=0.0
+    )
     assert scores["mrr@10"] == pytest.approx([1.0, 1 / 3])
     assert scores["recall@10"] == pytest.approx([1.0, 1.0])
     assert scores["ndcg@10"] == pytest.approx([1.0, 1 / math.log2(4)])
-    top1 = score_queries(
-        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min", k=1
+
+
+def test_a_click_counts_by_the_chance_its_rank_was_looked_at() -> None:
+    """The sessions showed a, b, c, d and d (rank 3) was clicked. Users look at rank 3 far less
+    often than at rank 0, so under a position bias of 1 the click is worth 4 times its weight:
+    the order that showed it loses more for having put d last, and a candidate that puts d
+    first gains more; with no bias the clicks count as they are."""
+    example = Example("q", {"d": 1.0}, shown=("a", "b", "c", "d"))
+    pool = EvaluationPool(
+        ["a", "b", "c", "d"], {}, whole_collection=True, in_service=[["a", "b", "c", "d"]]
     )
-    assert top1["recall@1"] == pytest.approx([1.0, 0.0])
+    plain = in_service_scores([example], pool, position_bias=0.0)
+    debiased = in_service_scores([example], pool, position_bias=1.0)
+    assert plain["ndcg@10"] == pytest.approx([1 / math.log2(5)])
+    assert debiased["ndcg@10"] == pytest.approx([4 / math.log2(5)])
+    assert debiased["recall@10"] == plain["recall@10"] == [1.0]
+    assert debiased["mrr@10"] == plain["mrr@10"] == [0.25]
+    first = score_rankings([["d", "a"]], [example], position_bias=1.0)
+    assert first["ndcg@10"] == pytest.approx([4.0])
+    assert first["ndcg@10"][0] - debiased["ndcg@10"][0] > 1.0 - plain["ndcg@10"][0]
 
 
 def test_a_candidate_that_finds_a_clicked_item_from_below_is_credited() -> None:
     examples = [Example("q2", {"b": 1.0}, shown=("a", "b"))]
-    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True)
+    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True, in_service=[])
     in_service = score_queries(
-        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min"
+        TableEncoder(TABLE), examples, pool, metric="cosine", aggregation="min", position_bias=0.0
     )
     moved = {**TABLE, "a0": [1.0, 0.0], "b0": [0.0, 1.0], "c0": [1.0, 0.0]}  # b first for q2
     candidate = score_queries(
-        TableEncoder(moved), examples, pool, metric="cosine", aggregation="min"
+        TableEncoder(moved), examples, pool, metric="cosine", aggregation="min", position_bias=0.0
     )
     assert candidate["ndcg@10"] == [1.0]
     assert in_service["ndcg@10"][0] < 1.0

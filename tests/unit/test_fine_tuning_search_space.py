@@ -63,5 +63,9 @@ def test_trials_sample_a_large_grid_deterministically() -> None:
     assert len({tuple(sorted(t.items())) for t in plan}) == 5
 
 
-def test_default_space_is_four_trials() -> None:
-    assert len(trials(apply_overrides(DIMENSIONS, {}), max_trials=100)) == 4
+def test_default_space_is_two_learning_rates_the_measured_best_first() -> None:
+    plan = trials(apply_overrides(DIMENSIONS, {}), max_trials=100)
+    assert [(t["learning_rate"], t["frozen_layers"], t["epochs"]) for t in plan] == [
+        (5e-5, 0, 1),
+        (2e-5, 0, 1),
+    ]

@@ -4,6 +4,7 @@ promotion's decision."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from pydantic import ValidationError
@@ -12,6 +13,8 @@ from es_core.config import Settings
 from es_core.interleaving.gate import promotion_decision
 from es_core.interleaving.verdict import (
     decide,
+    decide_sequentially,
+    looks,
     session_winner,
     sign_test_p_value,
     wilson_interval,
@@ -71,6 +74,49 @@ def test_a_tie_stays_a_tie_within_its_interval() -> None:
     # A lean that is not significant at the confidence asked is no difference yet.
     assert decide([(1, 0)] * 5, 0.95).decision == "no_difference"  # p = 0.0625
     assert decide([(1, 0)] * 5, 0.9).decision == "green_better"
+
+
+def test_the_planned_looks_double_up_to_the_limit() -> None:
+    assert looks(10, 2000) == [10, 20, 40, 80, 160, 320, 640, 1280]
+    assert looks(10, 4) == [10]
+    with pytest.raises(ValueError, match="first look"):
+        looks(0, 10)
+
+
+def test_a_sequential_verdict_speaks_only_at_a_planned_look() -> None:
+    """Six green wins in a row reject a tie for a single test (p = 0.031) but not at a planned
+    look: the first is at 10 decided sessions, where 10 to 0 does (p = 0.002 < 0.05 / 8)."""
+    assert decide([(1, 0)] * 6, 0.95).decision == "green_better"
+    six = decide_sequentially([(1, 0)] * 6, 0.95, 10, 2000)
+    assert six.decision == "no_difference" and six.green_wins == 6
+    ten = decide_sequentially([(1, 0)] * 10 + [(0, 0)], 0.95, 10, 2000)
+    assert ten.decision == "green_better" and ten.sessions == 11
+    blue = decide_sequentially([(0, 1)] * 19 + [(1, 0)], 0.95, 10, 2000)
+    assert blue.decision == "blue_better"
+    # 9 to 1 at the first look (p = 0.021) is not enough once the error is split eight ways.
+    assert decide_sequentially([(1, 0)] * 9 + [(0, 1)], 0.95, 10, 2000).decision == (
+        "no_difference"
+    )
+
+
+def test_asking_after_every_session_finds_differences_that_are_not_there() -> None:
+    """Users with no preference (a fair coin per session), asked after every session up to 160:
+    acting on the first 'yes' of the single test declares a winner far more often than 5 % of
+    the time; the planned looks stay within it."""
+    rng = random.Random(7)
+    runs, n = 200, 160
+    peeking = planned = 0
+    for _ in range(runs):
+        stream = [(1, 0) if rng.random() < 0.5 else (0, 1) for _ in range(n)]
+        wins = 0
+        for i, (green, _blue) in enumerate(stream, start=1):
+            wins += green
+            if sign_test_p_value(wins, i - wins) < 0.05:
+                peeking += 1
+                break
+        planned += decide_sequentially(stream, 0.95, 10, n).decision != "no_difference"
+    assert peeking / runs > 0.10
+    assert planned / runs <= 0.05
 
 
 def test_confidence_out_of_range_is_refused() -> None:

@@ -18,17 +18,15 @@ import pytest
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
+from es_core.evaluation.click_gains import MAX_POSITION_FACTOR, debiased_gains, ndcg_of_clicks
 from es_core.fine_tuning.examples import Example
 from es_core.pagination import encode_page_token
 from es_core.ranking import fit
 from es_core.ranking.choice import check_words, choose_ranking
 from es_core.ranking.fit import (
-    MAX_POSITION_FACTOR,
     QueryCase,
-    debiased_gains,
     gate,
     mean_ndcg,
-    ndcg_of_clicks,
     rerank_shown,
     search_settings,
 )

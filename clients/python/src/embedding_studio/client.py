@@ -297,6 +297,23 @@ class Client:
         )
         return response.collection
 
+    def get_interleaving_verdict(
+        self,
+        green_collection_id: str = "",
+        *,
+        confidence: float = 0.0,
+        timeout: float | None = None,
+    ) -> deployment_pb2.GetInterleavingVerdictResponse:
+        """What interleaved searches say about a green collection against blue (empty = the
+        newest green ready to search); ``confidence`` 0 = the server's setting."""
+        request = deployment_pb2.GetInterleavingVerdictRequest(
+            green_collection_id=green_collection_id, confidence=confidence
+        )
+        response: deployment_pb2.GetInterleavingVerdictResponse = (
+            self.deployment.GetInterleavingVerdict(request, timeout=timeout)
+        )
+        return response
+
     def list_collections(
         self, *, page_size: int = 0, timeout: float | None = None
     ) -> list[deployment_pb2.Collection]:
@@ -502,6 +519,23 @@ class AsyncClient:
         request = deployment_pb2.RollbackBlueCollectionRequest()
         response: deployment_pb2.RollbackBlueCollectionResponse = (
             await self.deployment.RollbackBlueCollection(request, timeout=timeout)
+        )
+        return response
+
+    async def get_interleaving_verdict(
+        self,
+        green_collection_id: str = "",
+        *,
+        confidence: float = 0.0,
+        timeout: float | None = None,
+    ) -> deployment_pb2.GetInterleavingVerdictResponse:
+        """What interleaved searches say about a green collection against blue (empty = the
+        newest green ready to search); ``confidence`` 0 = the server's setting."""
+        request = deployment_pb2.GetInterleavingVerdictRequest(
+            green_collection_id=green_collection_id, confidence=confidence
+        )
+        response: deployment_pb2.GetInterleavingVerdictResponse = (
+            await self.deployment.GetInterleavingVerdict(request, timeout=timeout)
         )
         return response
 
