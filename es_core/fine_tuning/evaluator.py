@@ -56,7 +56,7 @@ def item_distances(
     return mean
 
 
-def _closest(distances: npt.NDArray[np.float64], ids: Sequence[str], k: int) -> list[str]:
+def closest(distances: npt.NDArray[np.float64], ids: Sequence[str], k: int) -> list[str]:
     """The ``k`` ids of smallest distance; equal distances fall back to the id."""
     order = sorted(range(len(ids)), key=lambda i: (distances[i], ids[i]))
     return [ids[i] for i in order[:k]]
@@ -80,4 +80,4 @@ def rank_pool(
     per_item = item_distances(
         encoder, queries, pool, item_parts, metric=metric, aggregation=aggregation
     )
-    return [_closest(row, pool, k) for row in per_item]
+    return [closest(row, pool, k) for row in per_item]

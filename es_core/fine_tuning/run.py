@@ -31,6 +31,7 @@ from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.gate import (
+    JUDGED,
     Scores,
     Verdict,
     evaluation_pool,
@@ -95,7 +96,7 @@ class _ThreadProgress:
 
 
 def _score(metrics: dict[str, float]) -> float:
-    value = metrics.get("ndcg@10", float("nan"))
+    value = metrics.get(JUDGED, float("nan"))
     return -math.inf if math.isnan(value) else value
 
 
@@ -303,10 +304,10 @@ async def _search(
         )
     bias = settings.ranking_fit_position_bias
     baseline = in_service_scores(test, gate_pool, bias)
-    in_service_ndcg = summary(baseline, confidence, seed)["ndcg@10"]
+    in_service_ndcg = summary(baseline, confidence, seed)[JUDGED]
     if not await progress(
         _BEFORE_TRIALS,
-        f"model in service: ndcg@10 {in_service_ndcg:.4f} on {len(test)} held-out queries"
+        f"model in service: judged ndcg@10 {in_service_ndcg:.4f} on {len(test)} held-out queries"
         f" over {len(gate_pool.object_ids)} items",
     ):
         return None
@@ -350,7 +351,7 @@ async def _search(
         shutil.rmtree(trial_dir, ignore_errors=True)
         log.info("fine-tuning %s trial %d: %s %s", task.task_id, i, params, metrics)
         if not await progress(
-            base + share, f"trial {i + 1}/{len(plan)}: ndcg@10 {metrics['ndcg@10']:.4f}"
+            base + share, f"trial {i + 1}/{len(plan)}: judged ndcg@10 {metrics[JUDGED]:.4f}"
         ):
             return None
     assert best is not None

@@ -59,10 +59,12 @@ async def test_the_pool_is_the_collection_or_the_nearest_items_plus_shown_and_cl
         assert whole.whole_collection
         assert whole.object_ids == [f"i{k:02d}" for k in range(N - 1)]
         assert whole.item_parts["i05"] == ["text 5"]
-        # The model in service answers from the stored vectors, nearest first, top 10 of the
-        # items that have text (i39 has none: no candidate could rank it).
+        # The model in service answers from the stored vectors, nearest first: its
+        # fine_tuning_gate_pool_per_query nearest, those with text (i39 has none: no candidate
+        # could rank it).
         exact = np.argsort(1 - vectors @ (query / np.linalg.norm(query)))
-        assert whole.in_service == [[f"i{k:02d}" for k in exact if k != N - 1][:10]]
+        depth = settings.fine_tuning_gate_pool_per_query
+        assert whole.in_service == [[f"i{k:02d}" for k in exact[:depth] if k != N - 1]]
 
         small = settings.model_copy(
             update={"fine_tuning_gate_max_items": N - 1, "fine_tuning_gate_pool_per_query": 10}

@@ -10,6 +10,7 @@ import pytest
 from es_core.evaluation.bootstrap import mean_interval, paired_difference
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.gate import (
+    JUDGED,
     EvaluationPool,
     in_service_scores,
     judge,
@@ -89,9 +90,36 @@ def test_a_click_counts_by_the_chance_its_rank_was_looked_at() -> None:
     assert debiased["ndcg@10"] == pytest.approx([4 / math.log2(5)])
     assert debiased["recall@10"] == plain["recall@10"] == [1.0]
     assert debiased["mrr@10"] == plain["mrr@10"] == [0.25]
-    first = score_rankings([["d", "a"]], [example], position_bias=1.0)
-    assert first["ndcg@10"] == pytest.approx([4.0])
+    assert debiased[JUDGED] == debiased["ndcg@10"]  # it showed all it judged, in its order
+    first = score_rankings([["d", "a"]], [["d", "a", "b", "c"]], [example], position_bias=1.0)
+    assert first["ndcg@10"] == pytest.approx([4.0]) and first[JUDGED] == pytest.approx([4.0])
     assert first["ndcg@10"][0] - debiased["ndcg@10"][0] > 1.0 - plain["ndcg@10"][0]
+
+
+def test_what_nobody_was_shown_neither_helps_nor_hurts_the_deciding_metric() -> None:
+    """Sessions of q2 were shown a then b and clicked b. The candidate ranks c (shown to nobody
+    for q2, so unjudged) first, then b, then a: over the collection c counts as not relevant and
+    pushes b down, but the judged order is b before a, better than the order that was shown."""
+    example = Example("q2", {"b": 1.0}, shown=("a", "b"))
+    pool = EvaluationPool(["a", "b", "c"], PARTS, whole_collection=True, in_service=[["a", "b"]])
+    moved = {**TABLE, "c0": [0.0, 1.0], "b0": [0.6, 0.8], "a0": [1.0, 0.0], "a1": [1.0, 0.1]}
+    candidate = score_queries(
+        TableEncoder(moved), [example], pool, metric="cosine", aggregation="min", position_bias=0.0
+    )
+    in_service = in_service_scores([example], pool, position_bias=0.0)
+    assert candidate["mrr@10"] == [0.5]  # c first over the collection
+    assert candidate[JUDGED] == [1.0]  # b first among what was judged
+    assert in_service[JUDGED] == pytest.approx([1 / math.log2(3)])
+
+
+def test_judged_items_past_the_in_service_answer_follow_in_the_order_shown() -> None:
+    """A user's personal copies showed d and e, which the model in service does not return among
+    its nearest for everyone: they follow its answer, in the order they were shown."""
+    example = Example("q", {"e": 1.0}, shown=("d", "a", "e"))
+    pool = EvaluationPool(["a", "b", "d", "e"], {}, whole_collection=True, in_service=[["b", "a"]])
+    scores = in_service_scores([example], pool, position_bias=0.0)
+    assert scores[JUDGED] == pytest.approx([1 / math.log2(4)])  # a, d, e: e third
+    assert scores["recall@10"] == [0.0]
 
 
 def test_a_candidate_that_finds_a_clicked_item_from_below_is_credited() -> None:
@@ -112,7 +140,7 @@ def test_a_candidate_that_finds_a_clicked_item_from_below_is_credited() -> None:
 
 
 def _scores(ndcg: list[float]) -> dict[str, list[float]]:
-    return {"ndcg@10": ndcg, "recall@10": ndcg, "mrr@10": ndcg}
+    return {"ndcg@10": ndcg, "recall@10": ndcg, "mrr@10": ndcg, JUDGED: ndcg}
 
 
 def test_the_lower_bound_of_the_gain_decides() -> None:
@@ -120,9 +148,9 @@ def test_the_lower_bound_of_the_gain_decides() -> None:
     clear = [b + 0.1 for b in baseline]
     verdict = judge(_scores(clear), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
     assert verdict.deployable
-    assert verdict.figures["gain.ndcg@10"] == pytest.approx(0.1)
-    assert verdict.figures["gain.ndcg@10.low"] > 0
-    assert verdict.figures["in_service.ndcg@10"] == pytest.approx(np.mean(baseline))
+    assert verdict.figures["gain.judged.ndcg@10"] == pytest.approx(0.1)
+    assert verdict.figures["gain.judged.ndcg@10.low"] > 0
+    assert verdict.figures["in_service.judged.ndcg@10"] == pytest.approx(np.mean(baseline))
     assert "above" in verdict.reason and "ES_FINE_TUNING_GATE_MARGIN" in verdict.reason
     # A margin above the whole interval refuses it.
     assert not judge(
@@ -134,8 +162,8 @@ def test_the_lower_bound_of_the_gain_decides() -> None:
     lucky[0] += 0.9
     lucky[1:4] = [b - 0.02 for b in baseline[1:4]]
     noisy = judge(_scores(lucky), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
-    assert noisy.figures["gain.ndcg@10"] > 0
-    assert noisy.figures["gain.ndcg@10.low"] <= 0
+    assert noisy.figures["gain.judged.ndcg@10"] > 0
+    assert noisy.figures["gain.judged.ndcg@10.low"] <= 0
     assert not noisy.deployable and "not above" in noisy.reason
 
 
@@ -146,16 +174,16 @@ def test_a_worse_or_an_unmeasured_model_is_never_deployable() -> None:
         _scores(worse), _scores(baseline), margin=0.0, confidence=0.95, seed=0
     ).deployable
     same = judge(_scores(baseline), _scores(baseline), margin=0.0, confidence=0.95, seed=0)
-    assert not same.deployable and same.figures["gain.ndcg@10.low"] == 0.0
+    assert not same.deployable and same.figures["gain.judged.ndcg@10.low"] == 0.0
     empty = judge(_scores([]), _scores([]), margin=0.0, confidence=0.95, seed=0)
-    assert not empty.deployable and math.isnan(empty.figures["gain.ndcg@10"])
+    assert not empty.deployable and math.isnan(empty.figures["gain.judged.ndcg@10"])
 
 
 def test_summary_gives_each_metric_its_interval() -> None:
     figures = summary(_scores([0.0, 1.0] * 20), 0.9, seed=0)
     assert set(figures) == {
         f"{name}{suffix}"
-        for name in ("ndcg@10", "recall@10", "mrr@10")
+        for name in ("ndcg@10", "recall@10", "mrr@10", "judged.ndcg@10")
         for suffix in ("", ".low", ".high")
     }
     assert figures["ndcg@10.low"] < figures["ndcg@10"] == 0.5 < figures["ndcg@10.high"]
