@@ -24,6 +24,7 @@ from es_cli.throwaway import StackInfo
 from es_core.beir import Dataset
 from es_core.config import Settings
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.evaluation.click_gains import MAX_POSITION_FACTOR
 from es_core.evaluation.click_model import CascadeClickModel
 from es_core.fine_tuning.experiments import (
     CANDIDATE_ALIAS,
@@ -100,9 +101,14 @@ def test_the_task_reports_its_model_and_held_out_metrics(
     result = from_struct(final.result)
     assert task.model_id == result["model_id"] == f"all-minilm-l6-v2-ft-v{result['model_version']}"
     assert task.mlflow_run_id == result["mlflow_run_id"]
-    for name in ("ndcg@10", "recall@10", "mrr@10"):
+    for name in ("recall@10", "mrr@10"):
         assert 0.0 <= task.metrics[name] <= 1.0
         assert 0.0 <= task.metrics[f"in_service.{name}"] <= 1.0
+    # NDCG's click gains are divided by the chance their rank was looked at (at most 10 times
+    # the click), over the ideal of the clicks as they are: above 1 when clicks came from low.
+    for name in ("ndcg@10", "judged.ndcg@10"):
+        assert 0.0 <= task.metrics[name] <= MAX_POSITION_FACTOR
+        assert 0.0 <= task.metrics[f"in_service.{name}"] <= MAX_POSITION_FACTOR
     assert result["examples"]["train"] > 0 and result["examples"]["test"] > 0
     assert len(result["trials"]) == 1
     assert task.deployable is result["deployable"] is False

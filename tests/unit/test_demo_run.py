@@ -170,7 +170,7 @@ def test_respect_gate_keeps_blue_when_the_gate_refused() -> None:
         respect_gate=True,
     )
     assert route == "not promoted"
-    assert "NDCG@10 fine-tuned 0.7000 vs in service 0.7600: refused" in out
+    assert "the deploy gate on the held-out queries: refused" in out
     assert "the deploy gate: no gain" in out and "OVERRIDDEN" not in out
 
 
