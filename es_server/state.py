@@ -1,5 +1,5 @@
-"""What every servicer shares: settings, the pool, the encoders and the fine-tuning method of
-this server process."""
+"""What every servicer shares: settings, the pool, the encoders, the fine-tuning method and the
+task sender of this server process."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.storage.catalog import Collection, resolve_collection
+from es_core.tasks import sender
+from es_core.tasks.model import Task
+from es_core.tasks.sender import TaskSender
 
 
 @dataclass
@@ -22,6 +25,11 @@ class ServerState:
     pool: asyncpg.Pool
     encoders: EncoderRegistry
     plugin: FineTuningMethod
+    sender: TaskSender
+
+    async def dispatch(self, task: Task) -> bool:
+        """Send the wake-up of ``task`` (its row committed); the sweeper re-sends on failure."""
+        return await sender.dispatch(self.pool, self.sender, task)
 
     async def collection(self, collection_id: str) -> Collection:
         async with self.pool.acquire() as conn:

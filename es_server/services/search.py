@@ -52,10 +52,6 @@ from es_server.state import ServerState
 log = logging.getLogger(__name__)
 
 
-def _as_json(request: Any, name: str) -> dict[str, Any] | None:
-    return json_format.MessageToDict(getattr(request, name)) if request.HasField(name) else None
-
-
 class SearchService(search_pb2_grpc.SearchServiceServicer):
     def __init__(self, state: ServerState) -> None:
         self.state = state
