@@ -27,6 +27,7 @@ from embedding_studio.v1 import (
     upsert_pb2,
     upsert_pb2_grpc,
 )
+from es_broker.celery_sender import CelerySender, broker_app
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.plugins.registry import load_plugin
@@ -96,7 +97,10 @@ async def serve(settings: Settings) -> None:
     )
     # Load the blue model now, so the first search does not pay for it.
     await asyncio.to_thread(encoders.get, blue.model)
-    server, health_servicer = build_server(ServerState(settings, pool, encoders, plugin))
+    task_sender = CelerySender(broker_app(settings))
+    server, health_servicer = build_server(
+        ServerState(settings, pool, encoders, plugin, task_sender)
+    )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     server.add_insecure_port(address)
     await server.start()

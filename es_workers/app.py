@@ -6,6 +6,7 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu.entity import Queue
 
+from es_broker.celery_sender import broker_app
 from es_core.config import get_settings
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.tasks.model import QUEUE_FOR_KIND
@@ -16,15 +17,12 @@ QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
 
 def create_app() -> Celery:
     settings = get_settings()
-    app = Celery("embedding_studio", broker=settings.broker_url)
+    app = broker_app(settings)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
         worker_prefetch_multiplier=1,
-        task_serializer="json",
-        accept_content=["json"],
-        broker_connection_retry_on_startup=True,
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue=SWEEPER_QUEUE,
         worker_hijack_root_logger=False,

@@ -8,7 +8,6 @@ from typing import Any
 from es_core.serving.deploy import run_deployment
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
-from es_workers.promotion import move_chains
 from es_workers.runtime import WorkerContext, execute, run
 
 
@@ -24,6 +23,5 @@ def deployment(task_id: str) -> str:
 
 
 async def _run_deployment_task(task_id: str) -> str:
-    status = await execute(task_id, _deploy)
-    await move_chains()  # a deploy_as_blue chain may wait for this one
-    return status
+    # A deploy_as_blue chain may wait for this one: the runtime moves chains on after it.
+    return await execute(task_id, _deploy)

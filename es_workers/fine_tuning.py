@@ -10,7 +10,6 @@ from es_core.fine_tuning.run import run_fine_tuning
 from es_core.serving.promotion import WAITING
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
-from es_workers.promotion import move_chains
 from es_workers.runtime import HANDED_OVER, WorkerContext, execute, run
 
 
@@ -19,17 +18,15 @@ async def _fine_tune(
 ) -> dict[str, Any]:
     result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
     if result.get("promotion", {}).get("step") in WAITING:
-        # deploy_as_blue and the gate passed: the task waits for its chain (es_workers.promotion).
+        # deploy_as_blue and the gate passed: the task waits for its chain (es_core.tasks.workflow).
         return {**result, HANDED_OVER: True}
     return result
 
 
 async def run_fine_tuning_task(task_id: str) -> str:
-    """Train and register; a version promoted as blue then starts its chain at once."""
-    status = await execute(task_id, _fine_tune)
-    if status == "handed_over":
-        await move_chains([task_id])
-    return status
+    """Train and register; a version promoted as blue then starts its chain at once (the
+    runtime moves chains on after the run)."""
+    return await execute(task_id, _fine_tune)
 
 
 @celery_app.task(name="es.fine_tuning", acks_late=True, reject_on_worker_lost=True)

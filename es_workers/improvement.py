@@ -13,6 +13,7 @@ from typing import Any
 
 from es_core.improvement.recompute import PARAM, recompute_user_copies
 from es_core.improvement.run import improve_queued
+from es_core.tasks.lookups import has_active
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task
 from es_workers.app import celery_app
@@ -47,10 +48,7 @@ async def _tick() -> bool:
         waiting = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM improvement_queue WHERE state = 'queued')"
         )
-        busy = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE kind = 'improvement'"
-            " AND status IN ('pending', 'processing'))"
-        )
+        busy = await has_active(conn, "improvement")
         if not waiting or busy:
             return False
         task, _ = await create_task(conn, "improvement", {"trigger": "schedule"})

@@ -13,6 +13,7 @@ from typing import Any
 
 from es_core.ranking.fit import fit_ranking
 from es_core.ranking.manage import start_ranking_fit
+from es_core.tasks.lookups import has_active, last_done
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
@@ -41,15 +42,8 @@ async def _tick() -> bool:
     async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('es.ranking_fit_tick'))")
         blue = await conn.fetchval("SELECT collection_id FROM blue_collection")
-        busy = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE kind = 'ranking_fit'"
-            " AND status IN ('pending', 'processing'))"
-        )
-        last = await conn.fetchval(
-            "SELECT max(create_time) FROM tasks WHERE kind = 'ranking_fit' AND status = 'done'"
-            " AND params ->> 'collection_id' = $1",
-            blue,
-        )
+        busy = await has_active(conn, "ranking_fit")
+        last = await last_done(conn, "ranking_fit", "collection_id", blue)
         fresh = await conn.fetchval(
             "SELECT count(*) FROM sessions WHERE collection_id = $1 AND NOT irrelevant"
             " AND ($2::timestamptz IS NULL OR register_time > $2)",

@@ -15,12 +15,11 @@ from typing import Any
 import asyncpg
 
 from es_core.reindex.copy_range import copy_range
-from es_core.reindex.parent import plan_subtasks, settle_parent
+from es_core.reindex.parent import plan_subtasks
 from es_core.tasks.model import Task
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
-from es_workers.promotion import move_chains
 from es_workers.runtime import HANDED_OVER, WorkerContext, context, execute, run, task_owner
 
 Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
@@ -54,21 +53,9 @@ def _handler(
 
 
 async def run_reindex_task(task_id: str, send: Send = dispatch) -> str:
-    """Run one reindex row (parent or subtask), then settle the parent it belongs to."""
-    status = await execute(task_id, _handler(send))
-    ctx = await context()
-    task = await get_task(ctx.pool, task_id)
-    parent_id = task.params.get("parent_task_id") or task_id
-    if parent_id != task_id or status == "handed_over":
-        if await settle_parent(ctx.pool, str(parent_id)) in ("done", "failed"):
-            parent = await get_task(ctx.pool, str(parent_id))
-            follow_up = (parent.result or {}).get("user_copies_task_id")
-            # An improvement task, for the broker's workers: the sweeper would send it too, a
-            # little later (and does, when this runs without a broker, as run_here).
-            if follow_up and send is dispatch:
-                await dispatch(ctx.pool, await get_task(ctx.pool, str(follow_up)))
-            await move_chains()  # a deploy_as_blue chain may wait for this reindex
-    return status
+    """Run one reindex row (parent or subtask); the runtime then settles the parent it belongs
+    to (``es_core.tasks.workflow``)."""
+    return await execute(task_id, _handler(send))
 
 
 async def run_here(task_id: str) -> str:

@@ -23,8 +23,9 @@ from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
-from es_core.tasks import store
+from es_core.tasks import store, workflow
 from es_core.tasks.model import Task
+from es_workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,13 +79,23 @@ Handler = Callable[
 
 
 async def execute(task_id: str, handler: Handler) -> str:
-    """Claim, run with a heartbeat, and record the outcome. Returns the final status seen
-    ("handed_over" when the handler left the task to subtasks it created).
+    """Claim, run with a heartbeat, record the outcome, then move the workflows on
+    (``es_core.tasks.workflow.after_run``) and send what they started. Returns the final
+    status seen ("handed_over" when the handler left the task to subtasks it created).
 
     A task another worker holds (or one already finished) is left alone, so a duplicate
     message does nothing. A library error fails the task with its message; an unexpected
     exception fails it with the traceback, to be restarted by an operator.
     """
+    status = await _run(task_id, handler)
+    if status != "skipped":
+        ctx = await context()
+        for started in await workflow.after_run(ctx.pool, ctx.settings, task_id):
+            await dispatch(ctx.pool, started)
+    return status
+
+
+async def _run(task_id: str, handler: Handler) -> str:
     ctx = await context()
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     lease = ctx.settings.task_lease_seconds

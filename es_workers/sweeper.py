@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from es_core.lexical.bm25 import compact_live_statistics
 from es_core.locks import hold
-from es_core.reindex.parent import settle_parent, waiting_parents
+from es_core.tasks import workflow
 from es_core.tasks.store import tasks_to_resend
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
-from es_workers.promotion import move_chains
 from es_workers.runtime import context, run
 
 SWEEPER_LOCK = "sweeper"
@@ -31,9 +30,8 @@ async def _sweep() -> int:
         sent = 0
         for task in tasks:
             sent += await dispatch(ctx.pool, task)
-        for parent_id in await waiting_parents(ctx.pool):
-            await settle_parent(ctx.pool, parent_id)
-        await move_chains()
+        for started in await workflow.sweep(ctx.pool, ctx.settings):
+            sent += await dispatch(ctx.pool, started)
         await compact_live_statistics(ctx.pool)
         return sent
 

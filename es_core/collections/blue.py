@@ -13,6 +13,7 @@ import asyncpg
 from es_core.collections.write_targets import lock_for_change
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.storage.catalog import Collection, get_collection, set_blue_collection
+from es_core.tasks.lookups import task_status
 
 MAX_COLLECTION_ID_CHARS = 128
 
@@ -72,9 +73,7 @@ async def switch_blue(conn: asyncpg.Connection, collection_id: str) -> BlueChang
                 " encoded; deploy it with DeployModel first",
             )
         if target.reindex_task_id is not None:
-            status = await conn.fetchval(
-                "SELECT status FROM tasks WHERE task_id = $1", target.reindex_task_id
-            )
+            status = await task_status(conn, target.reindex_task_id)
             if status != "done":
                 raise FailedPrecondition.field_error(
                     "collection_id",

@@ -25,6 +25,7 @@ from es_core.storage.catalog import (
     create_items_table,
     get_collection,
 )
+from es_core.tasks.lookups import cancel_reindexes_of
 from es_core.tasks.model import Task
 
 log = logging.getLogger(__name__)
@@ -105,16 +106,11 @@ async def delete_collection(
             )
         if alias is not None and alias["previous_collection_id"] == collection_id:
             await conn.execute("UPDATE blue_collection SET previous_collection_id = NULL")
-        await conn.execute(
-            "UPDATE tasks SET status = 'canceled', finish_time = now(), update_time = now(),"
-            " lease_owner = NULL, lease_expires_at = NULL, error = $2"
-            " WHERE kind = 'reindex' AND status IN ('pending', 'processing')"
-            " AND (task_id = $3 OR params ->> 'destination_collection_id' = $1"
-            "      OR params ->> 'resolved_source_collection_id' = $1"
-            "      OR (params ? 'parent_task_id' AND params ->> 'source_collection_id' = $1))",
+        await cancel_reindexes_of(
+            conn,
             collection_id,
+            collection.reindex_task_id,
             f"collection {collection_id!r} was deleted",
-            None if collection.reindex_task_id is None else uuid.UUID(collection.reindex_task_id),
         )
         await conn.execute(
             f"DROP TABLE IF EXISTS {collection.table}, {collection.postings_table},"

@@ -18,13 +18,13 @@ from es_core.storage.catalog import (
     get_blue_collection,
     get_collection,
 )
+from es_core.tasks.lookups import done_sql
 
 # A green collection searches can be interleaved with: its model can encode queries and its
 # reindex (if any) is done.
 _READY = (
     "c.state = 'green' AND c.delete_time IS NULL AND m.deployed AND (c.reindex_task_id IS NULL"
-    " OR EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = c.reindex_task_id"
-    " AND t.status = 'done'))"
+    f" OR {done_sql('c.reindex_task_id')})"
 )
 
 

@@ -26,6 +26,7 @@ from es_core.reindex.pages import (
 )
 from es_core.reindex.parent import settle_parent
 from es_core.storage.catalog import get_collection
+from es_core.tasks.lookups import task_status
 from es_core.tasks.model import Task
 from es_core.tasks.store import cancel_task, report_progress
 
@@ -75,10 +76,7 @@ class _LeaseLost(Exception):
 
 
 async def _parent_status(conn: asyncpg.Connection, parent_task_id: str) -> str | None:
-    status: str | None = await conn.fetchval(
-        "SELECT status FROM tasks WHERE task_id = $1::uuid", parent_task_id
-    )
-    return status
+    return await task_status(conn, parent_task_id)
 
 
 async def copy_range(

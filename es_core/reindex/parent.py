@@ -9,7 +9,6 @@ waiting parents too, so a subtask failed by the sweeper itself still fails its p
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
@@ -18,26 +17,23 @@ from es_core.config import Settings
 from es_core.improvement.recompute import recompute_params
 from es_core.reindex.ranges import split_ranges
 from es_core.storage.catalog import get_collection
+from es_core.tasks import lookups
 from es_core.tasks.model import Task
 from es_core.tasks.store import (
-    SUBTASKS_OWNER,
     create_task,
     get_task,
     restart_task,
     update_handed_over,
 )
 
-_CHILD_COLUMNS = "task_id, status, progress, result, params, error"
 _ORIGINAL_HEADS = "is_average AND user_id IS NULL"
 
 
 async def subtasks(conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str) -> list[Task]:
-    ids = await conn.fetch(
-        "SELECT task_id FROM tasks WHERE kind = 'reindex' AND params ->> 'parent_task_id' = $1"
-        " ORDER BY (params ->> 'range_index')::int",
-        parent_task_id,
-    )
-    return [await get_task(conn, str(r["task_id"])) for r in ids]
+    return [
+        await get_task(conn, str(r["task_id"]))
+        for r in await lookups.children(conn, parent_task_id)
+    ]
 
 
 async def plan_subtasks(
@@ -84,19 +80,12 @@ async def plan_subtasks(
 async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
     """Bring the parent up to date with its subtasks; returns the parent's status."""
     async with pool.acquire() as conn, conn.transaction():
-        parent = await conn.fetchrow(
-            "SELECT status, params FROM tasks WHERE task_id = $1 FOR UPDATE",
-            uuid.UUID(parent_task_id),
-        )
+        parent = await lookups.lock(conn, parent_task_id)
         if parent is None:
             return "missing"
         if parent["status"] != "processing":
             return str(parent["status"])
-        children = await conn.fetch(
-            f"SELECT {_CHILD_COLUMNS} FROM tasks WHERE kind = 'reindex'"
-            " AND params ->> 'parent_task_id' = $1 ORDER BY (params ->> 'range_index')::int",
-            parent_task_id,
-        )
+        children = await lookups.children(conn, parent_task_id)
         if not children:
             return "processing"  # not planned yet
         ended_badly = [c for c in children if c["status"] in ("failed", "canceled")]
@@ -137,10 +126,9 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
             await _finish(conn, parent_task_id, "done", "", result)
             return "done"
         finished = sum(c["status"] == "done" for c in children)
-        await conn.execute(
-            "UPDATE tasks SET progress = $2, progress_message = $3, update_time = now()"
-            " WHERE task_id = $1",
-            uuid.UUID(parent_task_id),
+        await lookups.set_waiting_progress(
+            conn,
+            parent_task_id,
             min(1.0, done_items / max(1, expected)),
             f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
         )
@@ -170,9 +158,4 @@ async def _finish(
 
 async def waiting_parents(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
     """Parents handed over to their subtasks, for the sweeper to settle."""
-    rows = await conn.fetch(
-        "SELECT task_id FROM tasks WHERE kind = 'reindex' AND status = 'processing'"
-        " AND lease_owner = $1",
-        SUBTASKS_OWNER,
-    )
-    return [str(r["task_id"]) for r in rows]
+    return await lookups.handed_over(conn, "reindex")

@@ -22,7 +22,7 @@ from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import EsError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.storage import catalog
-from es_core.tasks import store
+from es_core.tasks import lookups, store
 from es_core.tasks.model import Task
 
 Action = Literal["deploy", "undeploy"]
@@ -55,26 +55,15 @@ async def _model(conn: asyncpg.Connection, model_id: str) -> catalog.Model:
 
 async def in_flight(conn: asyncpg.Connection, model_id: str) -> Task | None:
     """The pending or running deployment task of this model, if any (at most one exists)."""
-    task_id = await conn.fetchval(
-        "SELECT task_id FROM tasks WHERE kind = 'deployment'"
-        " AND status IN ('pending', 'processing') AND params ->> 'model_id' = $1"
-        " ORDER BY create_time DESC LIMIT 1",
-        model_id,
-    )
-    return None if task_id is None else await store.get_task(conn, str(task_id))
+    task_id = await lookups.active_with_param(conn, "deployment", "model_id", model_id)
+    return None if task_id is None else await store.get_task(conn, task_id)
 
 
 async def _deployed_or_deploying(conn: asyncpg.Connection, other_than: str) -> int:
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM ("
-            " SELECT model_id FROM models WHERE deployed AND model_id <> $1"
-            " UNION SELECT params ->> 'model_id' FROM tasks WHERE kind = 'deployment'"
-            "  AND status IN ('pending', 'processing') AND params ->> 'action' = 'deploy'"
-            "  AND params ->> 'model_id' <> $1) AS busy",
-            other_than,
-        )
-    )
+    deployed = {
+        str(r["model_id"]) for r in await conn.fetch("SELECT model_id FROM models WHERE deployed")
+    }
+    return len((deployed | await lookups.models_being_deployed(conn)) - {other_than})
 
 
 def _cap_error(busy: int, settings: Settings) -> FailedPrecondition:
@@ -124,11 +113,7 @@ async def _check_undeployable(conn: asyncpg.Connection, model_id: str) -> None:
         raise FailedPrecondition.field_error(
             "model_id", "serves the blue collection; switch blue to another collection first"
         )
-    reindex = await conn.fetchval(
-        "SELECT task_id FROM tasks WHERE kind = 'reindex' AND status IN ('pending', 'processing')"
-        " AND params ->> 'destination_model_id' = $1 LIMIT 1",
-        model_id,
-    )
+    reindex = await lookups.active_with_param(conn, "reindex", "destination_model_id", model_id)
     if reindex is not None:
         raise FailedPrecondition.field_error(
             "model_id", f"encodes for reindex task {reindex}; wait for it or cancel it first"

@@ -21,7 +21,6 @@ task done with the promotion skipped and why.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from es_core.interleaving.pair import interleaving_pair, pair_verdict
 from es_core.reindex.start import start_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
+from es_core.tasks import lookups
 from es_core.tasks.model import Task
 from es_core.tasks.store import SUBTASKS_OWNER, cancel_task, get_task, update_handed_over
 
@@ -72,12 +72,7 @@ def reindex_key(task_id: str) -> str:
 
 async def waiting_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
     """Fine-tuning tasks whose chain is under way, for the sweeper to move on."""
-    rows = await conn.fetch(
-        "SELECT task_id FROM tasks WHERE kind = 'fine_tuning' AND status = 'processing'"
-        " AND lease_owner = $1 ORDER BY create_time",
-        SUBTASKS_OWNER,
-    )
-    return [str(r["task_id"]) for r in rows]
+    return await lookups.handed_over(conn, "fine_tuning")
 
 
 class _Chain:
@@ -196,12 +191,13 @@ class _Chain:
 async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[Task]:
     """Move one chain on as far as it goes now; returns the tasks to send (after commit)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT status, lease_owner, result FROM tasks"
-            " WHERE task_id = $1 AND kind = 'fine_tuning' FOR UPDATE",
-            uuid.UUID(task_id),
-        )
-        if row is None or row["status"] != "processing" or row["lease_owner"] != SUBTASKS_OWNER:
+        row = await lookups.lock(conn, task_id)
+        if (
+            row is None
+            or row["kind"] != "fine_tuning"
+            or row["status"] != "processing"
+            or row["lease_owner"] != SUBTASKS_OWNER
+        ):
             return []
         result = dict(row["result"] or {})
         promotion = dict(result.get("promotion") or {})

@@ -36,7 +36,6 @@ from es_server.convert import (
     timestamp,
 )
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 def _time(message: Any, name: str) -> datetime | None:
@@ -204,7 +203,7 @@ class ClickstreamService(clickstream_pb2_grpc.ClickstreamServiceServicer):
             queued = await store.queue_for_improvement(conn, ids)
             task, created = await create_task(conn, "improvement", {"requested": len(ids)})
         if created:
-            await dispatch(self.state.pool, task)
+            await self.state.dispatch(task)
         return clickstream_pb2.UseSessionsForImprovementResponse(
             queued_count=queued, task=task_to_proto(task)
         )

@@ -22,7 +22,6 @@ from es_core.storage.catalog import get_blue_collection
 from es_server.convert import collection_to_proto, task_to_proto
 from es_server.interceptors import Unimplemented
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
@@ -135,7 +134,7 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
                 idempotency_key=request.idempotency_key,
             )
         if started.created:
-            await dispatch(self.state.pool, started.task)
+            await self.state.dispatch(started.task)
         return deployment_pb2.StartReindexResponse(
             task=task_to_proto(started.task),
             destination_collection_id=started.destination_collection_id,
@@ -147,7 +146,7 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
         async with self.state.pool.acquire() as conn:
             to_send = await delete_collection(conn, self.state.settings, request.collection_id)
         for task in to_send:
-            await dispatch(self.state.pool, task)
+            await self.state.dispatch(task)
         return deployment_pb2.DeleteCollectionResponse()
 
     async def GetInterleavingVerdict(

@@ -12,7 +12,6 @@ from es_core.tasks import store
 from es_core.tasks.model import Task
 from es_server.convert import fine_tuning_task_to_proto, struct_to_dict
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 class FineTuneService(fine_tune_pb2_grpc.FineTuneServiceServicer):
@@ -35,7 +34,7 @@ class FineTuneService(fine_tune_pb2_grpc.FineTuneServiceServicer):
                 hyperparameters=hyperparameters,
             )
         if created:
-            await dispatch(self.state.pool, task)
+            await self.state.dispatch(task)
         return fine_tune_pb2.StartFineTuningResponse(task=fine_tuning_task_to_proto(task))
 
     async def GetFineTuningTask(

@@ -12,7 +12,6 @@ from es_core.serving.deploy import start_deploy, start_undeploy
 from es_core.serving.models import list_models as list_catalogue_models
 from es_server.convert import model_to_proto, task_to_proto
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 async def deploy_model(
@@ -21,7 +20,7 @@ async def deploy_model(
     async with state.pool.acquire() as conn:
         task, created = await start_deploy(conn, state.settings, request.model_id)
     if created:
-        await dispatch(state.pool, task)
+        await state.dispatch(task)
     return deployment_pb2.DeployModelResponse(task=task_to_proto(task))
 
 
@@ -32,7 +31,7 @@ async def undeploy_model(
         task, created = await start_undeploy(conn, state.settings, request.model_id, required=True)
     assert task is not None  # required=True raises instead
     if created:
-        await dispatch(state.pool, task)
+        await state.dispatch(task)
     return deployment_pb2.UndeployModelResponse(task=task_to_proto(task))
 
 

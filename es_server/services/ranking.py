@@ -15,7 +15,6 @@ from es_server.ranking_convert import (
     version_to_proto,
 )
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 class RankingService(ranking_pb2_grpc.RankingServiceServicer):
@@ -69,5 +68,5 @@ class RankingService(ranking_pb2_grpc.RankingServiceServicer):
                 conn, request.collection_id, request.idempotency_key
             )
         if created:
-            await dispatch(self.state.pool, task)
+            await self.state.dispatch(task)
         return ranking_pb2.StartRankingFitResponse(task=task_to_proto(task))

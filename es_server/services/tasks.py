@@ -13,7 +13,6 @@ from es_core.serving.promotion import cancel_with_chain
 from es_core.tasks import store
 from es_server.convert import task_kind_from_proto, task_statuses_from_proto, task_to_proto
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 class TaskService(task_pb2_grpc.TaskServiceServicer):
@@ -67,5 +66,5 @@ class TaskService(task_pb2_grpc.TaskServiceServicer):
         self, request: task_pb2.RestartTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_pb2.RestartTaskResponse:
         task = await store.restart_task(self.state.pool, request.task_id)
-        await dispatch(self.state.pool, task)
+        await self.state.dispatch(task)
         return task_pb2.RestartTaskResponse(task=task_to_proto(task))

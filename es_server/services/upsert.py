@@ -13,7 +13,6 @@ from es_core.tasks.model import Task, TaskKind
 from es_core.tasks.store import create_task
 from es_server.convert import item_to_proto, items_from_proto, task_to_proto
 from es_server.state import ServerState
-from es_workers.dispatch import dispatch
 
 
 class UpsertService(upsert_pb2_grpc.UpsertServiceServicer):
@@ -33,7 +32,7 @@ class UpsertService(upsert_pb2_grpc.UpsertServiceServicer):
                 idempotency_key=idempotency_key,
             )
         if created:
-            await dispatch(self.state.pool, task)
+            await self.state.dispatch(task)
         return task
 
     async def UpsertItems(

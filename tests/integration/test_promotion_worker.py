@@ -17,7 +17,6 @@ import pytest
 import pytest_asyncio
 
 import es_workers.fine_tuning as fine_tuning_worker
-import es_workers.promotion as promotion_worker
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import get_settings
 from es_core.serving.promotion import first_promotion
@@ -48,7 +47,7 @@ async def worker_db(
             sent.append(task)
             return True
 
-        monkeypatch.setattr(promotion_worker, "dispatch", keep)
+        monkeypatch.setattr(runtime, "dispatch", keep)
         ctx = await runtime.context()
         try:
             yield ctx.pool, sent

@@ -1,0 +1,45 @@
+"""Which package may import which: es_core knows neither gRPC nor Celery, es_server does not
+reach into the workers, and only es_broker and es_workers speak Celery."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FORBIDDEN = {
+    "es_core": ("grpc", "celery", "kombu", "es_server", "es_workers", "es_broker", "es_cli"),
+    "es_broker": ("grpc", "es_server", "es_workers", "es_cli"),
+    "es_server": ("celery", "kombu", "es_workers", "es_cli"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_package_imports_nothing_it_must_not(package: str) -> None:
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(imported_modules(path))
+        if name.split(".")[0] in FORBIDDEN[package]
+    ]
+    assert offences == []
+
+
+def test_the_check_sees_an_offence() -> None:
+    """The walk finds imports inside functions too (a lazy import is still a dependency)."""
+    source = ROOT / "es_workers" / "dispatch.py"
+    assert "es_workers.app" in imported_modules(source)
