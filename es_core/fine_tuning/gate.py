@@ -177,12 +177,15 @@ def in_service_scores(
     examples: Sequence[Example], pool: EvaluationPool, position_bias: float
 ) -> Scores:
     """``score_rankings`` of the in-service model's answers; judged items past its answer
-    follow in the order they were shown."""
+    follow in the order they were shown. As for the candidate, only judged items the pool
+    holds (those with text) count."""
+    rankable = set(pool.object_ids)
     orders = []
     for nearest, example in zip(pool.in_service, examples, strict=True):
+        wanted = [o for o in judged(example) if o in rankable]
         place = {o: i for i, o in enumerate(nearest)}
-        shown = {o: len(place) + i for i, o in enumerate(judged(example))}
-        orders.append(sorted(judged(example), key=lambda o: place.get(o, shown[o])))
+        shown = {o: len(place) + i for i, o in enumerate(wanted)}
+        orders.append(sorted(wanted, key=lambda o: place.get(o, shown[o])))
     return score_rankings([n[:K] for n in pool.in_service], orders, examples, position_bias)
 
 

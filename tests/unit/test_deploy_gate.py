@@ -114,11 +114,12 @@ def test_what_nobody_was_shown_neither_helps_nor_hurts_the_deciding_metric() -> 
 
 def test_judged_items_past_the_in_service_answer_follow_in_the_order_shown() -> None:
     """A user's personal copies showed d and e, which the model in service does not return among
-    its nearest for everyone: they follow its answer, in the order they were shown."""
-    example = Example("q", {"e": 1.0}, shown=("d", "a", "e"))
+    its nearest for everyone: they follow its answer, in the order they were shown. "gone" was
+    shown too but has no text now: no model can rank it, so neither is judged on it."""
+    example = Example("q", {"e": 1.0}, shown=("d", "gone", "a", "e"))
     pool = EvaluationPool(["a", "b", "d", "e"], {}, whole_collection=True, in_service=[["b", "a"]])
     scores = in_service_scores([example], pool, position_bias=0.0)
-    assert scores[JUDGED] == pytest.approx([1 / math.log2(4)])  # a, d, e: e third
+    assert scores[JUDGED] == pytest.approx([1 / math.log2(4)])  # a, d, e: e third, no "gone"
     assert scores["recall@10"] == [0.0]
 
 
