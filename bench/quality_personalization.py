@@ -82,14 +82,18 @@ def choose(
     for query_id in judged:
         for doc in data.qrels[query_id]:
             by_doc.setdefault(doc, []).append(query_id)
+
+    def unchosen(query_id: str) -> set[str] | None:
+        """The judged abstracts of a query not chosen yet whose judged abstracts are all in
+        the corpus; else None."""
+        if query_id in clicked or query_id in cross:
+            return None
+        return _complete(data, query_id)
+
     for query_id in judged:
         if len(cross) == n_cross:
             break
-        if (
-            query_id in clicked
-            or query_id in cross
-            or (needed := _complete(data, query_id)) is None
-        ):
+        if (needed := unchosen(query_id)) is None:
             continue
         partners = [
             q
@@ -107,11 +111,7 @@ def choose(
     for query_id in judged:
         if len(clicked) == n_queries + len(cross):
             break
-        if (
-            query_id in clicked
-            or query_id in cross
-            or (needed := _complete(data, query_id)) is None
-        ):
+        if (needed := unchosen(query_id)) is None:
             continue
         if len(docs | needed) <= n_docs:
             clicked.append(query_id)

@@ -1,6 +1,6 @@
 """How a model ranks items for queries, scored the way search scores them: the metric's distance
 per part, MIN or AVG over an item's parts (pgvector's operators, so offline and online agree).
-The deploy gate (``gate``) and the benchmarks rank with it."""
+The deploy gate (``gate``) ranks with it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import numpy.typing as npt
 
 from es_core.encoders.base import Encoder
 from es_core.storage.catalog import Aggregation, Metric
-
-METRIC_NAMES = ("ndcg@10", "recall@10", "mrr@10")
 
 
 def part_distances(
@@ -60,24 +58,3 @@ def closest(distances: npt.NDArray[np.float64], ids: Sequence[str], k: int) -> l
     """The ``k`` ids of smallest distance; equal distances fall back to the id."""
     order = sorted(range(len(ids)), key=lambda i: (distances[i], ids[i]))
     return [ids[i] for i in order[:k]]
-
-
-def rank_pool(
-    encoder: Encoder,
-    queries: Sequence[str],
-    pool: Sequence[str],
-    item_parts: Mapping[str, list[str]],
-    *,
-    metric: Metric,
-    aggregation: Aggregation,
-    k: int = 10,
-) -> list[list[str]]:
-    """The top ``k`` of ``pool`` for each query, closest first (ties by object id)."""
-    if not queries:
-        return []
-    if not pool:
-        return [[] for _ in queries]
-    per_item = item_distances(
-        encoder, queries, pool, item_parts, metric=metric, aggregation=aggregation
-    )
-    return [closest(row, pool, k) for row in per_item]

@@ -37,7 +37,7 @@ from es_core.encoders.base import Encoder
 from es_core.evaluation.bootstrap import mean_interval, paired_difference
 from es_core.evaluation.click_gains import dcg, debiased_gains, ndcg_of_clicks
 from es_core.evaluation.metrics import per_query_metrics
-from es_core.fine_tuning.evaluator import METRIC_NAMES, closest, item_distances
+from es_core.fine_tuning.evaluator import closest, item_distances
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.mining import collection_search, query_vectors
 from es_core.plugins.protocol import DataLoader
@@ -47,7 +47,7 @@ from es_core.storage.catalog import Aggregation, Collection, Metric
 K = 10
 #: The metric the gate decides on: NDCG@10 of each model's order of the judged items.
 JUDGED = f"judged.ndcg@{K}"
-GATE_METRICS = (*METRIC_NAMES, JUDGED)
+GATE_METRICS = (f"ndcg@{K}", f"recall@{K}", f"mrr@{K}", JUDGED)
 Scores = dict[str, list[float]]  # metric name -> one figure per held-out query
 
 

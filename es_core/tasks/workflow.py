@@ -20,9 +20,9 @@ from es_core.tasks.store import get_task
 
 log = logging.getLogger(__name__)
 
-#: Kinds whose end a deploy_as_blue chain may be waiting for (the fine-tuning task itself
-#: starts its chain when it hands over).
-CHAIN_STEPS = frozenset({"fine_tuning", "deployment", "reindex"})
+#: Kinds whose run a deploy_as_blue chain may be waiting for (the fine-tuning task itself
+#: starts its chain when it hands over); a reindex moves chains only once it ends as a whole.
+CHAIN_STEPS = frozenset({"fine_tuning", "deployment"})
 
 
 async def after_run(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[Task]:
@@ -30,12 +30,15 @@ async def after_run(pool: asyncpg.Pool, settings: Settings, task_id: str) -> lis
     reindex parent it belongs to, or that it is, and move the chains on."""
     task = await get_task(pool, task_id)
     started: list[Task] = []
+    chains_may_move = task.kind in CHAIN_STEPS
     if task.kind == "reindex":
         parent_id = task.params.get("parent_task_id")
         # A parent is settled here only once it waits; a subtask's end settles its parent.
         if parent_id or task.status == "processing":
-            started += await _settle(pool, str(parent_id or task_id))
-    if task.kind in CHAIN_STEPS:
+            ended, follow_ups = await _settle(pool, str(parent_id or task_id))
+            started += follow_ups
+            chains_may_move = ended
+    if chains_may_move:
         started += await move_chains(pool, settings)
     return started
 
@@ -45,7 +48,7 @@ async def sweep(pool: asyncpg.Pool, settings: Settings) -> list[Task]:
     to say so) and move every chain on."""
     started: list[Task] = []
     for parent_id in await waiting_parents(pool):
-        started += await _settle(pool, parent_id)
+        started += (await _settle(pool, parent_id))[1]
     return started + await move_chains(pool, settings)
 
 
@@ -61,9 +64,9 @@ async def move_chains(pool: asyncpg.Pool, settings: Settings) -> list[Task]:
     return started
 
 
-async def _settle(pool: asyncpg.Pool, parent_id: str) -> list[Task]:
-    """The parent brought up to date; its user-copies follow-up when that ended it."""
+async def _settle(pool: asyncpg.Pool, parent_id: str) -> tuple[bool, list[Task]]:
+    """The parent brought up to date: whether that ended it, and its user-copies follow-up."""
     if await settle_parent(pool, parent_id) not in ("done", "failed"):
-        return []
+        return False, []
     follow_up = (await get_task(pool, parent_id)).result.get("user_copies_task_id")
-    return [await get_task(pool, str(follow_up))] if follow_up else []
+    return True, [await get_task(pool, str(follow_up))] if follow_up else []

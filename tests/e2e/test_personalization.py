@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 
 from embedding_studio.client import Client
@@ -9,6 +12,8 @@ from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
 from es_core.beir import Dataset
 
 pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
 
 
 def _search(
@@ -21,6 +26,19 @@ def _search(
 
 def _ranking(reply: search_pb2.SearchResponse) -> list[tuple[str, float]]:
     return [(r.object_id, round(r.distance, 6)) for r in reply.results]
+
+
+def _first_claim(
+    client: Client,
+    claims: dict[str, str],
+    pick: Callable[[str, list[str]], T | None],
+) -> tuple[str, T] | None:
+    """The first claim whose anonymous top 10 ``pick`` accepts, with what it picked."""
+    for query_id, claim in claims.items():
+        picked = pick(query_id, [r.object_id for r in _search(client, claim, "").results])
+        if picked is not None:
+            return claim, picked
+    return None
 
 
 def _click_and_improve(client: Client, session: search_pb2.SearchResponse, object_id: str) -> None:
@@ -53,15 +71,14 @@ def test_a_click_lifts_the_item_for_that_user_only(
 ) -> None:
     data, claims = scifact_slice
     # A judged claim whose relevant abstract is shown, but below rank 1.
-    chosen = None
-    for query_id, claim in claims.items():
-        shown = [r.object_id for r in _search(client, claim, "").results]
+
+    def below_rank_1(query_id: str, shown: list[str]) -> tuple[str, int] | None:
         ranks = [shown.index(d) for d in data.qrels[query_id] if d in shown]
-        if ranks and min(ranks) >= 1:
-            chosen = (claim, shown[min(ranks)], min(ranks))
-            break
+        return (shown[min(ranks)], min(ranks)) if ranks and min(ranks) >= 1 else None
+
+    chosen = _first_claim(client, claims, below_rank_1)
     assert chosen is not None, "no claim has its judged abstract below rank 1 in the top 10"
-    claim, relevant, rank_before = chosen
+    claim, (relevant, rank_before) = chosen
 
     bob_before = _ranking(_search(client, claim, "p13n-bob"))
     alice = _search(client, claim, "p13n-alice", session=True)
@@ -83,15 +100,16 @@ def test_a_noise_click_keeps_the_relevant_results_in_the_top_10(
     data, claims = scifact_slice
     # A claim with every judged abstract in the top 9: carol skips them all and clicks the
     # irrelevant result at rank 10 (the deepest click: all nine above are passed over).
-    chosen = None
-    for query_id, claim in claims.items():
-        shown = [r.object_id for r in _search(client, claim, "").results]
+
+    def all_in_top_9(query_id: str, shown: list[str]) -> tuple[set[str], str] | None:
         relevant = set(data.qrels[query_id])
         if len(shown) == 10 and relevant <= set(shown[:9]) and shown[9] not in relevant:
-            chosen = (claim, relevant, shown[9])
-            break
+            return relevant, shown[9]
+        return None
+
+    chosen = _first_claim(client, claims, all_in_top_9)
     assert chosen is not None, "no claim has all its judged abstracts in the top 9"
-    claim, relevant, noise = chosen
+    claim, (relevant, noise) = chosen
 
     dave_before = _ranking(_search(client, claim, "p13n-dave"))
     _click_and_improve(client, _search(client, claim, "p13n-carol", session=True), noise)

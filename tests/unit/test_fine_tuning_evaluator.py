@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from es_core.encoders.base import Vectors
-from es_core.fine_tuning.evaluator import part_distances, rank_pool
+from es_core.fine_tuning.evaluator import closest, item_distances, part_distances
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.trainer import training_rows
 
@@ -39,6 +39,20 @@ TABLE = {
     "b0": [0.7, 0.7],
     "c0": [0.1, 1.0],
 }
+
+
+def rank_pool(
+    encoder: TableEncoder,
+    queries: list[str],
+    pool: list[str],
+    parts: dict[str, list[str]],
+    *,
+    metric: str,
+    aggregation: str,
+) -> list[list[str]]:
+    """Each query's pool ranked closest first, as the deploy gate ranks it."""
+    rows = item_distances(encoder, queries, pool, parts, metric=metric, aggregation=aggregation)  # type: ignore[arg-type]
+    return [closest(row, pool, len(pool)) for row in rows]
 
 
 def test_min_aggregation_takes_the_best_part_and_avg_the_mean() -> None:
