@@ -200,6 +200,7 @@ def task_to_proto(task: Task) -> common_pb2.Task:
         task_id=task.task_id,
         kind=f"TASK_KIND_{task.kind.upper()}",
         status=f"TASK_STATUS_{task.status.upper()}",
+        parent_task_id=task.parent_task_id or "",
         progress=task.progress,
         progress_message=task.progress_message,
         error=task.error,

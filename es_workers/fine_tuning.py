@@ -7,19 +7,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from es_core.fine_tuning.run import run_fine_tuning
-from es_core.serving.promotion import WAITING
-from es_core.tasks.model import Task
+from es_core.serving.promotion import Promotion
+from es_core.tasks.model import Task, Waiting
 from es_workers.app import celery_app
-from es_workers.runtime import HANDED_OVER, WorkerContext, execute, run
+from es_workers.runtime import WorkerContext, execute, run
 
 
 async def _fine_tune(
     ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+) -> dict[str, Any] | Waiting:
     result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
-    if result.get("promotion", {}).get("step") in WAITING:
+    if result.get("promotion") and Promotion.of(result["promotion"]).waiting:
         # deploy_as_blue and the gate passed: the task waits for its chain (es_core.tasks.workflow).
-        return {**result, HANDED_OVER: True}
+        return Waiting(result, "promoting its model")
     return result
 
 

@@ -16,24 +16,20 @@ import asyncpg
 
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks
-from es_core.tasks.model import Task
+from es_core.tasks.model import Task, Waiting
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
-from es_workers.runtime import HANDED_OVER, WorkerContext, context, execute, run, task_owner
+from es_workers.runtime import Handler, WorkerContext, context, execute, run, task_owner
 
 Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
 
 
-def _handler(
-    send: Send,
-) -> Callable[
-    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
-]:
+def _handler(send: Send) -> Handler:
     async def handle(
         ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-    ) -> dict[str, Any]:
-        if "parent_task_id" in task.params:
+    ) -> dict[str, Any] | Waiting:
+        if task.parent_task_id is not None:
             return await copy_range(
                 ctx.pool,
                 ctx.encoders,
@@ -47,7 +43,7 @@ def _handler(
             return finished
         for child in children:
             await send(ctx.pool, child)
-        return {HANDED_OVER: True, "subtasks": len(children)}
+        return Waiting({"subtasks": len(children)}, "waiting for its subtasks")
 
     return handle
 

@@ -24,7 +24,7 @@ from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.tasks import store, workflow
-from es_core.tasks.model import Task
+from es_core.tasks.model import Task, Waiting
 from es_workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
@@ -70,18 +70,16 @@ async def context() -> WorkerContext:
 # that write their task row themselves, e.g. a checkpoint in the same transaction as the work.
 task_owner: ContextVar[str] = ContextVar("task_owner")
 
-# A handler returns this key set to hand its task over to the subtasks it created.
-HANDED_OVER = "handed_over_to_subtasks"
-
 Handler = Callable[
-    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
+    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]],
+    Awaitable[dict[str, Any] | Waiting],
 ]
 
 
 async def execute(task_id: str, handler: Handler) -> str:
     """Claim, run with a heartbeat, record the outcome, then move the workflows on
     (``es_core.tasks.workflow.after_run``) and send what they started. Returns the final
-    status seen ("handed_over" when the handler left the task to subtasks it created).
+    status seen ("waiting" when the handler left the task waiting for tasks it started).
 
     A task another worker holds (or one already finished) is left alone, so a duplicate
     message does nothing. A library error fails the task with its message; an unexpected
@@ -126,12 +124,10 @@ async def _run(task_id: str, handler: Handler) -> str:
     finally:
         beat.cancel()
         task_owner.reset(token)
+    if isinstance(result, Waiting):
+        await store.start_waiting(ctx.pool, task_id, owner, result.result, result.message)
+        return "waiting"
     if result.get("stopped"):
         return "canceled"
-    if result.get(HANDED_OVER):
-        message = "waiting for its subtasks"
-        kept = {k: v for k, v in result.items() if k != HANDED_OVER}
-        await store.hand_over_to_subtasks(ctx.pool, task_id, owner, kept, message)
-        return "handed_over"
     await store.finish_task(ctx.pool, task_id, owner, "done", result=result)
     return "done"

@@ -43,7 +43,7 @@ from es_core.fine_tuning.gate import (
 from es_core.fine_tuning.mining import mine_collection
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
-from es_core.serving.promotion import DEPLOY_PROGRESS, WAITING, first_promotion
+from es_core.serving.promotion import DEPLOY_PROGRESS, first_promotion
 from es_core.storage import catalog
 from es_core.storage.catalog import Collection
 from es_core.tasks.model import Task
@@ -243,7 +243,7 @@ async def run_fine_tuning(
         model_id=model.model_id,
         margin=settings.fine_tuning_gate_margin,
     )
-    if promotion is not None and promotion["step"] in WAITING:
+    if promotion is not None and promotion.waiting:
         await progress(DEPLOY_PROGRESS, f"registered {model.model_id}; deploying it as blue")
     else:
         await progress(1.0, f"registered {model.model_id}; deployable: {deployable}")
@@ -263,7 +263,7 @@ async def run_fine_tuning(
         "best_trial": best.trial,
         "trials": [asdict(o) for o in outcomes],
         "examples": {**report.as_dict(), "train": len(train), "test": len(test)},
-        **({} if promotion is None else {"promotion": promotion}),
+        **({} if promotion is None else {"promotion": promotion.as_json()}),
     }
 
 

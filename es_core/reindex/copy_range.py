@@ -75,8 +75,9 @@ class _LeaseLost(Exception):
     """Another worker took this subtask over (or it was canceled): stop, touching nothing."""
 
 
-async def _parent_status(conn: asyncpg.Connection, parent_task_id: str) -> str | None:
-    return await task_status(conn, parent_task_id)
+# A parent is processing while it plans its ranges (they may start before it ends its run),
+# then waiting for them; any other status ends the range.
+ACTIVE_PARENT = ("processing", "waiting")
 
 
 async def copy_range(
@@ -90,6 +91,8 @@ async def copy_range(
 ) -> dict[str, Any]:
     """Copy the range from the checkpoint to its end; ``{"stopped": True}`` when told to stop."""
     params = task.params
+    assert task.parent_task_id is not None, "a range subtask names its parent"
+    parent_task_id = task.parent_task_id
     state = RangeState.of(task)
     expected = max(1, int(params["expected_count"]))
     async with pool.acquire() as conn:
@@ -106,7 +109,7 @@ async def copy_range(
                 # Encoding is CPU-bound: keep the loop free for the lease heartbeat meanwhile.
                 rows = await asyncio.to_thread(build_destination_rows, items, destination, registry)
                 async with pool.acquire() as conn, conn.transaction():
-                    if await _parent_status(conn, params["parent_task_id"]) != "processing":
+                    if await task_status(conn, parent_task_id) not in ACTIVE_PARENT:
                         raise _ParentEnded
                     outcome = await write_page(conn, source, destination, pending, items, rows)
                     state.add(outcome)
@@ -125,7 +128,7 @@ async def copy_range(
                         state.as_result(),
                     ):
                         raise _LeaseLost
-                await settle_parent(pool, params["parent_task_id"])
+                await settle_parent(pool, parent_task_id)
     except _ParentEnded:
         # A restart of the parent restarts this subtask from its last checkpoint.
         with contextlib.suppress(EsError):

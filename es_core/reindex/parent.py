@@ -23,7 +23,7 @@ from es_core.tasks.store import (
     create_task,
     get_task,
     restart_task,
-    update_handed_over,
+    update_waiting,
 )
 
 _ORIGINAL_HEADS = "is_average AND user_id IS NULL"
@@ -65,13 +65,13 @@ async def plan_subtasks(
                 conn,
                 "reindex",
                 {
-                    "parent_task_id": parent.task_id,
                     "range_index": index,
                     "source_collection_id": source_id,
                     "destination_collection_id": destination_id,
                     **key_range.as_params(),
                 },
                 idempotency_key=f"{parent.task_id}/{index}",
+                parent_task_id=parent.task_id,
             )
             children.append(child)
     return children, None
@@ -83,11 +83,9 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
         parent = await lookups.lock(conn, parent_task_id)
         if parent is None:
             return "missing"
-        if parent["status"] != "processing":
-            return str(parent["status"])
+        if parent["status"] != "waiting":
+            return str(parent["status"])  # not planned yet, or already ended
         children = await lookups.children(conn, parent_task_id)
-        if not children:
-            return "processing"  # not planned yet
         ended_badly = [c for c in children if c["status"] in ("failed", "canceled")]
         if ended_badly:
             first = ended_badly[0]
@@ -132,7 +130,7 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
             min(1.0, done_items / max(1, expected)),
             f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
         )
-        return "processing"
+        return "waiting"
 
 
 def _done(result: dict[str, Any]) -> int:
@@ -146,7 +144,7 @@ async def _finish(
     error: str,
     result: dict[str, Any] | None,
 ) -> None:
-    await update_handed_over(
+    await update_waiting(
         conn,
         task_id,
         status="done" if status == "done" else "failed",
@@ -157,5 +155,5 @@ async def _finish(
 
 
 async def waiting_parents(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
-    """Parents handed over to their subtasks, for the sweeper to settle."""
-    return await lookups.handed_over(conn, "reindex")
+    """Parents waiting for their subtasks, for the sweeper to settle."""
+    return await lookups.waiting(conn, "reindex")

@@ -1,7 +1,7 @@
 """deploy_as_blue: a fine-tuning task whose model passed the gate deploys it, reindexes the blue
 collection into the model's green collection and switches blue to it.
 
-The fine-tuning task stays processing until then, handed over like a reindex parent (no lease);
+The fine-tuning task waits until then (status waiting, no lease), like a reindex parent;
 its result's ``promotion`` says where the chain is. Each step is a task of its own (a
 deployment, a reindex), and ``advance`` moves the chain on once the step's task has ended. It
 runs under a row lock on the fine-tuning task and looks only at the rows, so any number of
@@ -21,6 +21,7 @@ task done with the promotion skipped and why.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
 from es_core.tasks import lookups
 from es_core.tasks.model import Task
-from es_core.tasks.store import SUBTASKS_OWNER, cancel_task, get_task, update_handed_over
+from es_core.tasks.store import cancel_task, get_task, update_waiting
 
 Step = Literal[
     "deploying", "reindexing", "interleaving", "switching", "switched", "skipped", "failed"
@@ -48,21 +49,60 @@ WAITING: tuple[Step, ...] = ("deploying", "reindexing", "interleaving", "switchi
 DEPLOY_PROGRESS, REINDEX_START, REINDEX_END = 0.95, 0.96, 0.99
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """Where a deploy_as_blue chain stands, kept in its fine-tuning task's result as
+    ``promotion`` (empty fields left out)."""
+
+    step: Step
+    model_id: str
+    # Why the chain stopped (skipped or failed), and in which step it failed.
+    reason: str = ""
+    failed_step: str = ""
+    # The deployment the chain waits for, and whether the chain asked for it (then canceling
+    # the chain cancels it; a deployment someone else had asked for goes on).
+    deploy_task_id: str = ""
+    deploy_task_owned: bool = False
+    # The reindex of blue into the model's collection, and that collection.
+    reindex_task_id: str = ""
+    collection_id: str = ""
+    source_collection_id: str = ""
+    # When the chain began waiting for the interleaving verdict (ISO 8601), and the verdict.
+    interleaving_since: str = ""
+    interleaving: str = ""
+    # What the switch left: the rollback target, and the stale collection deleted or kept.
+    previous_collection_id: str = ""
+    deleted_collection_id: str = ""
+    stale_collection_kept: str = ""
+
+    @property
+    def waiting(self) -> bool:
+        return self.step in WAITING
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> Promotion:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in stored.items() if k in known})
+
+
 def first_promotion(
     *, deploy_as_blue: bool, deployable: bool, model_id: str, margin: float
-) -> dict[str, Any] | None:
-    """The ``promotion`` a finished training starts with: None without deploy_as_blue."""
+) -> Promotion | None:
+    """The promotion a finished training starts with: None without deploy_as_blue."""
     if not deploy_as_blue:
         return None
     if not deployable:
-        return {
-            "step": "skipped",
-            "model_id": model_id,
-            "reason": "the deploy gate: on the held-out queries the lower bound of its NDCG@10"
+        return Promotion(
+            "skipped",
+            model_id,
+            reason="the deploy gate: on the held-out queries the lower bound of its NDCG@10"
             f" gain over the model in service was not above {margin}"
             " (ES_FINE_TUNING_GATE_MARGIN)",
-        }
-    return {"step": "deploying", "model_id": model_id}
+        )
+    return Promotion("deploying", model_id)
 
 
 def reindex_key(task_id: str) -> str:
@@ -72,14 +112,17 @@ def reindex_key(task_id: str) -> str:
 
 async def waiting_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
     """Fine-tuning tasks whose chain is under way, for the sweeper to move on."""
-    return await lookups.handed_over(conn, "fine_tuning")
+    return await lookups.waiting(conn, "fine_tuning")
 
 
 class _Chain:
-    """One pass over one chain, inside the transaction that holds its task row."""
+    """One pass over one chain, inside the transaction that holds its task row: each step
+    moves ``self.p`` on and says whether the next step may run now."""
 
-    def __init__(self, conn: asyncpg.Connection, settings: Settings, task_id: str) -> None:
-        self.conn, self.settings, self.task_id = conn, settings, task_id
+    def __init__(
+        self, conn: asyncpg.Connection, settings: Settings, task_id: str, p: Promotion
+    ) -> None:
+        self.conn, self.settings, self.task_id, self.p = conn, settings, task_id, p
         self.to_send: list[Task] = []
         self.progress: float | None = None
         self.message: str | None = None
@@ -92,21 +135,20 @@ class _Chain:
         why = f": {task.error}" if task.error else ""
         return FailedPrecondition(f"{what} task {task.task_id} {task.status}{why}")
 
-    async def deploying(self, p: dict[str, Any]) -> bool:
-        model_id = p["model_id"]
-        if not p.get("deploy_task_id"):
+    async def deploying(self) -> bool:
+        model_id = self.p.model_id
+        if not self.p.deploy_task_id:
             model = await catalog.get_model(self.conn, model_id)
             if model.deployed:
-                p["step"] = "reindexing"
+                self.p = replace(self.p, step="reindexing")
                 return True
             task, created = await start_deploy(self.conn, self.settings, model_id)
             if created:
                 self.to_send.append(task)
-                p["deploy_task_owned"] = True  # not a deploy someone else had asked for
-            p["deploy_task_id"] = task.task_id
-        task = await self._task(p["deploy_task_id"])
+            self.p = replace(self.p, deploy_task_id=task.task_id, deploy_task_owned=created)
+        task = await self._task(self.p.deploy_task_id)
         if task.status == "done":
-            p["step"] = "reindexing"
+            self.p = replace(self.p, step="reindexing")
             return True
         if task.status in ("failed", "canceled"):
             raise self._ended_badly(f"deploying {model_id}: deployment", task)
@@ -114,77 +156,80 @@ class _Chain:
         self.message = f"deploying {model_id} (task {task.task_id}): {task.progress_message}"
         return False
 
-    async def reindexing(self, p: dict[str, Any]) -> bool:
-        if not p.get("reindex_task_id"):
+    async def reindexing(self) -> bool:
+        if not self.p.reindex_task_id:
             started = await start_reindex(
                 self.conn,
                 self.settings,
                 source_collection_id="",
-                destination_model_id=p["model_id"],
+                destination_model_id=self.p.model_id,
                 idempotency_key=reindex_key(self.task_id),
             )
             if started.created:
                 self.to_send.append(started.task)
-            p["reindex_task_id"] = started.task.task_id
-            p["collection_id"] = started.destination_collection_id
-            p["source_collection_id"] = str(started.task.params["resolved_source_collection_id"])
-        task = await self._task(p["reindex_task_id"])
+            self.p = replace(
+                self.p,
+                reindex_task_id=started.task.task_id,
+                collection_id=started.destination_collection_id,
+                source_collection_id=str(started.task.params["resolved_source_collection_id"]),
+            )
+        task = await self._task(self.p.reindex_task_id)
         if task.status == "done":
             wait = self.settings.promotion_wait_for_interleaving
-            p["step"] = "interleaving" if wait else "switching"
+            self.p = replace(self.p, step="interleaving" if wait else "switching")
             return True
         if task.status in ("failed", "canceled"):
-            raise self._ended_badly(f"reindexing into {p['collection_id']}: reindex", task)
+            raise self._ended_badly(f"reindexing into {self.p.collection_id}: reindex", task)
         self.progress = REINDEX_START + (REINDEX_END - REINDEX_START) * task.progress
         self.message = (
-            f"reindexing {p['source_collection_id']} into {p['collection_id']}"
+            f"reindexing {self.p.source_collection_id} into {self.p.collection_id}"
             f" (task {task.task_id}): {task.progress_message}"
         )
         return False
 
-    async def interleaving(self, p: dict[str, Any]) -> bool:
+    async def interleaving(self) -> bool:
         """Wait for the verdict of interleaved searches of the new collection against blue
         (ES_PROMOTION_WAIT_FOR_INTERLEAVING); blue better, or no verdict in time, skips."""
         now = datetime.now(UTC)
-        since = datetime.fromisoformat(p.setdefault("interleaving_since", now.isoformat()))
-        pair = await interleaving_pair(self.conn, p["collection_id"], field="collection_id")
+        if not self.p.interleaving_since:
+            self.p = replace(self.p, interleaving_since=now.isoformat())
+        since = datetime.fromisoformat(self.p.interleaving_since)
+        pair = await interleaving_pair(self.conn, self.p.collection_id, field="collection_id")
         verdict = await pair_verdict(
             self.conn, pair, self.settings, self.settings.interleaving_confidence, sequential=True
         )
         action, why = promotion_decision(verdict, (now - since).total_seconds(), self.settings)
-        p["interleaving"] = verdict.describe()
+        self.p = replace(self.p, interleaving=verdict.describe())
         if action == "switch":
-            p["step"] = "switching"
+            self.p = replace(self.p, step="switching")
             return True
         if action == "keep":
-            p |= {"step": "skipped", "reason": why}
+            self.p = replace(self.p, step="skipped", reason=why)
             self.message = f"not promoted: {why}"
             return False
         self.progress = REINDEX_END
         self.message = (
-            f"waiting for the interleaving verdict of {p['collection_id']} against blue: {why}"
+            f"waiting for the interleaving verdict of {self.p.collection_id} against blue: {why}"
         )
         return False
 
-    async def switching(self, p: dict[str, Any]) -> bool:
+    async def switching(self) -> bool:
         await lock_for_change(self.conn)  # the alias cannot move between this read and the switch
         stale = await self.conn.fetchval("SELECT previous_collection_id FROM blue_collection")
-        change = await switch_blue(self.conn, p["collection_id"])
-        p["previous_collection_id"] = change.previous.collection_id
-        p["step"] = "switched"
+        change = await switch_blue(self.conn, self.p.collection_id)
+        previous = change.previous.collection_id
+        self.p = replace(self.p, step="switched", previous_collection_id=previous)
         if (
             self.settings.promotion_delete_stale
             and stale is not None
-            and stale not in (change.blue.collection_id, change.previous.collection_id)
+            and stale not in (change.blue.collection_id, previous)
         ):
             try:
                 self.to_send += await delete_collection(self.conn, self.settings, stale)
-                p["deleted_collection_id"] = stale
+                self.p = replace(self.p, deleted_collection_id=stale)
             except EsError as exc:  # the switch stands; the stale collection stays for now
-                p["stale_collection_kept"] = f"{stale}: {exc.message}"
-        self.message = (
-            f"{p['collection_id']} is blue; {change.previous.collection_id} is kept for rollback"
-        )
+                self.p = replace(self.p, stale_collection_kept=f"{stale}: {exc.message}")
+        self.message = f"{self.p.collection_id} is blue; {previous} is kept for rollback"
         return False
 
 
@@ -192,49 +237,42 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
     """Move one chain on as far as it goes now; returns the tasks to send (after commit)."""
     async with pool.acquire() as conn, conn.transaction():
         row = await lookups.lock(conn, task_id)
-        if (
-            row is None
-            or row["kind"] != "fine_tuning"
-            or row["status"] != "processing"
-            or row["lease_owner"] != SUBTASKS_OWNER
-        ):
+        if row is None or row["kind"] != "fine_tuning" or row["status"] != "waiting":
             return []
         result = dict(row["result"] or {})
-        promotion = dict(result.get("promotion") or {})
-        if promotion.get("step") not in WAITING:
+        if not result.get("promotion"):
             return []
-        chain = _Chain(conn, settings, task_id)
+        chain = _Chain(conn, settings, task_id, Promotion.of(result["promotion"]))
         steps = {
             "deploying": chain.deploying,
             "reindexing": chain.reindexing,
             "interleaving": chain.interleaving,
             "switching": chain.switching,
         }
-        step = promotion["step"]
+        step = chain.p.step
         try:
-            while promotion["step"] in WAITING:
-                step = promotion["step"]
-                if not await steps[step](promotion):
+            while chain.p.waiting:
+                step = chain.p.step
+                if not await steps[step]():
                     break
         except EsError as exc:
-            promotion |= {"step": "failed", "failed_step": step, "reason": exc.message}
-            await update_handed_over(
+            failed = replace(chain.p, step="failed", failed_step=step, reason=exc.message)
+            await update_waiting(
                 conn,
                 task_id,
                 status="failed",
-                result=result | {"promotion": promotion},
-                error=f"registered {promotion['model_id']}, but deploy_as_blue stopped while"
+                result=result | {"promotion": failed.as_json()},
+                error=f"registered {failed.model_id}, but deploy_as_blue stopped while"
                 f" {step}: {exc.message}",
             )
             return chain.to_send
-        done = promotion["step"] in ("switched", "skipped")
-        await update_handed_over(
+        await update_waiting(
             conn,
             task_id,
-            status="done" if done else "processing",
+            status="waiting" if chain.p.waiting else "done",
             progress=chain.progress,
             message=chain.message,
-            result=result | {"promotion": promotion},
+            result=result | {"promotion": chain.p.as_json()},
         )
         return chain.to_send
 
@@ -245,17 +283,15 @@ async def cancel_with_chain(pool: asyncpg.Pool, task_id: str) -> Task:
     A deployment the chain found already asked for by someone else goes on."""
     async with pool.acquire() as conn, conn.transaction():
         task = await cancel_task(conn, task_id)
-        promotion = (task.result or {}).get("promotion") or {}
-        if task.kind != "fine_tuning" or promotion.get("step") not in WAITING:
+        stored = (task.result or {}).get("promotion")
+        if task.kind != "fine_tuning" or not stored or not Promotion.of(stored).waiting:
             return task
+        promotion = Promotion.of(stored)
         step_task_id = ""
-        if promotion["step"] == "deploying" and promotion.get("deploy_task_owned"):
-            step_task_id = str(promotion.get("deploy_task_id") or "")
-        elif promotion["step"] == "reindexing":
-            step_task_id = str(promotion.get("reindex_task_id") or "")
-        if step_task_id and (await get_task(conn, step_task_id)).status in (
-            "pending",
-            "processing",
-        ):
+        if promotion.step == "deploying" and promotion.deploy_task_owned:
+            step_task_id = promotion.deploy_task_id
+        elif promotion.step == "reindexing":
+            step_task_id = promotion.reindex_task_id
+        if step_task_id and not (await get_task(conn, step_task_id)).is_terminal:
             await cancel_task(conn, step_task_id)
         return task

@@ -10,11 +10,9 @@ from typing import TypeAlias
 
 import asyncpg
 
-from es_core.tasks.store import SUBTASKS_OWNER
-
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-_ACTIVE = "status IN ('pending', 'processing')"
+_ACTIVE = "status IN ('pending', 'processing', 'waiting')"
 
 
 def done_sql(task_id_column: str) -> str:
@@ -75,23 +73,21 @@ async def last_done(conn: Conn, kind: str, name: str, value: str | None) -> date
     return created
 
 
-async def handed_over(conn: Conn, kind: str) -> list[str]:
+async def waiting(conn: Conn, kind: str) -> list[str]:
     """Tasks of ``kind`` waiting for their subtasks or chain, oldest first (the sweeper moves
     them on)."""
     rows = await conn.fetch(
-        "SELECT task_id FROM tasks WHERE kind = $1 AND status = 'processing'"
-        " AND lease_owner = $2 ORDER BY create_time",
+        "SELECT task_id FROM tasks WHERE kind = $1 AND status = 'waiting' ORDER BY create_time",
         kind,
-        SUBTASKS_OWNER,
     )
     return [str(r["task_id"]) for r in rows]
 
 
 async def lock(conn: asyncpg.Connection, task_id: str) -> asyncpg.Record | None:
-    """The task's kind, status, lease owner, params and result, its row locked until the
-    transaction ends; None when there is no such task."""
+    """The task's kind, status, params and result, its row locked until the transaction ends;
+    None when there is no such task."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT kind, status, lease_owner, params, result FROM tasks WHERE task_id = $1 FOR UPDATE",
+        "SELECT kind, status, params, result FROM tasks WHERE task_id = $1 FOR UPDATE",
         uuid.UUID(task_id),
     )
     return row
@@ -102,8 +98,8 @@ async def children(conn: Conn, parent_task_id: str) -> list[asyncpg.Record]:
     and error of each."""
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT task_id, status, progress, result, params, error FROM tasks WHERE kind = 'reindex'"
-        " AND params ->> 'parent_task_id' = $1 ORDER BY (params ->> 'range_index')::int",
-        parent_task_id,
+        " AND parent_task_id = $1 ORDER BY (params ->> 'range_index')::int",
+        uuid.UUID(parent_task_id),
     )
     return rows
 
@@ -132,7 +128,7 @@ async def cancel_reindexes_of(
         f" WHERE kind = 'reindex' AND {_ACTIVE}"
         " AND (task_id = $3 OR params ->> 'destination_collection_id' = $1"
         "      OR params ->> 'resolved_source_collection_id' = $1"
-        "      OR (params ? 'parent_task_id' AND params ->> 'source_collection_id' = $1))",
+        "      OR (parent_task_id IS NOT NULL AND params ->> 'source_collection_id' = $1))",
         collection_id,
         error,
         None if reindex_task_id is None else uuid.UUID(reindex_task_id),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 TaskKind = Literal[
     "upsertion", "deletion", "improvement", "fine_tuning", "deployment", "reindex", "ranking_fit"
 ]
-TaskStatus = Literal["pending", "processing", "done", "failed", "canceled"]
+TaskStatus = Literal["pending", "processing", "waiting", "done", "failed", "canceled"]
 
 TASK_KINDS: tuple[TaskKind, ...] = (
     "upsertion",
@@ -40,6 +40,8 @@ class Task:
     task_id: str
     kind: TaskKind
     status: TaskStatus
+    # The task that waits for this one (a reindex range's parent); None for most tasks.
+    parent_task_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     progress: float = 0.0
@@ -55,3 +57,13 @@ class Task:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a task's handler returns when the task now waits for tasks it started (its
+    subtasks, or its chain's steps): the task is left ``waiting`` with ``result`` so far, and
+    ``es_core.tasks.workflow`` ends it."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    message: str = "waiting for the tasks it started"

@@ -14,8 +14,8 @@ from es_core.pagination import time_cursor, time_page
 from es_core.tasks.model import Task, TaskKind, TaskStatus
 
 _COLUMNS = (
-    "task_id, kind, status, params, result, progress, progress_message, error, attempts,"
-    " idempotency_key, create_time, update_time, start_time, finish_time"
+    "task_id, kind, status, parent_task_id, params, result, progress, progress_message, error,"
+    " attempts, idempotency_key, create_time, update_time, start_time, finish_time"
 )
 
 
@@ -24,6 +24,7 @@ def _task(row: asyncpg.Record) -> Task:
         task_id=str(row["task_id"]),
         kind=row["kind"],
         status=row["status"],
+        parent_task_id=None if row["parent_task_id"] is None else str(row["parent_task_id"]),
         params=row["params"],
         result=row["result"],
         progress=row["progress"],
@@ -55,25 +56,33 @@ async def create_task(
     params: dict[str, Any],
     *,
     idempotency_key: str = "",
+    parent_task_id: str | None = None,
 ) -> tuple[Task, bool]:
-    """Insert a pending task, in the caller's transaction; returns (task, created).
+    """Insert a pending task, in the caller's transaction; returns (task, created). A subtask
+    names the task that waits for it in ``parent_task_id``.
 
-    A repeated idempotency key with the same params returns the first task (created=False);
-    with other params it is ALREADY_EXISTS, so a key can never silently mean two things.
+    A repeated idempotency key with the same params (and parent) returns the first task
+    (created=False); with other params it is ALREADY_EXISTS, so a key can never silently mean
+    two things.
     """
-    digest = _digest(params)
+    # The parent counts in the digest as it did when it was a param (databases migrate so).
+    digest = _digest(
+        params if parent_task_id is None else {**params, "parent_task_id": parent_task_id}
+    )
     key = idempotency_key or None
     if key is not None and len(key) > 256:
         raise InvalidArgument.field_error("idempotency_key", "must be at most 256 characters")
     row = await conn.fetchrow(
-        f"INSERT INTO tasks (task_id, kind, status, params, params_digest, idempotency_key)"
-        f" VALUES ($1, $2, 'pending', $3, $4, $5)"
+        f"INSERT INTO tasks"
+        f" (task_id, kind, status, params, params_digest, idempotency_key, parent_task_id)"
+        f" VALUES ($1, $2, 'pending', $3, $4, $5, $6)"
         f" ON CONFLICT (kind, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
         uuid.uuid4(),
         kind,
         params,
         digest,
         key,
+        None if parent_task_id is None else parse_task_id(parent_task_id, "parent_task_id"),
     )
     if row is not None:
         return _task(row), True
@@ -228,61 +237,53 @@ async def finish_task(
     return bool(done)
 
 
-# The lease owner of a task that waits for its subtasks, which settle it (no lease, no expiry).
-SUBTASKS_OWNER = "subtasks"
-
-
-async def hand_over_to_subtasks(
+async def start_waiting(
     conn: asyncpg.Connection | asyncpg.Pool,
     task_id: str,
     owner: str,
     result: dict[str, Any],
     message: str,
 ) -> bool:
-    """Keep the task processing, but with no lease: the sweeper will not re-send it, and its
-    subtasks finish it. False when this worker no longer held it."""
-    handed = await conn.fetchval(
-        "UPDATE tasks SET lease_owner = $3, lease_expires_at = NULL, result = $4,"
-        " progress_message = $5, update_time = now()"
+    """The task now waits for the tasks it started (its subtasks, or its chain's steps): no
+    lease, so the sweeper does not re-send it; ``es_core.tasks.workflow`` ends it. False when
+    this worker no longer held it."""
+    waiting = await conn.fetchval(
+        "UPDATE tasks SET status = 'waiting', lease_owner = NULL, lease_expires_at = NULL,"
+        " result = $3, progress_message = $4, update_time = now()"
         " WHERE task_id = $1 AND lease_owner = $2 AND status = 'processing' RETURNING true",
         parse_task_id(task_id),
         owner,
-        SUBTASKS_OWNER,
         result,
         message,
     )
-    return bool(handed)
+    return bool(waiting)
 
 
-async def update_handed_over(
+async def update_waiting(
     conn: asyncpg.Connection | asyncpg.Pool,
     task_id: str,
     *,
-    status: TaskStatus = "processing",
+    status: TaskStatus = "waiting",
     progress: float | None = None,
     message: str | None = None,
     result: dict[str, Any] | None = None,
     error: str = "",
 ) -> bool:
-    """Move on a task handed over to its subtasks (it has no lease to check): its progress, its
-    result and, with a final ``status``, its end. False when it is no longer waiting (it was
-    canceled, or already settled)."""
-    final = status != "processing"
+    """Move on a waiting task (it has no lease to check): its progress, its result and, with a
+    final ``status``, its end. False when it no longer waits (it was canceled, or already
+    settled)."""
     updated = await conn.fetchval(
         "UPDATE tasks SET status = $2, error = $3, result = coalesce($4::jsonb, result),"
         " progress = CASE WHEN $2 = 'done' THEN 1 ELSE coalesce($5, progress) END,"
         " progress_message = coalesce($6, progress_message), update_time = now(),"
-        " finish_time = CASE WHEN $7 THEN now() ELSE finish_time END,"
-        " lease_owner = CASE WHEN $7 THEN NULL ELSE lease_owner END"
-        " WHERE task_id = $1 AND status = 'processing' AND lease_owner = $8 RETURNING true",
+        " finish_time = CASE WHEN $2 = 'waiting' THEN finish_time ELSE now() END"
+        " WHERE task_id = $1 AND status = 'waiting' RETURNING true",
         parse_task_id(task_id),
         status,
         error,
         result,
         None if progress is None else max(0.0, min(1.0, progress)),
         message,
-        final,
-        SUBTASKS_OWNER,
     )
     return bool(updated)
 
@@ -316,7 +317,7 @@ async def cancel_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> 
         conn,
         task_id,
         "status = 'canceled', finish_time = now(), lease_owner = NULL, lease_expires_at = NULL",
-        ("pending", "processing"),
+        ("pending", "processing", "waiting"),
         "canceled",
     )
 

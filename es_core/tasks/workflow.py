@@ -32,9 +32,9 @@ async def after_run(pool: asyncpg.Pool, settings: Settings, task_id: str) -> lis
     started: list[Task] = []
     chains_may_move = task.kind in CHAIN_STEPS
     if task.kind == "reindex":
-        parent_id = task.params.get("parent_task_id")
+        parent_id = task.parent_task_id
         # A parent is settled here only once it waits; a subtask's end settles its parent.
-        if parent_id or task.status == "processing":
+        if parent_id or task.status == "waiting":
             ended, follow_ups = await _settle(pool, str(parent_id or task_id))
             started += follow_ups
             chains_may_move = ended

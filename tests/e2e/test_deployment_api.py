@@ -370,9 +370,10 @@ async def _promoting_task(dsn: str, model_id: str) -> str:
             promotion = first_promotion(
                 deploy_as_blue=True, deployable=True, model_id=model_id, margin=0.005
             )
-            result = {"model_id": model_id, "deployable": True, "promotion": promotion}
+            assert promotion is not None
+            result = {"model_id": model_id, "deployable": True, "promotion": promotion.as_json()}
             owner = "e2e-trainer"
-            assert await store.hand_over_to_subtasks(conn, task.task_id, owner, result, "")
+            assert await store.start_waiting(conn, task.task_id, owner, result, "")
             return task.task_id
     finally:
         await pool.close()

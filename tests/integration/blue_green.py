@@ -170,7 +170,7 @@ async def plan_reindex(world: World, parent_id: str) -> list[Task]:
     if finished is not None:
         await store.finish_task(world.pool, parent_id, "parent-worker", "done", result=finished)
     else:
-        await store.hand_over_to_subtasks(world.pool, parent_id, "parent-worker", {}, "waiting")
+        await store.start_waiting(world.pool, parent_id, "parent-worker", {}, "waiting")
     return children
 
 
@@ -194,7 +194,7 @@ async def run_subtask(
     else:
         if not result.get("stopped"):
             await store.finish_task(world.pool, task_id, owner, "done", result=result)
-    await settle_parent(world.pool, task.params["parent_task_id"])
+    await settle_parent(world.pool, str(task.parent_task_id))
     return result
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 
 import asyncpg
 import pytest
@@ -107,3 +109,55 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
     assert blue.model.model_id == BASE_MODEL.model_id and blue.model.dimensions == 384
     for c in (*blues, again):
         assert c.collection_id == BASE_MODEL.model_id and c.state == "blue"
+
+
+async def test_waiting_tasks_and_parent_links_of_an_older_database_migrate(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    """Before 0006 a parent waited as processing with lease owner 'subtasks' and its subtasks
+    named it in their params; after it, the parent is waiting and they name it in a column."""
+    async with fresh_database(pg_server.dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.set_type_codec(
+                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_time timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, sql in available_migrations():
+                if version < 6:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
+            parent, child, running = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO tasks (task_id, kind, status, params, lease_owner) VALUES"
+                " ($1, 'reindex', 'processing', '{}', 'subtasks'),"
+                " ($2, 'reindex', 'pending', $4::jsonb, NULL),"
+                " ($3, 'upsertion', 'processing', '{}', 'host:1:abc')",
+                parent,
+                child,
+                running,
+                {"parent_task_id": str(parent), "range_index": 0},
+            )
+            assert await migrate(conn) == [v for v, _, _ in available_migrations() if v >= 6]
+            rows = {
+                r["task_id"]: r
+                for r in await conn.fetch(
+                    "SELECT task_id, status, lease_owner, parent_task_id, params FROM tasks"
+                )
+            }
+            with pytest.raises(asyncpg.CheckViolationError):
+                await conn.execute("UPDATE tasks SET status = 'sleeping' WHERE task_id = $1", child)
+        finally:
+            await conn.close()
+    assert (rows[parent]["status"], rows[parent]["lease_owner"]) == ("waiting", None)
+    assert rows[child]["parent_task_id"] == parent
+    assert rows[child]["params"] == {"range_index": 0}
+    # A task a worker holds is left as it is.
+    assert (rows[running]["status"], rows[running]["lease_owner"]) == ("processing", "host:1:abc")

@@ -35,7 +35,7 @@ async def _waiting(world: World, **settings: object) -> tuple[str, Task]:
     started, _ = await _advance(world, task_id)
     assert (await run_reindex(world, started[0].task_id)).status == "done"
     sent, task = await _advance(world, task_id)
-    assert sent == [] and task.status == "processing"
+    assert sent == [] and task.status == "waiting"
     return task_id, task
 
 
@@ -86,7 +86,7 @@ async def test_the_chain_waits_then_switches_when_green_is_better(world: World) 
     for _ in range(4):  # 5 green wins: not a planned look (the first is at 10)
         await _interleaved_session(world, green_id, "green")
     _, task = await _advance(world, task_id)
-    assert task.status == "processing" and _promotion(task)["step"] == "interleaving"
+    assert task.status == "waiting" and _promotion(task)["step"] == "interleaving"
 
     for _ in range(5):
         await _interleaved_session(world, green_id, "green")

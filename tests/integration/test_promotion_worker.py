@@ -62,7 +62,8 @@ def _trained(model_id: str, deployable: bool) -> Callable[..., Any]:
         promotion = first_promotion(
             deploy_as_blue=True, deployable=deployable, model_id=model_id, margin=0.005
         )
-        return {"model_id": model_id, "deployable": deployable, "promotion": promotion}
+        assert promotion is not None
+        return {"model_id": model_id, "deployable": deployable, "promotion": promotion.as_json()}
 
     return run_fine_tuning
 
@@ -75,18 +76,17 @@ async def _task_and_model(pool: asyncpg.Pool) -> tuple[str, str]:
     return task.task_id, model.model_id
 
 
-async def test_a_version_that_passed_the_gate_is_handed_over_to_its_chain(
+async def test_a_version_that_passed_the_gate_waits_for_its_chain(
     worker_db: tuple[asyncpg.Pool, list[Task]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool, sent = worker_db
     task_id, model_id = await _task_and_model(pool)
     monkeypatch.setattr(fine_tuning_worker, "run_fine_tuning", _trained(model_id, True))
 
-    assert await fine_tuning_worker.run_fine_tuning_task(task_id) == "handed_over"
+    assert await fine_tuning_worker.run_fine_tuning_task(task_id) == "waiting"
 
     task = await store.get_task(pool, task_id)
-    assert task.status == "processing" and task.finish_time is None
-    assert runtime.HANDED_OVER not in task.result
+    assert task.status == "waiting" and task.finish_time is None
     promotion = task.result["promotion"]
     assert promotion["step"] == "deploying"
     assert [(t.kind, t.params) for t in sent] == [

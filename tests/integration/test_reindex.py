@@ -477,6 +477,6 @@ async def test_the_parent_reports_the_sum_of_its_subtasks_progress(world: World)
     children = await plan_reindex(world, started.task.task_id)
     await run_subtask(world, children[0].task_id, "w0")
     parent = await store.get_task(world.pool, started.task.task_id)
-    assert parent.status == "processing"
+    assert parent.status == "waiting"
     assert parent.progress == pytest.approx(10 / 30)
     assert "1 of 3 ranges done" in parent.progress_message

@@ -397,3 +397,96 @@ async def test_list_tasks_token_with_another_filter_is_invalid(pg_pool: asyncpg.
         pg_pool, page_size=1, page_token=token, statuses=["done", "pending"]
     )
     assert len(page) == 1
+
+
+# ---- waiting for the tasks it started ----
+
+
+async def _waiting(pool: asyncpg.Pool) -> str:
+    task_id = await _new(pool, "reindex")
+    assert await store.claim_task(pool, task_id, "w", 30) is not None
+    assert await store.start_waiting(pool, task_id, "w", {"subtasks": 1}, "waiting for 1")
+    return task_id
+
+
+async def test_a_waiting_task_holds_no_lease_and_is_neither_claimed_nor_resent(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    task_id = await _waiting(pg_pool)
+    task = await store.get_task(pg_pool, task_id)
+    assert task.status == "waiting" and task.result == {"subtasks": 1}
+    assert task.finish_time is None and not task.is_terminal
+    # Its worker no longer holds it: it reports nothing more, and no one else claims it.
+    assert not await store.report_progress(pg_pool, task_id, "w", 0.5, "", 30)
+    assert not await store.finish_task(pg_pool, task_id, "w", "done")
+    assert await store.claim_task(pg_pool, task_id, "other", 30) is None
+    await pg_pool.execute(
+        "UPDATE tasks SET create_time = now() - interval '1 day', sent_time = NULL"
+        " WHERE task_id = $1::uuid",
+        task_id,
+    )
+    resent = await store.tasks_to_resend(pg_pool, 0, max_attempts=3)
+    assert task_id not in {t.task_id for t in resent}
+    assert await _status(pg_pool, task_id) == "waiting"
+
+
+async def test_only_a_waiting_task_is_moved_on_by_update_waiting(pg_pool: asyncpg.Pool) -> None:
+    task_id = await _waiting(pg_pool)
+    assert await store.update_waiting(pg_pool, task_id, progress=0.5, message="half")
+    task = await store.get_task(pg_pool, task_id)
+    assert (task.status, task.progress, task.progress_message) == ("waiting", 0.5, "half")
+    assert await store.update_waiting(pg_pool, task_id, status="done", result={"copied": 3})
+    task = await store.get_task(pg_pool, task_id)
+    assert (task.status, task.progress, task.result) == ("done", 1.0, {"copied": 3})
+    assert task.finish_time is not None
+    # Ended, it is not moved on again; nor is a task a worker runs.
+    assert not await store.update_waiting(pg_pool, task_id, status="failed", error="late")
+    assert await _status(pg_pool, task_id) == "done"
+    running = await _new(pg_pool)
+    assert await store.claim_task(pg_pool, running, "w", 30) is not None
+    assert not await store.update_waiting(pg_pool, running, status="done")
+    assert await _status(pg_pool, running) == "processing"
+
+
+async def test_a_waiting_task_can_be_canceled_and_restarted(pg_pool: asyncpg.Pool) -> None:
+    task_id = await _waiting(pg_pool)
+    canceled = await store.cancel_task(pg_pool, task_id)
+    assert canceled.status == "canceled" and canceled.finish_time is not None
+    assert not await store.update_waiting(pg_pool, task_id, status="done")
+    assert (await store.restart_task(pg_pool, task_id)).status == "pending"
+
+
+async def test_a_subtask_names_its_parent_and_the_key_still_means_one_request(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    parent_id = await _new(pg_pool, "reindex")
+    async with pg_pool.acquire() as conn:
+        child, created = await store.create_task(
+            conn,
+            "reindex",
+            {"range_index": 0},
+            idempotency_key=f"{parent_id}/0",
+            parent_task_id=parent_id,
+        )
+        again, created_again = await store.create_task(
+            conn,
+            "reindex",
+            {"range_index": 0},
+            idempotency_key=f"{parent_id}/0",
+            parent_task_id=parent_id,
+        )
+        assert created and not created_again and again.task_id == child.task_id
+        with pytest.raises(AlreadyExists):  # the same key under another parent
+            await store.create_task(
+                conn,
+                "reindex",
+                {"range_index": 0},
+                idempotency_key=f"{parent_id}/0",
+                parent_task_id=await _new(pg_pool, "reindex"),
+            )
+        with pytest.raises(InvalidArgument) as info:
+            await store.create_task(conn, "reindex", {}, parent_task_id="not-a-task")
+    assert info.value.violations[0].field == "parent_task_id"
+    assert child.parent_task_id == parent_id and "parent_task_id" not in child.params
+    assert (await store.get_task(pg_pool, child.task_id)).parent_task_id == parent_id
+    assert (await store.get_task(pg_pool, parent_id)).parent_task_id is None
