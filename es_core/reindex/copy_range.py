@@ -24,7 +24,7 @@ from es_core.reindex.pages import (
     read_items,
     write_page,
 )
-from es_core.reindex.parent import settle_parent
+from es_core.reindex.parent import report_parent_progress
 from es_core.storage.catalog import get_collection
 from es_core.tasks.lookups import task_status
 from es_core.tasks.model import Task
@@ -128,7 +128,10 @@ async def copy_range(
                         state.as_result(),
                     ):
                         raise _LeaseLost
-                await settle_parent(pool, parent_task_id)
+                # After the commit, as a statement of its own: the page's transaction never
+                # waits for the parent's row (a cancel may hold it and wait for this one's).
+                async with pool.acquire() as conn:
+                    await report_parent_progress(conn, parent_task_id)
     except _ParentEnded:
         # A restart of the parent restarts this subtask from its last checkpoint.
         with contextlib.suppress(EsError):

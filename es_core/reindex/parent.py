@@ -1,10 +1,11 @@
 """The parent reindex task: plans the subtasks once, then is settled from them.
 
 The parent splits the source into key ranges and creates one subtask per range, in one
-transaction. It then hands itself over to its subtasks (status processing, no lease) and
-frees its worker. Each subtask, when it ends, settles the parent: its progress is the sum of
-theirs; it is done when they all are, and failed as soon as one failed. The sweeper settles
-waiting parents too, so a subtask failed by the sweeper itself still fails its parent.
+transaction. It then waits for its subtasks (status waiting, no lease) and frees its worker.
+Its progress is the sum of theirs, written by each range with every page it copies. It is
+settled (``settle_parent``) by ``es_core.tasks.workflow`` when a subtask ends and by every
+sweeper pass, so a subtask failed by the sweeper itself still fails its parent: done when
+they all are, failed as soon as one failed.
 """
 
 from __future__ import annotations
@@ -92,8 +93,6 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
             error = f"subtask {first['task_id']} {first['status']}: {first['error']}".rstrip(": ")
             await _finish(conn, parent_task_id, "failed", error, None)
             return "failed"
-        done_items = sum(_done(c["result"]) for c in children)
-        expected = sum(int(c["params"]["expected_count"]) for c in children)
         if all(c["status"] == "done" for c in children):
             destination = await get_collection(conn, parent["params"]["destination_collection_id"])
             source = await get_collection(conn, parent["params"]["resolved_source_collection_id"])
@@ -123,14 +122,28 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
                 result["user_copies_task_id"] = follow_up.task_id
             await _finish(conn, parent_task_id, "done", "", result)
             return "done"
-        finished = sum(c["status"] == "done" for c in children)
-        await lookups.set_waiting_progress(
-            conn,
-            parent_task_id,
-            min(1.0, done_items / max(1, expected)),
-            f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
-        )
+        await _write_progress(conn, parent_task_id, children)
         return "waiting"
+
+
+async def report_parent_progress(conn: asyncpg.Connection, parent_task_id: str) -> None:
+    """The waiting parent's progress brought up to its ranges' (a range calls it after each
+    page it copies); only ``settle_parent`` ends the parent."""
+    await _write_progress(conn, parent_task_id, await lookups.children(conn, parent_task_id))
+
+
+async def _write_progress(
+    conn: asyncpg.Connection, parent_task_id: str, children: list[asyncpg.Record]
+) -> None:
+    done_items = sum(_done(c["result"]) for c in children)
+    expected = sum(int(c["params"]["expected_count"]) for c in children)
+    finished = sum(c["status"] == "done" for c in children)
+    await lookups.set_waiting_progress(
+        conn,
+        parent_task_id,
+        min(1.0, done_items / max(1, expected)),
+        f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
+    )
 
 
 def _done(result: dict[str, Any]) -> int:

@@ -107,10 +107,11 @@ async def children(conn: Conn, parent_task_id: str) -> list[asyncpg.Record]:
 async def set_waiting_progress(
     conn: asyncpg.Connection, task_id: str, progress: float, message: str
 ) -> None:
-    """Progress of a task its subtasks move on (it holds no lease to report with)."""
+    """Progress of a waiting task, which its subtasks move on (it holds no lease to report
+    with); a task that no longer waits is left as it is."""
     await conn.execute(
         "UPDATE tasks SET progress = $2, progress_message = $3, update_time = now()"
-        " WHERE task_id = $1",
+        " WHERE task_id = $1 AND status = 'waiting'",
         uuid.UUID(task_id),
         progress,
         message,

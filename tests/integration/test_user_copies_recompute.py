@@ -29,13 +29,15 @@ from es_core.improvement.recompute import (
 from es_core.improvement.run import improve_queued
 from es_core.reindex.start import start_reindex
 from es_core.storage import catalog
-from es_core.tasks import store
+from es_core.tasks import store, workflow
 from es_core.upsertion import run_upsertion
 from tests.integration.blue_green import (
     World,
+    copy_subtask,
     fresh_world,
     hash_model,
     keep_going,
+    plan_reindex,
     run_reindex,
     text_items,
 )
@@ -226,6 +228,31 @@ async def test_a_deleted_destination_is_reported_and_nothing_is_written(world: W
         f"SELECT count(DISTINCT user_id) FROM {world.blue.table} WHERE user_id IS NOT NULL"
     )
     assert users == 1
+
+
+async def test_the_workflow_gives_the_follow_up_to_the_worker_that_ended_the_reindex(
+    world: World,
+) -> None:
+    """Through ``es_core.tasks.workflow.after_run``, as the worker runtime calls it after each
+    range: the range that ends the parent gets the follow-up to send; the others nothing."""
+    model = await world.add_model(hash_model())
+    async with world.pool.acquire() as conn:
+        started = await start_reindex(
+            conn, world.settings, source_collection_id="", destination_model_id=model.model_id
+        )
+    children = await plan_reindex(world, started.task.task_id)
+    assert len(children) > 1
+    sent = []
+    for child in children:
+        await copy_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
+        sent.append(await workflow.after_run(world.pool, world.settings, child.task_id))
+    parent = await store.get_task(world.pool, started.task.task_id)
+    assert parent.status == "done"
+    assert sent[:-1] == [[]] * (len(children) - 1)
+    assert [t.task_id for t in sent[-1]] == [parent.result["user_copies_task_id"]]
+    assert sent[-1][0].kind == "improvement" and sent[-1][0].status == "pending"
+    # Asked again (the sweeper), the ended parent gives nothing more.
+    assert await workflow.sweep(world.pool, world.settings) == []
 
 
 async def test_with_drop_no_task_follows_the_reindex(pg_server: EmbeddedPostgres) -> None:
