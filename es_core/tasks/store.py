@@ -49,6 +49,12 @@ def parse_task_id(task_id: str, field: str = "task_id") -> uuid.UUID:
         raise InvalidArgument.field_error(field, "must be a task id (a UUID)") from None
 
 
+def check_idempotency_key(idempotency_key: str) -> None:
+    """A key a request may carry: empty (none) or at most 256 characters."""
+    if len(idempotency_key) > 256:
+        raise InvalidArgument.field_error("idempotency_key", "must be at most 256 characters")
+
+
 async def create_task(
     conn: asyncpg.Connection,
     kind: TaskKind,
@@ -62,9 +68,8 @@ async def create_task(
     with other params it is ALREADY_EXISTS, so a key can never silently mean two things.
     """
     digest = _digest(params)
+    check_idempotency_key(idempotency_key)
     key = idempotency_key or None
-    if key is not None and len(key) > 256:
-        raise InvalidArgument.field_error("idempotency_key", "must be at most 256 characters")
     row = await conn.fetchrow(
         f"INSERT INTO tasks (task_id, kind, status, params, params_digest, idempotency_key)"
         f" VALUES ($1, $2, 'pending', $3, $4, $5)"
