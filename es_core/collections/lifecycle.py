@@ -14,13 +14,13 @@ from typing import Any
 
 import asyncpg
 
-from es_core.collections.blue import check_collection_id
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from es_core.storage.catalog import (
     Collection,
     Model,
+    check_collection_id,
     create_collection,
     create_items_table,
     get_collection,

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from es_core.collections.blue import check_collection_id
 from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.interleaving.store import session_clicks
@@ -14,6 +13,7 @@ from es_core.interleaving.verdict import Verdict, decide, decide_sequentially
 from es_core.storage.catalog import (
     COLLECTION_SELECT,
     Collection,
+    check_collection_id,
     collection_from_row,
     get_blue_collection,
     get_collection,

@@ -96,3 +96,17 @@ def check_user_id(user_id: str, field_name: str = "user_id") -> None:
 def check_max_distance(max_distance: float | None, field_name: str = "max_distance") -> None:
     if max_distance is not None and not np.isfinite(max_distance):
         raise InvalidArgument.field_error(field_name, "must be a finite number")
+
+
+def check_query_text(text: str | None, max_chars: int, field_name: str = "query_text") -> str:
+    """The text a search encodes when it has no query vector: set, not blank, at most
+    ``max_chars`` characters, without NUL."""
+    if text is None:
+        raise InvalidArgument.field_error(field_name, "set query_text or query_vector")
+    if not text.strip():
+        raise InvalidArgument.field_error(field_name, "must not be blank")
+    if len(text) > max_chars or "\x00" in text:
+        raise InvalidArgument.field_error(
+            field_name, f"must be at most {max_chars} characters, without NUL"
+        )
+    return text

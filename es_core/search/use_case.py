@@ -39,6 +39,7 @@ from es_core.search.query import (
     VectorQuery,
     check_limit,
     check_max_distance,
+    check_query_text,
     check_user_id,
 )
 from es_core.search.vector_search import page_start, vector_search
@@ -219,16 +220,7 @@ async def _query_vector(ctx: SearchContext, request: SearchInput, collection: Co
     if request.query_vector is not None:
         check_vector(request.query_vector, "query_vector.values", collection)
         return np.asarray(request.query_vector, dtype=np.float32)
-    text = request.query_text
-    if text is None:
-        raise InvalidArgument.field_error("query_text", "set query_text or query_vector")
-    if not text.strip():
-        raise InvalidArgument.field_error("query_text", "must not be blank")
-    max_chars = ctx.settings.max_query_chars
-    if len(text) > max_chars or "\x00" in text:
-        raise InvalidArgument.field_error(
-            "query_text", f"must be at most {max_chars} characters, without NUL"
-        )
+    text = check_query_text(request.query_text, ctx.settings.max_query_chars)
     return await ctx.encode_query(collection, text)
 
 

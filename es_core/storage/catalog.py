@@ -165,14 +165,26 @@ async def get_blue_collection(conn: asyncpg.Connection) -> Collection:
     return collection_from_row(row)
 
 
+MAX_COLLECTION_ID_CHARS = 128
+
+
+def check_collection_id(collection_id: str, field: str = "collection_id") -> None:
+    """A collection id a request names: set, and at most 128 characters."""
+    if not collection_id:
+        raise InvalidArgument.field_error(field, "must name a collection")
+    if len(collection_id) > MAX_COLLECTION_ID_CHARS:
+        raise InvalidArgument.field_error(
+            field, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
+        )
+
+
 async def resolve_collection(
     conn: asyncpg.Connection, collection_id: str, *, field: str = "collection_id"
 ) -> Collection:
     """The named collection, or the blue one when the name is empty."""
     if not collection_id:
         return await get_blue_collection(conn)
-    if len(collection_id) > 128:
-        raise InvalidArgument.field_error(field, "must be at most 128 characters")
+    check_collection_id(collection_id, field)
     try:
         return await get_collection(conn, collection_id)
     except NotFound as exc:

@@ -50,6 +50,12 @@ def parse_task_id(task_id: str, field: str = "task_id") -> uuid.UUID:
         raise InvalidArgument.field_error(field, "must be a task id (a UUID)") from None
 
 
+def check_idempotency_key(idempotency_key: str) -> None:
+    """A key a request may carry: empty (none) or at most 256 characters."""
+    if len(idempotency_key) > 256:
+        raise InvalidArgument.field_error("idempotency_key", "must be at most 256 characters")
+
+
 async def create_task(
     conn: asyncpg.Connection,
     kind: TaskKind,
@@ -65,13 +71,12 @@ async def create_task(
     (created=False); with other params it is ALREADY_EXISTS, so a key can never silently mean
     two things.
     """
+    check_idempotency_key(idempotency_key)
     # The parent counts in the digest as it did when it was a param (databases migrate so).
     digest = _digest(
         params if parent_task_id is None else {**params, "parent_task_id": parent_task_id}
     )
     key = idempotency_key or None
-    if key is not None and len(key) > 256:
-        raise InvalidArgument.field_error("idempotency_key", "must be at most 256 characters")
     row = await conn.fetchrow(
         f"INSERT INTO tasks"
         f" (task_id, kind, status, params, params_digest, idempotency_key, parent_task_id)"
