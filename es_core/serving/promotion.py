@@ -33,6 +33,7 @@ from es_core.config import Settings
 from es_core.errors import EsError, FailedPrecondition
 from es_core.interleaving.gate import promotion_decision
 from es_core.interleaving.pair import interleaving_pair, pair_verdict
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.start import start_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
@@ -78,8 +79,10 @@ async def waiting_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
 class _Chain:
     """One pass over one chain, inside the transaction that holds its task row."""
 
-    def __init__(self, conn: asyncpg.Connection, settings: Settings, task_id: str) -> None:
-        self.conn, self.settings, self.task_id = conn, settings, task_id
+    def __init__(
+        self, conn: asyncpg.Connection, settings: Settings, index: SearchIndexInfo, task_id: str
+    ) -> None:
+        self.conn, self.settings, self.index, self.task_id = conn, settings, index, task_id
         self.to_send: list[Task] = []
         self.progress: float | None = None
         self.message: str | None = None
@@ -119,6 +122,7 @@ class _Chain:
             started = await start_reindex(
                 self.conn,
                 self.settings,
+                self.index,
                 source_collection_id="",
                 destination_model_id=p["model_id"],
                 idempotency_key=reindex_key(self.task_id),
@@ -188,8 +192,11 @@ class _Chain:
         return False
 
 
-async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[Task]:
-    """Move one chain on as far as it goes now; returns the tasks to send (after commit)."""
+async def advance(
+    pool: asyncpg.Pool, settings: Settings, index: SearchIndexInfo, task_id: str
+) -> list[Task]:
+    """Move one chain on as far as it goes now; returns the tasks to send (after commit).
+    ``index``: the plugin's search index info, for the model's new collection."""
     async with pool.acquire() as conn, conn.transaction():
         row = await lookups.lock(conn, task_id)
         if (
@@ -203,7 +210,7 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
         promotion = dict(result.get("promotion") or {})
         if promotion.get("step") not in WAITING:
             return []
-        chain = _Chain(conn, settings, task_id)
+        chain = _Chain(conn, settings, index, task_id)
         steps = {
             "deploying": chain.deploying,
             "reindexing": chain.reindexing,

@@ -112,7 +112,11 @@ async def _reindexed(world: World) -> tuple[catalog.Collection, Any]:
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
         started = await start_reindex(
-            conn, world.settings, source_collection_id="", destination_model_id=model.model_id
+            conn,
+            world.settings,
+            world.index,
+            source_collection_id="",
+            destination_model_id=model.model_id,
         )
     parent = await run_reindex(world, started.task.task_id)
     assert parent.status == "done", parent.error
