@@ -32,6 +32,7 @@ from es_cli.mlflow_ui import (
 from es_core.config import Settings
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import Unavailable
+from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
@@ -77,7 +78,7 @@ class Stack:
             raise SystemExit(f"another `es up` is running on {data_dir}") from None
         # The same check the server and worker make, before anything starts.
         try:
-            load_plugin(self.settings)
+            plugin = load_plugin(self.settings)
         except PluginError as exc:
             raise SystemExit(f"es up: {exc}") from None
         logs = data_dir / "logs"
@@ -103,7 +104,7 @@ class Stack:
             self.redis = start_redis(self.settings.embedded_redis_dir, port)
             self.redis_url = self.redis.url
         log.info("redis: %s", self.redis_url)
-        blue_model_id = asyncio.run(self._prepare_database())
+        blue_model_id = asyncio.run(self._prepare_database(plugin))
 
         env = {
             **os.environ,
@@ -174,11 +175,12 @@ class Stack:
         log.info("%s started (pid %d, log %s)", MLFLOW_UI, process.pid, log_path)
         announce_when_ready(process, self.mlflow_ui_url, MLFLOW_UI_READY_SECONDS, self._stopping)
 
-    async def _prepare_database(self) -> str:
-        """Migrate and bootstrap; returns the blue collection's model id."""
+    async def _prepare_database(self, plugin: FineTuningMethod) -> str:
+        """Migrate and bootstrap with the plugin's initial model; returns the blue collection's
+        model id."""
         pool = await create_pool(self.settings, self.postgres_dsn, max_size=2)
         try:
-            blue = await prepare_database(pool, self.settings)
+            blue = await prepare_database(pool, self.settings, plugin)
             log.info("blue collection: %s (model %s)", blue.collection_id, blue.model.model_id)
             return blue.model.model_id
         finally:

@@ -91,7 +91,7 @@ async def serve(settings: Settings) -> None:
     # A plugin that cannot load stops the server here, before it takes any request.
     plugin = load_plugin(settings)
     pool = await create_pool(settings, settings.require_postgres_dsn())
-    blue = await prepare_database(pool, settings)
+    blue = await prepare_database(pool, settings, plugin)
     encoders = EncoderRegistry(
         plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
     )

@@ -58,7 +58,7 @@ async def context() -> WorkerContext:
         settings = get_settings()
         plugin = load_plugin(settings)
         pool = await create_pool(settings, settings.require_postgres_dsn(), max_size=4)
-        await prepare_database(pool, settings)
+        await prepare_database(pool, settings, plugin)
         encoders = EncoderRegistry(
             plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
         )
@@ -88,7 +88,8 @@ async def execute(task_id: str, handler: Handler) -> str:
     status = await _run(task_id, handler)
     if status != "skipped":
         ctx = await context()
-        for started in await workflow.after_run(ctx.pool, ctx.settings, task_id):
+        index = ctx.plugin.get_search_index_info()
+        for started in await workflow.after_run(ctx.pool, ctx.settings, index, task_id):
             await dispatch(ctx.pool, started)
     return status
 

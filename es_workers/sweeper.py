@@ -30,7 +30,9 @@ async def _sweep() -> int:
         sent = 0
         for task in tasks:
             sent += await dispatch(ctx.pool, task)
-        for started in await workflow.sweep(ctx.pool, ctx.settings):
+        for started in await workflow.sweep(
+            ctx.pool, ctx.settings, ctx.plugin.get_search_index_info()
+        ):
             sent += await dispatch(ctx.pool, started)
         await compact_live_statistics(ctx.pool)
         return sent

@@ -17,6 +17,7 @@ import asyncpg
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import AlreadyExists, FailedPrecondition, NotFound
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.storage.catalog import (
     Collection,
     Model,
@@ -35,12 +36,17 @@ async def create_green_collection(
     conn: asyncpg.Connection,
     model: Model,
     settings: Settings,
+    index: SearchIndexInfo,
     *,
     reindex_task_id: str | None,
     field: str = "destination_model_id",
 ) -> Collection:
     """The model's new green collection, in the caller's transaction (which should hold
-    ``lock_for_change`` when a reindex is to fill it, so writes start reaching it at once)."""
+    ``lock_for_change`` when a reindex is to fill it, so writes start reaching it at once).
+
+    Its HNSW index is built with the plugin's parameters (``index``); its vectors' dimensions,
+    metric and aggregation are the model row's, which the plugin's models take from ``index``
+    when they enter the catalogue."""
     collection_id = model.model_id
     row = await conn.fetchrow(
         "SELECT delete_time, table_name FROM collections WHERE collection_id = $1 FOR UPDATE",
@@ -58,8 +64,8 @@ async def create_green_collection(
             collection_id,
             model,
             state="green",
-            hnsw_m=settings.hnsw_m,
-            hnsw_ef_construction=settings.hnsw_ef_construction,
+            hnsw_m=index.hnsw_m,
+            hnsw_ef_construction=index.hnsw_ef_construction,
             text_search_config=settings.text_search_config,
         )
     else:
@@ -68,11 +74,11 @@ async def create_green_collection(
             " update_time = now(), hnsw_m = $2, hnsw_ef_construction = $3"
             " WHERE collection_id = $1",
             collection_id,
-            settings.hnsw_m,
-            settings.hnsw_ef_construction,
+            index.hnsw_m,
+            index.hnsw_ef_construction,
         )
         await create_items_table(
-            conn, row["table_name"], model, settings.hnsw_m, settings.hnsw_ef_construction
+            conn, row["table_name"], model, index.hnsw_m, index.hnsw_ef_construction
         )
     await conn.execute(
         "UPDATE collections SET reindex_task_id = $2 WHERE collection_id = $1",

@@ -150,8 +150,8 @@ async def run_fine_tuning(
 
     experiments = plugin.get_experiment_manager()
     factory = plugin.get_inference_client_factory()
-    parent_source = await asyncio.to_thread(_parent_source, plugin, blue)
     start_dir = await asyncio.to_thread(factory.model_path, blue.model)
+    parent_source = await asyncio.to_thread(_parent_source, plugin, blue, start_dir)
     task_run_id = await asyncio.to_thread(
         experiments.start_task,
         task.task_id,
@@ -219,13 +219,15 @@ async def run_fine_tuning(
         },
         deployable,
     )
+    # A trained model is the plugin's: laid out and ranked as its search index says.
+    index = plugin.get_search_index_info()
     model = catalog.Model(
         model_id=f"{name}-v{version}",
         name=name,
         version=version,
-        dimensions=blue.model.dimensions,
-        metric=blue.model.metric,
-        aggregation=blue.model.aggregation,
+        dimensions=index.dimensions,
+        metric=index.metric,
+        aggregation=index.aggregation,
         source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
         parent_model_id=blue.model.model_id,
     )
@@ -267,12 +269,13 @@ async def run_fine_tuning(
     }
 
 
-def _parent_source(plugin: FineTuningMethod, blue: Collection) -> str:
-    """Where the starting model lives in the registry (the base model is uploaded once)."""
+def _parent_source(plugin: FineTuningMethod, blue: Collection, start_dir: Path) -> str:
+    """Where the starting model lives in the registry: a fine-tuned one is there already; the
+    plugin's initial model is registered from its weights (``start_dir``) the first time."""
     if blue.model.source.startswith(MLFLOW_SOURCE_PREFIX):
         return blue.model.source[len(MLFLOW_SOURCE_PREFIX) :]
-    version = plugin.upload_initial_model()
-    return models_uri(plugin.meta.base_model_id, version)
+    name = plugin.meta.base_model_id
+    return models_uri(name, plugin.get_experiment_manager().upload_initial_model(name, start_dir))
 
 
 async def _search(
@@ -294,7 +297,9 @@ async def _search(
     the held-out queries ranked); None when the task was canceled on the way."""
     builder = plugin.get_fine_tuning_builder()
     experiments = plugin.get_experiment_manager()
-    metric, aggregation = blue.model.metric, blue.model.aggregation
+    # Trials are ranked as the model they would register will rank (the plugin's index info).
+    index = plugin.get_search_index_info()
+    metric, aggregation = index.metric, index.aggregation
     confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
     loop = asyncio.get_running_loop()
     in_service = encoders.get(blue.model)

@@ -103,7 +103,10 @@ class ExperimentManager(Protocol):
 
     def download(self, uri: str, destination: Path) -> Path: ...
 
-    def upload_initial_model(self, name: str, model_dir: Path) -> str: ...
+    def upload_initial_model(self, name: str, model_dir: Path) -> str:
+        """Registers the starting model's weights once, before its first fine-tuning; returns
+        the registered version its fine-tuned versions name as their parent."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,12 @@ class FineTuningMethod(Protocol):
 
     def get_fine_tuning_builder(self) -> FineTuningBuilder: ...
 
-    def upload_initial_model(self) -> str:
-        """Put the starting model into the registry (once); returns its registered version."""
+    def upload_initial_model(self) -> Model:
+        """The catalogue row of the model a new database starts from, once its weights are
+        where the inference client factory finds them (storing them first if need be).
+
+        Its id is ``meta.base_model_id`` and its dimensions, metric and aggregation are those
+        of ``get_search_index_info()``; the first start checks both."""
         ...
 
 

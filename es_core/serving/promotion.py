@@ -34,6 +34,7 @@ from es_core.config import Settings
 from es_core.errors import EsError, FailedPrecondition
 from es_core.interleaving.gate import promotion_decision
 from es_core.interleaving.pair import interleaving_pair, pair_verdict
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.start import start_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
@@ -120,9 +121,15 @@ class _Chain:
     moves ``self.p`` on and says whether the next step may run now."""
 
     def __init__(
-        self, conn: asyncpg.Connection, settings: Settings, task_id: str, p: Promotion
+        self,
+        conn: asyncpg.Connection,
+        settings: Settings,
+        index: SearchIndexInfo,
+        task_id: str,
+        p: Promotion,
     ) -> None:
-        self.conn, self.settings, self.task_id, self.p = conn, settings, task_id, p
+        self.conn, self.settings, self.index, self.task_id = conn, settings, index, task_id
+        self.p = p
         self.to_send: list[Task] = []
         self.progress: float | None = None
         self.message: str | None = None
@@ -161,6 +168,7 @@ class _Chain:
             started = await start_reindex(
                 self.conn,
                 self.settings,
+                self.index,
                 source_collection_id="",
                 destination_model_id=self.p.model_id,
                 idempotency_key=reindex_key(self.task_id),
@@ -233,8 +241,11 @@ class _Chain:
         return False
 
 
-async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[Task]:
-    """Move one chain on as far as it goes now; returns the tasks to send (after commit)."""
+async def advance(
+    pool: asyncpg.Pool, settings: Settings, index: SearchIndexInfo, task_id: str
+) -> list[Task]:
+    """Move one chain on as far as it goes now; returns the tasks to send (after commit).
+    ``index``: the plugin's search index info, for the model's new collection."""
     async with pool.acquire() as conn, conn.transaction():
         row = await lookups.lock(conn, task_id)
         if row is None or row["kind"] != "fine_tuning" or row["status"] != "waiting":
@@ -242,7 +253,7 @@ async def advance(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[
         result = dict(row["result"] or {})
         if not result.get("promotion"):
             return []
-        chain = _Chain(conn, settings, task_id, Promotion.of(result["promotion"]))
+        chain = _Chain(conn, settings, index, task_id, Promotion.of(result["promotion"]))
         steps = {
             "deploying": chain.deploying,
             "reindexing": chain.reindexing,

@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from es_core.config import Settings
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.parent import settle_parent, waiting_parents
 from es_core.serving.promotion import advance, waiting_chains
 from es_core.tasks.model import Task
@@ -25,9 +26,12 @@ log = logging.getLogger(__name__)
 CHAIN_STEPS = frozenset({"fine_tuning", "deployment"})
 
 
-async def after_run(pool: asyncpg.Pool, settings: Settings, task_id: str) -> list[Task]:
+async def after_run(
+    pool: asyncpg.Pool, settings: Settings, index: SearchIndexInfo, task_id: str
+) -> list[Task]:
     """After a worker ran ``task_id`` (it ended, or now waits for what it started): settle the
-    reindex parent it belongs to, or that it is, and move the chains on."""
+    reindex parent it belongs to, or that it is, and move the chains on (``index``: the
+    plugin's search index info, for the collections chains create)."""
     task = await get_task(pool, task_id)
     started: list[Task] = []
     chains_may_move = task.kind in CHAIN_STEPS
@@ -39,26 +43,26 @@ async def after_run(pool: asyncpg.Pool, settings: Settings, task_id: str) -> lis
             started += follow_ups
             chains_may_move = ended
     if chains_may_move:
-        started += await move_chains(pool, settings)
+        started += await move_chains(pool, settings, index)
     return started
 
 
-async def sweep(pool: asyncpg.Pool, settings: Settings) -> list[Task]:
+async def sweep(pool: asyncpg.Pool, settings: Settings, index: SearchIndexInfo) -> list[Task]:
     """Settle every waiting reindex parent (its subtasks may have ended with no worker left
     to say so) and move every chain on."""
     started: list[Task] = []
     for parent_id in await waiting_parents(pool):
         started += (await _settle(pool, parent_id))[1]
-    return started + await move_chains(pool, settings)
+    return started + await move_chains(pool, settings, index)
 
 
-async def move_chains(pool: asyncpg.Pool, settings: Settings) -> list[Task]:
+async def move_chains(pool: asyncpg.Pool, settings: Settings, index: SearchIndexInfo) -> list[Task]:
     """Every waiting chain as far as it goes now. A chain that cannot move now (the database is
     busy or down) is left to the next pass."""
     started: list[Task] = []
     for task_id in await waiting_chains(pool):
         try:
-            started += await advance(pool, settings, task_id)
+            started += await advance(pool, settings, index, task_id)
         except Exception:
             log.warning("deploy_as_blue of task %s did not move now", task_id, exc_info=True)
     return started

@@ -129,6 +129,7 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
             started = await start_reindex(
                 conn,
                 self.state.settings,
+                self.state.plugin.get_search_index_info(),
                 source_collection_id=request.source_collection_id,
                 destination_model_id=request.destination_model_id,
                 idempotency_key=request.idempotency_key,

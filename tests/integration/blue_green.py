@@ -17,6 +17,7 @@ from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
 from es_core.items import ItemInput
+from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks, settle_parent
 from es_core.storage import catalog
@@ -28,6 +29,10 @@ from tests.integration.helpers import fresh_database, unique_id
 
 DIMS = 8
 HASH_SOURCE = "test:hash"
+# How collections of hash models are indexed: what a plugin's search index info would say.
+HASH_INDEX = SearchIndexInfo(
+    dimensions=DIMS, metric="cosine", aggregation="min", hnsw_m=16, hnsw_ef_construction=64
+)
 
 
 class HashEncoder:
@@ -84,6 +89,7 @@ class World:
     settings: Settings
     registry: EncoderRegistry
     blue: catalog.Collection
+    index: SearchIndexInfo = HASH_INDEX
 
     async def add_model(self, model: catalog.Model | None = None) -> catalog.Model:
         model = model or hash_model()
@@ -133,7 +139,12 @@ async def fresh_world(server_dsn: str, **settings: Any) -> AsyncIterator[World]:
                 model = hash_model()
                 await catalog.insert_model(conn, model)
                 await catalog.create_collection(
-                    conn, model.model_id, model, state="green", hnsw_m=16, hnsw_ef_construction=64
+                    conn,
+                    model.model_id,
+                    model,
+                    state="green",
+                    hnsw_m=HASH_INDEX.hnsw_m,
+                    hnsw_ef_construction=HASH_INDEX.hnsw_ef_construction,
                 )
                 await catalog.set_blue_collection(conn, model.model_id)
                 blue = await catalog.get_collection(conn, model.model_id)

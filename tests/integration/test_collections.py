@@ -38,7 +38,11 @@ async def _reindexed_green(world: World, status: str = "done") -> catalog.Collec
     model = await world.add_model()
     async with world.pool.acquire() as conn:
         started = await start_reindex(
-            conn, world.settings, source_collection_id="", destination_model_id=model.model_id
+            conn,
+            world.settings,
+            world.index,
+            source_collection_id="",
+            destination_model_id=model.model_id,
         )
         await conn.execute(
             "UPDATE tasks SET status = $2 WHERE task_id = $1", started.task.task_id, status
@@ -185,7 +189,7 @@ async def test_writes_reach_blue_rollback_target_and_reindexed_greens_only(world
     plain_model = await world.add_model()
     async with world.pool.acquire() as conn, conn.transaction():
         plain = await create_green_collection(
-            conn, plain_model, world.settings, reindex_task_id=None
+            conn, plain_model, world.settings, world.index, reindex_task_id=None
         )
     async with world.pool.acquire() as conn:
         targets = [c.collection_id for c in await write_targets(conn, world.blue)]
@@ -262,12 +266,12 @@ async def test_a_deleted_collection_can_be_created_again_empty(world: World) -> 
         await delete_collection(conn, world.settings, green.collection_id)
         async with conn.transaction():
             again = await create_green_collection(
-                conn, green.model, world.settings, reindex_task_id=None
+                conn, green.model, world.settings, world.index, reindex_task_id=None
             )
         with pytest.raises(AlreadyExists) as info:
             async with conn.transaction():
                 await create_green_collection(
-                    conn, green.model, world.settings, reindex_task_id=None
+                    conn, green.model, world.settings, world.index, reindex_task_id=None
                 )
     assert _field(info.value) == "destination_model_id"
     assert again.collection_id == green.collection_id and again.state == "green"
@@ -318,6 +322,7 @@ async def test_deleting_the_source_of_a_reindex_cancels_it_and_its_subtasks(
         started = await start_reindex(
             conn,
             world.settings,
+            world.index,
             source_collection_id=source.collection_id,
             destination_model_id=model.model_id,
         )

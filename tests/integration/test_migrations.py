@@ -11,8 +11,9 @@ import pytest
 
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
+from es_core.plugins.registry import load_plugin
 from es_core.storage import catalog
-from es_core.storage.bootstrap import BASE_MODEL, prepare_database
+from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import MIGRATION_LOCK_KEY, available_migrations, migrate
 from tests.integration.helpers import fresh_database
@@ -74,14 +75,16 @@ async def test_concurrent_migrations_on_a_fresh_database_apply_each_version_once
 async def test_concurrent_prepare_database_creates_one_base_collection(
     pg_server: EmbeddedPostgres, settings: Settings
 ) -> None:
+    plugin = load_plugin(settings)
+    base_model_id = plugin.meta.base_model_id
     async with fresh_database(pg_server.dsn) as dsn:
         # Two processes starting at once: both create the extension and their pools together.
         pools = list(
             await asyncio.gather(*(create_pool(settings, dsn, max_size=2) for _ in range(2)))
         )
         try:
-            blues = await asyncio.gather(*(prepare_database(p, settings) for p in pools))
-            again = await prepare_database(pools[0], settings)
+            blues = await asyncio.gather(*(prepare_database(p, settings, plugin) for p in pools))
+            again = await prepare_database(pools[0], settings, plugin)
             async with pools[0].acquire() as conn:
                 models = await conn.fetch("SELECT model_id FROM models")
                 collections = await conn.fetch("SELECT collection_id, state FROM collections")
@@ -98,17 +101,15 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
         finally:
             for p in pools:
                 await p.close()
-    assert [r["model_id"] for r in models] == [BASE_MODEL.model_id]
-    assert [(r["collection_id"], r["state"]) for r in collections] == [
-        (BASE_MODEL.model_id, "blue")
-    ]
-    assert alias["collection_id"] == BASE_MODEL.model_id
+    assert [r["model_id"] for r in models] == [base_model_id]
+    assert [(r["collection_id"], r["state"]) for r in collections] == [(base_model_id, "blue")]
+    assert alias["collection_id"] == base_model_id
     assert alias["previous_collection_id"] is None
     assert item_tables == 1
     assert lexical_tables == 2  # the collection's BM25 postings and term statistics
-    assert blue.model.model_id == BASE_MODEL.model_id and blue.model.dimensions == 384
+    assert blue.model.model_id == base_model_id and blue.model.dimensions == 384
     for c in (*blues, again):
-        assert c.collection_id == BASE_MODEL.model_id and c.state == "blue"
+        assert c.collection_id == base_model_id and c.state == "blue"
 
 
 async def test_waiting_tasks_and_parent_links_of_an_older_database_migrate(

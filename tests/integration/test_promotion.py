@@ -76,7 +76,7 @@ async def _chain(world: World, *, deployed: bool = False) -> tuple[str, catalog.
 
 
 async def _advance(world: World, task_id: str) -> tuple[list[Task], Task]:
-    started = await advance(world.pool, world.settings, task_id)
+    started = await advance(world.pool, world.settings, world.index, task_id)
     return started, await store.get_task(world.pool, task_id)
 
 

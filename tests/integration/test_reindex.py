@@ -55,6 +55,7 @@ async def _start(world: World, **model: Any) -> tuple[StartedReindex, catalog.Co
         started = await start_reindex(
             conn,
             world.settings,
+            world.index,
             source_collection_id="",
             destination_model_id=destination_model.model_id,
         )
@@ -164,6 +165,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
         first = await start_reindex(
             conn,
             world.settings,
+            world.index,
             source_collection_id="",
             destination_model_id=model.model_id,
             idempotency_key="k1",
@@ -171,6 +173,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
         again = await start_reindex(
             conn,
             world.settings,
+            world.index,
             source_collection_id="",
             destination_model_id=model.model_id,
             idempotency_key="k1",
@@ -226,6 +229,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
                 await start_reindex(
                     conn,
                     world.settings,
+                    world.index,
                     source_collection_id=request.get("source_collection_id", ""),
                     destination_model_id=request["destination_model_id"],
                     idempotency_key=request.get("idempotency_key", ""),

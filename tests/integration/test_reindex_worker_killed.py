@@ -22,6 +22,7 @@ import pytest_asyncio
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE
+from es_core.plugins.registry import load_plugin
 from es_core.reindex.parent import subtasks
 from es_core.reindex.start import start_reindex
 from es_core.storage import catalog
@@ -45,7 +46,7 @@ async def database(pg_server: EmbeddedPostgres) -> AsyncIterator[tuple[str, asyn
         settings = Settings()
         pool = await create_pool(settings, dsn)
         try:
-            await prepare_database(pool, settings)
+            await prepare_database(pool, settings, load_plugin(settings))
             yield dsn, pool
         finally:
             await pool.close()
@@ -107,8 +108,13 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
             deployed=True,
         )
         await catalog.insert_model(conn, model)
+        settings = Settings()
         started = await start_reindex(
-            conn, Settings(), source_collection_id="", destination_model_id=model.model_id
+            conn,
+            settings,
+            load_plugin(settings).get_search_index_info(),
+            source_collection_id="",
+            destination_model_id=model.model_id,
         )
     parent_id = started.task.task_id
 

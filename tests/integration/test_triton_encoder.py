@@ -129,7 +129,7 @@ async def served(
         log_path = data_dir / "triton.log"
         process = None
         try:
-            await prepare_database(pool, settings)
+            await prepare_database(pool, settings, TextMiniLMPlugin(settings))
             # A second model version: the base weights registered in MLflow under another name.
             version = await asyncio.to_thread(
                 MlflowExperiments(settings).upload_initial_model, COPY_NAME, base_model_path()
@@ -383,7 +383,7 @@ async def catalogue(pg_server: EmbeddedPostgres, tmp_path: Path) -> AsyncIterato
         )
         pool = await create_pool(settings, dsn, max_size=2)
         try:
-            await prepare_database(pool, settings)
+            await prepare_database(pool, settings, TextMiniLMPlugin(settings))
             async with pool.acquire() as conn:
                 for model_id, source in [
                     ("spare-a", BASE_MODEL_SOURCE),

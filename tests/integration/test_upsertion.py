@@ -11,9 +11,9 @@ import pytest
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.items import ItemInput, PartInput
+from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_core.splitter import split_text
 from es_core.storage import catalog
-from es_core.storage.bootstrap import BASE_MODEL
 from es_core.storage.items import count_originals, get_items
 from es_core.upsertion import run_deletion, run_upsertion
 from tests.integration.helpers import DIMS, as_array, new_collection
@@ -250,13 +250,14 @@ async def test_run_deletion_removes_items_and_counts_missing(
 async def test_base_encoder_splits_and_encodes_text(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
+    base = TextMiniLMPlugin(settings).upload_initial_model()
     async with pg_pool.acquire() as conn, conn.transaction():
         exists = await conn.fetchval(
-            "SELECT count(*) FROM models WHERE model_id = $1", BASE_MODEL.model_id
+            "SELECT count(*) FROM models WHERE model_id = $1", base.model_id
         )
         if not exists:
-            await catalog.insert_model(conn, BASE_MODEL)
-    collection = await new_collection(pg_pool, model=BASE_MODEL)
+            await catalog.insert_model(conn, base)
+    collection = await new_collection(pg_pool, model=base)
     assert collection.model.dimensions == 384
     small_parts = settings.model_copy(update={"splitter_max_words": 6, "splitter_overlap_words": 2})
     texts = {
@@ -286,7 +287,7 @@ async def test_base_encoder_splits_and_encodes_text(
         s.object_id: s
         for s in await get_items(pg_pool, collection, list(texts) + ["mixed"], include_vectors=True)
     }
-    encoder = registry.get(BASE_MODEL)
+    encoder = registry.get(base)
     for object_id, text in texts.items():
         chunks = split_text(text, max_words=6, overlap_words=2)
         parts = stored[object_id].parts

@@ -114,7 +114,11 @@ async def _reindexed(world: World) -> tuple[catalog.Collection, Any]:
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
         started = await start_reindex(
-            conn, world.settings, source_collection_id="", destination_model_id=model.model_id
+            conn,
+            world.settings,
+            world.index,
+            source_collection_id="",
+            destination_model_id=model.model_id,
         )
     parent = await run_reindex(world, started.task.task_id)
     assert parent.status == "done", parent.error
@@ -238,21 +242,27 @@ async def test_the_workflow_gives_the_follow_up_to_the_worker_that_ended_the_rei
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
         started = await start_reindex(
-            conn, world.settings, source_collection_id="", destination_model_id=model.model_id
+            conn,
+            world.settings,
+            world.index,
+            source_collection_id="",
+            destination_model_id=model.model_id,
         )
     children = await plan_reindex(world, started.task.task_id)
     assert len(children) > 1
     sent = []
     for child in children:
         await copy_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
-        sent.append(await workflow.after_run(world.pool, world.settings, child.task_id))
+        sent.append(
+            await workflow.after_run(world.pool, world.settings, world.index, child.task_id)
+        )
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "done"
     assert sent[:-1] == [[]] * (len(children) - 1)
     assert [t.task_id for t in sent[-1]] == [parent.result["user_copies_task_id"]]
     assert sent[-1][0].kind == "improvement" and sent[-1][0].status == "pending"
     # Asked again (the sweeper), the ended parent gives nothing more.
-    assert await workflow.sweep(world.pool, world.settings) == []
+    assert await workflow.sweep(world.pool, world.settings, world.index) == []
 
 
 async def test_with_drop_no_task_follows_the_reindex(pg_server: EmbeddedPostgres) -> None:
