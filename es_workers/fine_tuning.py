@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.fine_tuning.run import run_fine_tuning
 from es_core.serving.promotion import WAITING
 from es_core.tasks.model import Task
@@ -13,9 +13,7 @@ from es_workers.app import celery_app
 from es_workers.runtime import HANDED_OVER, WorkerContext, execute, run
 
 
-async def _fine_tune(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _fine_tune(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
     if result.get("promotion", {}).get("step") in WAITING:
         # deploy_as_blue and the gate passed: the task waits for its chain (es_core.tasks.workflow).

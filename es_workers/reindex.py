@@ -14,25 +14,28 @@ from typing import Any
 
 import asyncpg
 
+from es_core.domain import Progress
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks
 from es_core.tasks.model import Task
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
 from es_workers.dispatch import dispatch
-from es_workers.runtime import HANDED_OVER, WorkerContext, context, execute, run, task_owner
+from es_workers.runtime import (
+    HANDED_OVER,
+    Handler,
+    WorkerContext,
+    context,
+    execute,
+    run,
+    task_owner,
+)
 
 Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
 
 
-def _handler(
-    send: Send,
-) -> Callable[
-    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
-]:
-    async def handle(
-        ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-    ) -> dict[str, Any]:
+def _handler(send: Send) -> Handler:
+    async def handle(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
         if "parent_task_id" in task.params:
             return await copy_range(
                 ctx.pool,

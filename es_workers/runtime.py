@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from es_core.config import Settings, get_settings
+from es_core.domain import Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
 from es_core.plugins.protocol import FineTuningMethod
@@ -73,9 +74,7 @@ task_owner: ContextVar[str] = ContextVar("task_owner")
 # A handler returns this key set to hand its task over to the subtasks it created.
 HANDED_OVER = "handed_over_to_subtasks"
 
-Handler = Callable[
-    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]], Awaitable[dict[str, Any]]
-]
+Handler = Callable[[WorkerContext, Task, Progress], Awaitable[dict[str, Any]]]
 
 
 async def execute(task_id: str, handler: Handler) -> str:

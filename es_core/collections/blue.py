@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.collections.write_targets import lock_for_change
+from es_core.domain import Collection
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
-from es_core.storage.catalog import Collection, get_collection, set_blue_collection
+from es_core.storage.catalog import get_collection, set_blue_collection
 from es_core.tasks.lookups import task_status
 
 MAX_COLLECTION_ID_CHARS = 128
@@ -26,12 +27,12 @@ class BlueChange:
     previous: Collection
 
 
-def check_collection_id(collection_id: str, field: str = "collection_id") -> None:
+def check_collection_id(collection_id: str, field_path: str = "collection_id") -> None:
     if not collection_id:
-        raise InvalidArgument.field_error(field, "must name a collection")
+        raise InvalidArgument.field_error(field_path, "must name a collection")
     if len(collection_id) > MAX_COLLECTION_ID_CHARS:
         raise InvalidArgument.field_error(
-            field, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
+            field_path, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
         )
 
 

@@ -8,11 +8,12 @@ from dataclasses import replace
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.encoders.local import BASE_MODEL_ID, BASE_MODEL_SOURCE
 from es_core.storage import catalog
 from es_core.storage.migrations import MIGRATION_LOCK_KEY, migrate
 
-BASE_MODEL = catalog.Model(
+BASE_MODEL = Model(
     model_id=BASE_MODEL_ID,
     name="all-MiniLM-L6-v2",
     version="1",
@@ -28,7 +29,7 @@ def serves_through_triton(settings: Settings) -> bool:
     return bool(settings.triton_url) or settings.serve_with_triton
 
 
-async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> catalog.Collection:
+async def prepare_database(pool: asyncpg.Pool, settings: Settings) -> Collection:
     """Migrate, and on a new database create the base collection; returns the blue collection."""
     async with pool.acquire() as conn:
         await migrate(conn)
