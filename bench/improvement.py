@@ -20,11 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import Row, base_parser, report
+from es_core.domain import Aggregation, Metric
 from es_core.improvement.adjuster import (
     AdjusterSettings,
-    Aggregation,
     Key,
-    Metric,
     SessionExample,
     adjust,
     adjust_one_by_one,

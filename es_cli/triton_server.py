@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from es_core.config import Settings, get_settings
+from es_core.domain import Model
 from es_core.encoders.local import SentenceTransformerEncoder
 from es_core.encoders.triton import INPUT_NAME, OUTPUT_NAME, triton_model_names
 from es_core.plugins.protocol import FineTuningMethod
@@ -86,7 +87,7 @@ def make_infer(encode: Callable[[list[str]], Any]) -> Callable[..., dict[str, An
 
 @dataclass
 class Served:
-    model: catalog.Model
+    model: Model
     names: tuple[str, str]
 
 
@@ -128,7 +129,7 @@ class ServingTriton:
             self._triton.stop()
             self._triton = None
 
-    def load(self, model: catalog.Model) -> SentenceTransformerEncoder:
+    def load(self, model: Model) -> SentenceTransformerEncoder:
         """The model's weights in this process (loaded once; ``start`` may run meanwhile)."""
         with self._lock:
             encoder = self._loaded.get(model.model_id)
@@ -144,7 +145,7 @@ class ServingTriton:
                 self._loaded[model.model_id] = encoder
         return encoder
 
-    def bind(self, model: catalog.Model) -> None:
+    def bind(self, model: Model) -> None:
         """Bind the model's query and item encoders into the running Triton."""
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
@@ -208,7 +209,7 @@ class ServingTriton:
             (self._triton._workspace.path / f"{name}-data.sock").as_posix(), None
         )
 
-    def sync(self, deployed: list[catalog.Model], now: float) -> None:
+    def sync(self, deployed: list[Model], now: float) -> None:
         """Serve exactly ``deployed``: unload first (freeing memory), then load."""
         wanted = {m.model_id: m for m in deployed}
         for model_id in [m for m in self._served if m not in wanted]:
@@ -235,12 +236,12 @@ class ServingTriton:
                 self._failed.pop(model_id, None)
 
 
-async def deployed_models(pool: Any) -> list[catalog.Model]:
+async def deployed_models(pool: Any) -> list[Model]:
     rows = await pool.fetch("SELECT * FROM models WHERE deployed ORDER BY create_time, model_id")
     return [catalog.model_from_row(row) for row in rows]
 
 
-def _preload(triton: ServingTriton, model: catalog.Model) -> None:
+def _preload(triton: ServingTriton, model: Model) -> None:
     try:
         triton.load(model)
     except Exception:  # reported again, with its traceback, when binding it

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
-from es_core.storage.catalog import Collection
 
 JsonDict = dict[str, Any]
 

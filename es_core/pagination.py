@@ -59,10 +59,12 @@ def token_collection(token: str) -> str | None:
     return collection if isinstance(collection, str) else None
 
 
-def check_page_size(page_size: int, *, default: int, maximum: int, field: str = "page_size") -> int:
+def check_page_size(
+    page_size: int, *, default: int, maximum: int, field_path: str = "page_size"
+) -> int:
     """0 means the default; above the maximum is clamped to it (AIP-158); negative is an error."""
     if page_size < 0:
-        raise InvalidArgument.field_error(field, "must not be negative")
+        raise InvalidArgument.field_error(field_path, "must not be negative")
     return min(page_size, maximum) or default
 
 

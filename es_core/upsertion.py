@@ -7,7 +7,7 @@ every target collection in the same transaction, oldest collection first."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -15,16 +15,12 @@ import numpy as np
 
 from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.config import Settings
+from es_core.domain import Collection, Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.items import ItemInput
 from es_core.splitter import split_text
-from es_core.storage.catalog import Collection
 from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items, replace_items
-
-# Called between batches: (fraction done, message) -> False when the task should stop.
-Progress = Callable[[float, str], Awaitable[bool]]
-
 
 Split = Callable[[str], list[str]]
 

@@ -10,12 +10,12 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from embedding_studio.v1 import common_pb2, deployment_pb2, fine_tune_pb2
+from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
 from es_core.items import ItemInput, PartInput
 from es_core.search.query import SearchHit, SortSpec
-from es_core.storage.catalog import Collection, Model
 from es_core.storage.items import StoredItem
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
 

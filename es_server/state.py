@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.search.use_case import SearchContext
-from es_core.storage.catalog import Collection
 from es_core.tasks import sender
 from es_core.tasks.model import Task
 from es_core.tasks.sender import TaskSender

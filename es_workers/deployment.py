@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.serving.deploy import run_deployment
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
 from es_workers.runtime import WorkerContext, execute, run
 
 
-async def _deploy(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _deploy(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     return await run_deployment(ctx.pool, ctx.settings, ctx.plugin, task, progress)
 
 

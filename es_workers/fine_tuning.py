@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.fine_tuning.run import run_fine_tuning
 from es_core.serving.promotion import Promotion
 from es_core.tasks.model import Task, Waiting
@@ -14,7 +14,7 @@ from es_workers.runtime import WorkerContext, execute, run
 
 
 async def _fine_tune(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+    ctx: WorkerContext, task: Task, progress: Progress
 ) -> dict[str, Any] | Waiting:
     result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
     if result.get("promotion") and Promotion.of(result["promotion"]).waiting:

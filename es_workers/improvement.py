@@ -8,9 +8,9 @@ destination instead (``es_core.improvement.recompute``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.improvement.recompute import PARAM, recompute_user_copies
 from es_core.improvement.run import improve_queued
 from es_core.tasks.lookups import has_active
@@ -21,9 +21,7 @@ from es_workers.dispatch import dispatch
 from es_workers.runtime import WorkerContext, context, execute, run
 
 
-async def _improve(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _improve(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     adjuster = ctx.plugin.get_vectors_adjuster()
     if PARAM in task.params:  # after a reindex with ES_REINDEX_USER_COPIES=recompute
         recomputed = await recompute_user_copies(

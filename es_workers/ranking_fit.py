@@ -8,9 +8,9 @@ the last fit and no fit is pending or running.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.ranking.fit import fit_ranking
 from es_core.ranking.manage import start_ranking_fit
 from es_core.tasks.lookups import has_active, last_done
@@ -20,9 +20,7 @@ from es_workers.dispatch import dispatch
 from es_workers.runtime import WorkerContext, context, execute, run
 
 
-async def _fit(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _fit(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     outcome = await fit_ranking(
         ctx.pool, ctx.settings, task.params["collection_id"], task.task_id, progress, time.time()
     )

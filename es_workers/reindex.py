@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from es_core.domain import Progress
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks
 from es_core.tasks.model import Task, Waiting
@@ -27,7 +28,7 @@ Send = Callable[[asyncpg.Pool, Task], Awaitable[object]]
 
 def _handler(send: Send) -> Handler:
     async def handle(
-        ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
+        ctx: WorkerContext, task: Task, progress: Progress
     ) -> dict[str, Any] | Waiting:
         if task.parent_task_id is not None:
             return await copy_range(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from es_core.config import Settings, get_settings
+from es_core.domain import Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
 from es_core.plugins.protocol import FineTuningMethod
@@ -70,10 +71,7 @@ async def context() -> WorkerContext:
 # that write their task row themselves, e.g. a checkpoint in the same transaction as the work.
 task_owner: ContextVar[str] = ContextVar("task_owner")
 
-Handler = Callable[
-    [WorkerContext, Task, Callable[[float, str], Awaitable[bool]]],
-    Awaitable[dict[str, Any] | Waiting],
-]
+Handler = Callable[[WorkerContext, Task, Progress], Awaitable[dict[str, Any] | Waiting]]
 
 
 async def execute(task_id: str, handler: Handler) -> str:

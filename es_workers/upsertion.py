@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from es_core.domain import Progress
 from es_core.items import ItemInput
 from es_core.storage.catalog import get_collection
 from es_core.tasks.model import Task
@@ -13,9 +13,7 @@ from es_workers.app import celery_app
 from es_workers.runtime import WorkerContext, execute, run
 
 
-async def _upsert(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         collection = await get_collection(conn, task.params["collection_id"])
     items = [ItemInput.from_json(item) for item in task.params["items"]]
@@ -25,9 +23,7 @@ async def _upsert(
     )
 
 
-async def _delete(
-    ctx: WorkerContext, task: Task, progress: Callable[[float, str], Awaitable[bool]]
-) -> dict[str, Any]:
+async def _delete(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         collection = await get_collection(conn, task.params["collection_id"])
     return await run_deletion(ctx.pool, collection, task.params["object_ids"])

@@ -17,8 +17,8 @@ import pytest
 from google.protobuf import json_format
 
 from embedding_studio.v1 import common_pb2, upsert_pb2
+from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
-from es_core.storage.catalog import Collection, Model
 
 DIMS = 384
 SUITE = "bad_input"

@@ -92,33 +92,33 @@ def check_time(moment: datetime | None, field_path: str, settings: Settings) -> 
     return moment
 
 
-def check_session(session: Session, settings: Settings, where: str = "session") -> None:
-    check_id(session.session_id, f"{where}.session_id")
-    check_user_id(session.user_id, f"{where}.user_id")
+def check_session(session: Session, settings: Settings, field_path: str = "session") -> None:
+    check_id(session.session_id, f"{field_path}.session_id")
+    check_user_id(session.user_id, f"{field_path}.user_id")
     if len(session.query_text) > MAX_QUERY_CHARS or "\x00" in session.query_text:
-        raise _bad(f"{where}.query_text", f"must be at most {MAX_QUERY_CHARS} characters")
+        raise _bad(f"{field_path}.query_text", f"must be at most {MAX_QUERY_CHARS} characters")
     if not session.results:
-        raise _bad(f"{where}.results", "must list the results shown")
+        raise _bad(f"{field_path}.results", "must list the results shown")
     if len(session.results) > MAX_RESULTS:
-        raise _bad(f"{where}.results", f"must hold at most {MAX_RESULTS} results")
+        raise _bad(f"{field_path}.results", f"must hold at most {MAX_RESULTS} results")
     ranks: set[int] = set()
     for i, result in enumerate(session.results):
-        check_object_id(result.object_id, f"{where}.results[{i}].object_id", settings)
+        check_object_id(result.object_id, f"{field_path}.results[{i}].object_id", settings)
         if result.rank < 0:
-            raise _bad(f"{where}.results[{i}].rank", "must not be negative")
+            raise _bad(f"{field_path}.results[{i}].rank", "must not be negative")
         if result.rank in ranks:
-            raise _bad(f"{where}.results[{i}].rank", "repeats the rank of another result")
+            raise _bad(f"{field_path}.results[{i}].rank", "repeats the rank of another result")
         ranks.add(result.rank)
-    check_json(session.meta, f"{where}.meta", settings.max_meta_bytes)
+    check_json(session.meta, f"{field_path}.meta", settings.max_meta_bytes)
 
 
-def check_events(events: list[Event], settings: Settings, where: str = "events") -> None:
+def check_events(events: list[Event], settings: Settings, field_path: str = "events") -> None:
     if not events:
-        raise _bad(where, "must hold at least one event")
+        raise _bad(field_path, "must hold at least one event")
     if len(events) > settings.max_items_per_request:
-        raise _bad(where, f"must hold at most {settings.max_items_per_request} events")
+        raise _bad(field_path, f"must hold at most {settings.max_items_per_request} events")
     for i, event in enumerate(events):
-        here = f"{where}[{i}]"
+        here = f"{field_path}[{i}]"
         check_id(event.event_id, f"{here}.event_id")
         check_id(event.session_id, f"{here}.session_id")
         check_object_id(event.object_id, f"{here}.object_id", settings)

@@ -11,13 +11,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.collections.write_targets import lock_for_change
+from es_core.domain import Collection
 from es_core.errors import FailedPrecondition, NotFound
-from es_core.storage.catalog import (
-    Collection,
-    check_collection_id,
-    get_collection,
-    set_blue_collection,
-)
+from es_core.storage.catalog import check_collection_id, get_collection, set_blue_collection
 from es_core.tasks.lookups import task_status
 
 

@@ -16,15 +16,17 @@ import asyncpg
 
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.storage.catalog import (
-    Collection,
-    Model,
     check_collection_id,
     create_collection,
     create_items_table,
     get_collection,
+    items_table,
+    postings_table,
+    termstats_table,
 )
 from es_core.tasks.lookups import cancel_reindexes_of
 from es_core.tasks.model import Task
@@ -119,8 +121,8 @@ async def delete_collection(
             f"collection {collection_id!r} was deleted",
         )
         await conn.execute(
-            f"DROP TABLE IF EXISTS {collection.table}, {collection.postings_table},"
-            f" {collection.termstats_table}"
+            f"DROP TABLE IF EXISTS {items_table(collection)}, {postings_table(collection)},"
+            f" {termstats_table(collection)}"
         )
         await conn.execute(
             "UPDATE collections SET state = 'retired', delete_time = now(), update_time = now(),"

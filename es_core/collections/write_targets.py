@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from es_core.storage.catalog import (
-    COLLECTION_SELECT,
-    Collection,
-    collection_from_row,
-    get_collection,
-)
+from es_core.domain import Collection
+from es_core.storage.catalog import COLLECTION_SELECT, collection_from_row, get_collection
 
 _KEPT_IN_STEP = (
     COLLECTION_SELECT

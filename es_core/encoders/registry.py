@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from es_core.domain import Model
 from es_core.encoders.base import Encoder
 from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
 from es_core.errors import FailedPrecondition
-from es_core.storage.catalog import Model
 
 EncoderFactory = Callable[[Model], Encoder]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from typing import Any
 
 import numpy as np
@@ -204,31 +203,3 @@ def models_ready(url: str, names: list[str], *, timeout: float = 5.0) -> dict[st
             return {n: bool(client.is_model_ready(n, client_timeout=timeout)) for n in names}
     except InferenceServerException as exc:
         raise Unavailable(f"Triton at {target} is unavailable: {exc.message()}") from None
-
-
-def wait_for_models(
-    url: str, names: list[str], *, ready: bool, timeout: float, poll: float = 0.5
-) -> None:
-    """Block until every named model is ready (or, with ``ready=False``, none is) in Triton.
-
-    Raises Unavailable after ``timeout`` seconds, saying whether Triton answered at all."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while True:
-        try:
-            states = models_ready(url, names)
-            last_error = ""
-            if all(state == ready for state in states.values()):
-                return
-        except Unavailable as exc:
-            last_error = exc.message
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-    if last_error:
-        raise Unavailable(last_error)
-    what = "ready" if ready else "unloaded"
-    raise Unavailable(
-        f"Triton at {grpc_target(url)} did not report {', '.join(names)} {what} within"
-        f" {timeout:.0f}s"
-    )

@@ -57,17 +57,19 @@ def _check_text(
     return value
 
 
-def check_field_path(value: object, field: str) -> list[str]:
-    """The segments of a dotted field path, or InvalidArgument at ``field``."""
-    path = _check_text(value, field, allow_empty=False)
+def check_field_path(value: object, field_path: str) -> list[str]:
+    """The segments of a dotted field path (``value``), or InvalidArgument at ``field_path``."""
+    path = _check_text(value, field_path, allow_empty=False)
     segments = path.split(".")
     if len(segments) > MAX_SEGMENTS:
-        raise _error(field, f"must have at most {MAX_SEGMENTS} dot-separated segments")
+        raise _error(field_path, f"must have at most {MAX_SEGMENTS} dot-separated segments")
     for segment in segments:
         if not segment:
-            raise _error(field, "must not have an empty segment (leading, trailing or double dot)")
+            raise _error(
+                field_path, "must not have an empty segment (leading, trailing or double dot)"
+            )
         if len(segment) > MAX_SEGMENT_LENGTH:
-            raise _error(field, f"segments must be at most {MAX_SEGMENT_LENGTH} characters")
+            raise _error(field_path, f"segments must be at most {MAX_SEGMENT_LENGTH} characters")
     return segments
 
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from es_core.domain import Aggregation, Metric
 from es_core.encoders.base import Encoder
-from es_core.storage.catalog import Aggregation, Metric
 
 
 def part_distances(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Aggregation, Collection, Metric
 from es_core.encoders.base import Encoder
 from es_core.evaluation.bootstrap import mean_interval, paired_difference
 from es_core.evaluation.click_gains import dcg, debiased_gains, ndcg_of_clicks
@@ -42,7 +43,7 @@ from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.mining import collection_search, query_vectors
 from es_core.plugins.protocol import DataLoader
 from es_core.search.vector_search import ORIGINALS
-from es_core.storage.catalog import Aggregation, Collection, Metric
+from es_core.storage.catalog import items_table
 
 K = 10
 #: The metric the gate decides on: NDCG@10 of each model's order of the judged items.
@@ -88,7 +89,7 @@ async def evaluation_pool(
     ids = [
         r["object_id"]
         for r in await conn.fetch(
-            f"SELECT DISTINCT object_id FROM {collection.table} WHERE {ORIGINALS} LIMIT $1",
+            f"SELECT DISTINCT object_id FROM {items_table(collection)} WHERE {ORIGINALS} LIMIT $1",
             settings.fine_tuning_gate_max_items + 1,
         )
     ]

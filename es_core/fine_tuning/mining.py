@@ -17,11 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.base import Encoder
 from es_core.fine_tuning.examples import Example
 from es_core.search.query import VectorQuery
 from es_core.search.vector_search import vector_search
-from es_core.storage.catalog import Collection
 
 QueryVector = npt.NDArray[np.float32]
 # The ids of the ``limit`` items nearest to a query vector, nearest first.

@@ -17,7 +17,6 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import asyncpg
 
 from es_core.clickstream.store import batch_sessions
 from es_core.config import Settings
+from es_core.domain import Collection, Model, Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
@@ -45,12 +45,10 @@ from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.serving.promotion import DEPLOY_PROGRESS, first_promotion
 from es_core.storage import catalog
-from es_core.storage.catalog import Collection
 from es_core.tasks.model import Task
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], Awaitable[bool]]
 # Share of the progress bar before the trials (examples, baseline) and after them (registry).
 _BEFORE_TRIALS, _AFTER_TRIALS = 0.1, 0.95
 
@@ -221,7 +219,7 @@ async def run_fine_tuning(
     )
     # A trained model is the plugin's: laid out and ranked as its search index says.
     index = plugin.get_search_index_info()
-    model = catalog.Model(
+    model = Model(
         model_id=f"{name}-v{version}",
         name=name,
         version=version,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from es_core.config import Settings as EsSettings
+from es_core.domain import Aggregation, Metric
 
 _DTYPE = torch.float64
 """Inside the optimisation. The cubic loss has a zero gradient at similarity 0, and Adam divides
@@ -55,8 +56,6 @@ benchmark; float64 keeps a session's result independent of the batch it was adju
 _BISECTIONS = 30
 """Steps of the skip floor's back-off: the point is found to within 2**-30 of the line."""
 
-Metric = Literal["cosine", "dot", "euclidean"]
-Aggregation = Literal["min", "avg"]
 Key = tuple[str, str]
 """(user_id, object_id): one user's copy of one object."""
 Vectors = npt.NDArray[np.float32]

@@ -30,7 +30,7 @@ from es_core.improvement.run import (
     lock_users,
     plan_sessions,
 )
-from es_core.storage.catalog import get_collection
+from es_core.storage.catalog import get_collection, items_table
 
 PARAM = "recompute_user_copies"
 NO_TEXT = "no query text to encode with the destination's model"
@@ -106,7 +106,7 @@ async def recompute_user_copies(
             await encode_missing_queries(destination, group, encoders)
             # From the originals: whatever these users had here before is rebuilt below.
             await conn.execute(
-                f"DELETE FROM {destination.table} WHERE user_id = ANY($1::text[])", rebuilt
+                f"DELETE FROM {items_table(destination)} WHERE user_id = ANY($1::text[])", rebuilt
             )
             report.improved, report.copies_written = await improve_group(
                 conn, settings, destination, group, adjuster

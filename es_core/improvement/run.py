@@ -18,18 +18,18 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import NotFound
 from es_core.improvement.adjuster import (
+    Key,
     SessionExample,
     TorchAdjuster,
     VectorsAdjuster,
     adjuster_settings,
 )
-from es_core.storage.catalog import Collection, get_collection
+from es_core.storage.catalog import get_collection, items_table
 from es_core.storage.items import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
-
-Key = tuple[str, str]  # (user_id, object_id)
 
 
 @dataclass
@@ -120,7 +120,7 @@ async def _current_vectors(
     users = sorted({u for u, _ in keys})
     objects = sorted({o for _, o in keys})
     rows = await conn.fetch(
-        f"SELECT object_id, user_id, part_id, vector, payload FROM {collection.table}"
+        f"SELECT object_id, user_id, part_id, vector, payload FROM {items_table(collection)}"
         f" WHERE NOT is_average AND object_id = ANY($1::text[])"
         f" AND (user_id IS NULL OR user_id = ANY($2::text[])) ORDER BY row_id",
         objects,
@@ -151,7 +151,7 @@ async def _write_copies(
 ) -> int:
     keys = sorted(adjusted)
     await conn.execute(
-        f"DELETE FROM {collection.table} t USING unnest($1::text[], $2::text[]) AS k(u, o)"
+        f"DELETE FROM {items_table(collection)} t USING unnest($1::text[], $2::text[]) AS k(u, o)"
         f" WHERE t.user_id = k.u AND t.object_id = k.o",
         [u for u, _ in keys],
         [o for _, o in keys],

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.interleaving.store import session_clicks
 from es_core.interleaving.verdict import Verdict, decide, decide_sequentially
 from es_core.storage.catalog import (
     COLLECTION_SELECT,
-    Collection,
     check_collection_id,
     collection_from_row,
     get_blue_collection,
@@ -68,12 +68,14 @@ async def interleaving_pair(
     return Pair(blue, green)
 
 
-def check_confidence(confidence: float, settings: Settings, field: str = "confidence") -> float:
+def check_confidence(
+    confidence: float, settings: Settings, field_path: str = "confidence"
+) -> float:
     """0 means ES_INTERLEAVING_CONFIDENCE."""
     if confidence == 0:
         return settings.interleaving_confidence
     if not 0.5 < confidence < 1:
-        raise InvalidArgument.field_error(field, "must be 0 (the default) or in (0.5, 1)")
+        raise InvalidArgument.field_error(field_path, "must be 0 (the default) or in (0.5, 1)")
     return confidence
 
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import asyncpg
 
+from es_core.domain import Collection
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.model import Filter
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import items_table, postings_table, termstats_table
 
 K1 = 1.2
 B = 0.75
@@ -36,7 +37,7 @@ class LexicalHit:
 def _scored_cte(collection: Collection, params: SqlParams, text: str, ids: str | None) -> str:
     """CTEs up to ``scored (object_id, score)``: every item holding a query term, or only the
     items of the SQL array ``ids`` when given."""
-    stats = collection.termstats_table
+    stats = termstats_table(collection)
     config = params.add(collection.text_search_config)
     words = params.add(text)
     only = f" AND p.object_id = ANY({ids})" if ids else ""
@@ -51,7 +52,7 @@ def _scored_cte(collection: Collection, params: SqlParams, text: str, ids: str |
         f"   GROUP BY term HAVING sum(df) > 0) s CROSS JOIN n),"
         f" scored AS (SELECT p.object_id, sum(q.idf * p.tf * {K1 + 1}::float8"
         f"  / (p.tf + {K1}::float8 * ({1 - B}::float8 + {B}::float8 * p.dl / q.avgdl))) AS score"
-        f"  FROM q JOIN {collection.postings_table} p ON p.term = q.term{only}"
+        f"  FROM q JOIN {postings_table(collection)} p ON p.term = q.term{only}"
         f"  GROUP BY p.object_id)"
     )
 
@@ -92,7 +93,7 @@ async def lexical_pool(
             f"(s.score < {score}::float8 OR (s.score = {score}::float8"
             f" AND s.object_id > {object_id}::text))"
         )
-    heads = f"JOIN {collection.table} h ON h.object_id = s.object_id AND {HEADS}"
+    heads = f"JOIN {items_table(collection)} h ON h.object_id = s.object_id AND {HEADS}"
     if filter is None:
         # Rank first, then read the payloads of the page alone.
         page = (

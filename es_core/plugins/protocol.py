@@ -7,7 +7,7 @@ chosen by name with ``ES_PLUGIN``. It is built once per process with the setting
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -15,12 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Aggregation, Metric, Model, Progress
 from es_core.encoders.base import Encoder, Vectors
 from es_core.fine_tuning.examples import Example
 from es_core.improvement.adjuster import VectorsAdjuster
-from es_core.storage.catalog import Aggregation, Metric, Model
-
-Progress = Callable[[float, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)

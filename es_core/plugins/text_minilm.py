@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Model
 from es_core.encoders.base import Encoder
 from es_core.encoders.local import (
     BASE_MODEL_ID,
@@ -27,7 +28,6 @@ from es_core.fine_tuning.trainer import SentenceTransformersBuilder
 from es_core.improvement.adjuster import TorchAdjuster, adjuster_settings
 from es_core.plugins.protocol import PluginMeta, SearchIndexInfo
 from es_core.splitter import split_text
-from es_core.storage.catalog import Model
 from es_core.storage.db import quote_ident
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.ranking.spec import VECTOR_RANKING, RankingSpec, check_ranking_spec, live_spec
-from es_core.storage.catalog import Collection
 
 
 @dataclass(frozen=True)

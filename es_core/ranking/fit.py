@@ -17,7 +17,7 @@ training setting goes live only if its held-out NDCG@10 beats the live spec's by
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,19 +27,19 @@ import numpy.typing as npt
 
 from es_core.clickstream.store import collection_sessions
 from es_core.config import Settings
+from es_core.domain import Collection, Progress
 from es_core.evaluation.click_gains import dcg, debiased_gains, ndcg_of_clicks
 from es_core.fine_tuning.examples import Example, build_examples, normalize_query, split_by_query
 from es_core.ranking import store
 from es_core.ranking.fusion import Candidate, fused_scores
 from es_core.ranking.ranked_search import RankedQuery, hybrid_pool
 from es_core.ranking.spec import Boost, RankingSpec, declared_signals, live_spec, with_window
-from es_core.storage.catalog import Collection, get_collection
+from es_core.storage.catalog import get_collection
 
 K = 10
 LEXICAL_SHARES = tuple(round(0.05 * i, 2) for i in range(21))
 BOOST_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 DEFAULT_HALF_LIFE_SECONDS = 30 * 24 * 3600.0
-Progress = Callable[[float, str], Awaitable[bool]]
 
 
 @dataclass

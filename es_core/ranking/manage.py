@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.pagination import decode_page_token, encode_page_token
 from es_core.ranking import store
@@ -15,7 +16,7 @@ from es_core.ranking.spec import (
     check_ranking_spec,
     check_signal_fields,
 )
-from es_core.storage.catalog import Collection, resolve_collection
+from es_core.storage.catalog import resolve_collection
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task
 

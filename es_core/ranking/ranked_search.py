@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.filters.model import Filter
 from es_core.lexical.bm25 import lexical_pool, lexical_top
@@ -31,7 +32,6 @@ from es_core.ranking.fusion import Candidate, ranked
 from es_core.ranking.spec import RankingSpec
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.search.vector_search import vector_distances, vector_pool
-from es_core.storage.catalog import Collection
 
 
 @dataclass(frozen=True)

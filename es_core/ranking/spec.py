@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
-from es_core.storage.catalog import Collection
 
 Method = Literal["vector", "lexical", "hybrid"]
 Fusion = Literal["weighted", "rrf"]

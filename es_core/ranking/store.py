@@ -9,9 +9,9 @@ from typing import Literal
 
 import asyncpg
 
+from es_core.domain import Collection
 from es_core.errors import FailedPrecondition
 from es_core.ranking.spec import RankingSpec, SignalField
-from es_core.storage.catalog import Collection
 
 Origin = Literal["manual", "learned", "inherited"]
 

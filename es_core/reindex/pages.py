@@ -22,9 +22,10 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import items_table
 from es_core.storage.items import (
     AVERAGE_PART_ID,
     ROW_COLUMNS,
@@ -81,7 +82,7 @@ async def next_page_ids(
         conditions.append(f"object_id <= ${len(values)}")
     values.append(limit)
     rows = await conn.fetch(
-        f"SELECT object_id FROM {source.table} WHERE {' AND '.join(conditions)}"
+        f"SELECT object_id FROM {items_table(source)} WHERE {' AND '.join(conditions)}"
         f" ORDER BY object_id LIMIT ${len(values)}",
         *values,
     )
@@ -94,7 +95,7 @@ async def read_items(
     """The items that exist, with their parts in stored order."""
     rows = await conn.fetch(
         f"SELECT object_id, part_id, is_average, text, vector, payload, update_time"
-        f" FROM {source.table} WHERE object_id = ANY($1::text[]) AND user_id IS NULL"
+        f" FROM {items_table(source)} WHERE object_id = ANY($1::text[]) AND user_id IS NULL"
         f" ORDER BY object_id, row_id",
         object_ids,
     )
@@ -188,7 +189,7 @@ async def write_page(
     heads = {
         r["object_id"]: r["update_time"]
         for r in await conn.fetch(
-            f"SELECT object_id, update_time FROM {source.table}"
+            f"SELECT object_id, update_time FROM {items_table(source)}"
             f" WHERE object_id = ANY($1::text[]) AND is_average AND user_id IS NULL"
             f" ORDER BY object_id FOR SHARE",
             asked,
@@ -197,7 +198,7 @@ async def write_page(
     present = {
         r["object_id"]
         for r in await conn.fetch(
-            f"SELECT object_id FROM {destination.table}"
+            f"SELECT object_id FROM {items_table(destination)}"
             f" WHERE object_id = ANY($1::text[]) AND is_average AND user_id IS NULL",
             asked,
         )

@@ -17,7 +17,7 @@ import asyncpg
 from es_core.config import Settings
 from es_core.improvement.recompute import recompute_params
 from es_core.reindex.ranges import split_ranges
-from es_core.storage.catalog import get_collection
+from es_core.storage.catalog import get_collection, items_table
 from es_core.tasks import lookups
 from es_core.tasks.model import Task
 from es_core.tasks.store import (
@@ -102,8 +102,9 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
             }
             # One statement, one snapshot: a write (which reaches both) cannot fall between.
             counts = await conn.fetchrow(
-                f"SELECT (SELECT count(*) FROM {destination.table} WHERE {_ORIGINAL_HEADS}) AS d,"
-                f" (SELECT count(*) FROM {source.table} WHERE {_ORIGINAL_HEADS}) AS s"
+                f"SELECT (SELECT count(*) FROM {items_table(destination)}"
+                f" WHERE {_ORIGINAL_HEADS}) AS d,"
+                f" (SELECT count(*) FROM {items_table(source)} WHERE {_ORIGINAL_HEADS}) AS s"
             )
             result |= {
                 "item_count": counts["d"],

@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from es_core.storage.catalog import Collection
+from es_core.domain import Collection
+from es_core.storage.catalog import items_table
 from es_core.storage.items import count_originals
 
 
@@ -40,7 +41,7 @@ async def split_ranges(
         r["object_id"]
         for r in await conn.fetch(
             f"SELECT object_id FROM (SELECT object_id, row_number() OVER (ORDER BY object_id) AS rn"
-            f" FROM {collection.table} WHERE is_average AND user_id IS NULL) heads"
+            f" FROM {items_table(collection)} WHERE is_average AND user_id IS NULL) heads"
             f" WHERE rn = ANY($1::bigint[]) ORDER BY rn",
             ranks,
         )

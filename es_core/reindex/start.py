@@ -17,7 +17,7 @@ from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.ranking.store import inherit as inherit_ranking
-from es_core.storage.catalog import get_model, resolve_collection
+from es_core.storage.catalog import get_model, items_table, resolve_collection
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task, merge_task_params
 
@@ -96,7 +96,7 @@ async def start_reindex(
                 " another model version",
             )
         if model.dimensions != source.model.dimensions and await _has_vector_only_parts(
-            conn, source.table
+            conn, items_table(source)
         ):
             raise FailedPrecondition.field_error(
                 "destination_model_id",

@@ -10,12 +10,13 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from es_core.domain import Collection
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.model import Filter
 from es_core.pagination import decode_page_token, encode_page_token
 from es_core.search.keyset import SortKey, payload_sort_key
 from es_core.search.query import PayloadQuery
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import items_table
 
 HEADS = "is_average AND user_id IS NULL"
 
@@ -41,7 +42,7 @@ async def payload_search(
         where.append(key.after(decode_page_token(query.page_token, scope)["k"], casts, params))
     key_columns = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(key.columns))
     rows = await conn.fetch(
-        f"SELECT object_id, payload, update_time, {key_columns} FROM {collection.table}"
+        f"SELECT object_id, payload, update_time, {key_columns} FROM {items_table(collection)}"
         f" WHERE {' AND '.join(where)} ORDER BY {key.order_by()}"
         f" LIMIT {params.add(query.limit + 1)}::int",
         *params.values,
@@ -62,7 +63,8 @@ async def count_items(
     where = compile_filter(filter, params, "payload")
     return int(
         await conn.fetchval(
-            f"SELECT count(*) FROM {collection.table} WHERE {HEADS} AND ({where})", *params.values
+            f"SELECT count(*) FROM {items_table(collection)} WHERE {HEADS} AND ({where})",
+            *params.values,
         )
     )
 
@@ -72,6 +74,6 @@ async def head_vector(
 ) -> npt.NDArray[np.float32] | None:
     """The item's average vector (what "items like this one" starts from), or None."""
     vector = await conn.fetchval(
-        f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND {HEADS}", object_id
+        f"SELECT vector FROM {items_table(collection)} WHERE object_id = $1 AND {HEADS}", object_id
     )
     return None if vector is None else np.asarray(vector.to_numpy(), dtype=np.float32)

@@ -75,38 +75,38 @@ class SearchHit:
     lexical_score: float = 0.0
 
 
-def check_limit(limit: int, settings: Settings, field_name: str = "limit") -> int:
+def check_limit(limit: int, settings: Settings, field_path: str = "limit") -> int:
     """0 means the default; the answer is never larger than the configured maximum."""
     if limit < 0:
-        raise InvalidArgument.field_error(field_name, "must not be negative")
+        raise InvalidArgument.field_error(field_path, "must not be negative")
     if limit > settings.max_search_limit:
         raise InvalidArgument.field_error(
-            field_name, f"must be at most {settings.max_search_limit}"
+            field_path, f"must be at most {settings.max_search_limit}"
         )
     return limit or settings.default_search_limit
 
 
-def check_user_id(user_id: str, field_name: str = "user_id") -> None:
+def check_user_id(user_id: str, field_path: str = "user_id") -> None:
     if len(user_id) > 256:
-        raise InvalidArgument.field_error(field_name, "must be at most 256 characters")
+        raise InvalidArgument.field_error(field_path, "must be at most 256 characters")
     if "\x00" in user_id:
-        raise InvalidArgument.field_error(field_name, "must not contain NUL characters")
+        raise InvalidArgument.field_error(field_path, "must not contain NUL characters")
 
 
-def check_max_distance(max_distance: float | None, field_name: str = "max_distance") -> None:
+def check_max_distance(max_distance: float | None, field_path: str = "max_distance") -> None:
     if max_distance is not None and not np.isfinite(max_distance):
-        raise InvalidArgument.field_error(field_name, "must be a finite number")
+        raise InvalidArgument.field_error(field_path, "must be a finite number")
 
 
-def check_query_text(text: str | None, max_chars: int, field_name: str = "query_text") -> str:
+def check_query_text(text: str | None, max_chars: int, field_path: str = "query_text") -> str:
     """The text a search encodes when it has no query vector: set, not blank, at most
     ``max_chars`` characters, without NUL."""
     if text is None:
-        raise InvalidArgument.field_error(field_name, "set query_text or query_vector")
+        raise InvalidArgument.field_error(field_path, "set query_text or query_vector")
     if not text.strip():
-        raise InvalidArgument.field_error(field_name, "must not be blank")
+        raise InvalidArgument.field_error(field_path, "must not be blank")
     if len(text) > max_chars or "\x00" in text:
         raise InvalidArgument.field_error(
-            field_name, f"must be at most {max_chars} characters, without NUL"
+            field_path, f"must be at most {max_chars} characters, without NUL"
         )
     return text

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from es_core.clickstream.model import Session, ShownResult
 from es_core.clickstream.store import register_session
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.filters.model import Filter
@@ -43,7 +44,7 @@ from es_core.search.query import (
     check_user_id,
 )
 from es_core.search.vector_search import page_start, vector_search
-from es_core.storage.catalog import Collection, resolve_collection
+from es_core.storage.catalog import resolve_collection
 
 log = logging.getLogger(__name__)
 

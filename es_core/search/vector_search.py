@@ -18,12 +18,13 @@ from typing import Any
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.pagination import decode_page_token, encode_page_token
 from es_core.search.keyset import SortKey, distance_key, payload_sort_key
 from es_core.search.query import SearchHit, VectorQuery
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import DISTANCE_OPERATORS, items_table
 
 ORIGINALS = "user_id IS NULL AND NOT is_average"
 
@@ -42,9 +43,9 @@ def _scored_sql(
     has copies, which take the place of their originals. ``object_ids``: score exactly these
     items (those the filter admits) instead.
     """
-    op = collection.distance_operator
+    op = DISTANCE_OPERATORS[collection.model.metric]
     agg = "min" if collection.model.aggregation == "min" else "avg"
-    t = collection.table
+    t = items_table(collection)
     vec = params.add(query.vector)
     where = compile_filter(query.filter, params, "payload")
     if object_ids is not None:
@@ -223,7 +224,7 @@ async def has_copies(
     """Whether the user has any improved copy in this collection (an index lookup)."""
     return bool(
         await conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {collection.table} WHERE user_id = $1)", user_id
+            f"SELECT EXISTS (SELECT 1 FROM {items_table(collection)} WHERE user_id = $1)", user_id
         )
     )
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import asyncpg
 
 from es_core.collections.write_targets import kept_in_step
 from es_core.config import Settings
+from es_core.domain import Model, Progress
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import EsError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from es_core.plugins.protocol import FineTuningMethod
@@ -26,19 +26,18 @@ from es_core.tasks import lookups, store
 from es_core.tasks.model import Task
 
 Action = Literal["deploy", "undeploy"]
-Progress = Callable[[float, str], Awaitable[bool]]
 MAX_MODEL_ID_CHARS = 128
 # Held for the checks and the flag change of every deploy and undeploy, request or worker.
 _LOCK = "es.deployment"
 POLL_SECONDS = 0.5
 
 
-def check_model_id(model_id: str, field: str = "model_id") -> None:
+def check_model_id(model_id: str, field_path: str = "model_id") -> None:
     if not model_id:
-        raise InvalidArgument.field_error(field, "must name a model version")
+        raise InvalidArgument.field_error(field_path, "must name a model version")
     if len(model_id) > MAX_MODEL_ID_CHARS or "\x00" in model_id:
         raise InvalidArgument.field_error(
-            field, f"must be at most {MAX_MODEL_ID_CHARS} characters, without NUL"
+            field_path, f"must be at most {MAX_MODEL_ID_CHARS} characters, without NUL"
         )
 
 
@@ -46,7 +45,7 @@ async def _lock(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _LOCK)
 
 
-async def _model(conn: asyncpg.Connection, model_id: str) -> catalog.Model:
+async def _model(conn: asyncpg.Connection, model_id: str) -> Model:
     try:
         return await catalog.get_model(conn, model_id)
     except NotFound as exc:

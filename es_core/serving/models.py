@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from es_core.domain import Model
 from es_core.pagination import time_cursor, time_page
-from es_core.storage.catalog import Model, model_from_row
+from es_core.storage.catalog import model_from_row
 
 _SCOPE = {"list": "models"}
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 import asyncpg
 
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import PluginError
 from es_core.storage import catalog
@@ -20,7 +21,7 @@ def serves_through_triton(settings: Settings) -> bool:
     return bool(settings.triton_url) or settings.serve_with_triton
 
 
-def _checked_initial_model(plugin: FineTuningMethod, model: catalog.Model) -> catalog.Model:
+def _checked_initial_model(plugin: FineTuningMethod, model: Model) -> Model:
     """The model, if it is the one the plugin names and laid out as its search index says (the
     collection's table and every search read the layout from the model row)."""
     index = plugin.get_search_index_info()
@@ -41,7 +42,7 @@ def _checked_initial_model(plugin: FineTuningMethod, model: catalog.Model) -> ca
 
 async def prepare_database(
     pool: asyncpg.Pool, settings: Settings, plugin: FineTuningMethod
-) -> catalog.Collection:
+) -> Collection:
     """Migrate, and on a new database create the plugin's initial model and its collection;
     returns the blue collection."""
     async with pool.acquire() as conn:

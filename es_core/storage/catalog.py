@@ -3,82 +3,35 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
 
 import asyncpg
 
+from es_core.domain import Collection, CollectionState, Metric, Model
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.storage.db import quote_ident
 
-Metric = Literal["cosine", "dot", "euclidean"]
-Aggregation = Literal["min", "avg"]
-CollectionState = Literal["green", "blue", "retired"]
-
 # pgvector's distance operator and HNSW operator class per metric; smaller is closer for each.
-DISTANCE_OPERATORS: dict[str, str] = {"cosine": "<=>", "dot": "<#>", "euclidean": "<->"}
-HNSW_OPCLASSES: dict[str, str] = {
+DISTANCE_OPERATORS: dict[Metric, str] = {"cosine": "<=>", "dot": "<#>", "euclidean": "<->"}
+HNSW_OPCLASSES: dict[Metric, str] = {
     "cosine": "vector_cosine_ops",
     "dot": "vector_ip_ops",
     "euclidean": "vector_l2_ops",
 }
 
 
-@dataclass(frozen=True)
-class Model:
-    """One embedding model version the platform can encode with."""
-
-    model_id: str
-    name: str
-    version: str
-    dimensions: int
-    metric: Metric
-    aggregation: Aggregation
-    source: str
-    parent_model_id: str | None = None
-    deployed: bool = False
-    create_time: datetime | None = None
+def items_table(collection: Collection) -> str:
+    """The collection's table of item vectors, quoted for SQL."""
+    return quote_ident(collection.table_name)
 
 
-@dataclass(frozen=True)
-class Collection:
-    """The vectors of every item under one model version, in one table."""
+def postings_table(collection: Collection) -> str:
+    """(term, object_id, tf, dl): the lexical index of the collection's original items."""
+    return quote_ident(collection.table_name + "_postings")
 
-    collection_id: str
-    model: Model
-    table_name: str
-    state: CollectionState
-    hnsw_m: int
-    hnsw_ef_construction: int
-    create_time: datetime | None = None
-    # The reindex task that fills this collection from another; None when nothing does.
-    reindex_task_id: str | None = None
-    # PostgreSQL text search configuration of the lexical index ("english", "simple", ...).
-    text_search_config: str = "english"
-    # The ranking spec searches use by default, as stored (None: vector ranking), its version.
-    ranking_spec: dict[str, Any] | None = field(default=None, hash=False)
-    ranking_version: int | None = None
-    # Payload fields ranking may boost on: [{"field": ..., "kind": "number" | "timestamp"}].
-    signal_fields: tuple[dict[str, str], ...] = field(default=(), hash=False)
 
-    @property
-    def table(self) -> str:
-        return quote_ident(self.table_name)
-
-    @property
-    def distance_operator(self) -> str:
-        return DISTANCE_OPERATORS[self.model.metric]
-
-    @property
-    def postings_table(self) -> str:
-        """(term, object_id, tf, dl): the lexical index of the collection's original items."""
-        return quote_ident(self.table_name + "_postings")
-
-    @property
-    def termstats_table(self) -> str:
-        """Deltas of document frequency and length per term ('' = documents overall)."""
-        return quote_ident(self.table_name + "_termstats")
+def termstats_table(collection: Collection) -> str:
+    """Deltas of document frequency and length per term ('' = documents overall)."""
+    return quote_ident(collection.table_name + "_termstats")
 
 
 COLLECTION_SELECT = """
@@ -168,13 +121,13 @@ async def get_blue_collection(conn: asyncpg.Connection) -> Collection:
 MAX_COLLECTION_ID_CHARS = 128
 
 
-def check_collection_id(collection_id: str, field: str = "collection_id") -> None:
+def check_collection_id(collection_id: str, field_path: str = "collection_id") -> None:
     """A collection id a request names: set, and at most 128 characters."""
     if not collection_id:
-        raise InvalidArgument.field_error(field, "must name a collection")
+        raise InvalidArgument.field_error(field_path, "must name a collection")
     if len(collection_id) > MAX_COLLECTION_ID_CHARS:
         raise InvalidArgument.field_error(
-            field, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
+            field_path, f"must be at most {MAX_COLLECTION_ID_CHARS} characters"
         )
 
 

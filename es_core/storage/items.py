@@ -10,7 +10,8 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from es_core.storage.catalog import Collection
+from es_core.domain import Collection
+from es_core.storage.catalog import items_table
 
 ROW_COLUMNS = ["object_id", "part_id", "is_average", "user_id", "text", "vector", "payload"]
 AVERAGE_PART_ID = ""
@@ -51,7 +52,7 @@ async def lock_heads(
     overlapping batches (or a writer and a reindex page) wait for each other instead of
     deadlocking; the statement that follows sees what the other one committed."""
     await conn.execute(
-        f"SELECT 1 FROM {collection.table} WHERE object_id = ANY($1::text[])"
+        f"SELECT 1 FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
         f" AND is_average AND user_id IS NULL ORDER BY object_id FOR UPDATE",
         object_ids,
     )
@@ -70,7 +71,7 @@ async def replace_items(
     async with conn.transaction():
         await lock_heads(conn, collection, object_ids)
         await conn.execute(
-            f"DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
+            f"DELETE FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
             f" AND (user_id IS NULL OR $2)",
             object_ids,
             drop_user_copies,
@@ -99,7 +100,7 @@ async def delete_items(
     async with conn.transaction():
         await lock_heads(conn, collection, object_ids)
         result = await conn.fetchval(
-            f"WITH gone AS (DELETE FROM {collection.table} WHERE object_id = ANY($1::text[])"
+            f"WITH gone AS (DELETE FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
             f" RETURNING object_id, is_average, user_id)"
             f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
             object_ids,
@@ -119,7 +120,7 @@ async def get_items(
     vector_column = "vector" if include_vectors else "NULL::vector"
     rows = await conn.fetch(
         f"SELECT object_id, part_id, is_average, text, {vector_column} AS vector, payload,"
-        f" update_time FROM {collection.table}"
+        f" update_time FROM {items_table(collection)}"
         f" WHERE object_id = ANY($1::text[]) AND user_id IS NULL ORDER BY object_id, row_id",
         object_ids,
     )
@@ -138,6 +139,6 @@ async def get_items(
 async def count_originals(conn: asyncpg.Connection | asyncpg.Pool, collection: Collection) -> int:
     return int(
         await conn.fetchval(
-            f"SELECT count(*) FROM {collection.table} WHERE is_average AND user_id IS NULL"
+            f"SELECT count(*) FROM {items_table(collection)} WHERE is_average AND user_id IS NULL"
         )
     )

@@ -23,6 +23,7 @@ from es_cli.click_simulator import ClickSimulator
 from es_cli.throwaway import StackInfo
 from es_core.beir import Dataset
 from es_core.config import Settings
+from es_core.domain import Model
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
 from es_core.evaluation.click_gains import MAX_POSITION_FACTOR
 from es_core.evaluation.click_model import CascadeClickModel
@@ -33,7 +34,6 @@ from es_core.fine_tuning.experiments import (
     parse_models_uri,
 )
 from es_core.plugins.text_minilm import TextMiniLMPlugin
-from es_core.storage.catalog import Model
 
 pytestmark = pytest.mark.e2e
 

@@ -13,6 +13,7 @@ import asyncpg
 import numpy as np
 
 from es_core.config import Settings
+from es_core.domain import Aggregation, Collection, Metric, Model
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
@@ -67,9 +68,9 @@ def hash_registry() -> EncoderRegistry:
 
 
 def hash_model(
-    metric: catalog.Metric = "cosine", aggregation: catalog.Aggregation = "min", dims: int = DIMS
-) -> catalog.Model:
-    return catalog.Model(
+    metric: Metric = "cosine", aggregation: Aggregation = "min", dims: int = DIMS
+) -> Model:
+    return Model(
         model_id=unique_id("model"),
         name="hash",
         version="1",
@@ -88,16 +89,16 @@ class World:
     pool: asyncpg.Pool
     settings: Settings
     registry: EncoderRegistry
-    blue: catalog.Collection
+    blue: Collection
     index: SearchIndexInfo = HASH_INDEX
 
-    async def add_model(self, model: catalog.Model | None = None) -> catalog.Model:
+    async def add_model(self, model: Model | None = None) -> Model:
         model = model or hash_model()
         async with self.pool.acquire() as conn:
             await catalog.insert_model(conn, model)
         return model
 
-    async def collection(self, collection_id: str) -> catalog.Collection:
+    async def collection(self, collection_id: str) -> Collection:
         async with self.pool.acquire() as conn:
             return await catalog.get_collection(conn, collection_id)
 
@@ -108,11 +109,12 @@ class World:
         assert row is not None
         return row["collection_id"], row["previous_collection_id"]
 
-    async def originals(self, collection: catalog.Collection) -> dict[str, dict[str, Any]]:
+    async def originals(self, collection: Collection) -> dict[str, dict[str, Any]]:
         """object_id -> {payload, update_time, parts: {part_id: (text, vector)}, head: vector}."""
         rows = await self.pool.fetch(
             f"SELECT object_id, part_id, is_average, text, vector, payload, update_time"
-            f" FROM {collection.table} WHERE user_id IS NULL ORDER BY object_id, part_id"
+            f" FROM {catalog.items_table(collection)}"
+            " WHERE user_id IS NULL ORDER BY object_id, part_id"
         )
         items: dict[str, dict[str, Any]] = {}
         for r in rows:

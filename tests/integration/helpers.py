@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import numpy as np
 
+from es_core.domain import Aggregation, Collection, Metric, Model
 from es_core.storage import catalog
 from es_core.storage.items import AVERAGE_PART_ID, average_vector, replace_items
 
@@ -22,12 +23,12 @@ def unique_id(prefix: str) -> str:
 
 
 def make_model(
-    metric: catalog.Metric = "cosine",
-    aggregation: catalog.Aggregation = "min",
+    metric: Metric = "cosine",
+    aggregation: Aggregation = "min",
     dims: int = DIMS,
-) -> catalog.Model:
+) -> Model:
     """A model row no encoder can load ("test:none"): its collections take vectors only."""
-    return catalog.Model(
+    return Model(
         model_id=unique_id(f"m-{metric}-{aggregation}"),
         name="test-model",
         version="1",
@@ -40,13 +41,13 @@ def make_model(
 
 async def new_collection(
     pool: asyncpg.Pool,
-    metric: catalog.Metric = "cosine",
-    aggregation: catalog.Aggregation = "min",
+    metric: Metric = "cosine",
+    aggregation: Aggregation = "min",
     dims: int = DIMS,
     *,
-    model: catalog.Model | None = None,
+    model: Model | None = None,
     text_search_config: str = "english",
-) -> catalog.Collection:
+) -> Collection:
     """A green collection with a unique id (and, unless given, its own fresh model row)."""
     async with pool.acquire() as conn, conn.transaction():
         if model is None:
@@ -65,7 +66,7 @@ async def new_collection(
 
 async def load_items(
     pool: asyncpg.Pool,
-    collection: catalog.Collection,
+    collection: Collection,
     items: Sequence[tuple[str, np.ndarray, dict[str, Any]]],
     texts: dict[str, list[str]] | None = None,
 ) -> None:
@@ -83,7 +84,7 @@ async def load_items(
         rows.append((object_id, AVERAGE_PART_ID, True, None, None, average, payload))
     async with pool.acquire() as conn:
         await replace_items(conn, collection, rows, [i[0] for i in items])
-        await conn.execute(f"ANALYZE {collection.table}")
+        await conn.execute(f"ANALYZE {catalog.items_table(collection)}")
 
 
 def as_array(vector: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ from es_core.collections.blue import rollback_blue, switch_blue
 from es_core.collections.lifecycle import create_green_collection, delete_collection
 from es_core.collections.listing import list_collections
 from es_core.collections.write_targets import lock_for_write, write_targets
+from es_core.domain import Collection
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
 from es_core.reindex.parent import plan_subtasks
 from es_core.reindex.start import start_reindex
@@ -33,7 +34,7 @@ async def world(pg_server: EmbeddedPostgres) -> AsyncIterator[World]:
         yield w
 
 
-async def _reindexed_green(world: World, status: str = "done") -> catalog.Collection:
+async def _reindexed_green(world: World, status: str = "done") -> Collection:
     """A green collection filled by a reindex task that is ``status`` now."""
     model = await world.add_model()
     async with world.pool.acquire() as conn:
@@ -65,9 +66,10 @@ async def test_list_is_newest_first_paged_and_counts_originals_only(world: World
     )
     # A user's improved copy is not an item.
     await world.pool.execute(
-        f"INSERT INTO {world.blue.table} (object_id, part_id, is_average, user_id, vector)"
-        f" SELECT object_id, part_id, is_average, 'u1', vector FROM {world.blue.table}"
-        f" WHERE object_id = 'doc-0000' AND user_id IS NULL"
+        f"INSERT INTO {catalog.items_table(world.blue)}"
+        " (object_id, part_id, is_average, user_id, vector)"
+        " SELECT object_id, part_id, is_average, 'u1', vector"
+        f" FROM {catalog.items_table(world.blue)} WHERE object_id = 'doc-0000' AND user_id IS NULL"
     )
     seen: list[str] = []
     counts: dict[str, int] = {}

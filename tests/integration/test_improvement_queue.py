@@ -20,9 +20,10 @@ import pytest
 from es_core.clickstream import store
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.improvement.run import ImprovementReport, improve_batch, improve_queued
-from es_core.storage.catalog import Collection
+from es_core.storage.catalog import items_table
 from tests.integration.helpers import DIMS, as_array, load_items, new_collection, unique_id
 
 pytestmark = pytest.mark.integration
@@ -93,7 +94,7 @@ async def queue_rows(pool: asyncpg.Pool, session_ids: list[str]) -> dict[str, as
 async def copies(pool: asyncpg.Pool, collection: Collection, user_id: str) -> dict[str, Any]:
     """A user's copies: object_id -> {part_id: vector}, the average row under part ''."""
     rows = await pool.fetch(
-        f"SELECT object_id, part_id, vector FROM {collection.table} WHERE user_id = $1",
+        f"SELECT object_id, part_id, vector FROM {items_table(collection)} WHERE user_id = $1",
         user_id,
     )
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -107,7 +108,7 @@ async def copies(pool: asyncpg.Pool, collection: Collection, user_id: str) -> di
 async def originals(pool: asyncpg.Pool, collection: Collection) -> list[tuple[Any, ...]]:
     rows = await pool.fetch(
         f"SELECT row_id, object_id, part_id, is_average, vector::text, payload, update_time"
-        f" FROM {collection.table} WHERE user_id IS NULL ORDER BY row_id"
+        f" FROM {items_table(collection)} WHERE user_id IS NULL ORDER BY row_id"
     )
     return [tuple(r) for r in rows]
 
@@ -116,7 +117,7 @@ async def part_vectors(
     pool: asyncpg.Pool, collection: Collection, object_id: str, user_id: str | None
 ) -> np.ndarray:
     rows = await pool.fetch(
-        f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND NOT is_average"
+        f"SELECT vector FROM {items_table(collection)} WHERE object_id = $1 AND NOT is_average"
         f" AND user_id IS NOT DISTINCT FROM $2 ORDER BY part_id",
         object_id,
         user_id,
@@ -250,7 +251,7 @@ async def test_sessions_that_cannot_teach_are_skipped_with_a_note(
     assert (marked_row["state"], marked_row["process_count"]) == ("skipped", 0)
     assert "irrelevant" in marked_row["note"]
     copy_count = await pg_pool.fetchval(
-        f"SELECT count(*) FROM {collection.table} WHERE user_id IS NOT NULL"
+        f"SELECT count(*) FROM {items_table(collection)} WHERE user_id IS NOT NULL"
     )
     assert copy_count == 0
 
@@ -287,14 +288,16 @@ async def test_the_copy_moves_the_clicked_item_towards_the_query_for_that_user_o
         ) > min_cosine_distance(await part_vectors(pg_pool, collection, passed, None), query)
     # Copies carry the item's payload; the originals did not change at all.
     payloads = await pg_pool.fetch(
-        f"SELECT DISTINCT object_id, payload FROM {collection.table} WHERE user_id = $1", user
+        f"SELECT DISTINCT object_id, payload FROM {items_table(collection)} WHERE user_id = $1",
+        user,
     )
     assert {r["object_id"]: r["payload"] for r in payloads} == {
         o: {"n": ids.index(o)} for o in shown[:3]
     }
     assert await originals(pg_pool, collection) == before
     others = await pg_pool.fetchval(
-        f"SELECT count(*) FROM {collection.table} WHERE user_id IS NOT NULL AND user_id <> $1",
+        f"SELECT count(*) FROM {items_table(collection)}"
+        " WHERE user_id IS NOT NULL AND user_id <> $1",
         user,
     )
     assert others == 0
@@ -317,7 +320,7 @@ async def test_draining_an_empty_queue_improves_nothing(
     assert await queue(pg_pool, [sid]) == 1
     assert (await drain(pg_pool, settings)).improved >= 1
     written = await pg_pool.fetchval(
-        f"SELECT count(*) FROM {collection.table} WHERE user_id = $1", user
+        f"SELECT count(*) FROM {items_table(collection)} WHERE user_id = $1", user
     )
 
     again = await drain(pg_pool, settings)
@@ -327,7 +330,9 @@ async def test_draining_an_empty_queue_improves_nothing(
         assert await improve_batch(conn, settings, EncoderRegistry()) is None
     assert (await queue_rows(pg_pool, [sid]))[sid]["process_count"] == 1
     assert (
-        await pg_pool.fetchval(f"SELECT count(*) FROM {collection.table} WHERE user_id = $1", user)
+        await pg_pool.fetchval(
+            f"SELECT count(*) FROM {items_table(collection)} WHERE user_id = $1", user
+        )
         == written
     )
 

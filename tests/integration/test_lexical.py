@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from es_core.beir import load_dataset, scifact_dir
+from es_core.domain import Collection
 from es_core.evaluation.metrics import evaluate_rankings
 from es_core.lexical.bm25 import compact_statistics, lexical_pool, lexical_top
 from es_core.storage import catalog
@@ -24,9 +25,7 @@ def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
 
 
-async def _load(
-    pool: asyncpg.Pool, collection: catalog.Collection, docs: dict[str, list[str]]
-) -> None:
+async def _load(pool: asyncpg.Pool, collection: Collection, docs: dict[str, list[str]]) -> None:
     vectors = _vectors(sum(len(p) for p in docs.values()))
     items, at = [], 0
     for object_id, parts in docs.items():
@@ -35,20 +34,19 @@ async def _load(
     await load_items(pool, collection, items, texts=docs)
 
 
-async def _statistics(
-    pool: asyncpg.Pool, collection: catalog.Collection
-) -> dict[str, tuple[int, int]]:
+async def _statistics(pool: asyncpg.Pool, collection: Collection) -> dict[str, tuple[int, int]]:
     rows = await pool.fetch(
         f"SELECT term, sum(df)::bigint AS df, sum(length)::bigint AS length"
-        f" FROM {collection.termstats_table} GROUP BY term HAVING sum(df) <> 0 OR sum(length) <> 0"
+        f" FROM {catalog.termstats_table(collection)}"
+        " GROUP BY term HAVING sum(df) <> 0 OR sum(length) <> 0"
     )
     return {r["term"]: (r["df"], r["length"]) for r in rows}
 
 
-async def _postings(
-    pool: asyncpg.Pool, collection: catalog.Collection
-) -> set[tuple[str, str, int, int]]:
-    rows = await pool.fetch(f"SELECT term, object_id, tf, dl FROM {collection.postings_table}")
+async def _postings(pool: asyncpg.Pool, collection: Collection) -> set[tuple[str, str, int, int]]:
+    rows = await pool.fetch(
+        f"SELECT term, object_id, tf, dl FROM {catalog.postings_table(collection)}"
+    )
     return {(r["term"], r["object_id"], r["tf"], r["dl"]) for r in rows}
 
 
@@ -90,7 +88,7 @@ async def test_statistics_stay_right_through_upserts_rewrites_and_deletes(
         folded = await compact_statistics(conn, history.table_name)
     assert folded > 0
     assert await _statistics(pg_pool, history) == stats
-    rows = await pg_pool.fetchval(f"SELECT count(*) FROM {history.termstats_table}")
+    rows = await pg_pool.fetchval(f"SELECT count(*) FROM {catalog.termstats_table(history)}")
     assert rows == len(stats)  # one row per term after the fold
 
 

@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.encoders.registry import EncoderRegistry
 from es_core.items import ItemInput
 from es_core.plugins.protocol import FineTuningMethod
@@ -54,7 +55,7 @@ async def pool(pg_server: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
             await pool.close()
 
 
-async def _hnsw_index(pool: asyncpg.Pool, collection: catalog.Collection) -> str:
+async def _hnsw_index(pool: asyncpg.Pool, collection: Collection) -> str:
     return str(
         await pool.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE tablename = $1 AND indexdef LIKE '%hnsw%'",
@@ -146,7 +147,7 @@ async def test_a_reindex_destination_is_indexed_as_the_plugin_says(pool: asyncpg
 class ContradictingPlugin(TinyDotPlugin):
     """Its initial model says cosine while its index says dot."""
 
-    def upload_initial_model(self) -> catalog.Model:
+    def upload_initial_model(self) -> Model:
         return replace(super().upload_initial_model(), metric="cosine")
 
 

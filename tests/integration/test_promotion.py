@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from embedding_studio.v1 import fine_tune_pb2
 from es_cli.embedded import EmbeddedPostgres
+from es_core.domain import Model
 from es_core.errors import FailedPrecondition, NotFound
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.serving.deploy import run_deployment, start_deploy
@@ -60,7 +61,7 @@ async def world(pg_server: EmbeddedPostgres) -> AsyncIterator[World]:
         yield w
 
 
-async def _chain(world: World, *, deployed: bool = False) -> tuple[str, catalog.Model]:
+async def _chain(world: World, *, deployed: bool = False) -> tuple[str, Model]:
     """A fine-tuning task that registered a new model and handed itself over to its chain."""
     model = await world.add_model(replace(hash_model(), deployed=deployed))
     async with world.pool.acquire() as conn:
@@ -233,7 +234,7 @@ async def test_canceling_an_ended_task_is_refused_and_changes_nothing(world: Wor
         await cancel_with_chain(world.pool, "00000000-0000-0000-0000-000000000000")
 
 
-async def _promote(world: World) -> tuple[Task, catalog.Model]:
+async def _promote(world: World) -> tuple[Task, Model]:
     task_id, model = await _chain(world, deployed=True)
     started, _ = await _advance(world, task_id)
     assert (await run_reindex(world, started[0].task_id)).status == "done"

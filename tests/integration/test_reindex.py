@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
 from es_core.items import ItemInput, PartInput
@@ -49,7 +50,7 @@ async def world(pg_server: EmbeddedPostgres) -> AsyncIterator[World]:
         yield w
 
 
-async def _start(world: World, **model: Any) -> tuple[StartedReindex, catalog.Collection]:
+async def _start(world: World, **model: Any) -> tuple[StartedReindex, Collection]:
     destination_model = await world.add_model(hash_model(**model))
     async with world.pool.acquire() as conn:
         started = await start_reindex(
@@ -66,7 +67,7 @@ def _assert_mirrors(
     world: World,
     source: dict[str, dict[str, Any]],
     destination: dict[str, dict[str, Any]],
-    destination_collection: catalog.Collection,
+    destination_collection: Collection,
 ) -> None:
     """The destination holds exactly the source's items, each part re-encoded by its model."""
     assert sorted(destination) == sorted(source)
@@ -82,14 +83,15 @@ def _assert_mirrors(
             assert vector == pytest.approx(expected, abs=1e-6), (object_id, part_id)
 
 
-async def _lexical_state(world: World, collection: catalog.Collection) -> tuple[Any, Any]:
+async def _lexical_state(world: World, collection: Collection) -> tuple[Any, Any]:
     """The collection's BM25 postings and its term statistics (deltas summed per term)."""
     postings = await world.pool.fetch(
-        f"SELECT term, object_id, tf, dl FROM {collection.postings_table} ORDER BY 1, 2"
+        f"SELECT term, object_id, tf, dl FROM {catalog.postings_table(collection)} ORDER BY 1, 2"
     )
     stats = await world.pool.fetch(
-        f"SELECT term, sum(df) AS df, sum(length) AS length FROM {collection.termstats_table}"
-        f" GROUP BY term HAVING sum(df) <> 0 OR sum(length) <> 0 ORDER BY term"
+        "SELECT term, sum(df) AS df, sum(length) AS length"
+        f" FROM {catalog.termstats_table(collection)}"
+        " GROUP BY term HAVING sum(df) <> 0 OR sum(length) <> 0 ORDER BY term"
     )
     return [tuple(r) for r in postings], [tuple(r) for r in stats]
 
@@ -116,9 +118,10 @@ async def test_reindex_copies_every_item_re_encoded_in_parallel_ranges(world: Wo
     )
     # A user's improved copy stays behind (ES_REINDEX_USER_COPIES=drop).
     await world.pool.execute(
-        f"INSERT INTO {world.blue.table} (object_id, part_id, is_average, user_id, vector)"
-        f" SELECT object_id, part_id, is_average, 'u1', vector FROM {world.blue.table}"
-        f" WHERE object_id = 'doc-0003' AND user_id IS NULL"
+        f"INSERT INTO {catalog.items_table(world.blue)}"
+        " (object_id, part_id, is_average, user_id, vector)"
+        " SELECT object_id, part_id, is_average, 'u1', vector"
+        f" FROM {catalog.items_table(world.blue)} WHERE object_id = 'doc-0003' AND user_id IS NULL"
     )
     started, destination = await _start(world, metric="dot", aggregation="avg")
     assert destination.state == "green" and destination.collection_id == destination.model.model_id
@@ -142,7 +145,7 @@ async def test_reindex_copies_every_item_re_encoded_in_parallel_ranges(world: Wo
     for object_id, item in copied.items():
         assert item["update_time"] == source[object_id]["update_time"]
     users = await world.pool.fetchval(
-        f"SELECT count(*) FROM {destination.table} WHERE user_id IS NOT NULL"
+        f"SELECT count(*) FROM {catalog.items_table(destination)} WHERE user_id IS NOT NULL"
     )
     assert users == 0
     assert destination.text_search_config == world.blue.text_search_config
@@ -320,7 +323,8 @@ async def test_a_page_skips_items_deleted_or_rewritten_after_it_was_read(world: 
         world.pool, world.blue, [rewritten], world.registry, world.settings, keep_going
     )
     await world.pool.execute(
-        f"UPDATE {world.blue.table} SET update_time = now() WHERE object_id = 'doc-0003'"
+        f"UPDATE {catalog.items_table(world.blue)} SET update_time = now()"
+        " WHERE object_id = 'doc-0003'"
     )
     async with world.pool.acquire() as conn, conn.transaction():
         outcome = await write_page(conn, world.blue, destination, asked, items, rows)

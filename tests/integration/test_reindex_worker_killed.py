@@ -21,6 +21,7 @@ import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.encoders.local import BASE_MODEL_SOURCE
 from es_core.plugins.registry import load_plugin
 from es_core.reindex.parent import subtasks
@@ -52,7 +53,7 @@ async def database(pg_server: EmbeddedPostgres) -> AsyncIterator[tuple[str, asyn
             await pool.close()
 
 
-async def _fill_blue(pool: asyncpg.Pool) -> catalog.Collection:
+async def _fill_blue(pool: asyncpg.Pool) -> Collection:
     """N_ITEMS text items of two parts each, written straight into the blue collection (their
     vectors do not matter: the reindex encodes the texts again)."""
     rng = np.random.default_rng(0)
@@ -97,7 +98,7 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
     dsn, pool = database
     blue = await _fill_blue(pool)
     async with pool.acquire() as conn:
-        model = catalog.Model(
+        model = Model(
             model_id="minilm-copy",
             name="all-MiniLM-L6-v2",
             version="copy",
@@ -165,12 +166,13 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
         per_item = await conn.fetch(
             f"SELECT object_id, count(*) FILTER (WHERE is_average) AS heads,"
             f" count(*) FILTER (WHERE NOT is_average) AS parts"
-            f" FROM {destination_collection.table} GROUP BY object_id"
+            f" FROM {catalog.items_table(destination_collection)} GROUP BY object_id"
         )
         source_ids = [
             r["object_id"]
             for r in await conn.fetch(
-                f"SELECT object_id FROM {blue.table} WHERE is_average ORDER BY object_id"
+                f"SELECT object_id FROM {catalog.items_table(blue)}"
+                " WHERE is_average ORDER BY object_id"
             )
         ]
     assert sorted(r["object_id"] for r in per_item) == source_ids

@@ -24,6 +24,7 @@ import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres, free_port
 from es_core.config import Settings
+from es_core.domain import Model
 from es_core.encoders.local import (
     BASE_MODEL_ID,
     BASE_MODEL_SOURCE,
@@ -34,7 +35,6 @@ from es_core.encoders.triton import (
     TritonEncoder,
     models_ready,
     triton_model_names,
-    wait_for_models,
 )
 from es_core.errors import EsError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, MlflowExperiments, models_uri
@@ -137,7 +137,7 @@ async def served(
             async with pool.acquire() as conn:
                 await catalog.insert_model(
                     conn,
-                    catalog.Model(
+                    Model(
                         model_id=COPY_ID,
                         name=COPY_NAME,
                         version=version,
@@ -271,7 +271,7 @@ async def test_a_triton_that_is_down_fails_as_unavailable() -> None:
     with pytest.raises(Unavailable, match=f"{url}.*{BASE_MODEL_ID}"):
         await asyncio.to_thread(encoder.encode_queries, ["x"])
     with pytest.raises(Unavailable, match=url):
-        await asyncio.to_thread(wait_for_models, url, [query], ready=True, timeout=1.0, poll=0.2)
+        await asyncio.to_thread(models_ready, url, [query], timeout=1.0)
 
 
 # ---- deploy and undeploy while serving ------------------------------------------------------
@@ -341,7 +341,7 @@ async def test_a_registered_version_that_is_missing_fails_the_deploy_at_once(
     async with served.pool.acquire() as conn:
         await catalog.insert_model(
             conn,
-            catalog.Model(
+            Model(
                 model_id="gone-v7",
                 name="gone",
                 version="7",
@@ -392,7 +392,7 @@ async def catalogue(pg_server: EmbeddedPostgres, tmp_path: Path) -> AsyncIterato
                 ]:
                     await catalog.insert_model(
                         conn,
-                        catalog.Model(model_id, "spare", "1", DIMS, "cosine", "min", source),
+                        Model(model_id, "spare", "1", DIMS, "cosine", "min", source),
                     )
             yield settings, pool
         finally:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.items import ItemInput, PartInput
 from es_core.plugins.text_minilm import TextMiniLMPlugin
@@ -49,10 +50,10 @@ def _vector_item(
     return ItemInput(object_id=object_id, payload=payload, parts=parts)
 
 
-async def _rows(pool: asyncpg.Pool, collection: catalog.Collection) -> list[asyncpg.Record]:
+async def _rows(pool: asyncpg.Pool, collection: Collection) -> list[asyncpg.Record]:
     return await pool.fetch(
         f"SELECT object_id, part_id, is_average, user_id, text, vector, payload"
-        f" FROM {collection.table} ORDER BY object_id, is_average, part_id"
+        f" FROM {catalog.items_table(collection)} ORDER BY object_id, is_average, part_id"
     )
 
 
@@ -134,7 +135,8 @@ async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
     )
     # A user's improved copy of "x": dropped by a re-upsert of the original unless configured.
     await pg_pool.execute(
-        f"INSERT INTO {collection.table} (object_id, part_id, is_average, user_id, vector)"
+        f"INSERT INTO {catalog.items_table(collection)}"
+        " (object_id, part_id, is_average, user_id, vector)"
         " VALUES ('x', 'part-0', false, 'user-1', $1)",
         np.ones(DIMS, np.float32),
     )
@@ -187,7 +189,8 @@ async def test_average_row_is_the_normalised_mean_under_cosine(
     await run_upsertion(pg_pool, collection, items, _unused_registry(), settings, Recorder())
     for item in items:
         vector = await pg_pool.fetchval(
-            f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND is_average",
+            f"SELECT vector FROM {catalog.items_table(collection)}"
+            " WHERE object_id = $1 AND is_average",
             item.object_id,
         )
         mean = np.array([p.vector for p in item.parts], np.float64).mean(axis=0)
@@ -232,7 +235,8 @@ async def test_run_deletion_removes_items_and_counts_missing(
     items = [_vector_item(f"o{i}", 3, rng) for i in range(4)]
     await run_upsertion(pg_pool, collection, items, _unused_registry(), settings, Recorder())
     await pg_pool.execute(
-        f"INSERT INTO {collection.table} (object_id, part_id, is_average, user_id, vector)"
+        f"INSERT INTO {catalog.items_table(collection)}"
+        " (object_id, part_id, is_average, user_id, vector)"
         " VALUES ('o1', '', true, 'user-9', $1)",
         np.ones(DIMS, np.float32),
     )
@@ -318,7 +322,7 @@ async def test_base_encoder_splits_and_encodes_text(
     # Item search ranks the encoded text sensibly: the cat text is nearest to a cat query.
     query = encoder.encode_queries(["a cat on a mat"])[0]
     nearest = await pg_pool.fetchval(
-        f"SELECT object_id FROM {collection.table} WHERE NOT is_average"
+        f"SELECT object_id FROM {catalog.items_table(collection)} WHERE NOT is_average"
         f" ORDER BY vector <=> $1 LIMIT 1",
         query,
     )

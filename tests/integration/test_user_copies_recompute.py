@@ -20,6 +20,7 @@ from es_cli.embedded import EmbeddedPostgres
 from es_core.clickstream import store as clicks
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.improvement.recompute import (
     NO_TEXT,
     PARAM,
@@ -62,7 +63,7 @@ async def _clicked_session(
     clicked: str,
     *,
     text: bool = True,
-    collection: catalog.Collection | None = None,
+    collection: Collection | None = None,
 ) -> None:
     """A search by ``user_id`` (on blue unless told) showing doc-0000.. doc-0004, one click,
     queued for improvement."""
@@ -84,18 +85,19 @@ async def _clicked_session(
         assert await clicks.queue_for_improvement(conn, [session_id]) == 1
 
 
-async def _copies(world: World, collection: catalog.Collection, user_id: str) -> Copies:
+async def _copies(world: World, collection: Collection, user_id: str) -> Copies:
     rows = await world.pool.fetch(
-        f"SELECT object_id, part_id, vector FROM {collection.table} WHERE user_id = $1",
+        f"SELECT object_id, part_id, vector FROM {catalog.items_table(collection)}"
+        " WHERE user_id = $1",
         user_id,
     )
     return {(r["object_id"], r["part_id"]): r["vector"].to_numpy() for r in rows}
 
 
-async def _original_parts(world: World, collection: catalog.Collection, object_id: str) -> Any:
+async def _original_parts(world: World, collection: Collection, object_id: str) -> Any:
     rows = await world.pool.fetch(
-        f"SELECT vector FROM {collection.table} WHERE object_id = $1 AND user_id IS NULL"
-        " AND NOT is_average ORDER BY part_id",
+        f"SELECT vector FROM {catalog.items_table(collection)}"
+        " WHERE object_id = $1 AND user_id IS NULL AND NOT is_average ORDER BY part_id",
         object_id,
     )
     return np.stack([r["vector"].to_numpy() for r in rows])
@@ -109,7 +111,7 @@ def _best_cosine(parts: np.ndarray, query: np.ndarray) -> float:
     return float(np.max(parts @ query / (np.linalg.norm(parts, axis=1) * np.linalg.norm(query))))
 
 
-async def _reindexed(world: World) -> tuple[catalog.Collection, Any]:
+async def _reindexed(world: World) -> tuple[Collection, Any]:
     """A finished reindex of blue into a new model's collection, and its parent task."""
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
@@ -229,7 +231,8 @@ async def test_a_deleted_destination_is_reported_and_nothing_is_written(world: W
     assert report.as_dict()["skipped_because"] == {"the destination collection was deleted": 1}
     assert report.improved == report.copies_written == 0
     users = await world.pool.fetchval(
-        f"SELECT count(DISTINCT user_id) FROM {world.blue.table} WHERE user_id IS NOT NULL"
+        f"SELECT count(DISTINCT user_id) FROM {catalog.items_table(world.blue)}"
+        " WHERE user_id IS NOT NULL"
     )
     assert users == 1
 

@@ -12,12 +12,12 @@ import pytest
 import pytest_asyncio
 
 from es_core.config import Settings
+from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.filters import Bool, Exists, Filter, Range, Term, Terms
 from es_core.search.payload_search import count_items, head_vector, payload_search
 from es_core.search.query import PayloadQuery, SearchHit, SortSpec, VectorQuery
 from es_core.search.vector_search import vector_search
-from es_core.storage.catalog import Collection
 from tests.integration.helpers import DIMS, as_array, load_items, new_collection
 
 pytestmark = pytest.mark.integration

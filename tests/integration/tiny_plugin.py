@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from es_core.config import Settings
+from es_core.domain import Model
 from es_core.encoders.base import Vectors
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.experiments import MlflowExperiments
 from es_core.improvement.adjuster import TorchAdjuster, adjuster_settings
 from es_core.plugins.protocol import FineTuningBuilder, PluginMeta, SearchIndexInfo
 from es_core.plugins.text_minilm import QueryText, TableDataLoader
-from es_core.storage.catalog import Model
 
 VOCABULARY = ("apple", "pear", "plum", "fig")
 TINY_SOURCE = "test:word-counts"

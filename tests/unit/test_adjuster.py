@@ -9,11 +9,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from es_core.domain import Aggregation, Metric
 from es_core.improvement.adjuster import (
     AdjusterSettings,
-    Aggregation,
     Key,
-    Metric,
     SessionExample,
     adjust,
     adjust_one_by_one,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 from es_core.items import (
     ItemInput,
@@ -16,7 +17,6 @@ from es_core.items import (
     check_object_ids,
     check_payload,
 )
-from es_core.storage.catalog import Collection, Model
 
 SETTINGS = Settings(
     data_dir=Path("/nonexistent"),

@@ -87,5 +87,5 @@ def test_check_page_size() -> None:
     assert check_page_size(100, default=20, maximum=100) == 100
     assert check_page_size(101, default=20, maximum=100) == 100  # clamped, as AIP-158 asks
     with pytest.raises(InvalidArgument) as info:
-        check_page_size(-1, default=20, maximum=100, field="req.page_size")
+        check_page_size(-1, default=20, maximum=100, field_path="req.page_size")
     assert _violation_fields(info.value) == ["req.page_size"]

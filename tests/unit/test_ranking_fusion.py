@@ -17,6 +17,7 @@ import pytest
 
 from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 from es_core.evaluation.click_gains import MAX_POSITION_FACTOR, debiased_gains, ndcg_of_clicks
 from es_core.fine_tuning.examples import Example
@@ -52,7 +53,6 @@ from es_core.ranking.spec import (
     with_window,
 )
 from es_core.search.query import SearchHit
-from es_core.storage.catalog import Collection, Model
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
 NOW = 1_700_000_000.0

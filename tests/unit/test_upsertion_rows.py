@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from es_core.config import Settings
+from es_core.domain import Collection, Model
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.items import ItemInput, PartInput
-from es_core.storage.catalog import Collection, Model
 from es_core.upsertion import build_rows
 
 
