@@ -75,7 +75,7 @@ async def test_a_new_database_starts_from_the_plugins_model_and_ranks_by_its_met
     assert blue.state == "blue"
     assert (blue.model.dimensions, blue.model.metric, blue.model.aggregation) == (4, "dot", "avg")
     assert (blue.hnsw_m, blue.hnsw_ef_construction) == (8, 24)
-    assert blue.distance_operator == "<#>"
+    assert catalog.DISTANCE_OPERATORS[blue.model.metric] == "<#>"
     vector_type = await pool.fetchval(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
         " WHERE attrelid = $1::regclass AND attname = 'vector'",
