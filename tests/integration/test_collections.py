@@ -17,7 +17,7 @@ from es_core.collections.listing import list_collections
 from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
 from es_core.reindex.parent import plan_subtasks
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.serving.deploy import start_undeploy
 from es_core.storage import catalog
 from es_core.tasks import store
@@ -37,7 +37,7 @@ async def _reindexed_green(world: World, status: str = "done") -> catalog.Collec
     """A green collection filled by a reindex task that is ``status`` now."""
     model = await world.add_model()
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn, world.settings, source_collection_id="", destination_model_id=model.model_id
         )
         await conn.execute(
@@ -315,7 +315,7 @@ async def test_deleting_the_source_of_a_reindex_cancels_it_and_its_subtasks(
     )
     model = await world.add_model()
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             source_collection_id=source.collection_id,

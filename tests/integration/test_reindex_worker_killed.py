@@ -23,7 +23,7 @@ from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE
 from es_core.reindex.parent import subtasks
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
@@ -107,7 +107,7 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
             deployed=True,
         )
         await catalog.insert_model(conn, model)
-        started = await start_reindex(
+        started = await create_reindex(
             conn, Settings(), source_collection_id="", destination_model_id=model.model_id
         )
     parent_id = started.task.task_id

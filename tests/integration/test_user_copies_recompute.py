@@ -27,7 +27,7 @@ from es_core.improvement.recompute import (
     recompute_user_copies,
 )
 from es_core.improvement.run import improve_queued
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.upsertion import run_upsertion
@@ -111,7 +111,7 @@ async def _reindexed(world: World) -> tuple[catalog.Collection, Any]:
     """A finished reindex of blue into a new model's collection, and its parent task."""
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn, world.settings, source_collection_id="", destination_model_id=model.model_id
         )
     parent = await run_reindex(world, started.task.task_id)
