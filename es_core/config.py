@@ -31,11 +31,20 @@ class Settings(BaseSettings):
     max_parts_per_item: int = 256
     max_text_chars: int = 100_000
     max_object_id_chars: int = 256
+    # Session, event and batch ids, and the collection and model a reindex names.
+    max_id_chars: int = Field(default=128, ge=1)
+    max_user_id_chars: int = Field(default=256, ge=1)
     max_search_limit: int = 1000
+    # A query's text, searched or recorded with a session.
     max_query_chars: int = 4096
     default_search_limit: int = 10
     max_filter_depth: int = 16
     max_filter_clauses: int = 1024
+    # List RPCs (tasks, sessions, collections, models): page_size 0 means the default, and a
+    # larger one is cut to the maximum (AIP-158); ranking spec versions have their own maximum.
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    max_ranking_specs_page_size: int = Field(default=500, ge=1)
 
     # Upsertion.
     encode_batch_size: int = 64

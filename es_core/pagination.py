@@ -6,9 +6,11 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from es_core.config import Settings
 from es_core.errors import InvalidArgument
 
 MAX_TOKEN_CHARS = 4096
@@ -69,6 +71,31 @@ def check_page_size(
 
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a list request pages by: its page_size (0 = the default) and page_token."""
+
+    page_size: int = 0
+    page_token: str = ""
+
+    def size(self, settings: Settings, maximum: int | None = None) -> int:
+        """The checked page size: ES_DEFAULT_PAGE_SIZE for 0, at most ``maximum`` (default
+        ES_MAX_PAGE_SIZE)."""
+        return check_page_size(
+            self.page_size,
+            default=settings.default_page_size,
+            maximum=maximum or settings.max_page_size,
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, and the token of the next ("" after the last)."""
+
+    items: list[T]
+    next_page_token: str
 
 
 def time_cursor(page_token: str, scope: Any) -> tuple[datetime | None, str | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +58,19 @@ def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(moment)
     return ts
+
+
+def optional_time(message: Any, name: str) -> datetime | None:
+    """The message's timestamp field as an aware UTC datetime; None when it is not set."""
+    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+
+
+def optional_json(message: Any, name: str) -> dict[str, Any] | None:
+    """A message field as its JSON form (how a session keeps the filter and sort a search was
+    asked with); None when it is not set."""
+    if not message.HasField(name):
+        return None
+    return dict(json_format.MessageToDict(getattr(message, name)))
 
 
 # ---- filters -------------------------------------------------------------------------------

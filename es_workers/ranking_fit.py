@@ -12,7 +12,7 @@ from typing import Any
 
 from es_core.domain import Progress
 from es_core.ranking.fit import fit_ranking
-from es_core.ranking.manage import start_ranking_fit
+from es_core.ranking.manage import create_ranking_fit
 from es_core.tasks.lookups import has_active, last_done
 from es_core.tasks.model import Task
 from es_workers.app import celery_app
@@ -50,7 +50,7 @@ async def _tick() -> bool:
         )
         if blue is None or busy or fresh < ctx.settings.ranking_fit_min_sessions:
             return False
-        task, _ = await start_ranking_fit(conn, blue, "", trigger="schedule")
+        task, _ = await create_ranking_fit(conn, blue, "", trigger="schedule")
     await dispatch(ctx.pool, task)
     return True
 

@@ -12,8 +12,6 @@ from es_core.errors import InvalidArgument
 from es_core.items import check_json, check_object_id
 from es_core.search.query import check_user_id
 
-MAX_ID_CHARS = 128
-MAX_QUERY_CHARS = 4096
 MAX_RESULTS = 1000
 EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -69,11 +67,11 @@ def _bad(field_path: str, description: str) -> InvalidArgument:
     return InvalidArgument.field_error(field_path, description)
 
 
-def check_id(value: str, field_path: str) -> None:
+def check_id(value: str, field_path: str, settings: Settings) -> None:
     if not value:
         raise _bad(field_path, "must not be empty")
-    if len(value) > MAX_ID_CHARS or "\x00" in value:
-        raise _bad(field_path, f"must be at most {MAX_ID_CHARS} characters, without NUL")
+    if len(value) > settings.max_id_chars or "\x00" in value:
+        raise _bad(field_path, f"must be at most {settings.max_id_chars} characters, without NUL")
 
 
 def check_time(moment: datetime | None, field_path: str, settings: Settings) -> datetime:
@@ -93,10 +91,11 @@ def check_time(moment: datetime | None, field_path: str, settings: Settings) -> 
 
 
 def check_session(session: Session, settings: Settings, field_path: str = "session") -> None:
-    check_id(session.session_id, f"{field_path}.session_id")
-    check_user_id(session.user_id, f"{field_path}.user_id")
-    if len(session.query_text) > MAX_QUERY_CHARS or "\x00" in session.query_text:
-        raise _bad(f"{field_path}.query_text", f"must be at most {MAX_QUERY_CHARS} characters")
+    check_id(session.session_id, f"{field_path}.session_id", settings)
+    check_user_id(session.user_id, settings, f"{field_path}.user_id")
+    max_chars = settings.max_query_chars
+    if len(session.query_text) > max_chars or "\x00" in session.query_text:
+        raise _bad(f"{field_path}.query_text", f"must be at most {max_chars} characters")
     if not session.results:
         raise _bad(f"{field_path}.results", "must list the results shown")
     if len(session.results) > MAX_RESULTS:
@@ -119,8 +118,8 @@ def check_events(events: list[Event], settings: Settings, field_path: str = "eve
         raise _bad(field_path, f"must hold at most {settings.max_items_per_request} events")
     for i, event in enumerate(events):
         here = f"{field_path}[{i}]"
-        check_id(event.event_id, f"{here}.event_id")
-        check_id(event.session_id, f"{here}.session_id")
+        check_id(event.event_id, f"{here}.event_id", settings)
+        check_id(event.session_id, f"{here}.session_id", settings)
         check_object_id(event.object_id, f"{here}.object_id", settings)
         if not EVENT_TYPE.match(event.event_type):
             raise _bad(f"{here}.event_type", "must be 1..64 letters, digits or _ . : -")

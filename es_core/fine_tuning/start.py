@@ -7,12 +7,15 @@ the same idempotency key returns the first task and releases nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from es_core.clickstream import store as clickstream
 from es_core.clickstream.model import check_id
+from es_core.config import Settings
+from es_core.context import Context
 from es_core.errors import FailedPrecondition, NotFound
 from es_core.items import check_json
 from es_core.plugins.protocol import FineTuningMethod
@@ -22,28 +25,45 @@ from es_core.tasks.store import create_task, merge_task_params
 MAX_HYPERPARAMETERS_BYTES = 16 * 1024
 
 
+@dataclass(frozen=True)
+class StartFineTuningInput:
+    idempotency_key: str = ""
+    deploy_as_blue: bool = False
+    batch_id: str = ""  # "" = the sessions recorded since the last fine-tuning
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # overrides of the plugin's
+
+
 async def start_fine_tuning(
+    ctx: Context, plugin: FineTuningMethod, request: StartFineTuningInput
+) -> Task:
+    """The batch is released and the task created in one transaction; the task is sent only
+    after it commits (a retry with the same key sends nothing)."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        task, created = await _create(conn, ctx.settings, plugin, request)
+    return await ctx.send_if_created(task, created)
+
+
+async def _create(
     conn: asyncpg.Connection,
+    settings: Settings,
     plugin: FineTuningMethod,
-    *,
-    idempotency_key: str = "",
-    deploy_as_blue: bool = False,
-    batch_id: str = "",
-    hyperparameters: dict[str, Any] | None = None,
+    request: StartFineTuningInput,
 ) -> tuple[Task, bool]:
     """Create the fine-tuning task in the caller's transaction; returns (task, created)."""
-    overrides = hyperparameters or {}
+    overrides, batch_id = request.hyperparameters, request.batch_id
     check_json(overrides, "hyperparameters", MAX_HYPERPARAMETERS_BYTES)
     plugin.get_fine_tuning_builder().search_space(overrides)  # raises naming a bad entry
     if batch_id:
-        check_id(batch_id, "batch_id")
+        check_id(batch_id, "batch_id", settings)
     params = {
         "batch_id": batch_id,
-        "deploy_as_blue": deploy_as_blue,
+        "deploy_as_blue": request.deploy_as_blue,
         "hyperparameters": overrides,
         "plugin": plugin.meta.name,
     }
-    task, created = await create_task(conn, "fine_tuning", params, idempotency_key=idempotency_key)
+    task, created = await create_task(
+        conn, "fine_tuning", params, idempotency_key=request.idempotency_key
+    )
     if not created:
         return task, False
     if batch_id:

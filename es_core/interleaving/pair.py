@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.config import Settings
+from es_core.context import Context
 from es_core.domain import Collection
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.interleaving.store import session_clicks
@@ -101,3 +102,20 @@ async def pair_verdict(
             clicks, confidence, settings.interleaving_first_look, settings.interleaving_max_sessions
         )
     return decide(clicks, confidence)
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    pair: Pair
+    verdict: Verdict
+
+
+async def interleaving_verdict(
+    ctx: Context, green_collection_id: str, confidence: float
+) -> PairVerdict:
+    """The GetInterleavingVerdict use case: the named green collection (else the newest ready
+    one) against blue, at ``confidence`` (0 = ES_INTERLEAVING_CONFIDENCE)."""
+    checked = check_confidence(confidence, ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        pair = await interleaving_pair(conn, green_collection_id)
+        return PairVerdict(pair, await pair_verdict(conn, pair, ctx.settings, checked))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from es_core.config import Settings
+from es_core.context import Context
 from es_core.domain import Collection
 from es_core.errors import InvalidArgument
-from es_core.pagination import decode_page_token, encode_page_token
+from es_core.pagination import Page, PageRequest, decode_page_token, encode_page_token
 from es_core.ranking import store
 from es_core.ranking.spec import (
     RankingSpec,
@@ -25,60 +25,69 @@ async def _collection(conn: asyncpg.Connection, collection_id: str) -> Collectio
     return await resolve_collection(conn, collection_id)
 
 
-async def get_ranking_settings(pool: asyncpg.Pool, collection_id: str) -> store.RankingSettings:
-    async with pool.acquire() as conn:
+async def get_ranking_settings(ctx: Context, collection_id: str) -> store.RankingSettings:
+    async with ctx.pool.acquire() as conn:
         collection = await _collection(conn, collection_id)
         return await store.get_settings(conn, collection.collection_id)
 
 
 async def set_ranking_spec(
-    pool: asyncpg.Pool, settings: Settings, collection_id: str, spec: RankingSpec
+    ctx: Context, collection_id: str, spec: RankingSpec
 ) -> store.RankingSettings:
-    async with pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         collection = await _collection(conn, collection_id)
-        check_ranking_spec(spec, collection, settings, "spec")
+        check_ranking_spec(spec, collection, ctx.settings, "spec")
         await store.add_version(conn, collection.collection_id, spec, "manual", go_live=True)
         return await store.get_settings(conn, collection.collection_id)
 
 
 async def declare_signal_fields(
-    pool: asyncpg.Pool, collection_id: str, fields: list[SignalField]
+    ctx: Context, collection_id: str, fields: list[SignalField]
 ) -> store.RankingSettings:
     check_signal_fields(fields, "fields")
-    async with pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         collection = await _collection(conn, collection_id)
         await store.declare_signals(conn, collection, fields)
         return await store.get_settings(conn, collection.collection_id)
 
 
-async def rollback_ranking_spec(pool: asyncpg.Pool, collection_id: str) -> store.RankingSettings:
-    async with pool.acquire() as conn, conn.transaction():
+async def rollback_ranking_spec(ctx: Context, collection_id: str) -> store.RankingSettings:
+    async with ctx.pool.acquire() as conn, conn.transaction():
         collection = await _collection(conn, collection_id)
         await store.rollback(conn, collection.collection_id)
         return await store.get_settings(conn, collection.collection_id)
 
 
 async def list_ranking_specs(
-    pool: asyncpg.Pool, collection_id: str, page_size: int, page_token: str
-) -> tuple[list[store.SpecVersion], str]:
-    async with pool.acquire() as conn:
+    ctx: Context, collection_id: str, page: PageRequest
+) -> Page[store.SpecVersion]:
+    """The collection's spec versions, newest first (at most ES_MAX_RANKING_SPECS_PAGE_SIZE)."""
+    page_size = page.size(ctx.settings, ctx.settings.max_ranking_specs_page_size)
+    async with ctx.pool.acquire() as conn:
         collection = await _collection(conn, collection_id)
     scope = {"kind": "ranking_specs", "collection": collection.collection_id}
     before = None
-    if page_token:
-        before = decode_page_token(page_token, scope).get("before")
+    if page.page_token:
+        before = decode_page_token(page.page_token, scope).get("before")
         if not isinstance(before, int):
             raise InvalidArgument.field_error(
                 "page_token", "is not a page token this service issued"
             )
-    versions = await store.list_versions(pool, collection.collection_id, before, page_size + 1)
+    versions = await store.list_versions(ctx.pool, collection.collection_id, before, page_size + 1)
     if len(versions) <= page_size:
-        return versions, ""
-    page = versions[:page_size]
-    return page, encode_page_token({"before": page[-1].version}, scope)
+        return Page(versions, "")
+    shown = versions[:page_size]
+    return Page(shown, encode_page_token({"before": shown[-1].version}, scope))
 
 
-async def start_ranking_fit(
+async def start_ranking_fit(ctx: Context, collection_id: str, idempotency_key: str) -> Task:
+    """A ranking fit of the collection, asked for by a caller: created, then sent."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        task, created = await create_ranking_fit(conn, collection_id, idempotency_key)
+    return await ctx.send_if_created(task, created)
+
+
+async def create_ranking_fit(
     conn: asyncpg.Connection, collection_id: str, idempotency_key: str, trigger: str = "request"
 ) -> tuple[Task, bool]:
     """The pending ranking fit task for the collection (not sent), in the caller's transaction."""

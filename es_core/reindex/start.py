@@ -14,6 +14,7 @@ import asyncpg
 from es_core.collections.lifecycle import create_green_collection
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
+from es_core.context import Context
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.ranking.store import inherit as inherit_ranking
@@ -21,8 +22,14 @@ from es_core.storage.catalog import get_model, items_table, resolve_collection
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task, merge_task_params
 
-MAX_ID_CHARS = 128
 MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+@dataclass(frozen=True)
+class StartReindexInput:
+    source_collection_id: str  # "" = the blue collection
+    destination_model_id: str
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,18 +39,36 @@ class StartedReindex:
     created: bool
 
 
+async def start_reindex(ctx: Context, request: StartReindexInput) -> StartedReindex:
+    """The StartReindex use case: the destination and the task are created in one
+    transaction; the task is sent only after it commits (a retry with the same key sends
+    nothing)."""
+    async with ctx.pool.acquire() as conn:
+        started = await create_reindex(
+            conn,
+            ctx.settings,
+            ctx.index,
+            source_collection_id=request.source_collection_id,
+            destination_model_id=request.destination_model_id,
+            idempotency_key=request.idempotency_key,
+        )
+    await ctx.send_if_created(started.task, started.created)
+    return started
+
+
 def _check_request(
-    source_collection_id: str, destination_model_id: str, idempotency_key: str
+    settings: Settings, source_collection_id: str, destination_model_id: str, idempotency_key: str
 ) -> None:
-    if len(source_collection_id) > MAX_ID_CHARS:
+    max_chars = settings.max_id_chars
+    if len(source_collection_id) > max_chars:
         raise InvalidArgument.field_error(
-            "source_collection_id", f"must be at most {MAX_ID_CHARS} characters"
+            "source_collection_id", f"must be at most {max_chars} characters"
         )
     if not destination_model_id:
         raise InvalidArgument.field_error("destination_model_id", "must name a model version")
-    if len(destination_model_id) > MAX_ID_CHARS:
+    if len(destination_model_id) > max_chars:
         raise InvalidArgument.field_error(
-            "destination_model_id", f"must be at most {MAX_ID_CHARS} characters"
+            "destination_model_id", f"must be at most {max_chars} characters"
         )
     if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise InvalidArgument.field_error(
@@ -51,7 +76,7 @@ def _check_request(
         )
 
 
-async def start_reindex(
+async def create_reindex(
     conn: asyncpg.Connection,
     settings: Settings,
     index: SearchIndexInfo,
@@ -62,7 +87,7 @@ async def start_reindex(
 ) -> StartedReindex:
     """Create the destination collection (indexed as the plugin's ``index`` says) and the
     pending parent reindex task (not sent)."""
-    _check_request(source_collection_id, destination_model_id, idempotency_key)
+    _check_request(settings, source_collection_id, destination_model_id, idempotency_key)
     async with conn.transaction():
         await lock_for_change(conn)
         # The request as sent is what an idempotency key stands for; what it resolved to

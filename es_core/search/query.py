@@ -86,9 +86,11 @@ def check_limit(limit: int, settings: Settings, field_path: str = "limit") -> in
     return limit or settings.default_search_limit
 
 
-def check_user_id(user_id: str, field_path: str = "user_id") -> None:
-    if len(user_id) > 256:
-        raise InvalidArgument.field_error(field_path, "must be at most 256 characters")
+def check_user_id(user_id: str, settings: Settings, field_path: str = "user_id") -> None:
+    if len(user_id) > settings.max_user_id_chars:
+        raise InvalidArgument.field_error(
+            field_path, f"must be at most {settings.max_user_id_chars} characters"
+        )
     if "\x00" in user_id:
         raise InvalidArgument.field_error(field_path, "must not contain NUL characters")
 

@@ -113,7 +113,7 @@ def page_options(
     user_id: str,
 ) -> PageOptions:
     """The options, checked (limit 0 = the default page size)."""
-    check_user_id(user_id)
+    check_user_id(user_id, settings)
     check_max_distance(max_distance)
     return PageOptions(check_limit(limit, settings), max_distance, filter, page_token, user_id)
 

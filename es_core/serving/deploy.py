@@ -17,6 +17,7 @@ import asyncpg
 
 from es_core.collections.write_targets import kept_in_step
 from es_core.config import Settings
+from es_core.context import Context
 from es_core.domain import Model, Progress
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import EsError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -158,6 +159,23 @@ async def start_undeploy(
         return await store.create_task(
             conn, "deployment", {"action": "undeploy", "model_id": model_id}
         )
+
+
+async def deploy_model(ctx: Context, model_id: str) -> Task:
+    """The DeployModel use case: the deploy task, sent once its row commits (a model already
+    being deployed returns that task and sends nothing). The model serves once it is done."""
+    async with ctx.pool.acquire() as conn:
+        task, created = await start_deploy(conn, ctx.settings, model_id)
+    return await ctx.send_if_created(task, created)
+
+
+async def undeploy_model(ctx: Context, model_id: str) -> Task:
+    """The UndeployModel use case: as ``deploy_model``; a model that is not deployed, or is
+    being deployed, is FAILED_PRECONDITION."""
+    async with ctx.pool.acquire() as conn:
+        task, created = await start_undeploy(conn, ctx.settings, model_id, required=True)
+    assert task is not None  # required=True raises instead
+    return await ctx.send_if_created(task, created)
 
 
 async def _set_deployed(

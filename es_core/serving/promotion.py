@@ -35,7 +35,7 @@ from es_core.errors import EsError, FailedPrecondition
 from es_core.interleaving.gate import promotion_decision
 from es_core.interleaving.pair import interleaving_pair, pair_verdict
 from es_core.plugins.protocol import SearchIndexInfo
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
 from es_core.tasks import lookups
@@ -165,7 +165,7 @@ class _Chain:
 
     async def reindexing(self) -> bool:
         if not self.p.reindex_task_id:
-            started = await start_reindex(
+            started = await create_reindex(
                 self.conn,
                 self.settings,
                 self.index,

@@ -10,7 +10,6 @@ collection blue and deletes what it created.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 import time
 import uuid
@@ -419,7 +418,6 @@ def test_deploy_as_blue_deploys_reindexes_and_switches_unattended(
 # ---- bad input -----------------------------------------------------------------------------
 
 D = deployment_pb2
-SERVING_BUILT = importlib.util.find_spec("es_server.services.model_deployment") is not None
 
 
 def _bad_requests(blue: deployment_pb2.Collection) -> list[Any]:
@@ -525,17 +523,11 @@ def _bad_requests(blue: deployment_pb2.Collection) -> list[Any]:
             "green_collection_id",
         ),
     ]
-    if SERVING_BUILT:
-        cases += [
-            ("DeployModel", D.DeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
-            ("UndeployModel", D.UndeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
-            ("ListModels", D.ListModelsRequest(page_size=-1), "INVALID_ARGUMENT", "page_size"),
-        ]
-    else:
-        cases += [
-            (rpc, getattr(D, f"{rpc}Request")(), "UNIMPLEMENTED", None)
-            for rpc in ("DeployModel", "UndeployModel", "ListModels")
-        ]
+    cases += [
+        ("DeployModel", D.DeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
+        ("UndeployModel", D.UndeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
+        ("ListModels", D.ListModelsRequest(page_size=-1), "INVALID_ARGUMENT", "page_size"),
+    ]
     return cases
 
 

@@ -14,12 +14,23 @@ import numpy as np
 from es_core.domain import Aggregation, Collection, Metric, Model
 from es_core.storage import catalog
 from es_core.storage.items import AVERAGE_PART_ID, average_vector, replace_items
+from es_core.tasks.model import Task
 
 DIMS = 8
 
 
 def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class RecordingSender:
+    """A ``TaskSender`` that keeps the ids of the tasks it was asked to send, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, task: Task) -> None:
+        self.sent.append(task.task_id)
 
 
 def make_model(

@@ -18,7 +18,7 @@ from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.domain import Collection
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
 from es_core.reindex.parent import plan_subtasks
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.serving.deploy import start_undeploy
 from es_core.storage import catalog
 from es_core.tasks import store
@@ -38,7 +38,7 @@ async def _reindexed_green(world: World, status: str = "done") -> Collection:
     """A green collection filled by a reindex task that is ``status`` now."""
     model = await world.add_model()
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             world.index,
@@ -321,7 +321,7 @@ async def test_deleting_the_source_of_a_reindex_cancels_it_and_its_subtasks(
     )
     model = await world.add_model()
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             world.index,

@@ -19,7 +19,7 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.items import ItemInput
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import ENTRY_POINT_GROUP, PluginError, load_plugin
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.search.use_case import SearchContext, SearchInput, page_options, search
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
@@ -131,7 +131,7 @@ async def test_a_reindex_destination_is_indexed_as_the_plugin_says(pool: asyncpg
     )
     async with pool.acquire() as conn:
         await catalog.insert_model(conn, fine_tuned)
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             SETTINGS,
             plugin.get_search_index_info(),

@@ -22,7 +22,7 @@ from es_core.items import ItemInput, PartInput
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.pages import build_destination_rows, read_items, write_page
 from es_core.reindex.parent import subtasks
-from es_core.reindex.start import StartedReindex, start_reindex
+from es_core.reindex.start import StartedReindex, create_reindex
 from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.upsertion import run_deletion, run_upsertion
@@ -53,7 +53,7 @@ async def world(pg_server: EmbeddedPostgres) -> AsyncIterator[World]:
 async def _start(world: World, **model: Any) -> tuple[StartedReindex, Collection]:
     destination_model = await world.add_model(hash_model(**model))
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             world.index,
@@ -165,7 +165,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
     model = await world.add_model()
     undeployed = await world.add_model(replace(hash_model(), deployed=False))
     async with world.pool.acquire() as conn:
-        first = await start_reindex(
+        first = await create_reindex(
             conn,
             world.settings,
             world.index,
@@ -173,7 +173,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
             destination_model_id=model.model_id,
             idempotency_key="k1",
         )
-        again = await start_reindex(
+        again = await create_reindex(
             conn,
             world.settings,
             world.index,
@@ -229,7 +229,7 @@ async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) 
         before = await conn.fetchval("SELECT count(*) FROM tasks")
         for request, error, field in cases:
             with pytest.raises(error) as info:
-                await start_reindex(
+                await create_reindex(
                     conn,
                     world.settings,
                     world.index,

@@ -25,7 +25,7 @@ from es_core.domain import Collection, Model
 from es_core.encoders.local import BASE_MODEL_SOURCE
 from es_core.plugins.registry import load_plugin
 from es_core.reindex.parent import subtasks
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
@@ -110,7 +110,7 @@ async def test_a_killed_reindex_worker_is_resumed_from_its_checkpoint_exactly(
         )
         await catalog.insert_model(conn, model)
         settings = Settings()
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             settings,
             load_plugin(settings).get_search_index_info(),

@@ -12,17 +12,9 @@ import pytest
 from es_core.tasks import store
 from es_core.tasks.model import Task
 from es_core.tasks.sender import dispatch
-from tests.integration.helpers import unique_id
+from tests.integration.helpers import RecordingSender, unique_id
 
 pytestmark = pytest.mark.integration
-
-
-class Recording:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, task: Task) -> None:
-        self.sent.append(task.task_id)
 
 
 class BrokerDown:
@@ -42,7 +34,7 @@ async def _sent_time(pool: asyncpg.Pool, task_id: str) -> object:
 
 async def test_a_sent_task_is_marked_sent(pg_pool: asyncpg.Pool) -> None:
     task = await _new_task(pg_pool)
-    sender = Recording()
+    sender = RecordingSender()
     assert await dispatch(pg_pool, sender, task) is True
     assert sender.sent == [task.task_id]
     assert await _sent_time(pg_pool, task.task_id) is not None

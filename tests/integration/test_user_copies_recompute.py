@@ -28,7 +28,7 @@ from es_core.improvement.recompute import (
     recompute_user_copies,
 )
 from es_core.improvement.run import improve_queued
-from es_core.reindex.start import start_reindex
+from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
 from es_core.tasks import store, workflow
 from es_core.upsertion import run_upsertion
@@ -115,7 +115,7 @@ async def _reindexed(world: World) -> tuple[Collection, Any]:
     """A finished reindex of blue into a new model's collection, and its parent task."""
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             world.index,
@@ -244,7 +244,7 @@ async def test_the_workflow_gives_the_follow_up_to_the_worker_that_ended_the_rei
     range: the range that ends the parent gets the follow-up to send; the others nothing."""
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:
-        started = await start_reindex(
+        started = await create_reindex(
             conn,
             world.settings,
             world.index,

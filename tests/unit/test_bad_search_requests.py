@@ -171,7 +171,7 @@ def test_bad_page_token(request_message: Any) -> None:
     ],
 )
 def test_bad_user_id(request_message: Any) -> None:
-    expect_refusal(lambda: check_user_id(request_message.user_id), "user_id")
+    expect_refusal(lambda: check_user_id(request_message.user_id, SETTINGS), "user_id")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,124 @@
+"""The clickstream use cases behind ClickstreamService: sessions and events in, sessions read
+and listed, sessions queued for improvement."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from es_core.clickstream import store
+from es_core.clickstream.model import (
+    Event,
+    Session,
+    check_events,
+    check_id,
+    check_session,
+    check_time,
+)
+from es_core.context import Context
+from es_core.errors import InvalidArgument
+from es_core.items import check_object_ids
+from es_core.pagination import Page, PageRequest
+from es_core.search.query import check_user_id
+from es_core.storage.catalog import resolve_collection
+from es_core.tasks.model import Task
+from es_core.tasks.store import create_task
+
+
+@dataclass(frozen=True)
+class PushedEvents:
+    accepted_count: int
+    duplicate_count: int  # already recorded (an event id seen before)
+
+
+@dataclass(frozen=True)
+class ListSessionsInput:
+    page: PageRequest
+    user_id: str = ""  # "" = every user
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    batch_id: str = ""  # "" = every batch
+
+
+@dataclass(frozen=True)
+class QueuedForImprovement:
+    queued_count: int
+    task: Task  # the improvement task that will use them
+
+
+async def register_session(ctx: Context, session: Session) -> Session:
+    """The session as stored, in the named collection (else the blue one); registering the
+    same session again returns the first."""
+    check_session(session, ctx.settings)
+    create_time = check_time(session.create_time, "session.create_time", ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        collection = await resolve_collection(
+            conn, session.collection_id, field="session.collection_id"
+        )
+        session = dataclasses.replace(session, collection_id=collection.collection_id)
+        stored, _ = await store.register_session(conn, session, create_time, None)
+    return stored
+
+
+async def push_events(ctx: Context, events: list[Event]) -> PushedEvents:
+    check_events(events, ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        accepted = await store.push_events(conn, events, datetime.now(UTC))
+    return PushedEvents(accepted, len(events) - accepted)
+
+
+async def push_event_stream(ctx: Context, batches: AsyncIterable[list[Event]]) -> PushedEvents:
+    """Each batch is recorded as it arrives; a bad one ends the stream with its error (what
+    came before stays recorded; resending it is safe, events deduplicate)."""
+    accepted = duplicates = 0
+    async for events in batches:
+        pushed = await push_events(ctx, events)
+        accepted += pushed.accepted_count
+        duplicates += pushed.duplicate_count
+    return PushedEvents(accepted, duplicates)
+
+
+async def mark_session_irrelevant(ctx: Context, session_id: str) -> Session:
+    check_id(session_id, "session_id", ctx.settings)
+    async with ctx.pool.acquire() as conn:
+        return await store.mark_irrelevant(conn, session_id)
+
+
+async def get_session(ctx: Context, session_id: str) -> Session:
+    check_id(session_id, "session_id", ctx.settings)
+    return await store.get_session(ctx.pool, session_id)
+
+
+async def list_sessions(ctx: Context, request: ListSessionsInput) -> Page[Session]:
+    """Sessions newest first, narrowed by user, time range and batch."""
+    page_size = request.page.size(ctx.settings)
+    check_user_id(request.user_id, ctx.settings)
+    if request.batch_id:
+        check_id(request.batch_id, "batch_id", ctx.settings)
+    start, end = request.start_time, request.end_time
+    if start is not None and end is not None and end <= start:
+        raise InvalidArgument.field_error("end_time", "must be after start_time")
+    sessions, token = await store.list_sessions(
+        ctx.pool,
+        page_size=page_size,
+        page_token=request.page.page_token,
+        user_id=request.user_id,
+        start_time=start,
+        end_time=end,
+        batch_id=request.batch_id,
+    )
+    return Page(sessions, token)
+
+
+async def use_sessions_for_improvement(
+    ctx: Context, session_ids: list[str]
+) -> QueuedForImprovement:
+    """The sessions are queued and an improvement task created in one transaction; the task
+    is sent once it commits."""
+    ids = check_object_ids(session_ids, "session_ids", ctx.settings)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        queued = await store.queue_for_improvement(conn, ids)
+        task, created = await create_task(conn, "improvement", {"requested": len(ids)})
+    return QueuedForImprovement(queued, await ctx.send_if_created(task, created))

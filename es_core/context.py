@@ -1,0 +1,35 @@
+"""What the use cases behind the API (all but the searches) need from the process that runs
+them: its settings, its database pool, the ``TaskSender`` that wakes a worker for a task, and
+the plugin's search index info."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.plugins.protocol import SearchIndexInfo
+from es_core.tasks import sender
+from es_core.tasks.model import Task
+from es_core.tasks.sender import TaskSender
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    pool: asyncpg.Pool
+    sender: TaskSender
+    # The plugin's search index info: how the collections a use case creates are laid out.
+    index: SearchIndexInfo
+
+    async def send(self, task: Task) -> bool:
+        """Send the wake-up of ``task``, whose row is committed; the sweeper re-sends on failure."""
+        return await sender.dispatch(self.pool, self.sender, task)
+
+    async def send_if_created(self, task: Task, created: bool) -> Task:
+        """``task``, sent when this request created it (a retry with the same key sends nothing:
+        the first request did, or the sweeper will)."""
+        if created:
+            await self.send(task)
+        return task

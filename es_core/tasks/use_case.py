@@ -1,0 +1,70 @@
+"""The task use cases behind TaskService (and FineTuneService's reads): list, read one kind,
+watch until done, restart. Reading one task and canceling one are single calls already
+(``store.get_task``, ``es_core.serving.promotion.cancel_with_chain``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from es_core.context import Context
+from es_core.errors import NotFound
+from es_core.pagination import Page, PageRequest
+from es_core.tasks import store
+from es_core.tasks.model import Task, TaskKind, TaskStatus
+
+
+@dataclass(frozen=True)
+class ListTasksInput:
+    page: PageRequest
+    kind: TaskKind | None = None  # None = every kind
+    statuses: list[TaskStatus] = field(default_factory=list)  # empty = every status
+
+
+async def list_tasks(ctx: Context, request: ListTasksInput) -> Page[Task]:
+    """Tasks newest first."""
+    page_size = request.page.size(ctx.settings)
+    tasks, next_token = await store.list_tasks(
+        ctx.pool,
+        page_size=page_size,
+        page_token=request.page.page_token,
+        kind=request.kind,
+        statuses=request.statuses,
+    )
+    return Page(tasks, next_token)
+
+
+async def get_task_of_kind(ctx: Context, task_id: str, kind: TaskKind) -> Task:
+    """The task, or NOT_FOUND naming task_id when it is unknown or of another kind (the same
+    answer for both, so a service of one kind never reveals tasks of others)."""
+    try:
+        task = await store.get_task(ctx.pool, task_id)
+    except NotFound:
+        task = None
+    if task is None or task.kind != kind:
+        what = kind.replace("_", "-")
+        raise NotFound.field_error("task_id", f"{what} task {task_id} does not exist")
+    return task
+
+
+async def watch_task(ctx: Context, task_id: str) -> AsyncIterator[Task]:
+    """The task now, then every change (status, progress, attempts), until a terminal status
+    has been yielded; polled every ES_TASK_WATCH_POLL_SECONDS."""
+    last = None
+    while True:
+        task = await store.get_task(ctx.pool, task_id)
+        seen = (task.status, task.progress, task.progress_message, task.attempts)
+        if seen != last:
+            yield task
+            last = seen
+        if task.is_terminal:
+            return
+        await asyncio.sleep(ctx.settings.task_watch_poll_seconds)
+
+
+async def restart_task(ctx: Context, task_id: str) -> Task:
+    """A failed or canceled task back in the queue, sent again."""
+    task = await store.restart_task(ctx.pool, task_id)
+    await ctx.send(task)
+    return task
