@@ -15,7 +15,7 @@ import numpy as np
 
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import common_pb2
-from es_cli.throwaway import StackInfo, ThrowawayStack
+from es_harness.throwaway import StackInfo, ThrowawayStack
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:

@@ -56,9 +56,15 @@ from bench.common import Row, base_parser, report, running_stack
 from bench.quality_personalization import choose
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, deployment_pb2, ranking_pb2
-from es_cli.click_simulator import SimulationReport, rankings_for
 from es_cli.demo_catalogue import generate_catalogue
-from es_cli.lifecycle import (
+from es_core.config import Settings
+from es_core.encoders.base import Encoder, Vectors
+from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.fine_tuning.gate import JUDGED
+from es_core.plugins.text_minilm import SentenceSplitter
+from es_harness.beir import Dataset, load_dataset, scifact_dir
+from es_harness.click_simulator import SimulationReport, rankings_for
+from es_harness.lifecycle import (
     METRICS,
     NAMES,
     K,
@@ -72,12 +78,6 @@ from es_cli.lifecycle import (
     status_name,
     upsert_and_wait,
 )
-from es_core.beir import Dataset, load_dataset, scifact_dir
-from es_core.config import Settings
-from es_core.encoders.base import Encoder, Vectors
-from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.fine_tuning.gate import JUDGED
-from es_core.plugins.text_minilm import SentenceSplitter
 from es_server.convert import struct_to_dict
 
 # What the deploy gate reports, the metric it decides on last.

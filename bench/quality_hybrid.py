@@ -56,9 +56,14 @@ from bench.quality_finetune import ChangePrinter, base_part_vectors, cache_path
 from bench.quality_personalization import choose
 from embedding_studio.client import Client, ItemInput, to_value
 from embedding_studio.v1 import common_pb2, ranking_pb2, ranking_pb2_grpc
-from es_cli.click_simulator import search
 from es_cli.demo_catalogue import generate_catalogue
-from es_cli.lifecycle import (
+from es_core.config import Settings
+from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.evaluation.click_model import CascadeClickModel
+from es_core.plugins.text_minilm import SentenceSplitter
+from es_harness.beir import Dataset, load_dataset, scifact_dir
+from es_harness.click_simulator import search
+from es_harness.lifecycle import (
     METRICS,
     NAMES,
     K,
@@ -72,11 +77,6 @@ from es_cli.lifecycle import (
     status_name,
     upsert_and_wait,
 )
-from es_core.beir import Dataset, load_dataset, scifact_dir
-from es_core.config import Settings
-from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.evaluation.click_model import CascadeClickModel
-from es_core.plugins.text_minilm import SentenceSplitter
 from es_server.convert import struct_to_dict
 
 QUICK_QUERIES, QUICK_DOCS = 190, 600

@@ -44,11 +44,11 @@ from bench.personalization_measures import (
     relevant_clicks,
 )
 from embedding_studio.client import Client
-from es_cli.click_simulator import ClickSimulator, rankings_for, session_rng
-from es_cli.lifecycle import K, improve, judged_query_ids, upsert_and_wait
-from es_core.beir import Dataset, load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.evaluation.click_model import CascadeClickModel
+from es_harness.beir import Dataset, load_dataset, scifact_dir
+from es_harness.click_simulator import ClickSimulator, rankings_for, session_rng
+from es_harness.lifecycle import K, improve, judged_query_ids, upsert_and_wait
 
 Rankings = dict[Pair, list[str]]
 

@@ -24,10 +24,10 @@ import grpc
 from bench.common import Row, base_parser, report, running_stack, wait_all
 from embedding_studio.client import AsyncClient, build_upsert_item, from_struct
 from embedding_studio.v1 import common_pb2, deployment_pb2, upsert_pb2
-from es_core.beir import load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
 from es_core.splitter import split_text
+from es_harness.beir import load_dataset, scifact_dir
 
 
 async def register_model(dsn: str, model_id: str) -> None:

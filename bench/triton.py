@@ -26,10 +26,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.common import Row, base_parser, report, running_stack
-from es_core.beir import load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_ID, SentenceTransformerEncoder, base_model_path
 from es_core.encoders.triton import TritonEncoder, triton_model_names
+from es_harness.beir import load_dataset, scifact_dir
 
 Vectors = npt.NDArray[np.float32]
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from bench.common import Row, base_parser, report, running_stack, wait_all
 from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import upsert_pb2
-from es_core.beir import load_dataset, scifact_dir
 from es_core.config import Settings
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
 from es_core.splitter import split_text
+from es_harness.beir import load_dataset, scifact_dir
 
 
 def batches(items: list[str], size: int) -> list[list[str]]:

@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, from_struct
 from embedding_studio.v1 import common_pb2, deployment_pb2, ranking_pb2
-from es_cli import lifecycle
 from es_cli.demo_catalogue import generate_catalogue
 from es_cli.demo_report import DemoFigures, table, write_chart, write_json
-from es_core.beir import Dataset, load_dataset
 from es_core.config import Settings
+from es_harness import lifecycle
+from es_harness.beir import Dataset, load_dataset
 
 #: One trial, strong enough to learn the built-in catalogue's nicknames in about a minute on
 #: two cores (dev NDCG@10 0.15 -> 0.53; 1e-4 for one epoch reached 0.46, 3e-4 for three 0.51).

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from es_core.beir import Dataset, Document
+from es_harness.beir import Dataset, Document
 
 
 @dataclass(frozen=True)

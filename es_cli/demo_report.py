@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from es_cli.lifecycle import METRICS, NAMES, relative_change
+from es_harness.lifecycle import METRICS, NAMES, relative_change
 
 CHART_NAME = "metrics.png"
 JSON_NAME = "metrics.json"

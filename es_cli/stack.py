@@ -204,7 +204,7 @@ class Stack:
         ]:
             if not _port_is_free(port):
                 raise RuntimeError(f"port {port} for Triton is in use; choose another with {what}")
-        self._spawn(TRITON, [sys.executable, "-m", "es_cli.triton_server"], env, log_path)
+        self._spawn(TRITON, [sys.executable, "-m", "es_triton"], env, log_path)
         url = f"{s.triton_host}:{s.triton_grpc_port}"
         self._wait_until_triton_serves(url, blue_model_id, TRITON_READY_SECONDS)
         self.triton_url = url

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from es_core.collections.write_targets import write_targets
 from es_core.context import Context
-from es_core.items import ItemInput, check_items, check_object_ids, check_vectors_fit
-from es_core.storage import items as stored
+from es_core.item_input import ItemInput, check_items, check_object_ids, check_vectors_fit
+from es_core.storage import item_rows as stored
 from es_core.storage.catalog import resolve_collection
 from es_core.tasks.model import Task, TaskKind
 from es_core.tasks.store import create_task

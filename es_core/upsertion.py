@@ -18,9 +18,9 @@ from es_core.config import Settings
 from es_core.domain import Collection, Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
-from es_core.items import ItemInput
+from es_core.item_input import ItemInput
 from es_core.splitter import split_text
-from es_core.storage.items import AVERAGE_PART_ID, average_vector, delete_items, replace_items
+from es_core.storage.item_rows import AVERAGE_PART_ID, average_vector, delete_items, replace_items
 
 Split = Callable[[str], list[str]]
 

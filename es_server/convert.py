@@ -14,9 +14,9 @@ from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
 from es_core.search.query import SearchHit, SortSpec
-from es_core.storage.items import StoredItem
+from es_core.storage.item_rows import StoredItem
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from es_core.domain import Progress
 from es_core.fine_tuning.run import run_fine_tuning
-from es_core.serving.promotion import Promotion
+from es_core.serving.deploy_as_blue import Promotion
 from es_core.tasks.model import Task, Waiting
 from es_workers.app import celery_app
 from es_workers.runtime import WorkerContext, execute, run

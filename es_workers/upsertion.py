@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from es_core.domain import Progress
-from es_core.items import ItemInput
+from es_core.item_input import ItemInput
 from es_core.storage.catalog import get_collection
 from es_core.tasks.model import Task
 from es_core.upsertion import run_deletion, run_upsertion

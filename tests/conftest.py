@@ -11,10 +11,10 @@ import pytest_asyncio
 
 from embedding_studio.client import Client
 from es_cli.embedded import EmbeddedPostgres, start_postgres
-from es_cli.throwaway import StackInfo, ThrowawayStack
 from es_core.config import Settings
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
+from es_harness.throwaway import StackInfo, ThrowawayStack
 
 
 @pytest.fixture(scope="session")

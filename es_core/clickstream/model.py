@@ -9,7 +9,7 @@ from typing import Any
 
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
-from es_core.items import check_json, check_object_id
+from es_core.item_input import check_json, check_object_id
 from es_core.search.query import check_user_id
 
 MAX_RESULTS = 1000

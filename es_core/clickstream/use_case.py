@@ -19,7 +19,7 @@ from es_core.clickstream.model import (
 )
 from es_core.context import Context
 from es_core.errors import InvalidArgument
-from es_core.items import check_object_ids
+from es_core.item_input import check_object_ids
 from es_core.pagination import Page, PageRequest
 from es_core.search.query import check_user_id
 from es_core.storage.catalog import resolve_collection

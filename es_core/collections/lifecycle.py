@@ -7,10 +7,8 @@ creating the model's collection again brings the row back to life with a new, em
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
-from typing import Any
 
 import asyncpg
 
@@ -19,6 +17,7 @@ from es_core.config import Settings
 from es_core.domain import Collection, Model
 from es_core.errors import AlreadyExists, FailedPrecondition, NotFound
 from es_core.plugins.protocol import SearchIndexInfo
+from es_core.serving.deploy import start_undeploy
 from es_core.storage.catalog import (
     check_collection_id,
     create_collection,
@@ -143,20 +142,10 @@ async def _start_undeploy(
     conn: asyncpg.Connection, settings: Settings, model_id: str
 ) -> Task | None:
     """The undeploy task for a model no live collection uses, created in the caller's
-    transaction by the serving module; None where serving is not built into this version."""
+    transaction; None when it must stay deployed for now."""
     try:
-        deploy: Any = importlib.import_module("es_core.serving.deploy")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("es_core.serving", "es_core.serving.deploy"):
-            raise
-        # TODO(serving): es_core.serving.deploy.start_undeploy is not built yet; the model's
-        # encoders stay loaded until then.
-        log.info("model %s is unused, but this version cannot undeploy models yet", model_id)
-        return None
-    try:
-        started = await deploy.start_undeploy(conn, settings, model_id)
+        task, _ = await start_undeploy(conn, settings, model_id)
     except FailedPrecondition as exc:  # e.g. still encoding for a reindex: leave it deployed
         log.info("model %s stays deployed: %s", model_id, exc.message)
         return None
-    task = started[0] if isinstance(started, tuple) else started
-    return task if isinstance(task, Task) else None
+    return task

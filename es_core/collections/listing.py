@@ -9,7 +9,7 @@ import asyncpg
 from es_core.domain import Collection
 from es_core.pagination import time_cursor, time_page
 from es_core.storage.catalog import COLLECTION_SELECT, collection_from_row
-from es_core.storage.items import count_originals
+from es_core.storage.item_rows import count_originals
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ trial of the hyperparameter search (an MLflow run each, nested under the task's 
 evaluate it the same way; register the best trial with its metrics and lineage; the gate marks
 it deployable only if the lower bound of its paired NDCG@10 gain is above the margin; the
 version enters the catalogue as a model (not yet deployed or searched). With deploy_as_blue,
-a version that passed the gate is then promoted (``es_core.serving.promotion``).
+a version that passed the gate is then promoted (``es_core.serving.deploy_as_blue``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from es_core.fine_tuning.gate import (
 from es_core.fine_tuning.mining import mine_collection
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import FineTuningMethod
-from es_core.serving.promotion import DEPLOY_PROGRESS, first_promotion
+from es_core.serving.deploy_as_blue import DEPLOY_PROGRESS, first_promotion
 from es_core.storage import catalog
 from es_core.tasks.model import Task
 

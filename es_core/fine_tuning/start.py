@@ -17,7 +17,7 @@ from es_core.clickstream.model import check_id
 from es_core.config import Settings
 from es_core.context import Context
 from es_core.errors import FailedPrecondition, NotFound
-from es_core.items import check_json
+from es_core.item_input import check_json
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task, merge_task_params

@@ -29,7 +29,7 @@ from es_core.improvement.adjuster import (
     adjuster_settings,
 )
 from es_core.storage.catalog import get_collection, items_table
-from es_core.storage.items import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
+from es_core.storage.item_rows import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
 
 
 @dataclass

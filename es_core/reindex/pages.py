@@ -26,7 +26,7 @@ from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.storage.catalog import items_table
-from es_core.storage.items import (
+from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     ROW_COLUMNS,
     average_vector,

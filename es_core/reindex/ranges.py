@@ -10,7 +10,7 @@ import asyncpg
 
 from es_core.domain import Collection
 from es_core.storage.catalog import items_table
-from es_core.storage.items import count_originals
+from es_core.storage.item_rows import count_originals
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from es_core.errors import NotFound
-from es_core.items import check_object_id
+from es_core.item_input import check_object_id
 from es_core.search.payload_search import head_vector
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.search.use_case import PageOptions, SearchContext

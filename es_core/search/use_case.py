@@ -28,7 +28,7 @@ from es_core.interleaving.live import interleave_hits, interleaving_wanted
 from es_core.interleaving.pair import Pair, interleaving_pair
 from es_core.interleaving.store import record_interleaving
 from es_core.interleaving.team_draft import Pick
-from es_core.items import check_vector
+from es_core.item_input import check_vector
 from es_core.pagination import token_collection
 from es_core.ranking.choice import Ranking, check_words, choose_ranking
 from es_core.ranking.ranked_search import RankedQuery, ranked_search

@@ -3,7 +3,7 @@
 ``models.deployed`` is the truth about what should serve. A request creates a ``deployment``
 task (in the caller's transaction, checked under one advisory lock so two requests never both
 pass the cap); the worker flips the flag and waits until Triton, which follows the flag
-(``es_cli.triton_server``), reports the model's two encoders ready or gone. Without Triton
+(``es_triton.server``), reports the model's two encoders ready or gone. Without Triton
 (in-process encoding) the flag is all there is, and the task ends at once.
 """
 

@@ -1,6 +1,6 @@
 """The task use cases behind TaskService (and FineTuneService's reads): list, read one kind,
 watch until done, restart. Reading one task and canceling one are single calls already
-(``store.get_task``, ``es_core.serving.promotion.cancel_with_chain``)."""
+(``store.get_task``, ``es_core.serving.deploy_as_blue.cancel_with_chain``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import asyncpg
 from es_core.config import Settings
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.parent import settle_parent, waiting_parents
-from es_core.serving.promotion import advance, waiting_chains
+from es_core.serving.deploy_as_blue import advance, waiting_chains
 from es_core.tasks.model import Task
 from es_core.tasks.store import get_task
 

@@ -14,7 +14,7 @@ from es_core.interleaving.pair import interleaving_verdict
 from es_core.pagination import PageRequest
 from es_core.reindex.start import StartReindexInput, start_reindex
 from es_core.serving.deploy import deploy_model, undeploy_model
-from es_core.serving.models import list_models
+from es_core.serving.model_listing import list_models
 from es_server.convert import collection_to_proto, model_to_proto, task_to_proto
 from es_server.state import ServerState
 

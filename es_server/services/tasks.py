@@ -8,7 +8,7 @@ import grpc
 
 from embedding_studio.v1 import task_pb2, task_pb2_grpc
 from es_core.pagination import PageRequest
-from es_core.serving.promotion import cancel_with_chain
+from es_core.serving.deploy_as_blue import cancel_with_chain
 from es_core.tasks import store
 from es_core.tasks.use_case import ListTasksInput, list_tasks, restart_task, watch_task
 from es_server.convert import task_kind_from_proto, task_statuses_from_proto, task_to_proto

@@ -6,7 +6,7 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2
-from es_core.beir import Dataset, load_dataset, scifact_dir
+from es_harness.beir import Dataset, load_dataset, scifact_dir
 
 N_DOCS = 100
 # For throwaway stacks whose test is not about serving: workers and server encode in-process,

@@ -30,8 +30,8 @@ from embedding_studio.v1 import (
     task_pb2,
     upsert_pb2,
 )
-from es_cli.throwaway import StackInfo
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
+from es_harness.throwaway import StackInfo
 from tests.bad_requests import (
     SUITE,
     VEC,

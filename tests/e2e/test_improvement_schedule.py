@@ -13,7 +13,7 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
-from es_cli.throwaway import ThrowawayStack
+from es_harness.throwaway import ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
 
 pytestmark = pytest.mark.e2e

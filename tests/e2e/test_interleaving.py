@@ -19,11 +19,11 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2, deployment_pb2, search_pb2
-from es_cli.click_simulator import CLICK_EVENT_TYPE, click_event_id, session_rng
-from es_cli.throwaway import StackInfo
-from es_core.beir import Dataset
 from es_core.evaluation.click_model import CascadeClickModel
 from es_core.interleaving.store import credits_of
+from es_harness.beir import Dataset
+from es_harness.click_simulator import CLICK_EVENT_TYPE, click_event_id, session_rng
+from es_harness.throwaway import StackInfo
 from tests.e2e.grpc_errors import expect_error
 from tests.e2e.test_deployment_api import DONE, reindex, run_async
 

@@ -17,9 +17,9 @@ import pytest
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2
 from embedding_studio.v1 import deployment_pb2 as D
-from es_cli.throwaway import StackInfo
 from es_core.encoders.local import BASE_MODEL_ID, BASE_MODEL_SOURCE
 from es_core.encoders.triton import models_ready, triton_model_names
+from es_harness.throwaway import StackInfo
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e

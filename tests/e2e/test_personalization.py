@@ -9,7 +9,7 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
-from es_core.beir import Dataset
+from es_harness.beir import Dataset
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, search_pb2
-from es_core.beir import Dataset
+from es_harness.beir import Dataset
 from tests.e2e.conftest import N_DOCS
 
 pytestmark = pytest.mark.e2e

@@ -15,9 +15,9 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, upsert_pb2
-from es_cli import throwaway
 from es_cli.embedded import EmbeddedPostgres, free_port, free_ports, start_redis
-from es_cli.throwaway import ThrowawayStack
+from es_harness import throwaway
+from es_harness.throwaway import ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ import pytest
 
 from embedding_studio.client import Client, from_struct, to_value
 from embedding_studio.v1 import common_pb2, search_pb2, task_pb2, upsert_pb2
-from es_cli.throwaway import StackInfo
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
+from es_harness.throwaway import StackInfo
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e

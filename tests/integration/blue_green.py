@@ -17,7 +17,7 @@ from es_core.domain import Aggregation, Collection, Metric, Model
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
-from es_core.items import ItemInput
+from es_core.item_input import ItemInput
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks, settle_parent

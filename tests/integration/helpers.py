@@ -13,7 +13,7 @@ import numpy as np
 
 from es_core.domain import Aggregation, Collection, Metric, Model
 from es_core.storage import catalog
-from es_core.storage.items import AVERAGE_PART_ID, average_vector, replace_items
+from es_core.storage.item_rows import AVERAGE_PART_ID, average_vector, replace_items
 from es_core.tasks.model import Task
 
 DIMS = 8

@@ -10,12 +10,12 @@ import asyncpg
 import numpy as np
 import pytest
 
-from es_core.beir import load_dataset, scifact_dir
 from es_core.domain import Collection
 from es_core.evaluation.metrics import evaluate_rankings
 from es_core.lexical.bm25 import compact_statistics, lexical_pool, lexical_top
 from es_core.storage import catalog
-from es_core.storage.items import delete_items
+from es_core.storage.item_rows import delete_items
+from es_harness.beir import load_dataset, scifact_dir
 from tests.integration.helpers import load_items, new_collection
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -16,7 +16,7 @@ from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
 from es_core.domain import Collection, Model
 from es_core.encoders.registry import EncoderRegistry
-from es_core.items import ItemInput
+from es_core.item_input import ItemInput
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import ENTRY_POINT_GROUP, PluginError, load_plugin
 from es_core.reindex.start import create_reindex

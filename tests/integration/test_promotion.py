@@ -20,7 +20,7 @@ from es_core.domain import Model
 from es_core.errors import FailedPrecondition, NotFound
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.serving.deploy import run_deployment, start_deploy
-from es_core.serving.promotion import (
+from es_core.serving.deploy_as_blue import (
     Promotion,
     advance,
     cancel_with_chain,

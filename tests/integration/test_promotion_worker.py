@@ -19,7 +19,7 @@ import pytest_asyncio
 import es_workers.fine_tuning as fine_tuning_worker
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import get_settings
-from es_core.serving.promotion import first_promotion
+from es_core.serving.deploy_as_blue import first_promotion
 from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.tasks.model import Task

@@ -18,7 +18,7 @@ from es_cli.embedded import EmbeddedPostgres
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import AlreadyExists, EsError, FailedPrecondition, InvalidArgument, NotFound
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.pages import build_destination_rows, read_items, write_page
 from es_core.reindex.parent import subtasks

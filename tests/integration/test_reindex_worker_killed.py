@@ -29,7 +29,7 @@ from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
-from es_core.storage.items import AVERAGE_PART_ID, replace_items
+from es_core.storage.item_rows import AVERAGE_PART_ID, replace_items
 from es_core.tasks import store
 from tests.integration.helpers import fresh_database
 

@@ -1,4 +1,4 @@
-"""Serving through a real Triton (``python -m es_cli.triton_server`` on free ports): encodings
+"""Serving through a real Triton (``python -m es_triton`` on free ports): encodings
 match in-process sentence-transformers, batches are split, a model that is not deployed or a
 Triton that is down fails clearly, and model versions are deployed and undeployed while the
 others keep serving, under the cap."""
@@ -150,7 +150,7 @@ async def served(
                 )
             with open(log_path, "wb") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "es_cli.triton_server"],
+                    [sys.executable, "-m", "es_triton"],
                     env=_triton_env(settings),
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -11,11 +11,11 @@ import pytest
 from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_core.splitter import split_text
 from es_core.storage import catalog
-from es_core.storage.items import count_originals, get_items
+from es_core.storage.item_rows import count_originals, get_items
 from es_core.upsertion import run_deletion, run_upsertion
 from tests.integration.helpers import DIMS, as_array, new_collection
 

@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 
 from embedding_studio.v1 import common_pb2, search_pb2
 from es_core.config import Settings
-from es_core.items import check_object_id, check_vector
+from es_core.item_input import check_object_id, check_vector
 from es_core.pagination import decode_page_token
 from es_core.ranking.choice import check_words
 from es_core.search.query import (

@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from embedding_studio.v1 import upsert_pb2
 from es_core.config import Settings
-from es_core.items import check_items, check_object_ids
+from es_core.item_input import check_items, check_object_ids
 from es_core.storage.catalog import check_collection_id
 from es_core.tasks.store import check_idempotency_key
 from es_server.convert import items_from_proto

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from es_cli.demo_catalogue import KINDS, generate_catalogue, write_beir
-from es_core.beir import load_dataset
+from es_harness.beir import load_dataset
 
 
 def test_the_same_seed_gives_the_same_catalogue_and_another_seed_another() -> None:

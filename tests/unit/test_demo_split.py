@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import hashlib
 
-from es_cli.lifecycle import (
+from es_harness.beir import Dataset, Document
+from es_harness.lifecycle import (
     HASHED_DEV_RULE,
     NUMERIC_DEV_RULE,
     is_dev_hashed,
     judged_query_ids,
     split_dev,
 )
-from es_core.beir import Dataset, Document
 
 
 def test_integer_ids_split_by_id_mod_5() -> None:

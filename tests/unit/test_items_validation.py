@@ -10,7 +10,7 @@ import pytest
 from es_core.config import Settings
 from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
-from es_core.items import (
+from es_core.item_input import (
     ItemInput,
     PartInput,
     check_items,

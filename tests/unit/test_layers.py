@@ -1,5 +1,6 @@
 """Which package may import which: es_core knows neither gRPC nor Celery, es_server does not
-reach into the workers, only es_broker and es_workers speak Celery, and the domain types every
+reach into the workers, only es_broker and es_workers speak Celery, the Triton process and the
+library know nothing of the harness that drives a stack from outside, and the domain types every
 layer shares know nothing of the storage that keeps them."""
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_OUTSIDE = ("es_cli", "es_harness", "es_triton")
 FORBIDDEN = {
-    "es_core": ("grpc", "celery", "kombu", "es_server", "es_workers", "es_broker", "es_cli"),
-    "es_broker": ("grpc", "es_server", "es_workers", "es_cli"),
-    "es_server": ("celery", "kombu", "es_workers", "es_cli"),
+    "es_core": ("grpc", "celery", "kombu", "es_server", "es_workers", "es_broker", *_OUTSIDE),
+    "es_broker": ("grpc", "es_server", "es_workers", *_OUTSIDE),
+    "es_server": ("celery", "kombu", "es_workers", *_OUTSIDE),
+    "es_workers": ("grpc", "es_server", *_OUTSIDE),
+    "es_triton": ("celery", "es_server", "es_workers", "es_cli", "es_harness"),
     "es_core/domain.py": ("es_core.storage", "asyncpg"),
 }
 

@@ -60,7 +60,7 @@ def test_a_plugin_missing_protocol_members_is_named() -> None:
 
 
 def test_upsertion_cuts_texts_with_the_plugins_splitter() -> None:
-    from es_core.items import ItemInput
+    from es_core.item_input import ItemInput
     from es_core.upsertion import _parts_of
 
     settings = Settings()

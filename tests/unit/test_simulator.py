@@ -21,13 +21,13 @@ from embedding_studio.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from es_cli.click_simulator import (
+from es_core.evaluation.click_model import CascadeClickModel
+from es_harness.click_simulator import (
     ClickSimulator,
     click_event_id,
     rankings_for,
     session_rng,
 )
-from es_core.evaluation.click_model import CascadeClickModel
 
 RANKING = [f"d{i}" for i in range(10)]
 QUERIES = {"q2": "blue boots", "q1": "red shoes"}

@@ -8,7 +8,7 @@ from es_core.config import Settings
 from es_core.domain import Collection, Model
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
-from es_core.items import ItemInput, PartInput
+from es_core.item_input import ItemInput, PartInput
 from es_core.upsertion import build_rows
 
 

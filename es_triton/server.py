@@ -1,4 +1,4 @@
-"""``python -m es_cli.triton_server``: a Triton inference server that serves every deployed
+"""``python -m es_triton``: a Triton inference server that serves every deployed
 model version and follows deploys and undeploys while it runs.
 
 The Triton server binary comes from the ``nvidia-pytriton`` wheel (Triton 2.51, CPU here). Each
@@ -291,7 +291,7 @@ async def _main(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m es_cli.triton_server",
+        prog="python -m es_triton",
         description="Triton serving every deployed model version (ports from ES_TRITON_*)",
     )
     parser.parse_args(argv)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, ItemInput, from_struct
 from embedding_studio.v1 import clickstream_pb2, common_pb2, ranking_pb2, task_pb2
-from es_cli.click_simulator import ClickSimulator, SimulationReport, rankings_for
-from es_core.beir import Dataset
 from es_core.evaluation.click_model import CascadeClickModel
 from es_core.evaluation.metrics import evaluate_rankings
+from es_harness.beir import Dataset
+from es_harness.click_simulator import ClickSimulator, SimulationReport, rankings_for
 
 K = 10
 METRICS = (f"ndcg@{K}", f"recall@{K}", f"mrr@{K}")

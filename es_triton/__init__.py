@@ -1,0 +1,1 @@
+"""The Triton inference process: serves every deployed model version of the catalogue."""
