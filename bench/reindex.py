@@ -22,7 +22,7 @@ import asyncpg
 import grpc
 
 from bench.common import Row, base_parser, report, running_stack, wait_all
-from embedding_studio.client import AsyncClient, build_upsert_item, from_struct
+from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import common_pb2, deployment_pb2, upsert_pb2
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
@@ -124,7 +124,7 @@ async def main_async(args: argparse.Namespace) -> None:
             reindex_s = time.perf_counter() - started
             if task.status != common_pb2.TASK_STATUS_DONE:
                 raise RuntimeError(f"reindex ended {task.status}: {task.error}")
-            copied = int(from_struct(task.result)["item_count"])
+            copied = task.reindex.item_count
             print(
                 f"reindex: {copied} items in {reindex_s:.1f} s = {copied / reindex_s:.1f} items/s"
             )

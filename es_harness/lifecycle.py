@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, ItemInput, from_struct
+from embedding_studio.client import TERMINAL_TASK_STATUSES, Client, ItemInput
 from embedding_studio.v1 import clickstream_pb2, common_pb2, ranking_pb2, task_pb2
 from es_core.evaluation.click_model import CascadeClickModel
 from es_core.evaluation.metrics import evaluate_rankings
@@ -182,7 +182,7 @@ def improve(
         done = client.wait_for_task(task_id, timeout_seconds=3600)
         if done.status != common_pb2.TASK_STATUS_DONE:
             raise RuntimeError(f"improvement task {task_id} ended: {done.error}")
-        improved += int(from_struct(done.result).get("improved_sessions", 0))
+        improved += done.improvement.improved_sessions
         advance(size)
     return queued, improved, time.perf_counter() - started
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from es_core.filters.validation import check_field_path, validate_filter
 from es_core.item_input import ItemInput, PartInput
 from es_core.search.query import SearchHit, SortSpec
 from es_core.storage.item_rows import StoredItem
+from es_core.tasks import results
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
 
 
@@ -220,11 +222,30 @@ def task_to_proto(task: Task) -> common_pb2.Task:
         attempts=task.attempts,
         idempotency_key=task.idempotency_key or "",
         result=dict_to_struct(task.result),
+        **_outcome(task),
         create_time=timestamp(task.create_time),
         update_time=timestamp(task.update_time),
         start_time=timestamp(task.start_time),
         finish_time=timestamp(task.finish_time),
     )
+
+
+_OUTCOMES: dict[type[results.TaskResult], Any] = {
+    results.UpsertionResult: common_pb2.UpsertionResult,
+    results.DeletionResult: common_pb2.DeletionResult,
+    results.ImprovementResult: common_pb2.ImprovementResult,
+    results.DeploymentResult: common_pb2.DeploymentResult,
+    results.ReindexResult: common_pb2.ReindexResult,
+    results.RankingFitResult: common_pb2.RankingFitResult,
+}
+
+
+def _outcome(task: Task) -> dict[str, Any]:
+    """The task's typed outcome as the ``Task.outcome`` field named for its kind."""
+    typed = results.result_of(task)
+    if typed is None:
+        return {}
+    return {task.kind: _OUTCOMES[type(typed)](**asdict(typed))}
 
 
 def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:

@@ -20,6 +20,7 @@ from es_core.reindex.ranges import split_ranges
 from es_core.storage.catalog import get_collection, items_table
 from es_core.tasks import lookups
 from es_core.tasks.model import Task
+from es_core.tasks.results import ReindexResult, parse_result
 from es_core.tasks.store import (
     create_task,
     get_task,
@@ -96,9 +97,11 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
         if all(c["status"] == "done" for c in children):
             destination = await get_collection(conn, parent["params"]["destination_collection_id"])
             source = await get_collection(conn, parent["params"]["resolved_source_collection_id"])
+            ranges = [parse_result(ReindexResult, c["result"]) for c in children]
             result: dict[str, Any] = {
-                key: sum(int(c["result"].get(key, 0)) for c in children)
-                for key in ("copied", "already_present", "gone")
+                "copied": sum(r.copied for r in ranges),
+                "already_present": sum(r.already_present for r in ranges),
+                "gone": sum(r.gone for r in ranges),
             }
             # One statement, one snapshot: a write (which reaches both) cannot fall between.
             counts = await conn.fetchrow(
@@ -136,7 +139,7 @@ async def report_parent_progress(conn: asyncpg.Connection, parent_task_id: str) 
 async def _write_progress(
     conn: asyncpg.Connection, parent_task_id: str, children: list[asyncpg.Record]
 ) -> None:
-    done_items = sum(_done(c["result"]) for c in children)
+    done_items = sum(parse_result(ReindexResult, c["result"]).done for c in children)
     expected = sum(int(c["params"]["expected_count"]) for c in children)
     finished = sum(c["status"] == "done" for c in children)
     await lookups.set_waiting_progress(
@@ -145,10 +148,6 @@ async def _write_progress(
         min(1.0, done_items / max(1, expected)),
         f"{done_items} of about {expected} items; {finished} of {len(children)} ranges done",
     )
-
-
-def _done(result: dict[str, Any]) -> int:
-    return sum(int(result.get(k, 0)) for k in ("copied", "already_present", "gone"))
 
 
 async def _finish(

@@ -17,6 +17,7 @@ from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.parent import settle_parent, waiting_parents
 from es_core.serving.deploy_as_blue import advance, waiting_chains
 from es_core.tasks.model import Task
+from es_core.tasks.results import ReindexResult, parse_result
 from es_core.tasks.store import get_task
 
 log = logging.getLogger(__name__)
@@ -72,5 +73,6 @@ async def _settle(pool: asyncpg.Pool, parent_id: str) -> tuple[bool, list[Task]]
     """The parent brought up to date: whether that ended it, and its user-copies follow-up."""
     if await settle_parent(pool, parent_id) not in ("done", "failed"):
         return False, []
-    follow_up = (await get_task(pool, parent_id)).result.get("user_copies_task_id")
+    parent = await get_task(pool, parent_id)
+    follow_up = parse_result(ReindexResult, parent.result).user_copies_task_id
     return True, [await get_task(pool, str(follow_up))] if follow_up else []

@@ -182,6 +182,8 @@ def test_searches_never_fail_nor_mix_collections_during_reindex_and_switch(
         destination, task = reindex(client, model_id)
         during_reindex = searchers.count()
         assert task.result["item_count"] == task.result["source_item_count"]
+        assert task.reindex.item_count == task.result["item_count"] > 0
+        assert task.reindex.destination_collection_id == destination
         expected[destination] = expected_hits(client, claims, destination)
         switched = client.switch_blue_collection(destination, timeout=30)
         switched_at = searchers.count()
@@ -354,6 +356,7 @@ def _improve_a_result(client: Client, user_id: str, query: str) -> str:
     )
     done = client.wait_for_task(queued.task.task_id, timeout_seconds=300)
     assert done.status == DONE and done.result["improved_sessions"] == 1, done.error
+    assert done.improvement.improved_sessions == 1
     return clicked
 
 

@@ -183,6 +183,7 @@ def test_watch_task_streams_to_the_terminal_state_and_ends(client: Client) -> No
     assert steps == sorted(steps)
     assert last.progress == 1.0 and last.attempts == 1
     assert from_struct(last.result) == {"upserted_count": 1}
+    assert last.WhichOneof("outcome") == "upsertion" and last.upsertion.upserted_count == 1
     assert last.finish_time.seconds > 0 and last.start_time.seconds > 0
     assert item_ids(client, ["tk-watch"]) == ["tk-watch"]
     # Watching a finished task: its state once, then the end of the stream.

@@ -238,7 +238,7 @@ class SearchResult(_message.Message):
     def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ..., score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id")
+    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id", "upsertion", "deletion", "improvement", "deployment", "reindex", "ranking_fit")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +253,12 @@ class Task(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    UPSERTION_FIELD_NUMBER: _ClassVar[int]
+    DELETION_FIELD_NUMBER: _ClassVar[int]
+    IMPROVEMENT_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    REINDEX_FIELD_NUMBER: _ClassVar[int]
+    RANKING_FIT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     kind: TaskKind
     status: TaskStatus
@@ -267,4 +273,104 @@ class Task(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
     parent_task_id: str
-    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ...) -> None: ...
+    upsertion: UpsertionResult
+    deletion: DeletionResult
+    improvement: ImprovementResult
+    deployment: DeploymentResult
+    reindex: ReindexResult
+    ranking_fit: RankingFitResult
+    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ...) -> None: ...
+
+class UpsertionResult(_message.Message):
+    __slots__ = ("upserted_count",)
+    UPSERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    upserted_count: int
+    def __init__(self, upserted_count: _Optional[int] = ...) -> None: ...
+
+class DeletionResult(_message.Message):
+    __slots__ = ("deleted_count", "missing_count")
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MISSING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    deleted_count: int
+    missing_count: int
+    def __init__(self, deleted_count: _Optional[int] = ..., missing_count: _Optional[int] = ...) -> None: ...
+
+class ImprovementResult(_message.Message):
+    __slots__ = ("improved_sessions", "skipped_sessions", "copies_written", "skipped_because", "recomputed_in", "recomputed_from", "users")
+    class SkippedBecauseEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    IMPROVED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    COPIES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_BECAUSE_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTED_IN_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    improved_sessions: int
+    skipped_sessions: int
+    copies_written: int
+    skipped_because: _containers.ScalarMap[str, int]
+    recomputed_in: str
+    recomputed_from: str
+    users: int
+    def __init__(self, improved_sessions: _Optional[int] = ..., skipped_sessions: _Optional[int] = ..., copies_written: _Optional[int] = ..., skipped_because: _Optional[_Mapping[str, int]] = ..., recomputed_in: _Optional[str] = ..., recomputed_from: _Optional[str] = ..., users: _Optional[int] = ...) -> None: ...
+
+class DeploymentResult(_message.Message):
+    __slots__ = ("action", "model_id", "triton_models", "deployed")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRITON_MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYED_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    model_id: str
+    triton_models: _containers.RepeatedScalarFieldContainer[str]
+    deployed: bool
+    def __init__(self, action: _Optional[str] = ..., model_id: _Optional[str] = ..., triton_models: _Optional[_Iterable[str]] = ..., deployed: _Optional[bool] = ...) -> None: ...
+
+class ReindexResult(_message.Message):
+    __slots__ = ("copied", "already_present", "gone", "item_count", "source_item_count", "subtasks", "destination_collection_id", "user_copies_task_id", "checkpoint", "pages")
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    GONE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUBTASKS_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_COPIES_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    copied: int
+    already_present: int
+    gone: int
+    item_count: int
+    source_item_count: int
+    subtasks: int
+    destination_collection_id: str
+    user_copies_task_id: str
+    checkpoint: str
+    pages: int
+    def __init__(self, copied: _Optional[int] = ..., already_present: _Optional[int] = ..., gone: _Optional[int] = ..., item_count: _Optional[int] = ..., source_item_count: _Optional[int] = ..., subtasks: _Optional[int] = ..., destination_collection_id: _Optional[str] = ..., user_copies_task_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., pages: _Optional[int] = ...) -> None: ...
+
+class RankingFitResult(_message.Message):
+    __slots__ = ("version", "went_live", "metrics", "note")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WENT_LIVE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    went_live: bool
+    metrics: _containers.ScalarMap[str, float]
+    note: str
+    def __init__(self, version: _Optional[int] = ..., went_live: _Optional[bool] = ..., metrics: _Optional[_Mapping[str, float]] = ..., note: _Optional[str] = ...) -> None: ...
