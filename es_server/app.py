@@ -17,6 +17,8 @@ from embedding_studio.v1 import (
     deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     ranking_pb2,
     ranking_pb2_grpc,
     search_pb2,
@@ -28,21 +30,25 @@ from embedding_studio.v1 import (
     upsert_pb2_grpc,
 )
 from es_broker.celery_sender import CelerySender, broker_app
+from es_core.api_keys.verifier import KeyVerifier
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
+from es_server.auth import AuthInterceptor
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
 from es_server.services.fine_tune import FineTuneService
+from es_server.services.keys import KeyService
 from es_server.services.ranking import RankingService
 from es_server.services.search import SearchService
 from es_server.services.tasks import TaskService
 from es_server.services.unimplemented import add_pending_services
 from es_server.services.upsert import UpsertService
 from es_server.state import ServerState
+from es_server.tls import check_exposure, server_credentials
 
 log = logging.getLogger("es_server")
 
@@ -57,14 +63,20 @@ SERVICE_NAMES = [
         (ranking_pb2.DESCRIPTOR, "RankingService"),
         (task_pb2.DESCRIPTOR, "TaskService"),
         (suggestion_pb2.DESCRIPTOR, "SuggestionService"),
+        (keys_pb2.DESCRIPTOR, "KeyService"),
     ]
 ]
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
+    if state.settings.auth == "required":
+        # Outermost: a refused call reaches nothing else.
+        verifier = KeyVerifier(state.pool, state.settings.auth_cache_seconds)
+        interceptors.insert(0, AuthInterceptor(verifier, state.settings.auth_open_services))
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -77,6 +89,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     task_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(state), server)
     deployment_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentService(state), server)
     ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingService(state), server)
+    keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyService(state), server)
     add_pending_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -88,7 +101,9 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls for a few seconds and stop."""
-    # A plugin that cannot load stops the server here, before it takes any request.
+    # Unsafe exposure, like a plugin that cannot load, stops the server before it starts.
+    credentials = server_credentials(settings)
+    check_exposure(settings, tls=credentials is not None)
     plugin = load_plugin(settings)
     pool = await create_pool(settings, settings.require_postgres_dsn())
     blue = await prepare_database(pool, settings, plugin)
@@ -102,11 +117,20 @@ async def serve(settings: Settings) -> None:
         ServerState(settings, pool, encoders, plugin, task_sender)
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
-    server.add_insecure_port(address)
+    if credentials is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, credentials)
     await server.start()
     for name in ["", *SERVICE_NAMES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving on %s (blue collection %s)", address, blue.collection_id)
+    log.info(
+        "serving on %s (%s, auth %s; blue collection %s)",
+        address,
+        "TLS" if credentials else "plaintext",
+        settings.auth,
+        blue.collection_id,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -49,6 +49,8 @@ class Session:
     irrelevant: bool = False
     batch_id: str = ""
     events: list[Event] = field(default_factory=list)
+    # The app of the key that registered it ("" = none): keys of other apps never see it.
+    app: str = ""
 
     def content(self) -> dict[str, Any]:
         """What makes two registrations of one session_id the same session."""

@@ -20,8 +20,11 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 _SESSION_COLUMNS = (
     "session_id, user_id, query_text, results, filter, sort, meta, collection_id, irrelevant,"
-    " batch_id, create_time"
+    " batch_id, create_time, app"
 )
+# Every read and write of sessions takes the caller's ``app``: None reaches every app's
+# sessions; a name only that app's, and another app's session is as if it did not exist.
+_IN_APP = "($%d::text IS NULL OR app = $%d)"
 
 
 def _session(row: asyncpg.Record, events: list[Event] | None = None) -> Session:
@@ -38,6 +41,7 @@ def _session(row: asyncpg.Record, events: list[Event] | None = None) -> Session:
         irrelevant=row["irrelevant"],
         batch_id=row["batch_id"],
         events=events or [],
+        app=row["app"],
     )
 
 
@@ -84,8 +88,8 @@ async def register_session(
         batch_id = await collecting_batch(conn)
         row = await conn.fetchrow(
             f"INSERT INTO sessions (session_id, user_id, query_text, results, filter, sort, meta,"
-            f" collection_id, query_vector, batch_id, create_time, content_digest)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            f" collection_id, query_vector, batch_id, create_time, content_digest, app)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             f" ON CONFLICT (session_id) DO NOTHING RETURNING {_SESSION_COLUMNS}",
             session.session_id,
             session.user_id,
@@ -99,6 +103,7 @@ async def register_session(
             batch_id,
             create_time,
             digest,
+            session.app,
         )
     if row is not None:
         return _session(row), True
@@ -107,21 +112,27 @@ async def register_session(
         session.session_id,
     )
     assert existing is not None
-    if existing["content_digest"] != digest:
+    if existing["content_digest"] != digest or existing["app"] != session.app:
         raise AlreadyExists.field_error(
             "session.session_id", "was already registered with different content"
         )
     return _session(existing), False
 
 
-async def push_events(conn: asyncpg.Connection, events: list[Event], now: datetime) -> int:
+async def push_events(
+    conn: asyncpg.Connection, events: list[Event], now: datetime, app: str | None = None
+) -> int:
     """Record checked events in one statement; returns how many were new (the rest were
-    duplicates by event_id). Every session must exist: NOT_FOUND names the first that does not."""
+    duplicates by event_id). Every session must exist in ``app``: NOT_FOUND names the first
+    that does not."""
     session_ids = sorted({e.session_id for e in events})
     known = {
         r["session_id"]
         for r in await conn.fetch(
-            "SELECT session_id FROM sessions WHERE session_id = ANY($1::text[])", session_ids
+            "SELECT session_id FROM sessions WHERE session_id = ANY($1::text[]) AND "
+            + _IN_APP % (2, 2),
+            session_ids,
+            app,
         )
     }
     for i, event in enumerate(events):
@@ -226,9 +237,13 @@ def _event(e: asyncpg.Record) -> Event:
     )
 
 
-async def get_session(conn: Conn, session_id: str, field: str = "session_id") -> Session:
+async def get_session(
+    conn: Conn, session_id: str, field: str = "session_id", app: str | None = None
+) -> Session:
     row = await conn.fetchrow(
-        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1 AND " + _IN_APP % (2, 2),
+        session_id,
+        app,
     )
     if row is None:
         raise NotFound.field_error(field, f"session {session_id!r} does not exist")
@@ -242,12 +257,17 @@ async def get_session(conn: Conn, session_id: str, field: str = "session_id") ->
     return _session(row, events)
 
 
-async def mark_irrelevant(conn: asyncpg.Connection, session_id: str) -> Session:
+async def mark_irrelevant(
+    conn: asyncpg.Connection, session_id: str, app: str | None = None
+) -> Session:
     """Learning ignores the session from now on; a queued improvement of it is skipped."""
     async with conn.transaction():
         updated = await conn.fetchval(
-            "UPDATE sessions SET irrelevant = true WHERE session_id = $1 RETURNING session_id",
+            "UPDATE sessions SET irrelevant = true WHERE session_id = $1 AND "
+            + _IN_APP % (2, 2)
+            + " RETURNING session_id",
             session_id,
+            app,
         )
         if updated is None:
             raise NotFound.field_error("session_id", f"session {session_id!r} does not exist")
@@ -256,7 +276,7 @@ async def mark_irrelevant(conn: asyncpg.Connection, session_id: str) -> Session:
             " process_time = now() WHERE session_id = $1 AND state = 'queued'",
             session_id,
         )
-    return await get_session(conn, session_id)
+    return await get_session(conn, session_id, app=app)
 
 
 async def list_sessions(
@@ -268,6 +288,7 @@ async def list_sessions(
     start_time: datetime | None = None,
     end_time: datetime | None = None,
     batch_id: str = "",
+    app: str | None = None,
 ) -> tuple[list[Session], str]:
     """Newest first, keyset-paged on (create_time, session_id); events are not included."""
     scope: dict[str, Any] = {
@@ -282,7 +303,7 @@ async def list_sessions(
         " WHERE ($1 = '' OR user_id = $1) AND ($2::timestamptz IS NULL OR create_time >= $2)"
         " AND ($3::timestamptz IS NULL OR create_time < $3) AND ($4 = '' OR batch_id = $4)"
         " AND ($5::timestamptz IS NULL OR (create_time, session_id) < ($5, $6::text))"
-        " ORDER BY create_time DESC, session_id DESC LIMIT $7",
+        " AND " + _IN_APP % (8, 8) + " ORDER BY create_time DESC, session_id DESC LIMIT $7",
         user_id,
         start_time,
         end_time,
@@ -290,20 +311,23 @@ async def list_sessions(
         after_time,
         after_id,
         page_size + 1,
+        app,
     )
     sessions = [_session(r) for r in rows]
     return time_page(sessions, page_size, lambda s: (s.create_time, s.session_id), scope)
 
 
-async def queue_for_improvement(conn: Conn, session_ids: list[str]) -> int:
-    """Queue the known, relevant sessions among ``session_ids``; returns how many are queued.
+async def queue_for_improvement(conn: Conn, session_ids: list[str], app: str | None = None) -> int:
+    """Queue the known, relevant sessions of ``app`` among ``session_ids``; returns how many
+    are queued.
 
     A session already done is queued again (its events may have grown since)."""
     rows = await conn.fetch(
         "INSERT INTO improvement_queue (session_id)"
         " SELECT session_id FROM sessions WHERE session_id = ANY($1::text[]) AND NOT irrelevant"
-        " ON CONFLICT (session_id) DO UPDATE SET state = 'queued', queue_time = now(), note = ''"
-        " RETURNING session_id",
+        " AND " + _IN_APP % (2, 2) + " ON CONFLICT (session_id) DO UPDATE SET state = 'queued',"
+        " queue_time = now(), note = '' RETURNING session_id",
         session_ids,
+        app,
     )
     return len(rows)

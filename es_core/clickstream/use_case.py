@@ -1,5 +1,9 @@
 """The clickstream use cases behind ClickstreamService: sessions and events in, sessions read
-and listed, sessions queued for improvement."""
+and listed, sessions queued for improvement.
+
+Each takes the caller's ``app`` (from its API key): None reaches every app's sessions; a name
+registers sessions in that app and sees only them: another app's session is NOT_FOUND, as if it
+did not exist, and listings leave it out."""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ class QueuedForImprovement:
     task: Task  # the improvement task that will use them
 
 
-async def register_session(ctx: Context, session: Session) -> Session:
+async def register_session(ctx: Context, session: Session, app: str | None = None) -> Session:
     """The session as stored, in the named collection (else the blue one); registering the
     same session again returns the first."""
     check_session(session, ctx.settings)
@@ -57,41 +61,47 @@ async def register_session(ctx: Context, session: Session) -> Session:
         collection = await resolve_collection(
             conn, session.collection_id, field="session.collection_id"
         )
-        session = dataclasses.replace(session, collection_id=collection.collection_id)
+        session = dataclasses.replace(
+            session, collection_id=collection.collection_id, app=app or ""
+        )
         stored, _ = await store.register_session(conn, session, create_time, None)
     return stored
 
 
-async def push_events(ctx: Context, events: list[Event]) -> PushedEvents:
+async def push_events(ctx: Context, events: list[Event], app: str | None = None) -> PushedEvents:
     check_events(events, ctx.settings)
     async with ctx.pool.acquire() as conn:
-        accepted = await store.push_events(conn, events, datetime.now(UTC))
+        accepted = await store.push_events(conn, events, datetime.now(UTC), app)
     return PushedEvents(accepted, len(events) - accepted)
 
 
-async def push_event_stream(ctx: Context, batches: AsyncIterable[list[Event]]) -> PushedEvents:
+async def push_event_stream(
+    ctx: Context, batches: AsyncIterable[list[Event]], app: str | None = None
+) -> PushedEvents:
     """Each batch is recorded as it arrives; a bad one ends the stream with its error (what
     came before stays recorded; resending it is safe, events deduplicate)."""
     accepted = duplicates = 0
     async for events in batches:
-        pushed = await push_events(ctx, events)
+        pushed = await push_events(ctx, events, app)
         accepted += pushed.accepted_count
         duplicates += pushed.duplicate_count
     return PushedEvents(accepted, duplicates)
 
 
-async def mark_session_irrelevant(ctx: Context, session_id: str) -> Session:
+async def mark_session_irrelevant(ctx: Context, session_id: str, app: str | None = None) -> Session:
     check_id(session_id, "session_id", ctx.settings)
     async with ctx.pool.acquire() as conn:
-        return await store.mark_irrelevant(conn, session_id)
+        return await store.mark_irrelevant(conn, session_id, app)
 
 
-async def get_session(ctx: Context, session_id: str) -> Session:
+async def get_session(ctx: Context, session_id: str, app: str | None = None) -> Session:
     check_id(session_id, "session_id", ctx.settings)
-    return await store.get_session(ctx.pool, session_id)
+    return await store.get_session(ctx.pool, session_id, app=app)
 
 
-async def list_sessions(ctx: Context, request: ListSessionsInput) -> Page[Session]:
+async def list_sessions(
+    ctx: Context, request: ListSessionsInput, app: str | None = None
+) -> Page[Session]:
     """Sessions newest first, narrowed by user, time range and batch."""
     page_size = request.page.size(ctx.settings)
     check_user_id(request.user_id, ctx.settings)
@@ -108,17 +118,18 @@ async def list_sessions(ctx: Context, request: ListSessionsInput) -> Page[Sessio
         start_time=start,
         end_time=end,
         batch_id=request.batch_id,
+        app=app,
     )
     return Page(sessions, token)
 
 
 async def use_sessions_for_improvement(
-    ctx: Context, session_ids: list[str]
+    ctx: Context, session_ids: list[str], app: str | None = None
 ) -> QueuedForImprovement:
-    """The sessions are queued and an improvement task created in one transaction; the task
-    is sent once it commits."""
+    """The sessions (of ``app``; others are not counted) are queued and an improvement task
+    created in one transaction; the task is sent once it commits."""
     ids = check_object_ids(session_ids, "session_ids", ctx.settings)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        queued = await store.queue_for_improvement(conn, ids)
+        queued = await store.queue_for_improvement(conn, ids, app)
         task, created = await create_task(conn, "improvement", {"requested": len(ids)})
     return QueuedForImprovement(queued, await ctx.send_if_created(task, created))

@@ -133,6 +133,8 @@ class SearchInput:
     # How the filter and sort were written, kept with a recorded session.
     filter_json: dict[str, Any] | None = None
     sort_json: dict[str, Any] | None = None
+    # The caller's app: the session the search records belongs to it ("" = none).
+    app: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,7 @@ async def _record_session(
         filter=request.filter_json,
         sort=request.sort_json,
         collection_id=collection.collection_id,
+        app=request.app,
     )
     async with ctx.pool.acquire() as conn, conn.transaction():
         await register_session(conn, session, datetime.now(UTC), page.vector)

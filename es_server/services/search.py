@@ -11,6 +11,7 @@ from embedding_studio.v1 import common_pb2, search_pb2, search_pb2_grpc
 from es_core.search.by_payload import PayloadSearchInput, count_matching_items, search_by_payload
 from es_core.search.similar import SimilarItemsInput, find_similar_items
 from es_core.search.use_case import PageOptions, SearchInput, page_options, search
+from es_server.auth import caller_app
 from es_server.convert import (
     dict_to_struct,
     hit_to_proto,
@@ -64,6 +65,7 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
                 interleave=request.interleave,
                 filter_json=optional_json(request, "filter"),
                 sort_json=optional_json(request, "sort"),
+                app=caller_app() or "",
             ),
         )
         return search_pb2.SearchResponse(

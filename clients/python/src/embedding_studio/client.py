@@ -22,6 +22,7 @@ from embedding_studio.v1 import (
     deployment_pb2_grpc,
     fine_tune_pb2,
     fine_tune_pb2_grpc,
+    keys_pb2_grpc,
     ranking_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
@@ -150,6 +151,71 @@ def _ended_early(task_id: str, last: common_pb2.Task | None) -> RuntimeError:
     )
 
 
+def _channel_credentials(
+    credentials: grpc.ChannelCredentials | None, root_certificates: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials: the ones given, else TLS trusting ``root_certificates`` (PEM); None =
+    plaintext."""
+    if credentials is None and root_certificates is not None:
+        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return credentials
+
+
+def _bearer(details: Any, api_key: str) -> Any:
+    """The call's details with ``authorization: Bearer <api_key>`` added to its metadata."""
+    return details._replace(
+        metadata=[*(details.metadata or ()), ("authorization", f"Bearer {api_key}")]
+    )
+
+
+class _BearerKey(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Sends the API key with every call of a blocking channel (TLS or not)."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_bearer(details, self.api_key), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(_bearer(details, self.api_key), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(_bearer(details, self.api_key), requests)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(_bearer(details, self.api_key), requests)
+
+
+class _AioBearerKey(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Sends the API key with every call of an asyncio channel (TLS or not)."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_bearer(details, self.api_key), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_bearer(details, self.api_key), request)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_bearer(details, self.api_key), requests)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_bearer(details, self.api_key), requests)
+
+
 def _aio_stub(stub_class: Callable[[Any], object], channel: grpc.aio.Channel) -> Any:
     """A generated stub over an aio channel; its ``XAsyncStub`` type exists only in the .pyi."""
     return stub_class(channel)
@@ -158,6 +224,8 @@ def _aio_stub(stub_class: Callable[[Any], object], channel: grpc.aio.Channel) ->
 class Client:
     """Blocking client. Built from a target ("127.0.0.1:50051") or an existing ``grpc.Channel``.
 
+    ``api_key`` (a token from ``es keys create`` or KeyService) goes with every call;
+    ``root_certificates`` (PEM, e.g. the CA ``es up --tls`` wrote) makes the channel TLS.
     ``close()`` closes the channel only when the client created it.
     """
 
@@ -167,16 +235,22 @@ class Client:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         options: _ChannelOptions = (),
+        api_key: str | None = None,
+        root_certificates: bytes | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
-            self.channel: grpc.Channel = (
-                grpc.secure_channel(target, credentials, options=options)
-                if credentials
+            tls = _channel_credentials(credentials, root_certificates)
+            self._own: grpc.Channel = (
+                grpc.secure_channel(target, tls, options=options)
+                if tls
                 else grpc.insecure_channel(target, options=options)
             )
+            self.channel: grpc.Channel = self._own
         else:
-            self.channel = target
+            self._own = self.channel = target
+        if api_key:
+            self.channel = grpc.intercept_channel(self.channel, _BearerKey(api_key))
         self.search = search_pb2_grpc.SearchServiceStub(self.channel)
         self.clickstream = clickstream_pb2_grpc.ClickstreamServiceStub(self.channel)
         self.upsert = upsert_pb2_grpc.UpsertServiceStub(self.channel)
@@ -185,6 +259,7 @@ class Client:
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
         self.suggestions = suggestion_pb2_grpc.SuggestionServiceStub(self.channel)
         self.ranking = ranking_pb2_grpc.RankingServiceStub(self.channel)
+        self.keys = keys_pb2_grpc.KeyServiceStub(self.channel)
 
     def search_text(
         self,
@@ -360,7 +435,7 @@ class Client:
     def close(self) -> None:
         """Close the channel if this client created it."""
         if self._owns_channel:
-            self.channel.close()
+            self._own.close()
 
     def __enter__(self) -> Self:
         return self
@@ -383,15 +458,23 @@ class AsyncClient:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         options: _ChannelOptions = (),
+        api_key: str | None = None,
+        root_certificates: bytes | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
+            tls = _channel_credentials(credentials, root_certificates)
+            # An aio channel takes its interceptors when it is made, so only an own channel
+            # can carry the key.
+            interceptors = [_AioBearerKey(api_key)] if api_key else None
             self.channel: grpc.aio.Channel = (
-                grpc.aio.secure_channel(target, credentials, options=options)
-                if credentials
-                else grpc.aio.insecure_channel(target, options=options)
+                grpc.aio.secure_channel(target, tls, options=options, interceptors=interceptors)
+                if tls
+                else grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
             )
         else:
+            if api_key:
+                raise ValueError("api_key needs a target; add the key to your own channel")
             self.channel = target
         c = self.channel
         self.search: search_pb2_grpc.SearchServiceAsyncStub = _aio_stub(
@@ -416,6 +499,7 @@ class AsyncClient:
         self.ranking: ranking_pb2_grpc.RankingServiceAsyncStub = _aio_stub(
             ranking_pb2_grpc.RankingServiceStub, c
         )
+        self.keys: keys_pb2_grpc.KeyServiceAsyncStub = _aio_stub(keys_pb2_grpc.KeyServiceStub, c)
 
     async def search_text(
         self,
