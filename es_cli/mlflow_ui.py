@@ -1,15 +1,14 @@
 """``es up --mlflow-ui``: the MLflow UI over the stack's tracking store, on localhost.
 
-The UI is ``python -m mlflow server`` (UI + REST API) as one more child of ``es up``: one
-uvicorn worker, no MLflow job runner, bound to 127.0.0.1. It is started in its own session so
-that stopping it can signal the MLflow launcher and the uvicorn process it spawns together.
+The UI is MLflow's server application (UI + REST API) behind a guard that refuses every write
+(``es_cli.mlflow_read_only``), as one more child of ``es up``: one uvicorn process, no MLflow
+job runner, bound to 127.0.0.1, in its own process group, stopped with it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from es_cli.process_group import spawn
 from es_core.config import Settings
 
 log = logging.getLogger("es.mlflow_ui")
@@ -53,20 +53,16 @@ def mlflow_ui_command(settings: Settings, python: str = sys.executable) -> list[
     argv = [
         python,
         "-m",
-        "mlflow",
-        "server",
+        "es_cli.mlflow_read_only",
         "--backend-store-uri",
         settings.resolved_mlflow_tracking_uri,
         "--host",
         HOST,
         "--port",
         str(settings.mlflow_ui_port),
-        "--workers",
-        "1",
     ]
     if not settings.mlflow_tracking_uri:
-        artifacts = settings.mlflow_artifacts_dir.as_uri()
-        argv += ["--default-artifact-root", artifacts, "--artifacts-destination", artifacts]
+        argv += ["--artifacts", settings.mlflow_artifacts_dir.as_uri()]
     return argv
 
 
@@ -93,16 +89,7 @@ def start_mlflow_ui(
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     if not settings.mlflow_tracking_uri:
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
-        # Own session (and process group): a terminal Ctrl-C reaches only `es up`.
-        return subprocess.Popen(
-            argv,
-            env=mlflow_ui_env(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return spawn(argv, mlflow_ui_env(env), log_path)
 
 
 def mlflow_ui_answers(url: str, timeout: float = 2.0) -> bool:
@@ -144,36 +131,3 @@ def announce_when_ready(
     thread = threading.Thread(target=run, name="mlflow-ui-ready", daemon=True)
     thread.start()
     return thread
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member we cannot signal: still there
-        return True
-    return True
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_mlflow_ui(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGTERM the UI's process group (launcher and uvicorn), SIGKILL what outlives ``timeout``."""
-    pgid = process.pid  # the session leader: its pid is the group id
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("the MLflow UI did not stop in %.0f s; killing it", timeout)
-    while _group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(pgid):
-        _signal_group(pgid, signal.SIGKILL)
-    process.wait()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -28,9 +29,11 @@ from es_cli.mlflow_ui import (
     mlflow_ui_command,
     mlflow_ui_url,
     start_mlflow_ui,
-    stop_mlflow_ui,
 )
-from es_core.config import Settings
+from es_cli.process_group import die_with_parent, last_lines, spawn, stop_group
+from es_cli.reaper import Reaper
+from es_cli.restarts import RestartPolicy
+from es_core.config import Settings, redacted_url
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import Unavailable
 from es_core.plugins.protocol import FineTuningMethod
@@ -43,10 +46,28 @@ log = logging.getLogger("es.up")
 STACK_FILE = "stack.json"
 MLFLOW_UI = "mlflow-ui"
 TRITON = "triton"
+BEAT = "beat"
+# Stopped in this order: nothing new is scheduled or asked for, then the workers finish, and
+# Triton goes last (the server and the worker encode through it until they stop).
+STOP_ORDER = [MLFLOW_UI, BEAT, "server", "worker", TRITON]
 # Triton starts in seconds; loading the blue model's encoders takes a few more.
 TRITON_READY_SECONDS = 300.0
 # How long the UI gets to answer before `es up` logs a warning (the stack never waits for it).
 MLFLOW_UI_READY_SECONDS = 300.0
+
+
+class GaveUp(RuntimeError):
+    """A child died too often within the restart window; the stack stops."""
+
+
+@dataclass
+class Child:
+    """One supervised process, and how to start it again."""
+
+    start: Callable[[], subprocess.Popen[bytes]]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    restart_at: float | None = None
 
 
 @dataclass
@@ -57,7 +78,8 @@ class Stack:
     mlflow_ui: bool = False
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    children: dict[str, Child] = field(default_factory=dict)
+    reaper: Reaper | None = None
     postgres_dsn: str = ""
     redis_url: str = ""
     mlflow_ui_url: str = ""
@@ -86,6 +108,8 @@ class Stack:
             raise SystemExit(f"es up: {exc}") from None
         logs = data_dir / "logs"
         logs.mkdir(exist_ok=True)
+        # First: whatever starts after it is stopped even if `es up` is killed.
+        self.reaper = Reaper()
         if self.mlflow_ui:
             # First: it is the slowest to answer, and nothing else waits for it.
             self._start_mlflow_ui(logs / "mlflow-ui.log")
@@ -94,6 +118,7 @@ class Stack:
             self.postgres_dsn = self.settings.postgres_dsn
         else:
             self.postgres = start_postgres(self.settings.embedded_postgres_dir.resolve())
+            self.reaper.guard_postmaster(self.postgres.pid)
             self.postgres_dsn = self.postgres.dsn
         log.info("postgres: %s", self.postgres_dsn)
         if self.settings.redis_url:
@@ -104,9 +129,15 @@ class Stack:
                 raise RuntimeError(
                     f"port {port} for Redis is in use; choose another with ES_REDIS_PORT"
                 )
-            self.redis = start_redis(self.settings.embedded_redis_dir, port)
+            self.redis = start_redis(
+                self.settings.embedded_redis_dir,
+                port,
+                user=self.settings.redis_user,
+                preexec_fn=die_with_parent(os.getpid()),
+            )
+            self.reaper.guard_group(self.redis.process.pid)
             self.redis_url = self.redis.url
-        log.info("redis: %s", self.redis_url)
+        log.info("redis: %s", redacted_url(self.redis_url))
         blue_model_id = asyncio.run(self._prepare_database(plugin))
 
         env = {
@@ -125,6 +156,9 @@ class Stack:
             env["ES_TLS_KEY_FILE"] = str(tls.key_file)
             self.tls_ca_file = str(tls.ca_file)
             log.info("tls: clients trust %s", tls.ca_file)
+        if self.redis is not None:
+            # The environment, never a command line: `ps` shows every user the arguments.
+            env["ES_REDIS_PASSWORD"] = self.redis.password
         self._start_triton(env, logs / "triton.log", blue_model_id)
         if self.triton_url:
             env["ES_TRITON_URL"] = self.triton_url
@@ -137,9 +171,6 @@ class Stack:
                 "-A",
                 "es_workers.app:celery_app",
                 "worker",
-                "--beat",
-                "--schedule",
-                str(data_dir / "celerybeat-schedule"),
                 "--queues",
                 ",".join(QUEUES),
                 "--pool",
@@ -152,13 +183,37 @@ class Stack:
             env,
             logs / "worker.log",
         )
+        # The one scheduler of periodic tasks: its own child, so that a worker restarted (or
+        # several workers) never means two beats sending every periodic task twice.
+        self._spawn(
+            BEAT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "es_workers.app:celery_app",
+                "beat",
+                "--schedule",
+                str(data_dir / "celerybeat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+            env,
+            logs / "beat.log",
+        )
         self._spawn("server", [sys.executable, "-m", "es_server"], env, logs / "server.log")
         self._wait_until_serving(timeout=180)
+        self._write_stack_file()
+
+    def _write_stack_file(self) -> None:
+        """What tests and tools read about the running stack (no secrets: others may read it)."""
+        data_dir = self.settings.data_dir.resolve()
         info: dict[str, object] = {
             "grpc_address": self.grpc_address,
             "postgres_dsn": self.postgres_dsn,
-            "redis_url": self.redis_url,
-            "pids": {name: p.pid for name, p in self.children.items()},
+            "redis_url": redacted_url(self.redis_url),
+            "pids": {name: child.process.pid for name, child in self.children.items()},
         }
         if self.mlflow_ui_url:
             info["mlflow_ui_url"] = self.mlflow_ui_url
@@ -181,7 +236,13 @@ class Stack:
         process = start_mlflow_ui(self.settings, log_path)
         if process is None:
             return
-        self.children[MLFLOW_UI] = process
+
+        def restart() -> subprocess.Popen[bytes]:
+            again = start_mlflow_ui(self.settings, log_path)
+            assert again is not None
+            return again
+
+        self._adopt(MLFLOW_UI, restart, log_path, process)
         self.mlflow_ui_url = mlflow_ui_url(self.settings)
         log.info("%s started (pid %d, log %s)", MLFLOW_UI, process.pid, log_path)
         announce_when_ready(process, self.mlflow_ui_url, MLFLOW_UI_READY_SECONDS, self._stopping)
@@ -237,12 +298,22 @@ class Stack:
         )
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        out = open(log_path, "ab")
-        # Own session: a terminal Ctrl-C reaches only `es up`, which stops children in order.
-        self.children[name] = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.info("%s started (pid %d, log %s)", name, self.children[name].pid, log_path)
+        def start() -> subprocess.Popen[bytes]:
+            return spawn(argv, env, log_path)
+
+        self._adopt(name, start, log_path, start())
+        log.info("%s started (pid %d, log %s)", name, self.children[name].process.pid, log_path)
+
+    def _adopt(
+        self,
+        name: str,
+        start: Callable[[], subprocess.Popen[bytes]],
+        log_path: Path,
+        process: subprocess.Popen[bytes],
+    ) -> None:
+        assert self.reaper is not None
+        self.reaper.guard_group(process.pid)
+        self.children[name] = Child(start, log_path, process)
 
     def _wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -271,28 +342,54 @@ class Stack:
         return grpc.secure_channel(self.grpc_address, grpc.ssl_channel_credentials(root))
 
     def check_children(self) -> None:
+        """While starting, any child that dies stops the start (a port taken, a bad setting)."""
         for name, child in self.children.items():
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {child.returncode}; see its log")
+            if child.process.poll() is not None:
+                code = child.process.returncode
+                raise RuntimeError(f"{name} exited with code {code}; see its log")
+
+    def supervise(self, policy: RestartPolicy, now: float) -> None:
+        """Once started: a child that died is restarted after its backoff; one that died too
+        often raises ``GaveUp`` naming it, with the end of its log."""
+        for name, child in self.children.items():
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._restart(name, child)
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            # What the dead child left in its group (a launcher's own children) goes too.
+            stop_group(child.process, name, timeout=10)
+            assert self.reaper is not None
+            self.reaper.forget_group(child.process.pid)
+            delay = policy.failed(name, now)
+            if delay is None:
+                raise GaveUp(
+                    f"{name} exited with code {code}: {policy.failures(name)} failures within "
+                    f"{policy.window:.0f}s, giving up. The end of {child.log_path}:\n"
+                    + last_lines(child.log_path)
+                )
+            log.warning("%s exited with code %s; restarting it in %.1fs", name, code, delay)
+            child.restart_at = now + delay
+
+    def _restart(self, name: str, child: Child) -> None:
+        child.process = child.start()
+        child.restart_at = None
+        assert self.reaper is not None
+        self.reaper.guard_group(child.process.pid)
+        log.info("%s restarted (pid %d)", name, child.process.pid)
+        self._write_stack_file()
 
     def stop(self) -> None:
         self._stopping.set()
-        ui = self.children.get(MLFLOW_UI)
-        if ui is not None:
-            stop_mlflow_ui(ui)
-            log.info("%s stopped", MLFLOW_UI)
-        # Triton last: the server and the worker encode through it until they stop.
-        for name in ["server", "worker", TRITON]:
+        for name in STOP_ORDER:
             child = self.children.get(name)
-            if child is None or child.poll() is not None:
+            if child is None:
                 continue
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in 30 s; killing it", name)
-                child.kill()
-                child.wait()
+            stop_group(child.process, name)
+            if self.reaper is not None:
+                self.reaper.forget_group(child.process.pid)
             log.info("%s stopped", name)
         if self.redis is not None:
             self.redis.stop()
@@ -300,6 +397,8 @@ class Stack:
         if self.postgres is not None:
             self.postgres.stop()
             log.info("postgres stopped")
+        if self.reaper is not None:
+            self.reaper.close()
         (self.settings.data_dir.resolve() / STACK_FILE).unlink(missing_ok=True)
         if self._lock_file is not None:
             self._lock_file.close()
@@ -327,6 +426,12 @@ def run_stack(settings: Settings, *, mlflow_ui: bool = False) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stack = Stack(settings, mlflow_ui=mlflow_ui)
+    policy = RestartPolicy(
+        backoff=settings.restart_backoff_seconds,
+        max_backoff=settings.restart_max_backoff_seconds,
+        max_failures=settings.restart_max_failures,
+        window=settings.restart_window_seconds,
+    )
     code = 0
     try:
         stack.start()
@@ -335,7 +440,7 @@ def run_stack(settings: Settings, *, mlflow_ui: bool = False) -> int:
             flush=True,
         )
         while not stopping:
-            stack.check_children()
+            stack.supervise(policy, time.monotonic())
             time.sleep(0.2)
     except (RuntimeError, OSError) as exc:
         log.error("%s", exc)

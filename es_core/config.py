@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,11 @@ class Settings(BaseSettings):
     postgres_dsn: str = Field(default="", description="external PostgreSQL; empty = embedded")
     redis_url: str = Field(default="", description="external Redis; empty = embedded")
     redis_port: int = Field(default=6390, description="port of the embedded Redis")
+    # The Redis password, kept apart from the URL so that no URL logged or shown carries it;
+    # ``es up`` generates the embedded Redis's and hands it to its children this way.
+    redis_password: SecretStr = SecretStr("")
+    # The account the embedded Redis runs as when ``es up`` runs as root (it never runs as root).
+    redis_user: str = "nobody"
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
 
@@ -216,10 +222,26 @@ class Settings(BaseSettings):
     interleaving_max_sessions: int = Field(default=2000, ge=1)
     interleaving_max_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
+    # ``es up`` restarts a child that died (worker, beat, server, Triton, MLflow UI) after
+    # restart_backoff_seconds, doubled at each failure up to restart_max_backoff_seconds, and
+    # gives up (stops the stack, exit code 1) at restart_max_failures within restart_window_seconds.
+    restart_backoff_seconds: float = Field(default=1.0, gt=0)
+    restart_max_backoff_seconds: float = Field(default=30.0, gt=0)
+    restart_max_failures: int = Field(default=5, ge=1)
+    restart_window_seconds: float = Field(default=300.0, gt=0)
+
     @property
     def broker_url(self) -> str:
-        """The configured Redis, else the embedded one on loopback."""
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        """The configured Redis, else the embedded one on loopback; with the password when one
+        is set and the URL has none. Never log it: log ``redacted_url(...)``."""
+        url = self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        password = self.redis_password.get_secret_value()
+        parts = urlsplit(url)
+        if not password or parts.password is not None:
+            return url
+        user = quote(parts.username or "", safe="")
+        netloc = f"{user}:{quote(password, safe='')}@{parts.netloc.rpartition('@')[2]}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     def require_postgres_dsn(self) -> str:
         """Server and workers never start a database themselves: ``es up`` hands them a DSN."""
@@ -259,6 +281,15 @@ class Settings(BaseSettings):
     @property
     def embedded_redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for logs and files others read."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
 @lru_cache(maxsize=1)

@@ -61,7 +61,12 @@ def test_data_survives_a_restart_and_sigterm_stops_everything(tmp_path: Path) ->
 def test_external_postgres_and_redis_by_url(tmp_path: Path, pg_server: EmbeddedPostgres) -> None:
     redis = start_redis(tmp_path / "redis", free_port())
     try:
-        env = {"ES_POSTGRES_DSN": pg_server.dsn, "ES_REDIS_URL": redis.url, **NO_TRITON}
+        env = {
+            "ES_POSTGRES_DSN": pg_server.dsn,
+            "ES_REDIS_URL": redis.url,
+            "ES_REDIS_PASSWORD": redis.password,
+            **NO_TRITON,
+        }
         with ThrowawayStack(tmp_path / "data", extra_env=env) as info:
             assert info.postgres_dsn == pg_server.dsn and info.redis_url == redis.url
             with Client(info.grpc_address) as client:
