@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from es_core.collections.write_targets import write_targets
 from es_core.context import Context
 from es_core.item_input import ItemInput, check_items, check_object_ids, check_vectors_fit
+from es_core.item_versions import stamp_write_version
 from es_core.storage import item_rows as stored
 from es_core.storage.catalog import resolve_collection
 from es_core.tasks.model import Task, TaskKind
@@ -83,7 +84,8 @@ async def _start(
     params: dict[str, object],
     idempotency_key: str,
 ) -> Task:
-    """Resolve the collection and create the task row in one transaction, then send it."""
+    """Resolve the collection and create the task row with its write version in one
+    transaction, then send it."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         collection = await resolve_collection(conn, collection_id)
         task, created = await create_task(
@@ -92,4 +94,6 @@ async def _start(
             {"collection_id": collection.collection_id, **params},
             idempotency_key=idempotency_key,
         )
+        if created:
+            task = await stamp_write_version(conn, task)
     return await ctx.send_if_created(task, created)

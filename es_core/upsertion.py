@@ -2,7 +2,11 @@
 
 While a reindex fills a green collection, a write reaches it too (see
 ``es_core.collections.write_targets``): each batch is encoded once per model and written to
-every target collection in the same transaction, oldest collection first."""
+every target collection in the same transaction, oldest collection first.
+
+Writes are ordered by the version each request was given when accepted: a write replayed or
+restarted after a newer one leaves what the newer one wrote (see
+``es_core.storage.item_rows``)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,15 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.item_input import ItemInput
 from es_core.splitter import split_text
-from es_core.storage.item_rows import AVERAGE_PART_ID, average_vector, delete_items, replace_items
+from es_core.storage.item_rows import (
+    AVERAGE_PART_ID,
+    UNVERSIONED,
+    WriteOutcome,
+    average_vector,
+    delete_items,
+    replace_items,
+)
+from es_core.tasks.results import MAX_SUPERSEDED_IDS_LISTED
 
 Split = Callable[[str], list[str]]
 
@@ -96,6 +108,17 @@ def build_rows(
     return rows
 
 
+def _result(counts: dict[str, int], superseded: list[str]) -> dict[str, Any]:
+    """A write's stored result; the superseded ones are named only when there are any."""
+    if not superseded:
+        return counts
+    return {
+        **counts,
+        "superseded_count": len(superseded),
+        "superseded_object_ids": superseded[:MAX_SUPERSEDED_IDS_LISTED],
+    }
+
+
 async def run_upsertion(
     pool: asyncpg.Pool,
     collection: Collection,
@@ -104,17 +127,24 @@ async def run_upsertion(
     settings: Settings,
     progress: Progress,
     split: Split | None = None,
+    *,
+    version: int = UNVERSIONED,
 ) -> dict[str, Any]:
-    """Write ``items``; re-running it writes the same rows again (idempotent by object_id)."""
+    """Write ``items`` at ``version``, leaving those a newer write reached as they are (they
+    are reported superseded); re-running it writes the same rows again."""
     written = 0
+    upserted = 0
+    superseded: list[str] = []
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        await _write_batch(pool, collection, batch, registry, settings, split)
+        outcome = await _write_batch(pool, collection, batch, registry, settings, split, version)
+        upserted += len(outcome.applied)
+        superseded += outcome.superseded
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
-            return {"upserted_count": written, "stopped": True}
-    return {"upserted_count": written}
+            return {**_result({"upserted_count": upserted}, superseded), "stopped": True}
+    return _result({"upserted_count": upserted}, superseded)
 
 
 async def _write_batch(
@@ -123,11 +153,12 @@ async def _write_batch(
     batch: list[ItemInput],
     registry: EncoderRegistry,
     settings: Settings,
-    split: Split | None = None,
-) -> None:
+    split: Split | None,
+    version: int,
+) -> WriteOutcome:
     """Encode for every target's model, then write all targets in one transaction. Encoding
     happens outside it; should a target appear meanwhile (a reindex started), encode for it too
-    and write again."""
+    and write again. The outcome is the addressed collection's."""
     rows_by_model: dict[str, list[tuple[Any, ...]]] = {}
     object_ids = [item.object_id for item in batch]
     async with pool.acquire() as conn:
@@ -150,26 +181,38 @@ async def _write_batch(
             targets = await write_targets(conn, collection)
             if any(t.model.model_id not in rows_by_model for t in targets):
                 continue
-            for target in targets:
-                await replace_items(
+            outcomes = {
+                target.collection_id: await replace_items(
                     conn,
                     target,
                     rows_by_model[target.model.model_id],
                     object_ids,
+                    version=version,
                     drop_user_copies=settings.delete_user_copies_on_upsert,
                 )
-            return
+                for target in targets
+            }
+            return outcomes[collection.collection_id]
 
 
 async def run_deletion(
-    pool: asyncpg.Pool, collection: Collection, object_ids: list[str]
+    pool: asyncpg.Pool,
+    collection: Collection,
+    object_ids: list[str],
+    *,
+    version: int = UNVERSIONED,
 ) -> dict[str, Any]:
-    """Delete from every target collection in one transaction; counts are the addressed one's."""
+    """Delete from every target collection in one transaction, leaving the items a newer write
+    reached (reported superseded); counts are the addressed collection's."""
     async with pool.acquire() as conn, conn.transaction():
         await lock_for_write(conn)
-        deleted = 0
-        for target in await write_targets(conn, collection):
-            count = await delete_items(conn, target, object_ids)
-            if target.collection_id == collection.collection_id:
-                deleted = count
-    return {"deleted_count": deleted, "missing_count": len(object_ids) - deleted}
+        outcomes = {
+            target.collection_id: await delete_items(conn, target, object_ids, version=version)
+            for target in await write_targets(conn, collection)
+        }
+    addressed = outcomes[collection.collection_id]
+    counts = {
+        "deleted_count": addressed.removed,
+        "missing_count": len(addressed.applied) - addressed.removed,
+    }
+    return _result(counts, addressed.superseded)

@@ -204,6 +204,7 @@ def item_to_proto(item: StoredItem) -> common_pb2.Item:
         ],
         user_id=item.user_id or "",
         update_time=timestamp(item.update_time),
+        version=item.version,
     )
 
 

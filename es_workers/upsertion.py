@@ -6,6 +6,7 @@ from typing import Any
 
 from es_core.domain import Progress
 from es_core.item_input import ItemInput
+from es_core.item_versions import write_version
 from es_core.storage.catalog import get_collection
 from es_core.tasks.model import Task
 from es_core.upsertion import run_deletion, run_upsertion
@@ -19,14 +20,23 @@ async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     items = [ItemInput.from_json(item) for item in task.params["items"]]
     split = ctx.plugin.get_items_splitter().split
     return await run_upsertion(
-        ctx.pool, collection, items, ctx.encoders, ctx.settings, progress, split
+        ctx.pool,
+        collection,
+        items,
+        ctx.encoders,
+        ctx.settings,
+        progress,
+        split,
+        version=write_version(task),
     )
 
 
 async def _delete(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         collection = await get_collection(conn, task.params["collection_id"])
-    return await run_deletion(ctx.pool, collection, task.params["object_ids"])
+    return await run_deletion(
+        ctx.pool, collection, task.params["object_ids"], version=write_version(task)
+    )
 
 
 @celery_app.task(name="es.upsertion", acks_late=True, reject_on_worker_lost=True)

@@ -26,6 +26,7 @@ from es_core.storage.catalog import (
     items_table,
     postings_table,
     termstats_table,
+    versions_table,
 )
 from es_core.tasks.lookups import cancel_reindexes_of
 from es_core.tasks.model import Task
@@ -121,7 +122,7 @@ async def delete_collection(
         )
         await conn.execute(
             f"DROP TABLE IF EXISTS {items_table(collection)}, {postings_table(collection)},"
-            f" {termstats_table(collection)}"
+            f" {termstats_table(collection)}, {versions_table(collection)}"
         )
         await conn.execute(
             "UPDATE collections SET state = 'retired', delete_time = now(), update_time = now(),"

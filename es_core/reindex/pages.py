@@ -2,14 +2,19 @@
 
 The write runs in one transaction that locks the source items' head rows FOR SHARE (in
 object_id order, as writers lock them) and re-checks them. An item is written only if it is
-still in the source with the update time that was read and not yet in the destination:
+still in the source with the update time that was read, not yet in the destination, and not
+deleted there by a newer write:
 
 - an item deleted meanwhile is not brought back (the deletion reached both collections);
 - an item changed meanwhile is read and encoded again (a write that saw the destination
   wrote it there too, and is then skipped as present);
-- an item already in the destination (an earlier attempt of this page, or a write) is kept.
+- an item already in the destination (an earlier attempt of this page, or a write) is kept,
+  and so is a newer deletion's tombstone there.
 
-So a page can be written any number of times; an item is never lost, doubled or made stale.
+The copy keeps the version of the write that wrote the item, and records it in the
+destination's versions table, so a write older than it replayed later leaves it alone there
+too. So a page can be written any number of times; an item is never lost, doubled or made
+stale.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     ROW_COLUMNS,
     average_vector,
+    claim_versions,
     refresh_lexical,
 )
 
-COPY_COLUMNS = [*ROW_COLUMNS, "update_time"]
+COPY_COLUMNS = [*ROW_COLUMNS, "update_time", "version"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class SourceItem:
 
     object_id: str
     update_time: datetime
+    version: int
     payload: dict[str, Any]
     parts: list[SourcePart] = field(default_factory=list)
 
@@ -94,7 +101,7 @@ async def read_items(
 ) -> list[SourceItem]:
     """The items that exist, with their parts in stored order."""
     rows = await conn.fetch(
-        f"SELECT object_id, part_id, is_average, text, vector, payload, update_time"
+        f"SELECT object_id, part_id, is_average, text, vector, payload, update_time, version"
         f" FROM {items_table(source)} WHERE object_id = ANY($1::text[]) AND user_id IS NULL"
         f" ORDER BY object_id, row_id",
         object_ids,
@@ -103,12 +110,14 @@ async def read_items(
     parts: dict[str, list[SourcePart]] = {}
     for r in rows:
         if r["is_average"]:
-            heads[r["object_id"]] = SourceItem(r["object_id"], r["update_time"], r["payload"])
+            heads[r["object_id"]] = SourceItem(
+                r["object_id"], r["update_time"], r["version"], r["payload"]
+            )
         else:
             vector = np.asarray(r["vector"].to_numpy(), dtype=np.float32)
             parts.setdefault(r["object_id"], []).append(SourcePart(r["part_id"], r["text"], vector))
     return [
-        SourceItem(h.object_id, h.update_time, h.payload, parts.get(h.object_id, []))
+        SourceItem(h.object_id, h.update_time, h.version, h.payload, parts.get(h.object_id, []))
         for h in heads.values()
     ]
 
@@ -155,6 +164,7 @@ def build_destination_rows(
                     vector,
                     item.payload,
                     item.update_time,
+                    item.version,
                 )
             )
         if not vectors:
@@ -170,6 +180,7 @@ def build_destination_rows(
                 average,
                 item.payload,
                 item.update_time,
+                item.version,
             )
         )
         rows[item.object_id] = item_rows
@@ -185,7 +196,8 @@ async def write_page(
     rows: dict[str, list[tuple[Any, ...]]],
 ) -> PageOutcome:
     """Write the page's items that are unchanged, present in the source and absent from the
-    destination, in the caller's transaction; say which changed and must be read again."""
+    destination (where no newer deletion left a tombstone), in the caller's transaction; say
+    which changed and must be read again."""
     heads = {
         r["object_id"]: r["update_time"]
         for r in await conn.fetch(
@@ -205,8 +217,7 @@ async def write_page(
     }
     read = {item.object_id: item for item in items}
     outcome = PageOutcome()
-    records: list[tuple[Any, ...]] = []
-    copied: list[str] = []
+    candidates: dict[str, int] = {}
     for object_id in asked:
         if object_id in present:
             outcome.already_present += 1
@@ -217,10 +228,13 @@ async def write_page(
         elif object_id not in rows:
             outcome.gone += 1  # an item with no parts: nothing a search could find
         else:
-            records.extend(rows[object_id])
-            copied.append(object_id)
+            candidates[object_id] = read[object_id].version
+    claimed = await claim_versions(conn, destination, candidates, deleted=False)
+    copied = [object_id for object_id in candidates if object_id in claimed]
     outcome.copied = len(copied)
-    if records:
+    outcome.gone += len(candidates) - len(copied)  # a newer deletion reached the destination
+    if copied:
+        records = [row for object_id in copied for row in rows[object_id]]
         await conn.copy_records_to_table(
             destination.table_name, records=records, columns=COPY_COLUMNS
         )

@@ -34,6 +34,11 @@ def termstats_table(collection: Collection) -> str:
     return quote_ident(collection.table_name + "_termstats")
 
 
+def versions_table(collection: Collection) -> str:
+    """(object_id, version, deleted): the latest write applied to each item, tombstones too."""
+    return quote_ident(collection.table_name + "_versions")
+
+
 COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
        c.create_time AS c_create_time, c.reindex_task_id, c.text_search_config,
@@ -193,7 +198,8 @@ async def create_items_table(
             text        text,
             vector      vector({int(model.dimensions)}) NOT NULL,
             payload     jsonb NOT NULL DEFAULT '{{}}',
-            update_time timestamptz NOT NULL DEFAULT now()
+            update_time timestamptz NOT NULL DEFAULT now(),
+            version     bigint NOT NULL DEFAULT 0
         )
         """
     )
@@ -207,6 +213,7 @@ async def create_items_table(
         " WHERE user_id IS NULL AND NOT is_average"
     )
     await conn.execute("SELECT es_lexical_create($1)", table_name)
+    await conn.execute("SELECT es_versions_create($1)", table_name)
 
 
 async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:

@@ -1,4 +1,8 @@
-"""Reading and writing item rows of one collection table."""
+"""Reading and writing item rows of one collection table.
+
+Writes are ordered: each carries the version its request was given when accepted, and an
+item's rows are replaced or removed only by a write at least as new as the latest one applied
+to it (kept, with deletions' tombstones, in the collection's versions table)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.domain import Collection
-from es_core.storage.catalog import items_table
+from es_core.storage.catalog import items_table, versions_table
 
 ROW_COLUMNS = ["object_id", "part_id", "is_average", "user_id", "text", "vector", "payload"]
 AVERAGE_PART_ID = ""
+#: The version of writes accepted before writes had versions, and of the rows they wrote.
+UNVERSIONED = 0
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,22 @@ class PartRow:
 
 
 @dataclass(frozen=True)
+class WriteOutcome:
+    """What a versioned write did to the items it named."""
+
+    applied: list[str]  # written or deleted at the write's version, in the order named
+    superseded: list[str]  # left alone: a newer write had already reached them
+    removed: int = 0  # a deletion's applied items that existed until then
+
+
+@dataclass(frozen=True)
 class StoredItem:
     object_id: str
     payload: dict[str, Any]
     parts: list[PartRow]
     user_id: str | None
     update_time: datetime
+    version: int  # of the write that wrote it (0: written before writes had versions)
 
 
 def average_vector(vectors: npt.NDArray[np.float32], metric: str) -> npt.NDArray[np.float32]:
@@ -43,19 +59,66 @@ def average_vector(vectors: npt.NDArray[np.float32], metric: str) -> npt.NDArray
     return np.asarray(mean, dtype=np.float32)
 
 
+async def claim_versions(
+    conn: asyncpg.Connection,
+    collection: Collection,
+    versions: dict[str, int],
+    *,
+    deleted: bool,
+) -> set[str]:
+    """Record each item's write (``versions``: its version by object id) as the latest one
+    unless a newer write already reached it; returns the ids claimed.
+
+    Each item's versions row is locked until the transaction ends, in object_id order, even
+    when the write loses or the item has no rows yet: two writers of one item take turns, and
+    the second sees what the first committed. An equal version is the same request again (a
+    replay of its task), which may write again."""
+    ids = sorted(versions)
+    rows = await conn.fetch(
+        f"INSERT INTO {versions_table(collection)} AS v (object_id, version, deleted)"
+        f" SELECT id, version, $3 FROM unnest($1::text[], $2::bigint[]) AS w(id, version)"
+        f" ORDER BY id"
+        f" ON CONFLICT (object_id) DO UPDATE"
+        f" SET version = EXCLUDED.version, deleted = EXCLUDED.deleted"
+        f" WHERE v.version <= EXCLUDED.version RETURNING object_id",
+        ids,
+        [versions[i] for i in ids],
+        deleted,
+    )
+    return {r["object_id"] for r in rows}
+
+
 async def lock_heads(
     conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
 ) -> None:
     """Lock the items' head rows, in object_id order, until the transaction ends.
 
-    Every writer of an item locks its head first, and in the same order, so two writers of
-    overlapping batches (or a writer and a reindex page) wait for each other instead of
-    deadlocking; the statement that follows sees what the other one committed."""
+    Every writer of an item locks its head (after its versions row), and in the same order, so
+    two writers of overlapping batches (or a writer and a reindex page, which locks the
+    source's heads FOR SHARE) wait for each other instead of deadlocking; the statement that
+    follows sees what the other one committed."""
     await conn.execute(
         f"SELECT 1 FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
         f" AND is_average AND user_id IS NULL ORDER BY object_id FOR UPDATE",
         object_ids,
     )
+
+
+async def _take_items(
+    conn: asyncpg.Connection,
+    collection: Collection,
+    object_ids: list[str],
+    version: int,
+    *,
+    deleted: bool,
+) -> tuple[list[str], list[str]]:
+    """Claim the items for a write at ``version`` and lock the heads of those it may change;
+    returns (those ids, the superseded ones), each in the order named, without repeats."""
+    named = list(dict.fromkeys(object_ids))
+    claimed = await claim_versions(conn, collection, dict.fromkeys(named, version), deleted=deleted)
+    applied = [i for i in named if i in claimed]
+    await lock_heads(conn, collection, applied)
+    return applied, [i for i in named if i not in claimed]
 
 
 async def replace_items(
@@ -64,20 +127,30 @@ async def replace_items(
     rows: list[tuple[Any, ...]],
     object_ids: list[str],
     *,
+    version: int = UNVERSIONED,
     drop_user_copies: bool = True,
-) -> None:
-    """Drop the originals of ``object_ids`` (and, by default, users' improved copies of them,
-    which were learnt from the old content) and write ``rows`` instead: one transaction."""
+) -> WriteOutcome:
+    """For each of ``object_ids`` no newer write reached: drop its originals (and, by default,
+    users' improved copies of it, which were learnt from the old content) and write its
+    ``rows`` instead, at ``version``. One transaction; the others are left as they are."""
     async with conn.transaction():
-        await lock_heads(conn, collection, object_ids)
+        applied, superseded = await _take_items(
+            conn, collection, object_ids, version, deleted=False
+        )
         await conn.execute(
             f"DELETE FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
             f" AND (user_id IS NULL OR $2)",
-            object_ids,
+            applied,
             drop_user_copies,
         )
-        await conn.copy_records_to_table(collection.table_name, records=rows, columns=ROW_COLUMNS)
-        await refresh_lexical(conn, collection, object_ids)
+        taken = set(applied)
+        records = [(*row, version) for row in rows if row[0] in taken]
+        if records:
+            await conn.copy_records_to_table(
+                collection.table_name, records=records, columns=[*ROW_COLUMNS, "version"]
+            )
+        await refresh_lexical(conn, collection, applied)
+    return WriteOutcome(applied, superseded)
 
 
 async def refresh_lexical(
@@ -94,19 +167,25 @@ async def refresh_lexical(
 
 
 async def delete_items(
-    conn: asyncpg.Connection, collection: Collection, object_ids: list[str]
-) -> int:
-    """Remove the items and every user's copy of them; returns the number of items removed."""
+    conn: asyncpg.Connection,
+    collection: Collection,
+    object_ids: list[str],
+    *,
+    version: int = UNVERSIONED,
+) -> WriteOutcome:
+    """Remove the items no newer write reached, with every user's copy of them, and leave a
+    tombstone at ``version`` for each (so an older upsert replayed later cannot bring one
+    back). Every row of a claimed item is older than ``version``: its versions row says so."""
     async with conn.transaction():
-        await lock_heads(conn, collection, object_ids)
-        result = await conn.fetchval(
+        applied, superseded = await _take_items(conn, collection, object_ids, version, deleted=True)
+        removed = await conn.fetchval(
             f"WITH gone AS (DELETE FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
             f" RETURNING object_id, is_average, user_id)"
             f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
-            object_ids,
+            applied,
         )
-        await refresh_lexical(conn, collection, object_ids)
-    return int(result)
+        await refresh_lexical(conn, collection, applied)
+    return WriteOutcome(applied, superseded, int(removed))
 
 
 async def get_items(
@@ -120,7 +199,7 @@ async def get_items(
     vector_column = "vector" if include_vectors else "NULL::vector"
     rows = await conn.fetch(
         f"SELECT object_id, part_id, is_average, text, {vector_column} AS vector, payload,"
-        f" update_time FROM {items_table(collection)}"
+        f" update_time, version FROM {items_table(collection)}"
         f" WHERE object_id = ANY($1::text[]) AND user_id IS NULL ORDER BY object_id, row_id",
         object_ids,
     )
@@ -128,7 +207,9 @@ async def get_items(
     for row in rows:
         item = by_id.get(row["object_id"])
         if item is None:
-            item = StoredItem(row["object_id"], row["payload"], [], None, row["update_time"])
+            item = StoredItem(
+                row["object_id"], row["payload"], [], None, row["update_time"], row["version"]
+            )
             by_id[row["object_id"]] = item
         if not row["is_average"]:
             vector = None if row["vector"] is None else row["vector"].to_list()

@@ -9,16 +9,23 @@ from typing import Any, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
 
 from es_core.tasks.model import Task
 
+#: How many superseded ids a write's result lists (its count covers them all).
+MAX_SUPERSEDED_IDS_LISTED = 100
+
 
 @dataclass(frozen=True)
 class UpsertionResult:
     upserted_count: int = 0
+    superseded_count: int = 0  # left alone: a newer write had reached them
+    superseded_object_ids: list[str] = field(default_factory=list)  # the first 100
 
 
 @dataclass(frozen=True)
 class DeletionResult:
     deleted_count: int = 0
     missing_count: int = 0
+    superseded_count: int = 0  # left alone: a newer write had reached them
+    superseded_object_ids: list[str] = field(default_factory=list)  # the first 100
 
 
 @dataclass(frozen=True)

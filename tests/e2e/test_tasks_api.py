@@ -63,6 +63,7 @@ async def _insert_task(
     age_seconds: float,
     attempts: int,
     error: str,
+    lease_seconds: float | None,
 ) -> str:
     conn = await asyncpg.connect(dsn)
     try:
@@ -73,14 +74,17 @@ async def _insert_task(
             None,
             [PartInput("0", None, unit(len(object_id)))],
         )
-        params = {"collection_id": collection_id, "items": [item.to_json()]}
+        version = await conn.fetchval("SELECT nextval('item_write_versions')")
+        params = {"collection_id": collection_id, "items": [item.to_json()], "version": version}
         task_id = uuid.uuid4()
         await conn.execute(
             "INSERT INTO tasks (task_id, kind, status, params, attempts, error, create_time,"
-            " update_time, sent_time, finish_time)"
+            " update_time, sent_time, finish_time, lease_owner, lease_expires_at)"
             " VALUES ($1, 'upsertion', $2, $3::jsonb, $4, $5, now() - make_interval(secs => $6),"
             " now() - make_interval(secs => $6), CASE WHEN $7 THEN now() END,"
-            " CASE WHEN $2 = 'failed' THEN now() END)",
+            " CASE WHEN $2 = 'failed' THEN now() END,"
+            " CASE WHEN $8::float8 IS NOT NULL THEN 'killed-worker' END,"
+            " now() + make_interval(secs => $8::float8))",
             task_id,
             status,
             json.dumps(params),
@@ -88,6 +92,7 @@ async def _insert_task(
             error,
             age_seconds,
             sent,
+            lease_seconds,
         )
         return str(task_id)
     finally:
@@ -103,9 +108,12 @@ def insert_task(
     age_seconds: float = 0.0,
     attempts: int = 0,
     error: str = "",
+    lease_seconds: float | None = None,
 ) -> str:
-    """An upsertion task row of one item. ``sent`` = sent_time is now, so the sweeper leaves the
-    row alone for task_resend_after_seconds (ten minutes): it stays pending until acted on."""
+    """An upsertion task row of one item, with a write version taken as the server takes it.
+    ``sent`` = sent_time is now, so the sweeper leaves the row alone for
+    task_resend_after_seconds (ten minutes): it stays pending until acted on. ``lease_seconds``:
+    a worker holds it (status "processing") and died; its lease runs out that much later."""
     return str(
         run_async(
             _insert_task(
@@ -116,6 +124,7 @@ def insert_task(
                 age_seconds=age_seconds,
                 attempts=attempts,
                 error=error,
+                lease_seconds=lease_seconds,
             )
         )
     )
@@ -375,3 +384,49 @@ def test_sweeper_sends_a_task_that_was_committed_but_never_sent(
     ).items
     assert from_struct(stored.payload) == {"suite": SUITE, "via": "sql"}
     assert np.allclose(np.asarray(stored.parts[0].vector), unit(len("tk-swept")), atol=1e-6)
+
+
+def test_sweeper_replay_of_an_older_upsert_leaves_the_newer_item(
+    client: Client, stack: StackInfo
+) -> None:
+    """Upsert A of an item was accepted, and its worker died mid-task; upsert B of the item is
+    accepted after it and runs. When A's lease runs out the sweeper replays it: B's item stays,
+    and A's result names the item it skipped."""
+    older = insert_task(stack, "processing", "tk-ordered", attempts=1, lease_seconds=6)
+    newer = client.upsert_items(
+        [
+            {
+                "object_id": "tk-ordered",
+                "payload": {"suite": SUITE, "via": "api"},
+                "parts": [{"part_id": "0", "vector": unit(7)}],
+            }
+        ]
+    )
+    assert client.wait_for_task(newer.task_id, timeout_seconds=120).status == S.TASK_STATUS_DONE
+    deadline = time.monotonic() + 60
+    replayed = get_task(client, older)
+    while replayed.status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.5)
+        replayed = get_task(client, older)
+    assert replayed.status == S.TASK_STATUS_DONE and replayed.attempts == 2
+    assert replayed.WhichOneof("outcome") == "upsertion"
+    assert replayed.upsertion.upserted_count == 0 and replayed.upsertion.superseded_count == 1
+    assert list(replayed.upsertion.superseded_object_ids) == ["tk-ordered"]
+    (stored,) = client.upsert.GetItems(upsert_pb2.GetItemsRequest(object_ids=["tk-ordered"])).items
+    assert from_struct(stored.payload) == {"suite": SUITE, "via": "api"}
+    versions = run_async(_write_versions(stack.postgres_dsn, [older, newer.task_id]))
+    assert versions[older] < versions[newer.task_id] == stored.version
+
+
+async def _write_versions(dsn: str, task_ids: list[str]) -> dict[str, int]:
+    """The write version each task was given when accepted (tasks' params are not in the API)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT task_id::text, (params ->> 'version')::bigint AS version FROM tasks"
+            " WHERE task_id = ANY($1::uuid[])",
+            task_ids,
+        )
+    finally:
+        await conn.close()
+    return {r["task_id"]: r["version"] for r in rows}

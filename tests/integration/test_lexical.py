@@ -62,7 +62,7 @@ async def test_statistics_stay_right_through_upserts_rewrites_and_deletes(
     )
     await _load(pg_pool, history, {"b": ["blue berry berry"], "d": ["apple apple apple"]})
     async with pg_pool.acquire() as conn:
-        assert await delete_items(conn, history, ["c", "missing"]) == 1
+        assert (await delete_items(conn, history, ["c", "missing"])).removed == 1
     await _load(pg_pool, history, {"e": ["red pear"]})
     once = await new_collection(pg_pool, text_search_config="simple")
     await _load(

@@ -15,6 +15,7 @@ from es_core.plugins.registry import load_plugin
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
+from es_core.storage.item_rows import UNVERSIONED, delete_items, replace_items
 from es_core.storage.migrations import MIGRATION_LOCK_KEY, available_migrations, migrate
 from tests.integration.helpers import fresh_database
 
@@ -93,6 +94,10 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
                 item_tables = await conn.fetchval(
                     "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%'"
                     " AND tablename NOT LIKE '%\\_postings' AND tablename NOT LIKE '%\\_termstats'"
+                    " AND tablename NOT LIKE '%\\_versions'"
+                )
+                versions_tables = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%\\_versions'"
                 )
                 lexical_tables = await conn.fetchval(
                     "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'items\\_%\\_postings'"
@@ -107,6 +112,7 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
     assert alias["previous_collection_id"] is None
     assert item_tables == 1
     assert lexical_tables == 2  # the collection's BM25 postings and term statistics
+    assert versions_tables == 1  # the latest write applied to each item, tombstones too
     assert blue.model.model_id == base_model_id and blue.model.dimensions == 384
     for c in (*blues, again):
         assert c.collection_id == base_model_id and c.state == "blue"
@@ -162,3 +168,52 @@ async def test_waiting_tasks_and_parent_links_of_an_older_database_migrate(
     assert rows[child]["params"] == {"range_index": 0}
     # A task a worker holds is left as it is.
     assert (rows[running]["status"], rows[running]["lease_owner"]) == ("processing", "host:1:abc")
+
+
+async def test_items_of_an_older_database_read_as_version_0_and_take_ordered_writes(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    """Before 0007 item rows had no version and deletions left no tombstone; after it, the
+    rows read as version 0 and the next writes are ordered by version from there."""
+    async with fresh_database(pg_server.dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_time timestamptz NOT NULL DEFAULT now())"
+            )
+            for version, name, sql in available_migrations():
+                if version < 7:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
+            await conn.execute(
+                "INSERT INTO models (model_id, name, version, dimensions, metric, aggregation,"
+                " source) VALUES ('m', 'm', '1', 2, 'cosine', 'min', 'test:none');"
+                " INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
+                " hnsw_ef_construction) VALUES ('old', 'm', 'items_old', 'green', 16, 64);"
+                " CREATE TABLE items_old (row_id bigserial PRIMARY KEY, object_id text NOT NULL,"
+                " part_id text NOT NULL, is_average boolean NOT NULL, user_id text, text text,"
+                " vector vector(2) NOT NULL, payload jsonb NOT NULL DEFAULT '{}',"
+                " update_time timestamptz NOT NULL DEFAULT now());"
+                " SELECT es_lexical_create('items_old');"
+                " INSERT INTO items_old (object_id, part_id, is_average, vector) VALUES"
+                " ('a', 'p', false, '[1,0]'), ('a', '', true, '[1,0]')"
+            )
+            assert await migrate(conn) == [v for v, _, _ in available_migrations() if v >= 7]
+            await conn.set_type_codec(
+                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+            collection = await catalog.get_collection(conn, "old")
+            before = await conn.fetch("SELECT DISTINCT version FROM items_old")
+            older = await delete_items(conn, collection, ["a"], version=UNVERSIONED)
+            newer = await delete_items(conn, collection, ["b"], version=5)
+            late = await replace_items(conn, collection, [], ["b"], version=4)
+        finally:
+            await conn.close()
+    assert [r["version"] for r in before] == [0]
+    assert (older.applied, older.removed) == (["a"], 1)  # a write from before versions existed
+    assert newer.applied == ["b"] and late.superseded == ["b"]

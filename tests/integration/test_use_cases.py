@@ -35,7 +35,13 @@ async def test_a_retried_request_returns_the_first_task_and_sends_it_once(
     again = await delete_items(ctx, request)
     assert again.task_id == first.task_id
     assert sender.sent == [first.task_id]
-    assert first.params == {"collection_id": collection.collection_id, "object_ids": ["a", "b"]}
+    version = first.params["version"]
+    assert first.params == {
+        "collection_id": collection.collection_id,
+        "object_ids": ["a", "b"],
+        "version": version,
+    }
+    assert again.params["version"] == version  # the retry keeps the first request's place
 
 
 async def test_a_restarted_task_is_sent_again(pg_pool: asyncpg.Pool, settings: Settings) -> None:

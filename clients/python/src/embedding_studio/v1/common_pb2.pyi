@@ -206,18 +206,20 @@ class ItemPart(_message.Message):
     def __init__(self, part_id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("object_id", "payload", "parts", "user_id", "update_time")
+    __slots__ = ("object_id", "payload", "parts", "user_id", "update_time", "version")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     payload: _struct_pb2.Struct
     parts: _containers.RepeatedCompositeFieldContainer[ItemPart]
     user_id: str
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    version: int
+    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("object_id", "distance", "payload", "matched_part_id", "user_id", "score", "lexical_score")
@@ -282,18 +284,26 @@ class Task(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ...) -> None: ...
 
 class UpsertionResult(_message.Message):
-    __slots__ = ("upserted_count",)
+    __slots__ = ("upserted_count", "superseded_count", "superseded_object_ids")
     UPSERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
     upserted_count: int
-    def __init__(self, upserted_count: _Optional[int] = ...) -> None: ...
+    superseded_count: int
+    superseded_object_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, upserted_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., superseded_object_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeletionResult(_message.Message):
-    __slots__ = ("deleted_count", "missing_count")
+    __slots__ = ("deleted_count", "missing_count", "superseded_count", "superseded_object_ids")
     DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
     MISSING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
     deleted_count: int
     missing_count: int
-    def __init__(self, deleted_count: _Optional[int] = ..., missing_count: _Optional[int] = ...) -> None: ...
+    superseded_count: int
+    superseded_object_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted_count: _Optional[int] = ..., missing_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., superseded_object_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImprovementResult(_message.Message):
     __slots__ = ("improved_sessions", "skipped_sessions", "copies_written", "skipped_because", "recomputed_in", "recomputed_from", "users")
