@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     max_ranking_specs_page_size: int = Field(default=500, ge=1)
+    # Page tokens are HMAC-signed (es_core/page_tokens.py): a comma-separated list of secrets of
+    # at least 16 characters each; the first signs, every one verifies, so a key is rotated by
+    # putting a new one first and dropping the old one once the tokens it signed are used up.
+    # Empty = one key generated on first start and kept in the database, which every server
+    # process (on any host) then shares.
+    page_token_keys: SecretStr = Field(default=SecretStr(""), description="page token keys")
 
     # Upsertion.
     encode_batch_size: int = 64
@@ -190,6 +196,18 @@ class Settings(BaseSettings):
     interleaving_max_sessions: int = Field(default=2000, ge=1)
     interleaving_max_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
+    @field_validator("page_token_keys")
+    @classmethod
+    def _page_token_keys_long_enough(cls, value: SecretStr) -> SecretStr:
+        if any(len(key) < 16 for key in _split_keys(value)):
+            raise ValueError("ES_PAGE_TOKEN_KEYS: every key must be at least 16 characters")
+        return value
+
+    @property
+    def page_token_key_list(self) -> list[bytes]:
+        """The configured page token keys, signing key first; empty when none is set."""
+        return [key.encode() for key in _split_keys(self.page_token_keys)]
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback."""
@@ -228,6 +246,10 @@ class Settings(BaseSettings):
     @property
     def embedded_redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+
+def _split_keys(value: SecretStr) -> list[str]:
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
 
 
 @lru_cache(maxsize=1)
