@@ -13,9 +13,9 @@ three ways, one after the other, every input built before its clock starts:
 * ``PushEvents`` again with 1 call in flight (what a single stream does: one batch at a time);
 * baseline: asyncpg ``copy_records_to_table`` of the same rows (one COPY of all of them) into
   ``bench_events``, a scratch table made with ``CREATE TABLE bench_events (LIKE session_events
-  INCLUDING ALL)``: same columns, defaults, primary key (event_id) and (session_id, event_time)
-  index; LIKE copies no foreign keys, so there is no FK to sessions, and COPY neither checks that
-  sessions exist nor deduplicates nor computes ``object_not_shown`` (passed as false).
+  INCLUDING ALL)``: same columns, defaults, primary key (session_id, event_id) and (session_id,
+  event_time) index; LIKE copies no foreign keys, so there is no FK to sessions, and COPY neither
+  checks that sessions exist nor deduplicates nor computes ``object_not_shown`` (passed as false).
 
 The server's path per batch: validate, look the sessions up, ``INSERT ... SELECT FROM unnest(...)
 JOIN sessions ON CONFLICT DO NOTHING``. The gRPC runs go in the order listed, so each later one

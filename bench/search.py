@@ -5,10 +5,10 @@
 Loads random unit vectors through UpsertItems (pre-computed vectors, each part with a text of
 words drawn from a Zipf vocabulary, so the lexical index is filled as for real texts), then runs
 a fixed number of random-vector queries from concurrent clients: gRPC ``Search`` (one grpc.aio
-channel per client) vs ``es_core.search.vector_search`` called directly on an asyncpg pool (the
-server's own code and session settings), then term-filtered searches at 10% and 1% selectivity
-against unfiltered gRPC, and hybrid ranking (the same vectors plus 3-5 query words, BM25 fused
-with the vector side at the default window) against vector ranking.
+channel per client) vs ``es_core.search.vector_search.vector_page`` called directly on an
+asyncpg pool (the server's own code and session settings), then term-filtered searches at 10%
+and 1% selectivity against unfiltered gRPC, and hybrid ranking (the same vectors plus 3-5 query
+words, BM25 fused with the vector side at the default window) against vector ranking.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from embedding_studio.client import AsyncClient, to_struct, to_value
 from embedding_studio.v1 import common_pb2, ranking_pb2, search_pb2, upsert_pb2
 from es_core.config import Settings
 from es_core.search.query import VectorQuery
-from es_core.search.vector_search import vector_search
+from es_core.search.vector_search import vector_page
 from es_core.storage.catalog import get_blue_collection
 from es_core.storage.db import create_pool
 
@@ -186,7 +186,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
             async def direct(i: int) -> int:
                 query = VectorQuery(vector=query_vectors[i], limit=LIMIT)
-                return len((await vector_search(pool, collection, query, settings))[0])
+                return len((await vector_page(pool, collection, query, settings))[0])
 
             cases: dict[str, list[Query]] = {
                 "gRPC": grpc_queries(requests(None)),
@@ -217,7 +217,7 @@ async def main_async(args: argparse.Namespace) -> None:
                         f" limit={LIMIT} results (min {min(counts)})"
                     )
 
-            hits, _ = await vector_search(
+            hits, _ = await vector_page(
                 pool, collection, VectorQuery(vector=query_vectors[0], limit=LIMIT), settings
             )
             reply = await clients[0].search.Search(requests(None)[0])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     max_ranking_specs_page_size: int = Field(default=500, ge=1)
+    # Page tokens are HMAC-signed (es_core/page_tokens.py): a comma-separated list of secrets of
+    # at least 16 characters each; the first signs, every one verifies, so a key is rotated by
+    # putting a new one first and dropping the old one once the tokens it signed are used up.
+    # Empty = one key generated on first start and kept in the database, which every server
+    # process (on any host) then shares.
+    page_token_keys: SecretStr = Field(default=SecretStr(""), description="page token keys")
 
     # Upsertion.
     encode_batch_size: int = 64
@@ -230,6 +236,18 @@ class Settings(BaseSettings):
     restart_max_failures: int = Field(default=5, ge=1)
     restart_window_seconds: float = Field(default=300.0, gt=0)
 
+    @field_validator("page_token_keys")
+    @classmethod
+    def _page_token_keys_long_enough(cls, value: SecretStr) -> SecretStr:
+        if any(len(key) < 16 for key in _split_keys(value)):
+            raise ValueError("ES_PAGE_TOKEN_KEYS: every key must be at least 16 characters")
+        return value
+
+    @property
+    def page_token_key_list(self) -> list[bytes]:
+        """The configured page token keys, signing key first; empty when none is set."""
+        return [key.encode() for key in _split_keys(self.page_token_keys)]
+
     @property
     def broker_url(self) -> str:
         """The configured Redis, else the embedded one on loopback; with the password when one
@@ -290,6 +308,10 @@ def redacted_url(url: str) -> str:
         return url
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def _split_keys(value: SecretStr) -> list[str]:
+    return [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
 
 
 @lru_cache(maxsize=1)

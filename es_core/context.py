@@ -1,6 +1,6 @@
 """What the use cases behind the API (all but the searches) need from the process that runs
-them: its settings, its database pool, the ``TaskSender`` that wakes a worker for a task, and
-the plugin's search index info."""
+them: its settings, its database pool, the ``TaskSender`` that wakes a worker for a task, the
+plugin's search index info, and the signer of page tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.config import Settings
+from es_core.page_tokens import PageTokens
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.tasks import sender
 from es_core.tasks.model import Task
@@ -22,6 +23,7 @@ class Context:
     sender: TaskSender
     # The plugin's search index info: how the collections a use case creates are laid out.
     index: SearchIndexInfo
+    tokens: PageTokens
 
     async def send(self, task: Task) -> bool:
         """Send the wake-up of ``task``, whose row is committed; the sweeper re-sends on failure."""

@@ -1,10 +1,8 @@
-"""Opaque page tokens: a keyset cursor bound to the query that produced it."""
+"""Paging lists and searches: page sizes, pages, and the cursors their signed tokens carry
+(es_core/page_tokens.py signs and verifies the tokens)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,53 +10,10 @@ from typing import Any, Generic, TypeVar
 
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
+from es_core.page_tokens import PageTokens
 
-MAX_TOKEN_CHARS = 4096
-
-
-def _scope_digest(scope: Any) -> str:
-    return hashlib.sha256(json.dumps(scope, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def encode_page_token(cursor: dict[str, Any], scope: Any) -> str:
-    """A token for the page after ``cursor``; only valid with a query of the same ``scope``."""
-    body = json.dumps({"s": _scope_digest(scope), "c": cursor}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str, scope: Any, field: str = "page_token") -> dict[str, Any]:
-    """The cursor inside ``token``; INVALID_ARGUMENT if it is malformed or from another query."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidArgument.field_error(field, "is not a page token this service issued")
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        digest, cursor = body["s"], body["c"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise InvalidArgument.field_error(
-            field, "is not a page token this service issued"
-        ) from None
-    if digest != _scope_digest(scope) or not isinstance(cursor, dict):
-        raise InvalidArgument.field_error(
-            field, "belongs to a different query; send the same query with it"
-        )
-    return cursor
-
-
-def token_collection(token: str) -> str | None:
-    """The collection a search page token was issued on ("col" in its cursor), unchecked: the
-    scope check that follows refuses a token altered to name another. None when it names none.
-
-    A search that names no collection reads the blue one; its later pages read the collection
-    its first page came from, so a blue switch between pages never mixes two collections."""
-    if not token or len(token) > MAX_TOKEN_CHARS:
-        return None
-    try:
-        body = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-        collection = body["c"]["col"]
-    except (ValueError, KeyError, TypeError, RecursionError):
-        return None
-    return collection if isinstance(collection, str) else None
+# Ranks shown to a caller, and stored with a session, are int32 in the API (ShownResult.rank).
+MAX_RANK = 2**31 - 1
 
 
 def check_page_size(
@@ -98,11 +53,26 @@ class Page(Generic[T]):
     next_page_token: str
 
 
-def time_cursor(page_token: str, scope: Any) -> tuple[datetime | None, str | None]:
+def page_offset(cursor: dict[str, Any], limit: int, field: str = "page_token") -> int:
+    """How many results came before the page a cursor starts ("n"): a whole number that leaves
+    the page's ranks within ``MAX_RANK``, else INVALID_ARGUMENT naming ``field``."""
+    start = cursor.get("n")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise InvalidArgument.field_error(field, "is not a page token this service issued")
+    if start + max(limit, 1) - 1 > MAX_RANK:
+        raise InvalidArgument.field_error(
+            field, f"goes past the last rank a page may show ({MAX_RANK})"
+        )
+    return start
+
+
+def time_cursor(
+    tokens: PageTokens, page_token: str, scope: Any
+) -> tuple[datetime | None, str | None]:
     """For newest-first lists: (time, id) of the previous page's last row; (None, None) at first."""
     if not page_token:
         return None, None
-    cursor = decode_page_token(page_token, scope)
+    cursor = tokens.decode(page_token, scope)
     try:
         return datetime.fromisoformat(cursor["time"]), str(cursor["id"])
     except (KeyError, TypeError, ValueError):
@@ -112,7 +82,11 @@ def time_cursor(page_token: str, scope: Any) -> tuple[datetime | None, str | Non
 
 
 def time_page(
-    rows: list[T], page_size: int, key: Callable[[T], tuple[datetime | None, str]], scope: Any
+    rows: list[T],
+    page_size: int,
+    key: Callable[[T], tuple[datetime | None, str]],
+    scope: Any,
+    tokens: PageTokens,
 ) -> tuple[list[T], str]:
     """The page out of ``page_size + 1`` fetched rows, and the token for the next (or "")."""
     page = rows[:page_size]
@@ -120,4 +94,4 @@ def time_page(
         return page, ""
     moment, ident = key(page[-1])
     assert moment is not None
-    return page, encode_page_token({"time": moment.isoformat(), "id": ident}, scope)
+    return page, tokens.encode({"time": moment.isoformat(), "id": ident}, scope)

@@ -33,6 +33,7 @@ from es_broker.celery_sender import CelerySender, broker_app
 from es_core.api_keys.verifier import KeyVerifier
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.page_token_keys import load_page_tokens
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
@@ -107,6 +108,7 @@ async def serve(settings: Settings) -> None:
     plugin = load_plugin(settings)
     pool = await create_pool(settings, settings.require_postgres_dsn())
     blue = await prepare_database(pool, settings, plugin)
+    tokens = await load_page_tokens(settings, pool)
     encoders = EncoderRegistry(
         plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
     )
@@ -114,7 +116,7 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
     server, health_servicer = build_server(
-        ServerState(settings, pool, encoders, plugin, task_sender)
+        ServerState(settings, pool, encoders, plugin, task_sender, tokens)
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     if credentials is None:

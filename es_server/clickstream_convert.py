@@ -1,13 +1,21 @@
-"""Sessions and events: proto <-> es_core.clickstream types."""
+"""Sessions and events: proto <-> es_core.clickstream types.
+
+Reading a stored session never fails: one odd row (a rank stored before ranks were bounded, a
+filter written by an older contract) must not turn GetSession, and every ListSessions page
+that holds it, into INTERNAL for every caller."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from embedding_studio.v1 import clickstream_pb2
 from es_core.clickstream.model import Event, Session, ShownResult
+from es_core.pagination import MAX_RANK
 from es_server.convert import (
     dict_to_struct,
     optional_filter,
@@ -17,6 +25,8 @@ from es_server.convert import (
     struct_to_dict,
     timestamp,
 )
+
+log = logging.getLogger(__name__)
 
 
 def session_from_proto(message: clickstream_pb2.Session, where: str = "session") -> Session:
@@ -42,7 +52,8 @@ def session_to_proto(session: Session) -> clickstream_pb2.Session:
         user_id=session.user_id,
         query_text=session.query_text,
         results=[
-            clickstream_pb2.ShownResult(object_id=r.object_id, rank=r.rank) for r in session.results
+            clickstream_pb2.ShownResult(object_id=r.object_id, rank=min(max(r.rank, 0), MAX_RANK))
+            for r in session.results
         ],
         meta=dict_to_struct(session.meta),
         create_time=timestamp(session.create_time),
@@ -51,11 +62,23 @@ def session_to_proto(session: Session) -> clickstream_pb2.Session:
         collection_id=session.collection_id,
         events=[event_to_proto(e) for e in session.events],
     )
-    if session.filter is not None:
-        json_format.ParseDict(session.filter, message.filter)
-    if session.sort is not None:
-        json_format.ParseDict(session.sort, message.sort)
+    _stored_json(session.filter, message, "filter", session.session_id)
+    _stored_json(session.sort, message, "sort", session.session_id)
     return message
+
+
+def _stored_json(
+    stored: dict[str, Any] | None, message: Message, name: str, session_id: str
+) -> None:
+    """A session's stored filter or sort into its field of ``message``; left unset (and logged)
+    when the contract can no longer read it."""
+    if stored is None:
+        return
+    try:
+        json_format.ParseDict(stored, getattr(message, name))
+    except (json_format.ParseError, ValueError, TypeError):
+        message.ClearField(name)
+        log.warning("session %r: its stored %s no longer parses; shown unset", session_id, name)
 
 
 def events_from_proto(

@@ -1,5 +1,6 @@
 """What every servicer shares: settings, the pool, the encoders, the fine-tuning method and the
-task sender of this server process, and the contexts the use cases take."""
+task sender and the page token signer of this server process, and the contexts the use cases
+take."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncpg
 from es_core.config import Settings
 from es_core.context import Context
 from es_core.encoders.registry import EncoderRegistry
+from es_core.page_tokens import PageTokens
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.search.use_case import SearchContext
 from es_core.tasks.sender import TaskSender
@@ -22,11 +24,18 @@ class ServerState:
     encoders: EncoderRegistry
     plugin: FineTuningMethod
     sender: TaskSender
+    tokens: PageTokens
 
     @property
     def context(self) -> Context:
-        return Context(self.settings, self.pool, self.sender, self.plugin.get_search_index_info())
+        return Context(
+            self.settings,
+            self.pool,
+            self.sender,
+            self.plugin.get_search_index_info(),
+            self.tokens,
+        )
 
     @property
     def search(self) -> SearchContext:
-        return SearchContext(self.settings, self.pool, self.encoders)
+        return SearchContext(self.settings, self.pool, self.encoders, self.tokens)

@@ -10,6 +10,7 @@ from typing import Any
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
 from es_core.item_input import check_json, check_object_id
+from es_core.pagination import MAX_RANK
 from es_core.search.query import check_user_id
 
 MAX_RESULTS = 1000
@@ -102,15 +103,22 @@ def check_session(session: Session, settings: Settings, field_path: str = "sessi
         raise _bad(f"{field_path}.results", "must list the results shown")
     if len(session.results) > MAX_RESULTS:
         raise _bad(f"{field_path}.results", f"must hold at most {MAX_RESULTS} results")
-    ranks: set[int] = set()
     for i, result in enumerate(session.results):
         check_object_id(result.object_id, f"{field_path}.results[{i}].object_id", settings)
-        if result.rank < 0:
-            raise _bad(f"{field_path}.results[{i}].rank", "must not be negative")
-        if result.rank in ranks:
-            raise _bad(f"{field_path}.results[{i}].rank", "repeats the rank of another result")
-        ranks.add(result.rank)
+    check_ranks(session.results, f"{field_path}.results")
     check_json(session.meta, f"{field_path}.meta", settings.max_meta_bytes)
+
+
+def check_ranks(results: list[ShownResult], field_path: str = "session.results") -> None:
+    """Ranks are distinct and within 0..MAX_RANK (int32 in the API): every session stored passes
+    this, so none can hold a rank that could not be shown back."""
+    ranks: set[int] = set()
+    for i, result in enumerate(results):
+        if not 0 <= result.rank <= MAX_RANK:
+            raise _bad(f"{field_path}[{i}].rank", f"must be within 0..{MAX_RANK}")
+        if result.rank in ranks:
+            raise _bad(f"{field_path}[{i}].rank", "repeats the rank of another result")
+        ranks.add(result.rank)
 
 
 def check_events(events: list[Event], settings: Settings, field_path: str = "events") -> None:

@@ -12,8 +12,9 @@ import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from es_core.clickstream.model import Event, Session, ShownResult
+from es_core.clickstream.model import Event, Session, ShownResult, check_ranks
 from es_core.errors import AlreadyExists, NotFound
+from es_core.page_tokens import PageTokens
 from es_core.pagination import time_cursor, time_page
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -82,7 +83,9 @@ async def register_session(
     query_vector: npt.NDArray[np.float32] | None,
 ) -> tuple[Session, bool]:
     """Store a checked session; the same session_id again returns the first registration,
-    unless its content differs (ALREADY_EXISTS)."""
+    unless its content differs (ALREADY_EXISTS). Its ranks are checked here too, as every
+    session stored passes here (a Search with create_session as well as RegisterSession)."""
+    check_ranks(session.results)
     digest = _digest(session)
     async with conn.transaction():
         batch_id = await collecting_batch(conn)
@@ -122,9 +125,11 @@ async def register_session(
 async def push_events(
     conn: asyncpg.Connection, events: list[Event], now: datetime, app: str | None = None
 ) -> int:
-    """Record checked events in one statement; returns how many were new (the rest were
-    duplicates by event_id). Every session must exist in ``app``: NOT_FOUND names the first
-    that does not."""
+    """Record checked events in one statement; returns how many were new. An event is known by
+    its session_id and event_id (one event id may serve in many sessions); one recorded before,
+    or repeated within ``events``, is a duplicate, and the first occurrence in request order is
+    the one kept. Every session must exist in ``app``: NOT_FOUND names the first that does
+    not."""
     session_ids = sorted({e.session_id for e in events})
     known = {
         r["session_id"]
@@ -140,6 +145,10 @@ async def push_events(
             raise NotFound.field_error(
                 f"events[{i}].session_id", f"session {event.session_id!r} was never registered"
             )
+    first: dict[tuple[str, str], Event] = {}
+    for event in events:
+        first.setdefault((event.session_id, event.event_id), event)
+    unique = list(first.values())
     inserted = await conn.fetch(
         "INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
         " meta, object_not_shown)"
@@ -148,13 +157,13 @@ async def push_events(
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
         "  $6::jsonb[]) AS e(event_id, session_id, object_id, event_type, event_time, meta)"
         " JOIN sessions s USING (session_id)"
-        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        [e.event_id for e in events],
-        [e.session_id for e in events],
-        [e.object_id for e in events],
-        [e.event_type for e in events],
-        [e.event_time or now for e in events],
-        [e.meta for e in events],
+        " ON CONFLICT (session_id, event_id) DO NOTHING RETURNING event_id",
+        [e.event_id for e in unique],
+        [e.session_id for e in unique],
+        [e.object_id for e in unique],
+        [e.event_type for e in unique],
+        [e.event_time or now for e in unique],
+        [e.meta for e in unique],
     )
     return len(inserted)
 
@@ -281,6 +290,7 @@ async def mark_irrelevant(
 
 async def list_sessions(
     conn: Conn,
+    tokens: PageTokens,
     *,
     page_size: int,
     page_token: str,
@@ -297,7 +307,7 @@ async def list_sessions(
         "end": end_time.isoformat() if end_time else None,
         "batch": batch_id,
     }
-    after_time, after_id = time_cursor(page_token, scope)
+    after_time, after_id = time_cursor(tokens, page_token, scope)
     rows = await conn.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM sessions"
         " WHERE ($1 = '' OR user_id = $1) AND ($2::timestamptz IS NULL OR create_time >= $2)"
@@ -314,7 +324,7 @@ async def list_sessions(
         app,
     )
     sessions = [_session(r) for r in rows]
-    return time_page(sessions, page_size, lambda s: (s.create_time, s.session_id), scope)
+    return time_page(sessions, page_size, lambda s: (s.create_time, s.session_id), scope, tokens)
 
 
 async def queue_for_improvement(conn: Conn, session_ids: list[str], app: str | None = None) -> int:

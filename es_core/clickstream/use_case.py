@@ -112,6 +112,7 @@ async def list_sessions(
         raise InvalidArgument.field_error("end_time", "must be after start_time")
     sessions, token = await store.list_sessions(
         ctx.pool,
+        ctx.tokens,
         page_size=page_size,
         page_token=request.page.page_token,
         user_id=request.user_id,

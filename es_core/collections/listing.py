@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.domain import Collection
+from es_core.page_tokens import PageTokens
 from es_core.pagination import time_cursor, time_page
 from es_core.storage.catalog import COLLECTION_SELECT, collection_from_row
 from es_core.storage.item_rows import count_originals
@@ -27,11 +28,11 @@ async def describe(
 
 
 async def list_collections(
-    conn: asyncpg.Connection, *, page_size: int, page_token: str
+    conn: asyncpg.Connection, tokens: PageTokens, *, page_size: int, page_token: str
 ) -> tuple[list[CollectionInfo], str]:
     """Live collections, newest first, keyset-paged on (create_time, collection_id)."""
     scope = {"list": "collections"}
-    after_time, after_id = time_cursor(page_token, scope)
+    after_time, after_id = time_cursor(tokens, page_token, scope)
     rows = await conn.fetch(
         COLLECTION_SELECT + " WHERE c.delete_time IS NULL"
         " AND ($1::timestamptz IS NULL OR (c.create_time, c.collection_id) < ($1, $2::text))"
@@ -45,5 +46,6 @@ async def list_collections(
         page_size,
         lambda c: (c.create_time, c.collection_id),
         scope,
+        tokens,
     )
     return [await describe(conn, c) for c in collections], next_token

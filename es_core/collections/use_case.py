@@ -27,7 +27,7 @@ async def list_collections(ctx: Context, page: PageRequest) -> Page[CollectionIn
     page_size = page.size(ctx.settings)
     async with ctx.pool.acquire() as conn:
         infos, next_token = await listing.list_collections(
-            conn, page_size=page_size, page_token=page.page_token
+            conn, ctx.tokens, page_size=page_size, page_token=page.page_token
         )
     return Page(infos, next_token)
 

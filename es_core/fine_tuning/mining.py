@@ -21,7 +21,7 @@ from es_core.domain import Collection
 from es_core.encoders.base import Encoder
 from es_core.fine_tuning.examples import Example
 from es_core.search.query import VectorQuery
-from es_core.search.vector_search import vector_search
+from es_core.search.vector_search import vector_page
 
 QueryVector = npt.NDArray[np.float32]
 # The ids of the ``limit`` items nearest to a query vector, nearest first.
@@ -53,7 +53,7 @@ def collection_search(
     """Nearest originals of ``collection`` by its stored vectors, the way search ranks them."""
 
     async def search(vector: QueryVector, limit: int) -> list[str]:
-        hits, _ = await vector_search(
+        hits, _ = await vector_page(
             conn, collection, VectorQuery(vector=vector, limit=limit), settings
         )
         return [hit.object_id for hit in hits]

@@ -8,7 +8,7 @@ import asyncpg
 from es_core.context import Context
 from es_core.domain import Collection
 from es_core.errors import InvalidArgument
-from es_core.pagination import Page, PageRequest, decode_page_token, encode_page_token
+from es_core.pagination import Page, PageRequest
 from es_core.ranking import store
 from es_core.ranking.spec import (
     RankingSpec,
@@ -68,8 +68,8 @@ async def list_ranking_specs(
     scope = {"kind": "ranking_specs", "collection": collection.collection_id}
     before = None
     if page.page_token:
-        before = decode_page_token(page.page_token, scope).get("before")
-        if not isinstance(before, int):
+        before = ctx.tokens.decode(page.page_token, scope).get("before")
+        if isinstance(before, bool) or not isinstance(before, int):
             raise InvalidArgument.field_error(
                 "page_token", "is not a page token this service issued"
             )
@@ -77,7 +77,7 @@ async def list_ranking_specs(
     if len(versions) <= page_size:
         return Page(versions, "")
     shown = versions[:page_size]
-    return Page(shown, encode_page_token({"before": shown[-1].version}, scope))
+    return Page(shown, ctx.tokens.encode({"before": shown[-1].version}, scope))
 
 
 async def start_ranking_fit(ctx: Context, collection_id: str, idempotency_key: str) -> Task:

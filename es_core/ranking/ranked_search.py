@@ -27,7 +27,8 @@ from es_core.domain import Collection
 from es_core.errors import InvalidArgument
 from es_core.filters.model import Filter
 from es_core.lexical.bm25 import lexical_pool, lexical_top
-from es_core.pagination import decode_page_token, encode_page_token
+from es_core.page_tokens import PageTokens
+from es_core.pagination import page_offset
 from es_core.ranking.fusion import Candidate, ranked
 from es_core.ranking.spec import RankingSpec
 from es_core.search.query import SearchHit, VectorQuery
@@ -92,18 +93,21 @@ def _number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
-def _cursor(query: RankedQuery, collection: Collection) -> _Cursor:
+def _cursor(query: RankedQuery, collection: Collection, tokens: PageTokens) -> _Cursor:
     if not query.page_token:
         return _Cursor()
-    cursor = decode_page_token(query.page_token, query.scope(collection.collection_id))
+    cursor = tokens.decode(query.page_token, query.scope(collection.collection_id))
+    start = page_offset(cursor, query.limit)
     try:
         score, object_id = cursor["k"]
-        start, moment, window = cursor["n"], cursor.get("t"), cursor.get("w")
-        if not isinstance(start, int) or start < 0 or not isinstance(object_id, str):
+        moment, window = cursor.get("t"), cursor.get("w")
+        if not _number(score) or not isinstance(object_id, str):
             raise TypeError
         if moment is not None and not _number(moment):
             raise TypeError
-        if window is not None and (not isinstance(window, int) or window < 1):
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or window < 1
+        ):
             raise TypeError
         return _Cursor((float(score), object_id), start, moment, window)
     except (KeyError, TypeError, ValueError):
@@ -112,8 +116,8 @@ def _cursor(query: RankedQuery, collection: Collection) -> _Cursor:
         ) from None
 
 
-def page_start(query: RankedQuery, collection: Collection) -> int:
-    return _cursor(query, collection).start
+def page_start(query: RankedQuery, collection: Collection, tokens: PageTokens) -> int:
+    return _cursor(query, collection, tokens).start
 
 
 def _page(
@@ -121,6 +125,7 @@ def _page(
     collection: Collection,
     hits: list[SearchHit],
     start: int,
+    tokens: PageTokens,
     **carried: float | int,
 ) -> tuple[list[SearchHit], str]:
     """The page out of ``limit + 1`` (or more) ordered hits and the next page's token, which
@@ -135,14 +140,18 @@ def _page(
         "col": collection.collection_id,
         **carried,
     }
-    return page, encode_page_token(cursor, query.scope(collection.collection_id))
+    return page, tokens.encode(cursor, query.scope(collection.collection_id))
 
 
 async def ranked_search(
-    pool: asyncpg.Pool, collection: Collection, query: RankedQuery, settings: Settings
+    pool: asyncpg.Pool,
+    collection: Collection,
+    query: RankedQuery,
+    settings: Settings,
+    tokens: PageTokens,
 ) -> tuple[list[SearchHit], str]:
     """One page of hits and the token of the next page ("" when this is the last)."""
-    cursor = _cursor(query, collection)
+    cursor = _cursor(query, collection, tokens)
     if query.spec.method == "lexical":
         found = await lexical_top(
             pool,
@@ -156,7 +165,7 @@ async def ranked_search(
             SearchHit(h.object_id, 0.0, h.payload, score=h.score, lexical_score=h.score)
             for h in found
         ]
-        return _page(query, collection, hits, cursor.start)
+        return _page(query, collection, hits, cursor.start, tokens)
     # The pool holds at least a first page; later pages reuse the first page's window.
     window = cursor.window or max(query.spec.window or settings.ranking_window, query.limit)
     candidates = await hybrid_pool(pool, collection, query, settings, window)
@@ -174,7 +183,7 @@ async def ranked_search(
             if h.score is not None
             and (h.score < score or (h.score == score and h.object_id > object_id))
         ]
-    return _page(query, collection, ordered, cursor.start, t=now, w=window)
+    return _page(query, collection, ordered, cursor.start, tokens, t=now, w=window)
 
 
 def _as_hit(c: Candidate, query: RankedQuery) -> SearchHit:

@@ -39,7 +39,7 @@ async def search_by_payload(ctx: SearchContext, request: PayloadSearchInput) -> 
     check_user_id(request.user_id, ctx.settings)
     query = PayloadQuery(request.filter, request.sort, limit, request.page_token)
     collection = await ctx.page_collection(request.collection_id, request.page_token)
-    hits, next_token = await payload_search(ctx.pool, collection, query)
+    hits, next_token = await payload_search(ctx.pool, collection, query, ctx.tokens)
     return PayloadPage(hits, next_token, collection.collection_id)
 
 

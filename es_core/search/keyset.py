@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from es_core.errors import InvalidArgument
 from es_core.filters.compiler import SqlParams
 from es_core.search.query import SortSpec
 
@@ -34,6 +35,29 @@ class SortKey:
                 else (f"({strictly} OR ({expr} = {value} AND {condition}))")
             )
         return condition
+
+
+def _fits(value: Any, cast: str) -> bool:
+    if cast == "float8":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if cast == "text":
+        return isinstance(value, str)
+    if cast == "boolean":
+        return isinstance(value, bool)
+    return cast == "jsonb"
+
+
+def cursor_key(cursor: dict[str, Any], casts: list[str], field: str = "page_token") -> list[Any]:
+    """The sort key values a page cursor resumes after ("k"), one per column and of its type,
+    else INVALID_ARGUMENT naming ``field`` (never a database error)."""
+    key = cursor.get("k")
+    if (
+        not isinstance(key, list)
+        or len(key) != len(casts)
+        or not all(_fits(value, cast) for value, cast in zip(key, casts, strict=True))
+    ):
+        raise InvalidArgument.field_error(field, "is not a page token this service issued")
+    return key
 
 
 def distance_key() -> tuple[SortKey, list[str]]:

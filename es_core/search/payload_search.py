@@ -13,8 +13,8 @@ import numpy.typing as npt
 from es_core.domain import Collection
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.model import Filter
-from es_core.pagination import decode_page_token, encode_page_token
-from es_core.search.keyset import SortKey, payload_sort_key
+from es_core.page_tokens import PageTokens
+from es_core.search.keyset import SortKey, cursor_key, payload_sort_key
 from es_core.search.query import PayloadQuery
 from es_core.storage.catalog import items_table
 
@@ -29,7 +29,10 @@ class PayloadHit:
 
 
 async def payload_search(
-    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, query: PayloadQuery
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: PayloadQuery,
+    tokens: PageTokens,
 ) -> tuple[list[PayloadHit], str]:
     scope = query.scope(collection.collection_id)
     params = SqlParams()
@@ -39,7 +42,8 @@ async def payload_search(
     else:
         key, casts = payload_sort_key(query.sort, params)
     if query.page_token:
-        where.append(key.after(decode_page_token(query.page_token, scope)["k"], casts, params))
+        after = cursor_key(tokens.decode(query.page_token, scope), casts)
+        where.append(key.after(after, casts, params))
     key_columns = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(key.columns))
     rows = await conn.fetch(
         f"SELECT object_id, payload, update_time, {key_columns} FROM {items_table(collection)}"
@@ -52,7 +56,7 @@ async def payload_search(
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
         cursor = {"k": [last[f"k{i}"] for i in range(len(casts))], "col": collection.collection_id}
-        next_token = encode_page_token(cursor, scope)
+        next_token = tokens.encode(cursor, scope)
     return hits, next_token
 
 

@@ -40,5 +40,5 @@ async def find_similar_items(ctx: SearchContext, request: SimilarItemsInput) -> 
     query = VectorQuery(
         vector=vector, exclude_object_id=request.object_id, **options.as_query_fields()
     )
-    hits, next_token = await vector_search(ctx.pool, collection, query, ctx.settings)
+    hits, next_token = await vector_search(ctx.pool, collection, query, ctx.settings, ctx.tokens)
     return SimilarItemsOutput(hits, next_token, collection.collection_id)

@@ -29,7 +29,7 @@ from es_core.interleaving.pair import Pair, interleaving_pair
 from es_core.interleaving.store import record_interleaving
 from es_core.interleaving.team_draft import Pick
 from es_core.item_input import check_vector
-from es_core.pagination import token_collection
+from es_core.page_tokens import PageTokens
 from es_core.ranking.choice import Ranking, check_words, choose_ranking
 from es_core.ranking.ranked_search import RankedQuery, ranked_search
 from es_core.ranking.ranked_search import page_start as ranked_page_start
@@ -58,6 +58,7 @@ class SearchContext:
     settings: Settings
     pool: asyncpg.Pool
     encoders: EncoderRegistry
+    tokens: PageTokens
 
     async def collection(self, collection_id: str) -> Collection:
         """The named collection, else the blue one."""
@@ -67,7 +68,7 @@ class SearchContext:
     async def page_collection(self, collection_id: str, page_token: str) -> Collection:
         """The named collection; else, for a later page, the one its first page came from
         (a blue switch between pages must not mix two collections); else the blue one."""
-        if not collection_id and (from_token := token_collection(page_token)):
+        if not collection_id and page_token and (from_token := self.tokens.collection(page_token)):
             try:
                 return await self.collection(from_token)
             except NotFound:
@@ -246,16 +247,19 @@ async def _search_in(
     if ranking.spec.method == "vector":
         assert vector is not None
         query = VectorQuery(vector=vector, sort=request.sort, **options.as_query_fields())
-        hits, next_token = await vector_search(ctx.pool, collection, query, ctx.settings)
-        return _Page(hits, next_token, page_start(query, collection), ranking, vector)
+        hits, next_token = await vector_search(
+            ctx.pool, collection, query, ctx.settings, ctx.tokens
+        )
+        return _Page(hits, next_token, page_start(query, collection, ctx.tokens), ranking, vector)
     ranked = RankedQuery(
         spec=with_window(ranking.spec, ctx.settings),
         words=words,
         vector=vector if ranking.spec.uses_vector else None,
         **options.as_query_fields(),
     )
-    hits, next_token = await ranked_search(ctx.pool, collection, ranked, ctx.settings)
-    return _Page(hits, next_token, ranked_page_start(ranked, collection), ranking, vector)
+    hits, next_token = await ranked_search(ctx.pool, collection, ranked, ctx.settings, ctx.tokens)
+    first_rank = ranked_page_start(ranked, collection, ctx.tokens)
+    return _Page(hits, next_token, first_rank, ranking, vector)
 
 
 async def _record_session(

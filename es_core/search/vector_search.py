@@ -19,10 +19,10 @@ import asyncpg
 
 from es_core.config import Settings
 from es_core.domain import Collection
-from es_core.errors import InvalidArgument
 from es_core.filters.compiler import SqlParams, compile_filter
-from es_core.pagination import decode_page_token, encode_page_token
-from es_core.search.keyset import SortKey, distance_key, payload_sort_key
+from es_core.page_tokens import PageTokens
+from es_core.pagination import page_offset
+from es_core.search.keyset import SortKey, cursor_key, distance_key, payload_sort_key
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.storage.catalog import DISTANCE_OPERATORS, items_table
 
@@ -92,18 +92,37 @@ async def vector_search(
     collection: Collection,
     query: VectorQuery,
     settings: Settings,
+    tokens: PageTokens,
 ) -> tuple[list[SearchHit], str]:
     """One page of hits and the token of the next page ("" when this is the last)."""
     scope = query.scope(collection.collection_id)
-    cursor = decode_page_token(query.page_token, scope)["k"] if query.page_token else None
-    start = page_start(query, collection)
+    after = None
+    if query.page_token:
+        after = cursor_key(tokens.decode(query.page_token, scope), _key_casts(query))
+    start = page_start(query, collection, tokens)
+    hits, last_key = await vector_page(conn, collection, query, settings, after)
+    if last_key is None:
+        return hits, ""
+    cursor = {"k": last_key, "n": start + query.limit, "col": collection.collection_id}
+    return hits, tokens.encode(cursor, scope)
+
+
+async def vector_page(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    collection: Collection,
+    query: VectorQuery,
+    settings: Settings,
+    after: list[Any] | None = None,
+) -> tuple[list[SearchHit], list[Any] | None]:
+    """The ``query.limit`` nearest items after the sort key ``after`` (from the first when
+    None), and the sort key of the last of them when more follow (None on the last page)."""
     # Sorting by a payload field reads every matching item anyway: go exact at once.
     exact = query.sort is not None
     personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     candidates = max(4 * query.limit, 40)
     while True:
         rows, n_raw, max_raw = await _run(
-            conn, collection, query, cursor, candidates, exact, personal
+            conn, collection, query, after, candidates, exact, personal
         )
         if exact:
             break
@@ -122,18 +141,10 @@ async def vector_search(
         if candidates > settings.exact_search_after_candidates:
             exact = True
     hits = [_hit(r, query) for r in rows[: query.limit]]
-    next_token = ""
-    if len(rows) > query.limit:
-        last = rows[query.limit - 1]
-        next_token = encode_page_token(
-            {
-                "k": [last[f"k{i}"] for i in range(_key_len(query))],
-                "n": start + query.limit,
-                "col": collection.collection_id,
-            },
-            scope,
-        )
-    return hits, next_token
+    if len(rows) <= query.limit:
+        return hits, None
+    last = rows[query.limit - 1]
+    return hits, [last[f"k{i}"] for i in range(len(_key_casts(query)))]
 
 
 async def vector_pool(
@@ -164,14 +175,12 @@ async def vector_pool(
     return [_hit(r, query) for r in rows[: query.limit]]
 
 
-def page_start(query: VectorQuery, collection: Collection) -> int:
+def page_start(query: VectorQuery, collection: Collection, tokens: PageTokens) -> int:
     """How many results came before this page: 0 for the first, then what the token says."""
     if not query.page_token:
         return 0
-    start = decode_page_token(query.page_token, query.scope(collection.collection_id)).get("n")
-    if not isinstance(start, int) or start < 0:
-        raise InvalidArgument.field_error("page_token", "is not a page token this service issued")
-    return start
+    cursor = tokens.decode(query.page_token, query.scope(collection.collection_id))
+    return page_offset(cursor, query.limit)
 
 
 async def _fetch_on_index(
@@ -229,8 +238,11 @@ async def has_copies(
     )
 
 
-def _key_len(query: VectorQuery) -> int:
-    return 2 if query.sort is None else 3
+def _key_casts(query: VectorQuery) -> list[str]:
+    """The types of the sort key's columns (what a page cursor holds)."""
+    if query.sort is None:
+        return distance_key()[1]
+    return payload_sort_key(query.sort, SqlParams())[1]
 
 
 async def _run(

@@ -13,7 +13,7 @@ _SCOPE = {"list": "models"}
 async def list_models(ctx: Context, page: PageRequest) -> Page[Model]:
     """A page of models."""
     page_size = page.size(ctx.settings)
-    after_time, after_id = time_cursor(page.page_token, _SCOPE)
+    after_time, after_id = time_cursor(ctx.tokens, page.page_token, _SCOPE)
     rows = await ctx.pool.fetch(
         "SELECT * FROM models"
         " WHERE ($1::timestamptz IS NULL OR (create_time, model_id) < ($1, $2::text))"
@@ -23,6 +23,10 @@ async def list_models(ctx: Context, page: PageRequest) -> Page[Model]:
         page_size + 1,
     )
     models, next_token = time_page(
-        [model_from_row(r) for r in rows], page_size, lambda m: (m.create_time, m.model_id), _SCOPE
+        [model_from_row(r) for r in rows],
+        page_size,
+        lambda m: (m.create_time, m.model_id),
+        _SCOPE,
+        ctx.tokens,
     )
     return Page(models, next_token)

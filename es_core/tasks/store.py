@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from es_core.page_tokens import PageTokens
 from es_core.pagination import time_cursor, time_page
 from es_core.tasks.model import Task, TaskKind, TaskStatus
 
@@ -129,6 +130,7 @@ async def get_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Tas
 
 async def list_tasks(
     conn: asyncpg.Connection | asyncpg.Pool,
+    tokens: PageTokens,
     *,
     page_size: int,
     page_token: str,
@@ -137,7 +139,7 @@ async def list_tasks(
 ) -> tuple[list[Task], str]:
     """Newest first, keyset-paged on (create_time, task_id)."""
     scope = {"kind": kind, "statuses": sorted(statuses or [])}
-    after_time, after_id = time_cursor(page_token, scope)
+    after_time, after_id = time_cursor(tokens, page_token, scope)
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM tasks"
         " WHERE ($1::text IS NULL OR kind = $1)"
@@ -151,7 +153,7 @@ async def list_tasks(
         page_size + 1,
     )
     return time_page(
-        [_task(r) for r in rows], page_size, lambda t: (t.create_time, t.task_id), scope
+        [_task(r) for r in rows], page_size, lambda t: (t.create_time, t.task_id), scope, tokens
     )
 
 

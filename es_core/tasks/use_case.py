@@ -27,6 +27,7 @@ async def list_tasks(ctx: Context, request: ListTasksInput) -> Page[Task]:
     page_size = request.page.size(ctx.settings)
     tasks, next_token = await store.list_tasks(
         ctx.pool,
+        ctx.tokens,
         page_size=page_size,
         page_token=request.page.page_token,
         kind=request.kind,

@@ -7,6 +7,10 @@ Objects written here use ids starting "cs-", payload {"suite": "clickstream"} an
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -950,3 +954,125 @@ def test_every_clickstream_rpc_is_covered() -> None:
         "ListSessions",
         "UseSessionsForImprovement",
     }
+
+
+# --- event ids per session; signed page tokens (issue 13, findings 3 and 4) -----------------------
+
+
+def test_one_event_id_in_two_sessions_is_two_events(client: Client, cs_items: str) -> None:
+    first, second = rid("twin-a"), rid("twin-b")
+    register(client, session(first))
+    register(client, session(second))
+    shared = rid("click")  # two users' clients happen to pick the same event id
+    assert push(client, event(shared, first, ITEM_IDS[0])) == (1, 0)
+    assert push(client, event(shared, second, ITEM_IDS[1])) == (1, 0)
+    assert stream(client, [event(shared, first), event(shared, second)]).duplicate_count == 2
+    assert [(e.event_id, e.object_id) for e in get(client, first).events] == [(shared, ITEM_IDS[0])]
+    assert [(e.event_id, e.object_id) for e in get(client, second).events] == [
+        (shared, ITEM_IDS[1])
+    ]
+
+
+def test_one_event_twice_in_a_request_keeps_the_first_in_request_order(
+    client: Client, cs_items: str
+) -> None:
+    sid = rid("twice")
+    register(client, session(sid))
+    first = event(f"{sid}-e", sid, ITEM_IDS[2], "purchase")
+    again = event(f"{sid}-e", sid, ITEM_IDS[0], "click")
+    assert push(client, first, again) == (1, 1)
+    streamed = stream(client, [again, first])
+    assert (streamed.accepted_count, streamed.duplicate_count) == (0, 2)
+    (kept,) = get(client, sid).events
+    assert (kept.object_id, kept.event_type) == (ITEM_IDS[2], "purchase")
+
+
+def _token_parts(token: str) -> tuple[dict[str, Any], str]:
+    body, _, mac = token.rpartition(".")
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))), mac
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _with_cursor(token: str, **changes: Any) -> tuple[dict[str, Any], str]:
+    """The token's body with cursor fields changed, and its original mac."""
+    body, mac = _token_parts(token)
+    body["c"].update(changes)
+    return body, mac
+
+
+def _resigned(stack: StackInfo, token: str, **changes: Any) -> str:
+    """The token with cursor fields changed, signed with the stack's own key (read from its
+    database): what only someone holding the key could make."""
+    body, _ = _with_cursor(token, **changes)
+    key = with_db(stack, lambda conn: conn.fetchval("SELECT secret FROM page_token_key"))
+    raw = _b64(json.dumps(body, separators=(",", ":")).encode())
+    return f"{raw}.{_b64(hmac.new(bytes(key), raw.encode(), hashlib.sha256).digest())}"
+
+
+def test_forged_and_tampered_list_sessions_tokens_are_invalid_argument(
+    client: Client, listed: tuple[str, list[cs.Session], list[datetime]]
+) -> None:
+    user = listed[0]
+    reply = client.clickstream.ListSessions(
+        cs.ListSessionsRequest(user_id=user, page_size=2), timeout=60
+    )
+    assert reply.next_page_token
+    body, mac = _with_cursor(reply.next_page_token, time="not a time", id=["x"])
+    forged_body = _b64(json.dumps(body).encode())
+    for token in (
+        forged_body,  # the old unsigned format, which anyone could write
+        f"{forged_body}.{mac}",  # a real token's mac on an altered cursor
+        f"{forged_body}.{_b64(b'0' * 32)}",
+        reply.next_page_token[:-3],
+    ):
+        expect_error(
+            lambda t=token: client.clickstream.ListSessions(
+                cs.ListSessionsRequest(user_id=user, page_size=2, page_token=t), timeout=60
+            ),
+            BAD,
+            "page_token",
+        )
+
+
+def test_a_search_token_past_the_last_rank_records_nothing_and_listings_still_work(
+    client: Client, stack: StackInfo, cs_items: str
+) -> None:
+    """The attack of finding 4: a later page's token with a huge rank plus create_session once
+    stored a session GetSession and ListSessions then failed on for everyone."""
+    user = rid("user-rank")
+    query = unit(9700)
+    first = search(client, query, limit=2, user_id=user)
+    assert first.next_page_token
+    body, mac = _with_cursor(first.next_page_token, n=2**40)
+    tampered = f"{_b64(json.dumps(body, separators=(',', ':')).encode())}.{mac}"
+    for token in (
+        tampered,  # not signed by the server: refused before anything else
+        _resigned(stack, first.next_page_token, n=2**40),  # signed, but past int32
+        _resigned(stack, first.next_page_token, n=2**31 - 1),  # the page's 2nd rank would be
+    ):
+        expect_error(
+            lambda t=token: search(
+                client, query, limit=2, user_id=user, page_token=t, create_session=True
+            ),
+            BAD,
+            "page_token",
+        )
+    assert list_all(client, user_id=user)[0] == []
+    # A signed offset that leaves room for the page is served and recorded at those ranks.
+    last = 2**31 - 1
+    served = search(
+        client,
+        query,
+        limit=1,
+        user_id=user,
+        page_token=_resigned(stack, first.next_page_token, n=last),
+        create_session=True,
+    )
+    assert served.session_id
+    assert [r.rank for r in get(client, served.session_id).results] == [last]
+    listed, _ = list_all(client, user_id=user)
+    assert [s.session_id for s in listed] == [served.session_id]
+    assert list_all(client, page_size=1000)[0]  # every caller's listing still answers

@@ -21,6 +21,7 @@ from es_core.pagination import PageRequest
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_server.auth import Refusal, authorize
 from tests.integration.helpers import RecordingSender, new_collection, unique_id
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +121,7 @@ async def test_an_apps_sessions_are_invisible_to_another_app(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
     collection = await new_collection(pg_pool)
-    ctx = Context(settings, pg_pool, RecordingSender(), INDEX)
+    ctx = Context(settings, pg_pool, RecordingSender(), INDEX, TOKENS)
     user = unique_id("user")
     mine = Session(
         unique_id("s"), [ShownResult("o1", 0)], user_id=user, collection_id=collection.collection_id

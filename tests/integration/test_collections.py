@@ -24,6 +24,7 @@ from es_core.storage import catalog
 from es_core.tasks import store
 from es_core.upsertion import run_deletion, run_upsertion
 from tests.integration.blue_green import World, fresh_world, keep_going, text_items
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ async def test_list_is_newest_first_paged_and_counts_originals_only(world: World
     token = ""
     async with world.pool.acquire() as conn:
         while True:
-            page, token = await list_collections(conn, page_size=2, page_token=token)
+            page, token = await list_collections(conn, TOKENS, page_size=2, page_token=token)
             assert len(page) <= 2
             seen += [i.collection.collection_id for i in page]
             counts |= {i.collection.collection_id: i.item_count for i in page}
@@ -250,7 +251,7 @@ async def test_deleting_the_rollback_target_drops_it_and_ends_rollback(world: Wo
             await catalog.get_collection(conn, world.blue.collection_id)
         with pytest.raises(FailedPrecondition, match="no previous blue"):
             await rollback_blue(conn)
-        listed, _ = await list_collections(conn, page_size=50, page_token="")
+        listed, _ = await list_collections(conn, TOKENS, page_size=50, page_token="")
     assert [i.collection.collection_id for i in listed] == [green.collection_id]
     # Writes no longer try to reach it.
     await run_upsertion(

@@ -45,6 +45,7 @@ from tests.integration.blue_green import (
     text_items,
 )
 from tests.integration.helpers import RecordingSender
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ async def world(
 
 
 def _context(world: World) -> Context:
-    return Context(world.settings, world.pool, RecordingSender(), world.index)
+    return Context(world.settings, world.pool, RecordingSender(), world.index, TOKENS)
 
 
 async def _upsert(world: World, **payloads: str) -> Task:

@@ -28,6 +28,7 @@ from es_core.upsertion import run_upsertion
 from tests.integration.blue_green import keep_going
 from tests.integration.helpers import fresh_database
 from tests.integration.tiny_plugin import TinyDotPlugin
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ async def test_a_new_database_starts_from_the_plugins_model_and_ranks_by_its_met
     split = plugin.get_items_splitter().split
     await run_upsertion(pool, blue, items, registry, SETTINGS, keep_going, split)
     found = await search(
-        SearchContext(SETTINGS, pool, registry),
+        SearchContext(SETTINGS, pool, registry, TOKENS),
         SearchInput(
             options=page_options(
                 SETTINGS, limit=10, max_distance=None, filter=None, page_token="", user_id=""

@@ -10,6 +10,7 @@ import pytest
 from es_core.clickstream import store
 from es_core.clickstream.model import Session, ShownResult
 from tests.integration.helpers import new_collection, unique_id
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,9 @@ async def test_release_closes_the_batch_and_new_sessions_start_another(
     assert third.batch_id != first.batch_id
     states = dict(await pg_pool.fetch("SELECT batch_id, state FROM session_batches"))
     assert states[first.batch_id] == "released" and states[third.batch_id] == "collecting"
-    listed, _ = await store.list_sessions(pg_pool, page_size=1000, page_token="", batch_id=released)
+    listed, _ = await store.list_sessions(
+        pg_pool, TOKENS, page_size=1000, page_token="", batch_id=released
+    )
     mine = {s.session_id for s in listed if s.session_id.startswith(prefix)}
     assert mine == {f"{prefix}-1", f"{prefix}-2"}  # other tests' sessions may share the batch
 

@@ -11,6 +11,7 @@ import pytest
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from es_core.tasks import store
 from tests.integration.helpers import unique_id
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -322,6 +323,7 @@ async def _all_pages(pool: asyncpg.Pool, page_size: int, **filters: object) -> l
     for _ in range(10_000):
         page, token = await store.list_tasks(
             pool,
+            TOKENS,
             page_size=page_size,
             page_token=token,
             **filters,  # type: ignore[arg-type]
@@ -378,23 +380,25 @@ async def test_list_tasks_pages_newest_first_without_dups_or_gaps(pg_pool: async
 async def test_list_tasks_token_with_another_filter_is_invalid(pg_pool: asyncpg.Pool) -> None:
     for _ in range(3):
         await _new(pg_pool, "improvement")
-    _, token = await store.list_tasks(pg_pool, page_size=1, page_token="", kind="improvement")
+    _, token = await store.list_tasks(
+        pg_pool, TOKENS, page_size=1, page_token="", kind="improvement"
+    )
     assert token
     with pytest.raises(InvalidArgument) as info:
-        await store.list_tasks(pg_pool, page_size=1, page_token=token, kind="reindex")
+        await store.list_tasks(pg_pool, TOKENS, page_size=1, page_token=token, kind="reindex")
     assert info.value.violations[0].field == "page_token"
     with pytest.raises(InvalidArgument):
         await store.list_tasks(
-            pg_pool, page_size=1, page_token=token, kind="improvement", statuses=["pending"]
+            pg_pool, TOKENS, page_size=1, page_token=token, kind="improvement", statuses=["pending"]
         )
     with pytest.raises(InvalidArgument):
-        await store.list_tasks(pg_pool, page_size=1, page_token="junk", kind="improvement")
+        await store.list_tasks(pg_pool, TOKENS, page_size=1, page_token="junk", kind="improvement")
     # The same filter, with statuses given in another order, is the same query.
     _, token = await store.list_tasks(
-        pg_pool, page_size=1, page_token="", statuses=["pending", "done"]
+        pg_pool, TOKENS, page_size=1, page_token="", statuses=["pending", "done"]
     )
     page, _ = await store.list_tasks(
-        pg_pool, page_size=1, page_token=token, statuses=["done", "pending"]
+        pg_pool, TOKENS, page_size=1, page_token=token, statuses=["done", "pending"]
     )
     assert len(page) == 1
 

@@ -15,6 +15,7 @@ from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_core.tasks import store
 from es_core.tasks.use_case import ListTasksInput, list_tasks, restart_task
 from tests.integration.helpers import RecordingSender, new_collection, unique_id
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ async def test_a_retried_request_returns_the_first_task_and_sends_it_once(
 ) -> None:
     collection = await new_collection(pg_pool)
     sender = RecordingSender()
-    ctx = Context(settings, pg_pool, sender, INDEX)
+    ctx = Context(settings, pg_pool, sender, INDEX, TOKENS)
     request = DeleteItemsInput(
         collection.collection_id, ["a", "b", "a"], idempotency_key=unique_id("key")
     )
@@ -47,7 +48,7 @@ async def test_a_retried_request_returns_the_first_task_and_sends_it_once(
 async def test_a_restarted_task_is_sent_again(pg_pool: asyncpg.Pool, settings: Settings) -> None:
     collection = await new_collection(pg_pool)
     sender = RecordingSender()
-    ctx = Context(settings, pg_pool, sender, INDEX)
+    ctx = Context(settings, pg_pool, sender, INDEX, TOKENS)
     task = await delete_items(ctx, DeleteItemsInput(collection.collection_id, ["a"]))
     await store.cancel_task(pg_pool, task.task_id)
     restarted = await restart_task(ctx, task.task_id)
@@ -62,7 +63,7 @@ async def test_list_pages_follow_the_configured_default_and_maximum(
         for _ in range(3):
             await store.create_task(conn, "improvement", {"n": unique_id("p")})
     small = settings.model_copy(update={"default_page_size": 2, "max_page_size": 2})
-    ctx = Context(small, pg_pool, RecordingSender(), INDEX)
+    ctx = Context(small, pg_pool, RecordingSender(), INDEX, TOKENS)
     by_default = await list_tasks(ctx, ListTasksInput(PageRequest(), kind="improvement"))
     assert len(by_default.items) == 2 and by_default.next_page_token
     clamped = await list_tasks(ctx, ListTasksInput(PageRequest(page_size=3), kind="improvement"))

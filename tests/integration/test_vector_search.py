@@ -19,6 +19,7 @@ from es_core.search.payload_search import count_items, head_vector, payload_sear
 from es_core.search.query import PayloadQuery, SearchHit, SortSpec, VectorQuery
 from es_core.search.vector_search import vector_search
 from tests.integration.helpers import DIMS, as_array, load_items, new_collection
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,11 @@ async def _all_pages(
     token = ""
     for _ in range(1000):
         page, token = await vector_search(
-            pool, data.collection, VectorQuery(**{**query.__dict__, "page_token": token}), settings
+            pool,
+            data.collection,
+            VectorQuery(**{**query.__dict__, "page_token": token}),
+            settings,
+            TOKENS,
         )
         if token:
             assert len(page) == query.limit, "a page before the last must be full"
@@ -163,7 +168,7 @@ async def test_first_page_matches_brute_force(
         scores, nearest = data.distances(q)
         for limit in (1, 10, 25):
             hits, token = await vector_search(
-                pg_pool, data.collection, VectorQuery(vector=q, limit=limit), settings
+                pg_pool, data.collection, VectorQuery(vector=q, limit=limit), settings, TOKENS
             )
             _assert_ranking(hits, _ranked(scores)[:limit], scores)
             assert token
@@ -209,7 +214,9 @@ async def test_avg_item_with_no_part_among_the_nearest_parts_still_ranks_first(
         part[0, 2] = 2.0 + 0.01 * k
         items.append((f"b{k:02d}", part, {}))
     await load_items(pg_pool, collection, items)
-    hits, _ = await vector_search(pg_pool, collection, VectorQuery(vector=q, limit=10), settings)
+    hits, _ = await vector_search(
+        pg_pool, collection, VectorQuery(vector=q, limit=10), settings, TOKENS
+    )
     assert [h.object_id for h in hits] == [f"b{k:02d}" for k in range(10)]
 
 
@@ -222,7 +229,7 @@ async def test_selective_filter_still_fills_the_page(
         scores, _ = big.distances(q, lambda p: p["cat"] == "rare")
         assert len(scores) == 40
         hits, token = await vector_search(
-            pg_pool, big.collection, VectorQuery(vector=q, filter=rare, limit=10), settings
+            pg_pool, big.collection, VectorQuery(vector=q, filter=rare, limit=10), settings, TOKENS
         )
         assert token
         _assert_ranking(hits, _ranked(scores)[:10], scores)
@@ -241,7 +248,11 @@ async def test_unfiltered_search_on_the_big_collection(
     token = ""
     for _ in range(5):  # the first pages, deeper each time
         page, token = await vector_search(
-            pg_pool, big.collection, VectorQuery(vector=q, limit=50, page_token=token), settings
+            pg_pool,
+            big.collection,
+            VectorQuery(vector=q, limit=50, page_token=token),
+            settings,
+            TOKENS,
         )
         hits.extend(page)
     _assert_ranking(hits, _ranked(scores)[:250], scores)
@@ -264,7 +275,7 @@ async def test_max_distance_cuts_off(
     ranked = _ranked(scores)
     cutoff = (scores[ranked[14]] + scores[ranked[15]]) / 2  # exactly 15 items are nearer
     query = VectorQuery(vector=q, limit=100, max_distance=cutoff)
-    hits, token = await vector_search(pg_pool, data.collection, query, settings)
+    hits, token = await vector_search(pg_pool, data.collection, query, settings, TOKENS)
     assert token == ""
     _assert_ranking(hits, ranked[:15], scores)
     assert all(h.distance <= cutoff for h in hits)
@@ -274,7 +285,7 @@ async def test_max_distance_cuts_off(
     _assert_ranking(paged, ranked[:15], scores)
     # Nothing is that near: an empty answer, not an error.
     nothing = VectorQuery(vector=q, limit=10, max_distance=scores[ranked[0]] - 0.01)
-    assert await vector_search(pg_pool, data.collection, nothing, settings) == ([], "")
+    assert await vector_search(pg_pool, data.collection, nothing, settings, TOKENS) == ([], "")
 
 
 async def test_exclude_object_id(
@@ -285,7 +296,7 @@ async def test_exclude_object_id(
     scores, _ = data.distances(q)
     ranked = _ranked(scores)
     query = VectorQuery(vector=q, limit=10, exclude_object_id=ranked[0])
-    hits, _ = await vector_search(pg_pool, data.collection, query, settings)
+    hits, _ = await vector_search(pg_pool, data.collection, query, settings, TOKENS)
     _assert_ranking(hits, ranked[1:11], {k: v for k, v in scores.items() if k != ranked[0]})
     everything = await _all_pages(
         pg_pool, data, VectorQuery(vector=q, limit=50, exclude_object_id=ranked[5]), settings
@@ -372,7 +383,7 @@ async def test_sorted_first_page_puts_missing_field_last(
     (q,) = _query_vectors(15, 1)
     for descending in (False, True):
         query = VectorQuery(vector=q, sort=SortSpec("rank", descending), limit=len(data.ids))
-        hits, token = await vector_search(pg_pool, data.collection, query, settings)
+        hits, token = await vector_search(pg_pool, data.collection, query, settings, TOKENS)
         assert token == ""
         assert [h.object_id for h in hits] == _sorted_by_rank(data, descending, lambda p: True)
 
@@ -385,7 +396,7 @@ async def _payload_pages(pool: asyncpg.Pool, data: Data, query: PayloadQuery) ->
     token = ""
     for _ in range(1000):
         hits, token = await payload_search(
-            pool, data.collection, PayloadQuery(**{**query.__dict__, "page_token": token})
+            pool, data.collection, PayloadQuery(**{**query.__dict__, "page_token": token}), TOKENS
         )
         if token:
             assert len(hits) == query.limit
@@ -413,7 +424,7 @@ async def test_payload_search_and_count_with_filters(
         assert await count_items(pg_pool, data.collection, f) == len(expected), f
         got = await _payload_pages(pg_pool, data, PayloadQuery(filter=f, limit=13))
         assert got == expected, f  # ordered by object_id, every item once
-    hits, _ = await payload_search(pg_pool, data.collection, PayloadQuery(limit=3))
+    hits, _ = await payload_search(pg_pool, data.collection, PayloadQuery(limit=3), TOKENS)
     assert [h.payload for h in hits] == data.payloads[:3]
 
 
@@ -456,8 +467,10 @@ async def test_page_token_of_another_query_is_invalid(
     data = collections[("cosine", "min")]
     other = collections[("cosine", "avg")]
     q1, q2 = _query_vectors(16, 2)
-    _, token = await vector_search(pg_pool, data.collection, VectorQuery(vector=q1), settings)
-    _, payload_token = await payload_search(pg_pool, data.collection, PayloadQuery(limit=2))
+    _, token = await vector_search(
+        pg_pool, data.collection, VectorQuery(vector=q1), settings, TOKENS
+    )
+    _, payload_token = await payload_search(pg_pool, data.collection, PayloadQuery(limit=2), TOKENS)
     assert token and payload_token
     bad_queries = [
         (data, VectorQuery(vector=q2, page_token=token)),
@@ -471,18 +484,25 @@ async def test_page_token_of_another_query_is_invalid(
     ]
     for d, query in bad_queries:
         with pytest.raises(InvalidArgument) as info:
-            await vector_search(pg_pool, d.collection, query, settings)
+            await vector_search(pg_pool, d.collection, query, settings, TOKENS)
         assert info.value.violations[0].field == "page_token"
     with pytest.raises(InvalidArgument):
-        await payload_search(pg_pool, data.collection, PayloadQuery(limit=2, page_token=token))
+        await payload_search(
+            pg_pool, data.collection, PayloadQuery(limit=2, page_token=token), TOKENS
+        )
     with pytest.raises(InvalidArgument):
         await payload_search(
             pg_pool,
             data.collection,
             PayloadQuery(limit=2, filter=Term("cat", "c0"), page_token=payload_token),
+            TOKENS,
         )
     # The same query with a different limit is still the same query.
     hits, _ = await vector_search(
-        pg_pool, data.collection, VectorQuery(vector=q1, limit=3, page_token=token), settings
+        pg_pool,
+        data.collection,
+        VectorQuery(vector=q1, limit=3, page_token=token),
+        settings,
+        TOKENS,
     )
     assert len(hits) == 3

@@ -18,7 +18,6 @@ from google.protobuf.message import Message
 from embedding_studio.v1 import common_pb2, search_pb2
 from es_core.config import Settings
 from es_core.item_input import check_object_id, check_vector
-from es_core.pagination import decode_page_token
 from es_core.ranking.choice import check_words
 from es_core.search.query import (
     PayloadQuery,
@@ -31,6 +30,7 @@ from es_core.search.query import (
 from es_core.storage.catalog import check_collection_id
 from es_server.convert import optional_sort
 from tests.bad_requests import BLUE, DIMS, INF_VEC, LONG_ID, NAN_VEC, VEC, expect_refusal
+from tests.page_tokens import TOKENS
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
 
@@ -157,7 +157,7 @@ def _scope(request: Message) -> dict[str, Any]:
 )
 def test_bad_page_token(request_message: Any) -> None:
     expect_refusal(
-        lambda: decode_page_token(request_message.page_token, _scope(request_message)),
+        lambda: TOKENS.decode(request_message.page_token, _scope(request_message)),
         "page_token",
     )
 

@@ -14,6 +14,7 @@ from es_core.pagination import check_page_size, time_cursor
 from es_core.tasks.store import parse_task_id
 from es_server.convert import task_kind_from_proto, task_statuses_from_proto
 from tests.bad_requests import expect_refusal
+from tests.page_tokens import TOKENS
 
 
 def raw_enum(number: int) -> Any:
@@ -48,7 +49,7 @@ def list_tasks_checks(request: task_pb2.ListTasksRequest) -> None:
     check_page_size(request.page_size, default=50, maximum=1000)
     kind = task_kind_from_proto(request.kind)
     statuses = task_statuses_from_proto(request.statuses)
-    time_cursor(request.page_token, {"kind": kind, "statuses": sorted(statuses)})
+    time_cursor(TOKENS, request.page_token, {"kind": kind, "statuses": sorted(statuses)})
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 from es_core.evaluation.click_gains import MAX_POSITION_FACTOR, debiased_gains, ndcg_of_clicks
 from es_core.fine_tuning.examples import Example
-from es_core.pagination import encode_page_token
 from es_core.ranking import fit
 from es_core.ranking.choice import check_words, choose_ranking
 from es_core.ranking.fit import (
@@ -53,6 +52,7 @@ from es_core.ranking.spec import (
     with_window,
 )
 from es_core.search.query import SearchHit
+from tests.page_tokens import TOKENS
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
 NOW = 1_700_000_000.0
@@ -325,15 +325,28 @@ def test_later_pages_of_a_hybrid_ranking_score_boosts_at_the_first_pages_moment(
     collection = _collection()
     query = RankedQuery(spec=spec, words="w", limit=2)
     hits = [SearchHit(f"o{i}", 0.1, score=1.0 - i) for i in range(3)]
-    page, token = _page(query, collection, hits, 4, t=NOW, w=30)
+    page, token = _page(query, collection, hits, 4, TOKENS, t=NOW, w=30)
     assert [h.object_id for h in page] == ["o0", "o1"]
-    assert _cursor(replace(query, page_token=token), collection) == _Cursor((0.0, "o1"), 6, NOW, 30)
-    assert _cursor(query, collection) == _Cursor()
+    resumed = _cursor(replace(query, page_token=token), collection, TOKENS)
+    assert resumed == _Cursor((0.0, "o1"), 6, NOW, 30)
+    assert _cursor(query, collection, TOKENS) == _Cursor()
     scope = query.scope(collection.collection_id)
-    for name, bad in (("t", "soon"), ("t", True), ("t", [1]), ("w", 0), ("w", 2.5), ("w", "9")):
-        forged = encode_page_token({"k": [0.0, "o1"], "n": 6, "col": "c", name: bad}, scope)
+    for name, bad in (
+        ("t", "soon"),
+        ("t", True),
+        ("t", [1]),
+        ("w", 0),
+        ("w", 2.5),
+        ("w", "9"),
+        ("w", True),
+        ("n", -1),
+        ("n", 2**31),
+        ("k", ["0.5", "o1"]),
+    ):
+        cursor = {"k": [0.0, "o1"], "n": 6, "col": "c", name: bad}
+        forged = TOKENS.encode(cursor, scope)
         with pytest.raises(InvalidArgument) as info:
-            _cursor(replace(query, page_token=forged), collection)
+            _cursor(replace(query, page_token=forged), collection, TOKENS)
         assert _refused_field(info) == "page_token"
 
 

@@ -84,14 +84,16 @@ class ClickstreamServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PushEvents(self, request, context):
-        """Records a batch of events; events whose event_id was seen before are counted as duplicates.
+        """Records a batch of events; an event whose (session_id, event_id) was recorded before, or came
+        earlier in the same request, is counted as a duplicate (the first occurrence is the one kept).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request_iterator, context):
-        """Records events sent as a client stream (for high volume); answers once the stream closes.
+        """Records events sent as a client stream (for high volume); answers once the stream closes. Each
+        message is checked and recorded as PushEvents records a request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,9 +36,13 @@ class ClickstreamServiceStub:
     RegisterSession: _grpc.UnaryUnaryMultiCallable[_clickstream_pb2.RegisterSessionRequest, _clickstream_pb2.RegisterSessionResponse]
     """Records a session (the results shown for a query); replaying the same session_id returns it unchanged."""
     PushEvents: _grpc.UnaryUnaryMultiCallable[_clickstream_pb2.PushEventsRequest, _clickstream_pb2.PushEventsResponse]
-    """Records a batch of events; events whose event_id was seen before are counted as duplicates."""
+    """Records a batch of events; an event whose (session_id, event_id) was recorded before, or came
+    earlier in the same request, is counted as a duplicate (the first occurrence is the one kept).
+    """
     StreamEvents: _grpc.StreamUnaryMultiCallable[_clickstream_pb2.StreamEventsRequest, _clickstream_pb2.StreamEventsResponse]
-    """Records events sent as a client stream (for high volume); answers once the stream closes."""
+    """Records events sent as a client stream (for high volume); answers once the stream closes. Each
+    message is checked and recorded as PushEvents records a request.
+    """
     MarkSessionIrrelevant: _grpc.UnaryUnaryMultiCallable[_clickstream_pb2.MarkSessionIrrelevantRequest, _clickstream_pb2.MarkSessionIrrelevantResponse]
     """Marks a session as irrelevant (e.g. a bot or a test) so learning ignores it."""
     GetSession: _grpc.UnaryUnaryMultiCallable[_clickstream_pb2.GetSessionRequest, _clickstream_pb2.GetSessionResponse]
@@ -56,9 +60,13 @@ class ClickstreamServiceAsyncStub(ClickstreamServiceStub):
     RegisterSession: _aio.UnaryUnaryMultiCallable[_clickstream_pb2.RegisterSessionRequest, _clickstream_pb2.RegisterSessionResponse]  # type: ignore[assignment]
     """Records a session (the results shown for a query); replaying the same session_id returns it unchanged."""
     PushEvents: _aio.UnaryUnaryMultiCallable[_clickstream_pb2.PushEventsRequest, _clickstream_pb2.PushEventsResponse]  # type: ignore[assignment]
-    """Records a batch of events; events whose event_id was seen before are counted as duplicates."""
+    """Records a batch of events; an event whose (session_id, event_id) was recorded before, or came
+    earlier in the same request, is counted as a duplicate (the first occurrence is the one kept).
+    """
     StreamEvents: _aio.StreamUnaryMultiCallable[_clickstream_pb2.StreamEventsRequest, _clickstream_pb2.StreamEventsResponse]  # type: ignore[assignment]
-    """Records events sent as a client stream (for high volume); answers once the stream closes."""
+    """Records events sent as a client stream (for high volume); answers once the stream closes. Each
+    message is checked and recorded as PushEvents records a request.
+    """
     MarkSessionIrrelevant: _aio.UnaryUnaryMultiCallable[_clickstream_pb2.MarkSessionIrrelevantRequest, _clickstream_pb2.MarkSessionIrrelevantResponse]  # type: ignore[assignment]
     """Marks a session as irrelevant (e.g. a bot or a test) so learning ignores it."""
     GetSession: _aio.UnaryUnaryMultiCallable[_clickstream_pb2.GetSessionRequest, _clickstream_pb2.GetSessionResponse]  # type: ignore[assignment]
@@ -85,7 +93,9 @@ class ClickstreamServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _clickstream_pb2.PushEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_clickstream_pb2.PushEventsResponse, _abc.Awaitable[_clickstream_pb2.PushEventsResponse]]:
-        """Records a batch of events; events whose event_id was seen before are counted as duplicates."""
+        """Records a batch of events; an event whose (session_id, event_id) was recorded before, or came
+        earlier in the same request, is counted as a duplicate (the first occurrence is the one kept).
+        """
 
     @_abc_1.abstractmethod
     def StreamEvents(
@@ -93,7 +103,9 @@ class ClickstreamServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_clickstream_pb2.StreamEventsRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_clickstream_pb2.StreamEventsResponse, _abc.Awaitable[_clickstream_pb2.StreamEventsResponse]]:
-        """Records events sent as a client stream (for high volume); answers once the stream closes."""
+        """Records events sent as a client stream (for high volume); answers once the stream closes. Each
+        message is checked and recorded as PushEvents records a request.
+        """
 
     @_abc_1.abstractmethod
     def MarkSessionIrrelevant(
