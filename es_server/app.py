@@ -33,6 +33,7 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
+from es_server.deadlines import DeadlineInterceptor
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
@@ -62,13 +63,33 @@ SERVICE_NAMES = [
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Message size limits, keepalive pings and the most a connection may live (see Settings)."""
+
+    def ms(seconds: float) -> int:
+        return round(seconds * 1000)
+
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_seconds)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout_seconds)),
+        ("grpc.max_connection_age_ms", ms(settings.grpc_max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", ms(settings.grpc_max_connection_age_grace_seconds)),
+    ]
+
+
 def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    settings = state.settings
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor()],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        interceptors=[
+            ErrorInterceptor(),
+            DeadlineInterceptor(
+                settings.rpc_default_deadline_seconds, settings.rpc_max_deadline_seconds
+            ),
         ],
+        options=server_options(settings),
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchService(state), server)
     clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server(ClickstreamService(state), server)
@@ -90,8 +111,12 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls for a few seconds and stop."""
     # A plugin that cannot load stops the server here, before it takes any request.
     plugin = load_plugin(settings)
-    pool = await create_pool(settings, settings.require_postgres_dsn())
+    dsn = settings.require_postgres_dsn()
+    pool = await create_pool(settings, dsn, role="api")
     blue = await prepare_database(pool, settings, plugin)
+    search_pool = await create_pool(
+        settings, dsn, role="search", max_size=settings.db_search_pool_max_size
+    )
     encoders = EncoderRegistry(
         plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
     )
@@ -99,7 +124,7 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
     server, health_servicer = build_server(
-        ServerState(settings, pool, encoders, plugin, task_sender)
+        ServerState(settings, pool, encoders, plugin, task_sender, search_pool)
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     server.add_insecure_port(address)
@@ -116,4 +141,5 @@ async def serve(settings: Settings) -> None:
     log.info("stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    await search_pool.close()
     await pool.close()

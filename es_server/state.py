@@ -1,5 +1,9 @@
-"""What every servicer shares: settings, the pool, the encoders, the fine-tuning method and the
-task sender of this server process, and the contexts the use cases take."""
+"""What every servicer shares: settings, the pools, the encoders, the fine-tuning method and
+the task sender of this server process, and the contexts the use cases take.
+
+Searches run filters callers write, so they draw from a pool of their own (with a shorter
+statement timeout): however many expensive filters are in flight, the other calls (GetTask,
+the clickstream, upserts) still find a free connection in ``pool``."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class ServerState:
     encoders: EncoderRegistry
     plugin: FineTuningMethod
     sender: TaskSender
+    search_pool: asyncpg.Pool
 
     @property
     def context(self) -> Context:
@@ -29,4 +34,4 @@ class ServerState:
 
     @property
     def search(self) -> SearchContext:
-        return SearchContext(self.settings, self.pool, self.encoders)
+        return SearchContext(self.settings, self.search_pool, self.encoders)
