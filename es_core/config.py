@@ -32,9 +32,10 @@ class Settings(BaseSettings):
     grpc_keepalive_seconds: float = Field(default=60.0, gt=0)
     grpc_keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
     # A connection is closed (GOAWAY) after this age, its calls given the grace to finish:
-    # clients reconnect, so load spreads over servers and no connection lives forever.
+    # clients reconnect, so load spreads over servers and no connection lives forever. The
+    # grace is as long as the stream caps below, so a stream ends by its own cap, not by this.
     grpc_max_connection_age_seconds: float = Field(default=3600.0, gt=0)
-    grpc_max_connection_age_grace_seconds: float = Field(default=60.0, gt=0)
+    grpc_max_connection_age_grace_seconds: float = Field(default=600.0, gt=0)
     # Unary calls: a call with no deadline gets the default; a longer one is cut to the maximum.
     rpc_default_deadline_seconds: float = Field(default=30.0, gt=0)
     rpc_max_deadline_seconds: float = Field(default=120.0, gt=0)

@@ -24,6 +24,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import (
     clickstream_pb2 as cs,
 )
@@ -285,3 +286,20 @@ async def test_a_stream_of_events_is_cut_at_its_cap_and_what_came_before_is_kept
             session_id,
         )
     assert [r["event_id"] for r in kept] == [f"{session_id}-0", f"{session_id}-1"]
+
+
+async def test_the_client_resumes_a_watch_the_server_ended_at_its_cap(
+    pg_server: EmbeddedPostgres, settings: Settings, pg_pool: asyncpg.Pool
+) -> None:
+    async with pg_pool.acquire() as conn:
+        task, _ = await store.create_task(conn, "improvement", {"n": unique_id("rewatch")})
+
+    async def cancel_later() -> None:
+        await asyncio.sleep(1.0)
+        await store.cancel_task(pg_pool, task.task_id)
+
+    async with serving(pg_server, settings, watch_task_max_seconds=0.3) as (channel, _):
+        canceling = asyncio.ensure_future(cancel_later())
+        final = await AsyncClient(channel).wait_for_task(task.task_id, timeout_seconds=30)
+        await canceling
+    assert final.status == common_pb2.TASK_STATUS_CANCELED
