@@ -57,6 +57,42 @@ class Settings(BaseSettings):
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
+    # Budgets: what one caller can make the server and the database spend.
+    # Calls in flight at once; one more is refused with RESOURCE_EXHAUSTED.
+    grpc_max_concurrent_rpcs: int = Field(default=100, ge=1)
+    # The server pings an idle connection this often and drops it if no answer comes in time.
+    grpc_keepalive_seconds: float = Field(default=60.0, gt=0)
+    grpc_keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
+    # A connection is closed (GOAWAY) after this age, its calls given the grace to finish:
+    # clients reconnect, so load spreads over servers and no connection lives forever. The
+    # grace is as long as the stream caps below, so a stream ends by its own cap, not by this.
+    grpc_max_connection_age_seconds: float = Field(default=3600.0, gt=0)
+    grpc_max_connection_age_grace_seconds: float = Field(default=600.0, gt=0)
+    # Unary calls: a call with no deadline gets the default; a longer one is cut to the maximum.
+    rpc_default_deadline_seconds: float = Field(default=30.0, gt=0)
+    rpc_max_deadline_seconds: float = Field(default=120.0, gt=0)
+    # Searches (Search, SearchByPayload, CountItems, FindSimilarItems, PredictCategories) run
+    # filters a caller writes: they get their own pool, so they cannot starve the other calls.
+    db_search_pool_max_size: int = Field(default=6, ge=1)
+    # PostgreSQL statement_timeout per role of query: the server's searches, its other calls,
+    # and the workers' tasks (0 = no limit). A statement past it is cancelled.
+    db_search_statement_timeout_seconds: float = Field(default=10.0, ge=0)
+    db_api_statement_timeout_seconds: float = Field(default=30.0, ge=0)
+    db_worker_statement_timeout_seconds: float = Field(default=3600.0, ge=0)
+    # How long a request waits for a pooled connection before it is told the database is busy.
+    db_acquire_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The most a filter may cost per row it reads (es_core/filters/cost.py says what costs what).
+    max_filter_cost: int = Field(default=1024, ge=1)
+    # WatchTask ends with DEADLINE_EXCEEDED after this long, the task's latest state sent;
+    # the caller watches again to go on.
+    watch_task_max_seconds: float = Field(default=600.0, gt=0)
+    # StreamEvents: the longest one stream may stay open and the most messages it may carry.
+    stream_events_max_seconds: float = Field(default=600.0, gt=0)
+    stream_events_max_messages: int = Field(default=10_000, ge=1)
+    # Combinations a fine-tuning request's hyperparameter space may have (product of the
+    # candidate counts), checked before any trial is drawn.
+    max_hyperparameter_combinations: int = Field(default=4096, ge=1)
+
     # Limits enforced at the API edge.
     max_items_per_request: int = 1000
     max_payload_bytes: int = 64 * 1024

@@ -52,3 +52,14 @@ class Aborted(EsError):
 class Unavailable(EsError):
     """A service the request needs (e.g. the Triton inference server) cannot be reached now;
     the same request may succeed later."""
+
+
+class ResourceExhausted(EsError):
+    """The request would cost more than a budget allows (a filter, a stream, a search space,
+    a database statement); the message names the budget. The same request fails again;
+    a cheaper one may not."""
+
+
+class DeadlineExceeded(EsError):
+    """A call ran into its time cap (a stream open longer than its setting allows); what it
+    did before stays done, and the message says how to go on."""

@@ -38,6 +38,7 @@ from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.auth import AuthInterceptor
+from es_server.deadlines import DeadlineInterceptor
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
@@ -70,18 +71,38 @@ SERVICE_NAMES = [
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Message size limits, keepalive pings and the most a connection may live (see Settings)."""
+
+    def ms(seconds: float) -> int:
+        return round(seconds * 1000)
+
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_seconds)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout_seconds)),
+        ("grpc.max_connection_age_ms", ms(settings.grpc_max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", ms(settings.grpc_max_connection_age_grace_seconds)),
+    ]
+
+
 def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
-    if state.settings.auth == "required":
+    settings = state.settings
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        ErrorInterceptor(),
+        DeadlineInterceptor(
+            settings.rpc_default_deadline_seconds, settings.rpc_max_deadline_seconds
+        ),
+    ]
+    if settings.auth == "required":
         # Outermost: a refused call reaches nothing else.
-        verifier = KeyVerifier(state.pool, state.settings.auth_cache_seconds)
-        interceptors.insert(0, AuthInterceptor(verifier, state.settings.auth_open_services))
+        verifier = KeyVerifier(state.pool, settings.auth_cache_seconds)
+        interceptors.insert(0, AuthInterceptor(verifier, settings.auth_open_services))
     server = grpc.aio.server(
         interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
+        options=server_options(settings),
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchService(state), server)
     clickstream_pb2_grpc.add_ClickstreamServiceServicer_to_server(ClickstreamService(state), server)
@@ -106,9 +127,13 @@ async def serve(settings: Settings) -> None:
     credentials = server_credentials(settings)
     check_exposure(settings, tls=credentials is not None)
     plugin = load_plugin(settings)
-    pool = await create_pool(settings, settings.require_postgres_dsn())
+    dsn = settings.require_postgres_dsn()
+    pool = await create_pool(settings, dsn, role="api")
     blue = await prepare_database(pool, settings, plugin)
     tokens = await load_page_tokens(settings, pool)
+    search_pool = await create_pool(
+        settings, dsn, role="search", max_size=settings.db_search_pool_max_size
+    )
     encoders = EncoderRegistry(
         plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
     )
@@ -116,7 +141,7 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
     server, health_servicer = build_server(
-        ServerState(settings, pool, encoders, plugin, task_sender, tokens)
+        ServerState(settings, pool, encoders, plugin, task_sender, tokens, search_pool)
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     if credentials is None:
@@ -142,4 +167,5 @@ async def serve(settings: Settings) -> None:
     log.info("stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    await search_pool.close()
     await pool.close()

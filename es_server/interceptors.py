@@ -16,10 +16,12 @@ from grpc_status import rpc_status
 from es_core.errors import (
     Aborted,
     AlreadyExists,
+    DeadlineExceeded,
     EsError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 
@@ -32,6 +34,8 @@ _CODES: list[tuple[type[EsError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (Unavailable, code_pb2.UNAVAILABLE),
     (Aborted, code_pb2.ABORTED),
+    (ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
+    (DeadlineExceeded, code_pb2.DEADLINE_EXCEEDED),
 ]
 
 
@@ -69,6 +73,12 @@ async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method
         # DeleteCollection (or a switch and then one) raced this request.
         error = Aborted(
             f"a collection {method} reads was deleted while the request ran; send it again"
+        )
+    if isinstance(error, asyncpg.exceptions.QueryCanceledError):
+        # The role's statement_timeout (ES_DB_*_STATEMENT_TIMEOUT_SECONDS) stopped the query.
+        error = ResourceExhausted(
+            f"{method}: the database statement ran past its time limit and was cancelled "
+            f"({error}); a narrower filter, fewer clauses or a smaller page cost less"
         )
     if isinstance(error, EsError):
         await context.abort_with_status(status_for(error))

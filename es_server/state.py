@@ -1,6 +1,10 @@
-"""What every servicer shares: settings, the pool, the encoders, the fine-tuning method and the
+"""What every servicer shares: settings, the pools, the encoders, the fine-tuning method, the
 task sender and the page token signer of this server process, and the contexts the use cases
-take."""
+take.
+
+Searches run filters callers write, so they draw from a pool of their own (with a shorter
+statement timeout): however many expensive filters are in flight, the other calls (GetTask,
+the clickstream, upserts) still find a free connection in ``pool``."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class ServerState:
     plugin: FineTuningMethod
     sender: TaskSender
     tokens: PageTokens
+    search_pool: asyncpg.Pool
 
     @property
     def context(self) -> Context:
@@ -38,4 +43,4 @@ class ServerState:
 
     @property
     def search(self) -> SearchContext:
-        return SearchContext(self.settings, self.pool, self.encoders, self.tokens)
+        return SearchContext(self.settings, self.search_pool, self.encoders, self.tokens)

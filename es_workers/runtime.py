@@ -58,7 +58,9 @@ async def context() -> WorkerContext:
     if _context is None:
         settings = get_settings()
         plugin = load_plugin(settings)
-        pool = await create_pool(settings, settings.require_postgres_dsn(), max_size=4)
+        pool = await create_pool(
+            settings, settings.require_postgres_dsn(), role="worker", max_size=4
+        )
         await prepare_database(pool, settings, plugin)
         encoders = EncoderRegistry(
             plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size

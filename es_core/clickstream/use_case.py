@@ -7,6 +7,7 @@ did not exist, and listings leave it out."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from es_core.clickstream.model import (
     check_time,
 )
 from es_core.context import Context
-from es_core.errors import InvalidArgument
+from es_core.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
 from es_core.item_input import check_object_ids
 from es_core.pagination import Page, PageRequest
 from es_core.search.query import check_user_id
@@ -79,12 +80,34 @@ async def push_event_stream(
     ctx: Context, batches: AsyncIterable[list[Event]], app: str | None = None
 ) -> PushedEvents:
     """Each batch is recorded as it arrives; a bad one ends the stream with its error (what
-    came before stays recorded; resending it is safe, events deduplicate)."""
-    accepted = duplicates = 0
-    async for events in batches:
-        pushed = await push_events(ctx, events, app)
-        accepted += pushed.accepted_count
-        duplicates += pushed.duplicate_count
+    came before stays recorded; resending it is safe, events deduplicate). A stream carries
+    at most ES_STREAM_EVENTS_MAX_MESSAGES batches (one more: ResourceExhausted) and stays open
+    at most ES_STREAM_EVENTS_MAX_SECONDS (then DeadlineExceeded; a batch being recorded at that
+    moment is rolled back whole)."""
+    settings = ctx.settings
+    accepted = duplicates = messages = 0
+    try:
+        async with asyncio.timeout(settings.stream_events_max_seconds) as timer:
+            async for events in batches:
+                messages += 1
+                if messages > settings.stream_events_max_messages:
+                    raise ResourceExhausted(
+                        f"a stream may carry at most {settings.stream_events_max_messages} "
+                        "messages (ES_STREAM_EVENTS_MAX_MESSAGES); those were recorded "
+                        f"({accepted} events accepted, {duplicates} duplicates): send the "
+                        "rest on a new stream"
+                    )
+                pushed = await push_events(ctx, events, app)
+                accepted += pushed.accepted_count
+                duplicates += pushed.duplicate_count
+    except TimeoutError:
+        if not timer.expired():
+            raise
+        raise DeadlineExceeded(
+            f"a stream may stay open at most {settings.stream_events_max_seconds:g} s "
+            f"(ES_STREAM_EVENTS_MAX_SECONDS); what came before was recorded ({accepted} events "
+            f"accepted, {duplicates} duplicates): send the rest on a new stream"
+        ) from None
     return PushedEvents(accepted, duplicates)
 
 

@@ -3,9 +3,9 @@ and the trials drawn from it."""
 
 from __future__ import annotations
 
-import itertools
+import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,18 +71,45 @@ def apply_overrides(
     return space
 
 
+def combinations(space: Mapping[str, Sequence[Any]]) -> int:
+    """How many trials the whole grid of ``space`` holds, counted, never built."""
+    return math.prod(len(values) for values in space.values())
+
+
+def check_space_size(space: Mapping[str, Sequence[Any]], limit: int) -> None:
+    """InvalidArgument naming ``hyperparameters`` when the grid holds more than ``limit``
+    combinations (ES_MAX_HYPERPARAMETER_COMBINATIONS): a few hundred bytes of candidates can
+    multiply into millions of trials."""
+    size = combinations(space)
+    if size > limit:
+        counts = ", ".join(f"{name} {len(v)}" for name, v in sorted(space.items()) if len(v) > 1)
+        raise InvalidArgument.field_error(
+            "hyperparameters",
+            f"has {size} combinations of candidates ({counts}), more than the {limit} allowed "
+            "(ES_MAX_HYPERPARAMETER_COMBINATIONS)",
+        )
+
+
 def trials(space: Mapping[str, list[Any]], max_trials: int, seed: int = 0) -> list[dict[str, Any]]:
     """Every combination when there are at most ``max_trials``, else a seeded sample of them.
 
     The first trial is always the first value of every dimension (the defaults' lead choice),
-    so a search of one trial trains the plugin's recommended setting.
+    so a search of one trial trains the plugin's recommended setting. Only the trials drawn
+    are built: combinations are numbered in grid order and decoded one by one.
     """
     names = sorted(space)
-    grid = [
-        dict(zip(names, combo, strict=True))
-        for combo in itertools.product(*(space[n] for n in names))
-    ]
-    if len(grid) <= max_trials:
-        return grid
-    rest = random.Random(seed).sample(grid[1:], max_trials - 1)
-    return [grid[0], *rest]
+    total = combinations(space)
+    if total <= max_trials:
+        picked: Sequence[int] = range(total)
+    else:
+        picked = [0, *random.Random(seed).sample(range(1, total), max_trials - 1)]
+    return [_combination(names, space, index) for index in picked]
+
+
+def _combination(names: list[str], space: Mapping[str, list[Any]], index: int) -> dict[str, Any]:
+    """The ``index``-th combination in grid order (``itertools.product``: last name fastest)."""
+    chosen: dict[str, Any] = {}
+    for name in reversed(names):
+        index, position = divmod(index, len(space[name]))
+        chosen[name] = space[name][position]
+    return {name: chosen[name] for name in names}

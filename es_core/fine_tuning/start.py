@@ -17,6 +17,7 @@ from es_core.clickstream.model import check_id
 from es_core.config import Settings
 from es_core.context import Context
 from es_core.errors import FailedPrecondition, NotFound
+from es_core.fine_tuning.search_space import check_space_size
 from es_core.item_input import check_json
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.tasks.model import Task
@@ -52,7 +53,8 @@ async def _create(
     """Create the fine-tuning task in the caller's transaction; returns (task, created)."""
     overrides, batch_id = request.hyperparameters, request.batch_id
     check_json(overrides, "hyperparameters", MAX_HYPERPARAMETERS_BYTES)
-    plugin.get_fine_tuning_builder().search_space(overrides)  # raises naming a bad entry
+    space = plugin.get_fine_tuning_builder().search_space(overrides)  # raises naming a bad entry
+    check_space_size(space, settings.max_hyperparameter_combinations)
     if batch_id:
         check_id(batch_id, "batch_id", settings)
     params = {

@@ -37,6 +37,7 @@ class ItemCount:
 async def search_by_payload(ctx: SearchContext, request: PayloadSearchInput) -> PayloadPage:
     limit = check_limit(request.limit, ctx.settings)
     check_user_id(request.user_id, ctx.settings)
+    ctx.check_filter(request.filter)
     query = PayloadQuery(request.filter, request.sort, limit, request.page_token)
     collection = await ctx.page_collection(request.collection_id, request.page_token)
     hits, next_token = await payload_search(ctx.pool, collection, query, ctx.tokens)
@@ -47,5 +48,6 @@ async def count_matching_items(
     ctx: SearchContext, collection_id: str, filter: Filter | None
 ) -> ItemCount:
     """The items the filter matches (all of them without one)."""
+    ctx.check_filter(filter)
     collection = await ctx.collection(collection_id)
     return ItemCount(await count_items(ctx.pool, collection, filter), collection.collection_id)

@@ -30,6 +30,7 @@ class SimilarItemsOutput:
 async def find_similar_items(ctx: SearchContext, request: SimilarItemsInput) -> SimilarItemsOutput:
     check_object_id(request.object_id, "object_id", ctx.settings)
     options = request.options
+    ctx.check_filter(options.filter)
     collection = await ctx.page_collection(request.collection_id, options.page_token)
     vector = await head_vector(ctx.pool, collection, request.object_id)
     if vector is None:

@@ -23,6 +23,7 @@ from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from es_core.filters.cost import check_filter_cost
 from es_core.filters.model import Filter
 from es_core.interleaving.live import interleave_hits, interleaving_wanted
 from es_core.interleaving.pair import Pair, interleaving_pair
@@ -76,6 +77,10 @@ class SearchContext:
                     "page_token", "its collection was deleted; start again from the first page"
                 ) from None
         return await self.collection(collection_id)
+
+    def check_filter(self, f: Filter | None) -> None:
+        """Refuse a filter over ES_MAX_FILTER_COST before it costs the database anything."""
+        check_filter_cost(f, self.settings.max_filter_cost)
 
     async def encode_query(self, collection: Collection, text: str) -> Vector:
         """Encoding is CPU-bound: run it off the event loop."""
@@ -159,6 +164,7 @@ class _Page:
 
 
 async def search(ctx: SearchContext, request: SearchInput) -> SearchOutput:
+    ctx.check_filter(request.options.filter)
     words = check_words(
         request.query_text or "", request.lexical_query, ctx.settings.max_query_chars
     )

@@ -1,13 +1,23 @@
-"""Connection pool set-up: pgvector codecs and the HNSW scan settings every session needs."""
+"""Connection pool set-up: pgvector codecs, the HNSW scan settings every session needs, and
+the budgets of a pool's role (its statement timeout, how long a request waits for a connection).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
+from typing import Any, Literal
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 from pgvector.asyncpg import register_vector
 
 from es_core.config import Settings
+from es_core.errors import Unavailable
+
+Role = Literal["api", "search", "worker"]
+"""Who runs a pool's queries: the server's searches (filters callers write), the server's other
+calls, or the workers' tasks. Each role has its own ES_DB_<ROLE>_STATEMENT_TIMEOUT_SECONDS."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -26,28 +36,82 @@ def _load_jsonb(data: bytes) -> object:
     return json.loads(data[1:])
 
 
-def server_settings(settings: Settings) -> dict[str, str]:
-    """Session settings: iterative HNSW scans keep filtered searches from coming back short."""
+def statement_timeout_seconds(settings: Settings, role: Role) -> float:
+    """The statement timeout of ``role``'s queries (0 = none)."""
+    return {
+        "api": settings.db_api_statement_timeout_seconds,
+        "search": settings.db_search_statement_timeout_seconds,
+        "worker": settings.db_worker_statement_timeout_seconds,
+    }[role]
+
+
+def server_settings(settings: Settings, role: Role = "api") -> dict[str, str]:
+    """Session settings: iterative HNSW scans keep filtered searches from coming back short;
+    the role's statement timeout cancels a statement that runs past it."""
     return {
         "hnsw.iterative_scan": "relaxed_order",
         "hnsw.ef_search": str(settings.hnsw_ef_search),
         "hnsw.max_scan_tuples": str(settings.hnsw_max_scan_tuples),
         "jit": "off",
+        "statement_timeout": f"{round(statement_timeout_seconds(settings, role) * 1000)}ms",
     }
 
 
-async def create_pool(settings: Settings, dsn: str, *, max_size: int | None = None) -> asyncpg.Pool:
-    """A pool whose connections speak pgvector and JSON; the vector extension must exist."""
-    await ensure_extension(dsn)
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=settings.db_pool_min_size,
-        max_size=max_size or settings.db_pool_max_size,
-        init=_init_connection,
-        server_settings=server_settings(settings),
+class _BoundedAcquire(PoolAcquireContext):
+    """Acquiring a connection, for at most the pool's acquire timeout: past it, Unavailable
+    (the pool is busy: retry later) instead of a request that hangs behind others."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await super().__aenter__()
+        except TimeoutError:
+            raise _busy(self.timeout) from None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            return (yield from super().__await__())
+        except TimeoutError:
+            raise _busy(self.timeout) from None
+
+
+def _busy(timeout: float | None) -> Unavailable:
+    return Unavailable(
+        f"the database is busy: no connection came free within {timeout:g} s; retry later"
     )
-    assert pool is not None
-    return pool
+
+
+class BoundedPool(asyncpg.Pool):
+    """An asyncpg pool whose every acquire (``pool.fetch`` and the like too) waits at most
+    ``acquire_timeout`` seconds unless the caller gives its own timeout."""
+
+    acquire_timeout: float = 5.0
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return _BoundedAcquire(self, self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    settings: Settings, dsn: str, *, role: Role = "api", max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections speak pgvector and JSON, with ``role``'s statement timeout and
+    ES_DB_ACQUIRE_TIMEOUT_SECONDS; the vector extension must exist."""
+    await ensure_extension(dsn)
+    pool = BoundedPool(
+        dsn,
+        min_size=min(settings.db_pool_min_size, max_size or settings.db_pool_max_size),
+        max_size=max_size or settings.db_pool_max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        init=_init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        server_settings=server_settings(settings, role),
+    )
+    pool.acquire_timeout = settings.db_acquire_timeout_seconds
+    return await pool
 
 
 async def ensure_extension(dsn: str) -> None:

@@ -26,6 +26,9 @@ def available_migrations() -> list[tuple[int, str, str]]:
 async def migrate(conn: asyncpg.Connection) -> list[int]:
     """Apply what is missing; return the versions applied now. Safe to run from many processes."""
     applied_now: list[int] = []
+    # A migration (or the wait for another process's) may take longer than the pool role's
+    # statement timeout; RESET gives the connection its own back.
+    await conn.execute("SET statement_timeout = 0")
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(
@@ -46,4 +49,5 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
             applied_now.append(version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute("RESET statement_timeout")
     return applied_now

@@ -5,11 +5,12 @@ watch until done, restart. Reading one task and canceling one are single calls a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from es_core.context import Context
-from es_core.errors import NotFound
+from es_core.errors import DeadlineExceeded, NotFound
 from es_core.pagination import Page, PageRequest
 from es_core.tasks import store
 from es_core.tasks.model import Task, TaskKind, TaskStatus
@@ -51,7 +52,11 @@ async def get_task_of_kind(ctx: Context, task_id: str, kind: TaskKind) -> Task:
 
 async def watch_task(ctx: Context, task_id: str) -> AsyncIterator[Task]:
     """The task now, then every change (status, progress, attempts), until a terminal status
-    has been yielded; polled every ES_TASK_WATCH_POLL_SECONDS."""
+    has been yielded; polled every ES_TASK_WATCH_POLL_SECONDS. A watch lasts at most
+    ES_WATCH_TASK_MAX_SECONDS (a stream holds a server slot while it is open): then
+    DeadlineExceeded, the task's latest state sent; the caller watches again to go on."""
+    cap = ctx.settings.watch_task_max_seconds
+    ends = time.monotonic() + cap
     last = None
     while True:
         task = await store.get_task(ctx.pool, task_id)
@@ -61,7 +66,13 @@ async def watch_task(ctx: Context, task_id: str) -> AsyncIterator[Task]:
             last = seen
         if task.is_terminal:
             return
-        await asyncio.sleep(ctx.settings.task_watch_poll_seconds)
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(
+                f"the watch of task {task_id!r} lasted its most, {cap:g} s "
+                "(ES_WATCH_TASK_MAX_SECONDS), and the task is still running: watch it again"
+            )
+        await asyncio.sleep(min(ctx.settings.task_watch_poll_seconds, left))
 
 
 async def restart_task(ctx: Context, task_id: str) -> Task:

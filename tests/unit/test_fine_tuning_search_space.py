@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from es_core.errors import InvalidArgument
-from es_core.fine_tuning.search_space import apply_overrides, trials
+from es_core.fine_tuning.search_space import (
+    apply_overrides,
+    check_space_size,
+    combinations,
+    trials,
+)
 from es_core.fine_tuning.trainer import DIMENSIONS
 
 
@@ -69,3 +74,29 @@ def test_default_space_is_two_learning_rates_the_measured_best_first() -> None:
         (5e-5, 0, 1),
         (2e-5, 0, 1),
     ]
+
+
+def test_a_huge_space_is_refused_naming_the_field_before_any_trial_is_built() -> None:
+    # Sixteen candidates for each of seven names: 16**7 combinations from a few hundred bytes.
+    overrides = {
+        "learning_rate": [1e-6 * (i + 1) for i in range(16)],
+        "epochs": list(range(1, 17)),
+        "frozen_layers": list(range(16)),
+        "scale": [float(i + 1) for i in range(16)],
+        "margin": [0.05 * (i + 1) for i in range(16)],
+        "corpus_pairs": [0.5 * i for i in range(16)],
+    }
+    space = apply_overrides(DIMENSIONS, overrides)
+    assert combinations(space) == 16**6
+    with pytest.raises(InvalidArgument) as caught:
+        check_space_size(space, 4096)
+    assert caught.value.violations[0].field == "hyperparameters"
+    assert f"has {16**6} combinations" in caught.value.message
+    assert "learning_rate 16" in caught.value.message and "at most" not in caught.value.message
+    # Drawing trials from it builds only the trials drawn, the defaults' lead choice first.
+    plan = trials(space, max_trials=4, seed=1)
+    assert len(plan) == 4 and plan[0] == {name: values[0] for name, values in space.items()}
+
+
+def test_a_space_within_the_limit_passes() -> None:
+    check_space_size(apply_overrides(DIMENSIONS, {"epochs": [1, 2, 3]}), 6)

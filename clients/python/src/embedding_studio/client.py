@@ -7,6 +7,7 @@ reading fine-tuning, and waiting for a long-running task to finish.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -216,6 +217,16 @@ class _AioBearerKey(
         return await continuation(_bearer(details, self.api_key), requests)
 
 
+def _deadline(code: grpc.StatusCode) -> bool:
+    return bool(code == grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _time_left(ends: float) -> bool:
+    """Whether a wait that ends at ``ends`` (time.monotonic) has a moment left: a watch cut
+    before then was cut by the server's cap (ES_WATCH_TASK_MAX_SECONDS), not by the wait."""
+    return ends - time.monotonic() > 0.05
+
+
 def _aio_stub(stub_class: Callable[[Any], object], channel: grpc.aio.Channel) -> Any:
     """A generated stub over an aio channel; its ``XAsyncStub`` type exists only in the .pyi."""
     return stub_class(channel)
@@ -412,25 +423,31 @@ class Client:
 
     def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
         """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
+        A watch the server ends at its cap (DEADLINE_EXCEEDED while time is left) is resumed.
 
         Raises TaskTimeoutError when it is still running after ``timeout_seconds``.
         """
         last: common_pb2.Task | None = None
-        call = self.tasks.WatchTask(
-            task_pb2.WatchTaskRequest(task_id=task_id), timeout=timeout_seconds
-        )
-        try:
-            for response in call:
-                last = response.task
-                if last.status in TERMINAL_TASK_STATUSES:
-                    return last
-        except grpc.RpcError as error:
-            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise TaskTimeoutError(task_id, timeout_seconds, last) from error
-            raise
-        finally:
-            call.cancel()
-        raise _ended_early(task_id, last)
+        ends = time.monotonic() + timeout_seconds
+        while True:
+            call = self.tasks.WatchTask(
+                task_pb2.WatchTaskRequest(task_id=task_id),
+                timeout=max(0.0, ends - time.monotonic()),
+            )
+            try:
+                for response in call:
+                    last = response.task
+                    if last.status in TERMINAL_TASK_STATUSES:
+                        return last
+            except grpc.RpcError as error:
+                if not isinstance(error, grpc.Call) or not _deadline(error.code()):
+                    raise
+                if not _time_left(ends):
+                    raise TaskTimeoutError(task_id, timeout_seconds, last) from error
+                continue
+            finally:
+                call.cancel()
+            raise _ended_early(task_id, last)
 
     def close(self) -> None:
         """Close the channel if this client created it."""
@@ -625,25 +642,31 @@ class AsyncClient:
 
     async def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
         """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
+        A watch the server ends at its cap (DEADLINE_EXCEEDED while time is left) is resumed.
 
         Raises TaskTimeoutError when it is still running after ``timeout_seconds``.
         """
         last: common_pb2.Task | None = None
-        call = self.tasks.WatchTask(
-            task_pb2.WatchTaskRequest(task_id=task_id), timeout=timeout_seconds
-        )
-        try:
-            async for response in call:
-                last = response.task
-                if last.status in TERMINAL_TASK_STATUSES:
-                    return last
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise TaskTimeoutError(task_id, timeout_seconds, last) from error
-            raise
-        finally:
-            call.cancel()
-        raise _ended_early(task_id, last)
+        ends = time.monotonic() + timeout_seconds
+        while True:
+            call = self.tasks.WatchTask(
+                task_pb2.WatchTaskRequest(task_id=task_id),
+                timeout=max(0.0, ends - time.monotonic()),
+            )
+            try:
+                async for response in call:
+                    last = response.task
+                    if last.status in TERMINAL_TASK_STATUSES:
+                        return last
+            except grpc.aio.AioRpcError as error:
+                if not _deadline(error.code()):
+                    raise
+                if not _time_left(ends):
+                    raise TaskTimeoutError(task_id, timeout_seconds, last) from error
+                continue
+            finally:
+                call.cancel()
+            raise _ended_early(task_id, last)
 
     async def close(self) -> None:
         """Close the channel if this client created it."""
