@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
+    # The server's health service follows PostgreSQL, the broker and Triton: each is probed
+    # this often, and one that does not answer within the timeout counts as down.
+    health_check_seconds: float = Field(default=5.0, gt=0)
+    health_check_timeout_seconds: float = Field(default=2.0, gt=0)
+
     # Limits enforced at the API edge.
     max_items_per_request: int = 1000
     max_payload_bytes: int = 64 * 1024

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 from pgvector.asyncpg import register_vector
 
 from es_core.config import Settings
+from es_core.errors import Unavailable, connection_reason
+
+# What asyncpg raises when PostgreSQL is down, starting, stopping or full, or the connection
+# was lost under a query; connecting also raises OSError (refused, no socket, timed out).
+CONNECTION_ERRORS = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -44,10 +56,30 @@ async def create_pool(settings: Settings, dsn: str, *, max_size: int | None = No
         min_size=settings.db_pool_min_size,
         max_size=max_size or settings.db_pool_max_size,
         init=_init_connection,
+        connect=connect_or_unavailable,
         server_settings=server_settings(settings),
     )
     assert pool is not None
     return pool
+
+
+async def connect_or_unavailable(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect`` for the pool: a database that cannot be reached is ``Unavailable``
+    with a short reason and no address (the server answers UNAVAILABLE, so callers retry)
+    rather than a bare OSError."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, *CONNECTION_ERRORS) as exc:
+        raise database_unavailable(exc) from exc
+
+
+def database_unavailable(error: BaseException) -> Unavailable:
+    """The Unavailable error for a database that could not be reached or was lost: a short
+    reason (``Connection refused``, ``terminating connection due to administrator command``),
+    never the address."""
+    return Unavailable(
+        f"the database cannot be reached now ({connection_reason(error)}); retry later"
+    )
 
 
 async def ensure_extension(dsn: str) -> None:
