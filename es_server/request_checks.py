@@ -19,6 +19,12 @@ from google.protobuf.message import DecodeError, Message
 from es_core.errors import InvalidArgument
 
 NUL = "must not contain NUL characters"
+# Only these can hold a NUL or an unknown enum value (numbers, bools and bytes are skipped).
+_CHECKED_TYPES = {
+    FieldDescriptor.TYPE_STRING,
+    FieldDescriptor.TYPE_ENUM,
+    FieldDescriptor.TYPE_MESSAGE,
+}
 # Free-form JSON (payloads, metadata, filter values): checked as a whole, named by its field.
 _JSON_TYPES = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
@@ -63,6 +69,8 @@ def check_request(message: Message) -> None:
 
 def _check_message(message: Message, path: str) -> None:
     for field, value in message.ListFields():
+        if field.type not in _CHECKED_TYPES:
+            continue
         where = f"{path}.{field.name}" if path else field.name
         entry = field.message_type
         if not field.is_repeated:
