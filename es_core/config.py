@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # Combinations a fine-tuning request's hyperparameter space may have (product of the
     # candidate counts), checked before any trial is drawn.
     max_hyperparameter_combinations: int = Field(default=4096, ge=1)
+    # The server's health service follows PostgreSQL, the broker and Triton: each is probed
+    # this often, and one that does not answer within the timeout counts as down.
+    health_check_seconds: float = Field(default=5.0, gt=0)
+    health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # Limits enforced at the API edge.
     max_items_per_request: int = 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Self
 
@@ -63,3 +64,33 @@ class ResourceExhausted(EsError):
 class DeadlineExceeded(EsError):
     """A call ran into its time cap (a stream open longer than its setting allows); what it
     did before stays done, and the message says how to go on."""
+
+
+# The most of a task's failure reason a caller is shown.
+MAX_REASON_CHARS = 500
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message; empty when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def connection_reason(error: BaseException) -> str:
+    """Why a connection failed, in a few words and without the address its message may name
+    (``Connection refused``, ``timed out``, ``the database system is starting up``)."""
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, OSError):  # errno None: several addresses failed, each its own way
+        return os.strerror(error.errno) if error.errno else "no address accepted a connection"
+    return first_line(error) or type(error).__name__
+
+
+def failure_reason(error: BaseException) -> str:
+    """What a caller is told of an error that failed its task: one line, the message of a library
+    error, else the exception's class and the first line of its message (at most
+    ``MAX_REASON_CHARS``). The traceback belongs in the log of the process that raised it."""
+    line = first_line(error)
+    if not isinstance(error, EsError):
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"

@@ -1,13 +1,15 @@
-"""Builds and runs the gRPC server: services, health, reflection, interceptors."""
+"""Builds and runs the gRPC server: services, health (following the dependencies each service
+needs: ``dependency_health``), reflection, interceptors."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedding_studio.v1 import (
@@ -33,12 +35,23 @@ from es_broker.celery_sender import CelerySender, broker_app
 from es_core.api_keys.verifier import KeyVerifier
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.encoders.triton import server_live
 from es_core.page_token_keys import load_page_tokens
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.auth import AuthInterceptor
 from es_server.deadlines import DeadlineInterceptor
+from es_server.dependency_health import (
+    BROKER,
+    POSTGRESQL,
+    TRITON,
+    PostgresProbe,
+    Probe,
+    follow_dependencies,
+    in_thread,
+    needs_by_service,
+)
 from es_server.interceptors import ErrorInterceptor
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
@@ -149,8 +162,20 @@ async def serve(settings: Settings) -> None:
     else:
         server.add_secure_port(address, credentials)
     await server.start()
-    for name in ["", *SERVICE_NAMES]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    postgres = PostgresProbe(settings.require_postgres_dsn())
+    probes: dict[str, Probe] = {POSTGRESQL: postgres, BROKER: in_thread(task_sender.reachable)}
+    if settings.triton_url:
+        triton_url = settings.triton_url
+        probes[TRITON] = in_thread(lambda timeout: server_live(triton_url, timeout=timeout))
+    health_watch = asyncio.create_task(
+        follow_dependencies(
+            health_servicer,
+            needs_by_service(through_triton=TRITON in probes),
+            probes,
+            interval=settings.health_check_seconds,
+            timeout=settings.health_check_timeout_seconds,
+        )
+    )
     log.info(
         "serving on %s (%s, auth %s; blue collection %s)",
         address,
@@ -165,6 +190,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping")
+    health_watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await health_watch
+    await postgres.close()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
     await search_pool.close()

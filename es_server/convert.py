@@ -78,6 +78,14 @@ def optional_json(message: Any, name: str) -> dict[str, Any] | None:
 # ---- filters -------------------------------------------------------------------------------
 
 
+# Not set means OR, as the contract says.
+_MATCH_OPERATORS: dict[int, Literal["or", "and"]] = {
+    common_pb2.MATCH_OPERATOR_UNSPECIFIED: "or",
+    common_pb2.MATCH_OPERATOR_OR: "or",
+    common_pb2.MATCH_OPERATOR_AND: "and",
+}
+
+
 def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
     """A wire filter as an es_core filter; shape errors name the field (``filter.bool.must[1]``)."""
     kind = message.WhichOneof("kind")
@@ -101,9 +109,11 @@ def filter_from_proto(message: common_pb2.Filter, where: str) -> fm.Filter:
     if kind == "exists":
         return fm.Exists(message.exists.field)
     if kind == "match":
-        operator: Literal["or", "and"] = (
-            "and" if message.match.operator == common_pb2.MATCH_OPERATOR_AND else "or"
-        )
+        operator = _MATCH_OPERATORS.get(message.match.operator)
+        if operator is None:
+            raise InvalidArgument.field_error(
+                f"{here}.operator", f"{message.match.operator} is not a known match operator"
+            )
         return fm.Match(message.match.field, message.match.query, operator)
     if kind == "wildcard":
         w = message.wildcard

@@ -1,4 +1,6 @@
-"""Cross-cutting behaviour of every RPC: library errors become gRPC statuses with details."""
+"""Cross-cutting behaviour of every RPC: requests are decoded and checked before a servicer sees
+them (``request_checks``), library errors become gRPC statuses with details, and a database or
+service that cannot be reached is UNAVAILABLE (clients retry), never INTERNAL."""
 
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ from es_core.errors import (
     NotFound,
     ResourceExhausted,
     Unavailable,
+    connection_reason,
 )
+from es_core.storage.db import CONNECTION_ERRORS, database_unavailable
+from es_server.request_checks import RefusedRequest, checking_decoder
 
 log = logging.getLogger("es_server.rpc")
 
@@ -67,7 +72,24 @@ def status_for(error: EsError) -> grpc.Status:
     )
 
 
+def unreachable(error: BaseException) -> Unavailable | None:
+    """The Unavailable error of a database or service that cannot be reached now, with a short
+    reason and no address; None for any other error. (A pooled connection that cannot be
+    opened is Unavailable already: ``es_core.storage.db.connect_or_unavailable``.)"""
+    if isinstance(error, CONNECTION_ERRORS):
+        return database_unavailable(error)
+    if isinstance(error, ConnectionError):
+        return Unavailable(
+            f"a service this request needs cannot be reached now ({connection_reason(error)})"
+        )
+    return None
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method: str) -> None:
+    unavailable = unreachable(error)
+    if unavailable is not None:
+        log.warning("%s: %s", method, unavailable.message, exc_info=error)
+        error = unavailable
     if isinstance(error, asyncpg.exceptions.UndefinedTableError):
         # A collection's table dropped between resolving the collection and reading it: a
         # DeleteCollection (or a switch and then one) raced this request.
@@ -87,7 +109,9 @@ async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps es_core errors to statuses; hides unexpected errors behind INTERNAL (logged)."""
+    """Decodes and checks requests (refused: INVALID_ARGUMENT); maps es_core errors to statuses
+    and unreachable dependencies to UNAVAILABLE; hides unexpected errors behind INTERNAL
+    (logged)."""
 
     async def intercept_service(
         self,
@@ -98,8 +122,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = details.method
+        decode = handler.request_deserializer
         kwargs = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": decode and checking_decoder(decode, _rpc_name(method)),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
@@ -108,7 +133,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 started = time.perf_counter()
                 try:
-                    return await inner_uu(request, context)
+                    return await inner_uu(_accepted(request), context)
                 except (EsError, Exception) as exc:
                     if _is_abort(exc):
                         raise
@@ -124,7 +149,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 request: Any, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
                 try:
-                    async for response in inner_us(request, context):
+                    async for response in inner_us(_accepted(request), context):
                         yield response
                 except (EsError, Exception) as exc:
                     if _is_abort(exc):
@@ -137,7 +162,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
-                    return await inner_su(requests, context)
+                    return await inner_su(_accepted_stream(requests), context)
                 except (EsError, Exception) as exc:
                     if _is_abort(exc):
                         raise
@@ -145,6 +170,24 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
         return handler
+
+
+def _rpc_name(method: str) -> str:
+    """``SearchService.Search`` for ``/embedding_studio.v1.SearchService/Search``."""
+    return method.rsplit(".", 1)[-1].replace("/", ".")
+
+
+def _accepted(request: Any) -> Any:
+    """The decoded request, or its refusal raised as InvalidArgument."""
+    if isinstance(request, RefusedRequest):
+        raise request.error
+    return request
+
+
+async def _accepted_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream's requests; the first refused one ends it with InvalidArgument."""
+    async for request in requests:
+        yield _accepted(request)
 
 
 def _is_abort(exc: BaseException) -> bool:

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import socket
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
@@ -19,7 +18,7 @@ import asyncpg
 from es_core.config import Settings, get_settings
 from es_core.domain import Progress
 from es_core.encoders.registry import EncoderRegistry
-from es_core.errors import EsError
+from es_core.errors import EsError, failure_reason
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
@@ -83,7 +82,8 @@ async def execute(task_id: str, handler: Handler) -> str:
 
     A task another worker holds (or one already finished) is left alone, so a duplicate
     message does nothing. A library error fails the task with its message; an unexpected
-    exception fails it with the traceback, to be restarted by an operator.
+    exception fails it with its class and the first line of its message, its traceback only in
+    this worker's log, to be restarted by an operator.
     """
     status = await _run(task_id, handler)
     if status != "skipped":
@@ -115,12 +115,11 @@ async def _run(task_id: str, handler: Handler) -> str:
     try:
         result = await handler(ctx, task, progress)
     except EsError as exc:
-        await store.finish_task(ctx.pool, task_id, owner, "failed", error=exc.message)
+        await store.finish_task(ctx.pool, task_id, owner, "failed", error=failure_reason(exc))
         return "failed"
     except Exception as exc:
         log.exception("task %s failed", task_id)
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-        await store.finish_task(ctx.pool, task_id, owner, "failed", error=error)
+        await store.finish_task(ctx.pool, task_id, owner, "failed", error=failure_reason(exc))
         return "failed"
     finally:
         beat.cancel()

@@ -203,3 +203,15 @@ def models_ready(url: str, names: list[str], *, timeout: float = 5.0) -> dict[st
             return {n: bool(client.is_model_ready(n, client_timeout=timeout)) for n in names}
     except InferenceServerException as exc:
         raise Unavailable(f"Triton at {target} is unavailable: {exc.message()}") from None
+
+
+def server_live(url: str, *, timeout: float) -> bool:
+    """Whether the Triton server at ``url`` answers that it is live within ``timeout`` seconds."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    try:
+        with grpcclient.InferenceServerClient(url=grpc_target(url)) as client:
+            return bool(client.is_server_live(client_timeout=timeout))
+    except InferenceServerException:
+        return False

@@ -13,7 +13,17 @@ from asyncpg.pool import PoolAcquireContext
 from pgvector.asyncpg import register_vector
 
 from es_core.config import Settings
-from es_core.errors import Unavailable
+from es_core.errors import Unavailable, connection_reason
+
+# What asyncpg raises when PostgreSQL is down, starting, stopping or full, or the connection
+# was lost under a query; connecting also raises OSError (refused, no socket, timed out).
+CONNECTION_ERRORS = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 Role = Literal["api", "search", "worker"]
 """Who runs a pool's queries: the server's searches (filters callers write), the server's other
@@ -105,6 +115,7 @@ async def create_pool(
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
         init=_init_connection,
+        connect=connect_or_unavailable,
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
@@ -112,6 +123,25 @@ async def create_pool(
     )
     pool.acquire_timeout = settings.db_acquire_timeout_seconds
     return await pool
+
+
+async def connect_or_unavailable(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect`` for the pool: a database that cannot be reached is ``Unavailable``
+    with a short reason and no address (the server answers UNAVAILABLE, so callers retry)
+    rather than a bare OSError."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except (OSError, *CONNECTION_ERRORS) as exc:
+        raise database_unavailable(exc) from exc
+
+
+def database_unavailable(error: BaseException) -> Unavailable:
+    """The Unavailable error for a database that could not be reached or was lost: a short
+    reason (``Connection refused``, ``terminating connection due to administrator command``),
+    never the address."""
+    return Unavailable(
+        f"the database cannot be reached now ({connection_reason(error)}); retry later"
+    )
 
 
 async def ensure_extension(dsn: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from es_core.errors import (
+    MAX_REASON_CHARS,
     Aborted,
     AlreadyExists,
     EsError,
@@ -17,8 +18,10 @@ from es_core.errors import (
     InvalidArgument,
     NotFound,
     Unavailable,
+    connection_reason,
+    failure_reason,
 )
-from es_server.interceptors import Unimplemented, _abort, status_for
+from es_server.interceptors import Unimplemented, _abort, status_for, unreachable
 
 
 class Aborting(Exception):
@@ -105,3 +108,73 @@ def test_anything_else_is_internal_and_says_where_to_look() -> None:
     assert context.status is None
     assert context.code == grpc.StatusCode.INTERNAL
     assert "see server log" in context.details and "boom" not in context.details
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            ConnectionRefusedError(111, "Connect call failed ('10.1.2.3', 5432)"),
+            "Connection refused",
+        ),
+        (
+            asyncpg.exceptions.ConnectionDoesNotExistError(
+                "connection was closed in the middle of operation"
+            ),
+            "connection was closed in the middle of operation",
+        ),
+        (
+            asyncpg.exceptions.AdminShutdownError(
+                "terminating connection due to administrator command"
+            ),
+            "terminating connection",
+        ),
+        (
+            asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+            "starting up",
+        ),
+        (
+            asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+            "too many clients",
+        ),
+        (
+            ConnectionResetError(104, "Connection reset by peer ('10.1.2.3', 6379)"),
+            "Connection reset by peer",
+        ),
+    ],
+)
+def test_an_unreachable_database_or_service_is_unavailable_without_its_address(
+    error: Exception, reason: str
+) -> None:
+    status = _aborted_by(error).status
+    assert status is not None and status.code == grpc.StatusCode.UNAVAILABLE
+    assert reason in status.details and "10.1.2.3" not in status.details
+    assert unreachable(error) is not None
+
+
+def test_other_database_errors_are_not_unavailable() -> None:
+    assert unreachable(asyncpg.exceptions.UniqueViolationError("duplicate key")) is None
+    assert unreachable(asyncpg.exceptions.QueryCanceledError("canceling statement")) is None
+    assert unreachable(FileNotFoundError(2, "No such file or directory")) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (KeyError("items"), "KeyError: 'items'"),
+        (ValueError("first line\n  File 'x.py', line 3\nsecond"), "ValueError: first line"),
+        (RuntimeError(), "RuntimeError"),
+        (InvalidArgument("items[0].text: too long\nmore"), "items[0].text: too long"),
+        (ValueError("x" * 2000), "ValueError: " + "x" * (MAX_REASON_CHARS - 13) + "…"),
+    ],
+)
+def test_a_task_failure_reason_is_one_line(error: Exception, reason: str) -> None:
+    assert failure_reason(error) == reason
+    assert "\n" not in failure_reason(error) and len(failure_reason(error)) <= MAX_REASON_CHARS
+
+
+def test_connection_reasons_are_short() -> None:
+    assert connection_reason(TimeoutError()) == "timed out"
+    assert connection_reason(OSError("Multiple exceptions: [Errno 111] ('::1', 5432)")) == (
+        "no address accepted a connection"
+    )
