@@ -30,6 +30,7 @@ from embedding_studio.v1 import (
     clickstream_pb2,
     deployment_pb2,
     fine_tune_pb2,
+    keys_pb2,
     ranking_pb2,
     search_pb2,
     suggestion_pb2,
@@ -64,6 +65,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
         _service(deployment_pb2, "DeploymentService"): with_broker,
         _service(ranking_pb2, "RankingService"): database,
         _service(task_pb2, "TaskService"): database,
+        _service(keys_pb2, "KeyService"): database,
         _service(suggestion_pb2, "SuggestionService"): frozenset(),
     }
 

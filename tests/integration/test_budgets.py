@@ -45,6 +45,7 @@ from es_core.tasks import store
 from es_server.app import build_server
 from es_server.state import ServerState
 from tests.integration.helpers import RecordingSender, load_items, new_collection, unique_id
+from tests.page_tokens import TOKENS
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ async def serving(
     )
     plugin = TextMiniLMPlugin(settings)
     encoders = EncoderRegistry(plugin.get_inference_client_factory().create, batch_size=8)
-    state = ServerState(settings, pool, encoders, plugin, RecordingSender(), search_pool)
+    state = ServerState(settings, pool, encoders, plugin, RecordingSender(), TOKENS, search_pool)
     server, _ = build_server(state)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

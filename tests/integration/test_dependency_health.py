@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from grpc_health.v1 import health, health_pb2
+from pydantic import SecretStr
 
 from es_broker.celery_sender import CelerySender, broker_app
 from es_cli.embedded import EmbeddedPostgres, free_port, start_redis
@@ -70,7 +71,9 @@ async def test_probes_see_what_answers_and_what_does_not(
     pg_server: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     redis = start_redis(tmp_path / "redis", free_port())
-    sender = CelerySender(broker_app(Settings(redis_url=redis.url)))
+    sender = CelerySender(
+        broker_app(Settings(redis_url=redis.url, redis_password=SecretStr(redis.password)))
+    )
     database = PostgresProbe(pg_server.dsn)
     nowhere = PostgresProbe(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
     triton_port = free_port()
