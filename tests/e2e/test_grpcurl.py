@@ -28,6 +28,7 @@ SERVICES = [
         "TaskService",
         "SuggestionService",
         "RankingService",
+        "KeyService",
     ]
 ]
 SUITE = "grpcurl"
