@@ -192,13 +192,26 @@ def kill_worker(stack: StackInfo) -> None:
     print(f"  {time.strftime('%H:%M:%S')} killed the worker (pid {pid})")
 
 
+def gone(process: psutil.Process, timeout: float = 10.0) -> None:
+    """Wait until ``process`` is dead (a zombie counts: its parent, not we, reaps it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"process {process.pid} did not die")
+
+
 def restart_redis(stack: StackInfo) -> EmbeddedRedis:
     """Kill the stack's Redis and start it again on its port and data (its password kept)."""
     datadir = (stack.data_dir / "redis").resolve()
     for process in psutil.process_iter(["name", "cwd"]):
         if process.info["name"] == "redis-server" and process.info["cwd"] == str(datadir):
             process.send_signal(signal.SIGKILL)
-            process.wait(10)
+            gone(process)
     print(f"  {time.strftime('%H:%M:%S')} killed Redis")
     time.sleep(3)
     port = urlsplit(stack.redis_url).port
