@@ -4,8 +4,9 @@
 
 Each client loops until the time is up, choosing at random: a search by vector that records
 a session (half of all calls), click events pushed into one of its own sessions, an upsert of
-a few items (new ones, or newer versions of its own earlier ones), or queuing its sessions for
-improvement. One reindex into a second model runs through the middle of the load. Meanwhile
+a few items (new ones, or newer versions of its own earlier ones; one upsert in flight per
+client, as a client that waits for its writes has), or queuing its sessions for improvement.
+One reindex into a second model runs through the middle of the load. Meanwhile
 the worker is killed (SIGKILL) twice, for `es up` to restart it, and Redis is killed and
 started again once. Clients retry UNAVAILABLE as a client of any service should, with the
 same idempotency key or event ids, so a retry can never write twice.
@@ -45,7 +46,7 @@ from bench.common import Row, base_parser, percentile_ms, report
 from bench.reindex import register_model
 from embedding_studio.client import Client, from_struct, to_struct
 from embedding_studio.v1 import clickstream_pb2 as cs
-from embedding_studio.v1 import common_pb2, deployment_pb2, search_pb2, upsert_pb2
+from embedding_studio.v1 import common_pb2, deployment_pb2, search_pb2, task_pb2, upsert_pb2
 from es_cli.embedded import EmbeddedRedis, start_redis
 from es_harness.throwaway import StackInfo, ThrowawayStack
 
@@ -53,6 +54,11 @@ DIMS = 384
 SEED_ITEMS = 500
 RETRIES = 8
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+TERMINAL = {
+    common_pb2.TASK_STATUS_DONE,
+    common_pb2.TASK_STATUS_FAILED,
+    common_pb2.TASK_STATUS_CANCELED,
+}
 
 
 def unit_vector(rng: random.Random) -> list[float]:
@@ -100,6 +106,8 @@ class SoakClient:
         self.client = Client(address)
         self.sessions: list[tuple[str, list[str]]] = []  # (session id, shown ids)
         self.items: dict[str, int] = {}
+        self.upserting = ""  # the task of its upsert in flight (one at a time, as a client
+        # that waits for its writes does; the queue then never grows past the clients)
 
     def run(self) -> None:
         with self.client:
@@ -109,7 +117,7 @@ class SoakClient:
                     self.search()
                 elif roll < 0.75:
                     self.push_events()
-                elif roll < 0.95:
+                elif roll < 0.95 and self.upsert_done():
                     self.upsert()
                 else:
                     self.improve()
@@ -143,6 +151,18 @@ class SoakClient:
             with self.ledger.lock:
                 self.ledger.events[session_id].update(e.event_id for e in events)
 
+    def upsert_done(self) -> bool:
+        """Whether its last upsert ended (or there was none); else it searches meanwhile."""
+        if not self.upserting:
+            return True
+        request = task_pb2.GetTaskRequest(task_id=self.upserting)
+        reply = self.ledger.call("GetTask", lambda: self.client.tasks.GetTask(request, timeout=30))
+        if reply is None or reply.task.status not in TERMINAL:
+            self.search()
+            return False
+        self.upserting = ""
+        return True
+
     def upsert(self) -> None:
         if self.items and self.rng.random() < 0.3:
             ids = self.rng.sample(sorted(self.items), min(len(self.items), 3))
@@ -167,6 +187,7 @@ class SoakClient:
         if reply is None:
             return
         self.items.update(versions)
+        self.upserting = reply.task.task_id
         with self.ledger.lock:
             self.ledger.versions.update(versions)
             self.ledger.upsert_tasks.append(reply.task.task_id)
@@ -268,7 +289,7 @@ def check(stack: StackInfo, ledger: Ledger, reindex_task: str) -> list[str]:
     problems: list[str] = []
     with Client(stack.grpc_address) as client:
         for task_id in ledger.upsert_tasks:
-            task = client.wait_for_task(task_id, timeout_seconds=900)
+            task = client.wait_for_task(task_id, timeout_seconds=1800)
             if task.status != common_pb2.TASK_STATUS_DONE:
                 problems.append(f"upsert task {task_id} ended {task.status}: {task.error}")
         reindex = client.wait_for_task(reindex_task, timeout_seconds=1800)
