@@ -96,11 +96,14 @@ class Stack:
     def start(self) -> None:
         data_dir = self.settings.data_dir.resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(data_dir / "es-up.lock", "w")
+        lock_file = open(data_dir / "es-up.lock", "w")
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock_file.close()
             raise SystemExit(f"another `es up` is running on {data_dir}") from None
+        # Held from here: only the holder's stop removes what the running stack wrote.
+        self._lock_file = lock_file
         # The same check the server and worker make, before anything starts.
         try:
             plugin = load_plugin(self.settings)
@@ -399,8 +402,8 @@ class Stack:
             log.info("postgres stopped")
         if self.reaper is not None:
             self.reaper.close()
-        (self.settings.data_dir.resolve() / STACK_FILE).unlink(missing_ok=True)
         if self._lock_file is not None:
+            (self.settings.data_dir.resolve() / STACK_FILE).unlink(missing_ok=True)
             self._lock_file.close()
 
 

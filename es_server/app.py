@@ -162,7 +162,7 @@ async def serve(settings: Settings) -> None:
     else:
         server.add_secure_port(address, credentials)
     await server.start()
-    postgres = PostgresProbe(settings.require_postgres_dsn())
+    postgres = PostgresProbe(dsn)
     probes: dict[str, Probe] = {POSTGRESQL: postgres, BROKER: in_thread(task_sender.reachable)}
     if settings.triton_url:
         triton_url = settings.triton_url
