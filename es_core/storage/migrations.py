@@ -23,8 +23,9 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply what is missing; return the versions applied now. Safe to run from many processes."""
+async def migrate(conn: asyncpg.Connection, *, below: int | None = None) -> list[int]:
+    """Apply what is missing (only the versions under ``below``, when given: a database as an
+    older release left it); return the versions applied now. Safe to run from many processes."""
     applied_now: list[int] = []
     # A migration (or the wait for another process's) may take longer than the pool role's
     # statement timeout; RESET gives the connection its own back.
@@ -38,7 +39,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
         )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         for version, name, sql in available_migrations():
-            if version in done:
+            if version in done or (below is not None and version >= below):
                 continue
             async with conn.transaction():
                 await conn.execute(sql)

@@ -129,18 +129,7 @@ async def test_waiting_tasks_and_parent_links_of_an_older_database_migrate(
             await conn.set_type_codec(
                 "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
             )
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_time timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, sql in available_migrations():
-                if version < 6:
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        version,
-                        name,
-                    )
+            await migrate(conn, below=6)
             parent, child, running = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             await conn.execute(
                 "INSERT INTO tasks (task_id, kind, status, params, lease_owner) VALUES"
@@ -178,18 +167,7 @@ async def test_items_of_an_older_database_read_as_version_0_and_take_ordered_wri
     async with fresh_database(pg_server.dsn) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_time timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, sql in available_migrations():
-                if version < 7:
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        version,
-                        name,
-                    )
+            await migrate(conn, below=7)
             await conn.execute(
                 "INSERT INTO models (model_id, name, version, dimensions, metric, aggregation,"
                 " source) VALUES ('m', 'm', '1', 2, 'cosine', 'min', 'test:none');"

@@ -17,7 +17,7 @@ from es_core.context import Context
 from es_core.errors import InvalidArgument
 from es_core.pagination import MAX_RANK, PageRequest
 from es_core.plugins.text_minilm import TextMiniLMPlugin
-from es_core.storage.migrations import available_migrations, migrate
+from es_core.storage.migrations import migrate
 from es_server.clickstream_convert import session_to_proto
 from tests.integration.helpers import RecordingSender, fresh_database, new_collection, unique_id
 from tests.page_tokens import TOKENS
@@ -142,18 +142,7 @@ async def test_events_of_an_older_database_stay_and_ids_become_per_session(
     async with fresh_database(pg_server.dsn) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_time timestamptz NOT NULL DEFAULT now())"
-            )
-            for version, name, sql in available_migrations():
-                if version < 8:
-                    await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        version,
-                        name,
-                    )
+            await migrate(conn, below=8)
             await conn.execute(
                 "INSERT INTO models (model_id, name, version, dimensions, metric, aggregation,"
                 " source) VALUES ('m', 'm', '1', 8, 'cosine', 'min', 'test:none');"
