@@ -26,6 +26,7 @@ from es_core.item_input import ItemInput
 from es_core.splitter import split_text
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
+    NO_PAYLOAD,
     UNVERSIONED,
     WriteOutcome,
     average_vector,
@@ -102,7 +103,7 @@ def build_rows(
                         f" model has {collection.model.dimensions} dimensions"
                     )
             vectors.append(vector)
-            rows.append((item.object_id, part_id, False, None, text, vector, item.payload))
+            rows.append((item.object_id, part_id, False, None, text, vector, NO_PAYLOAD))
         average = average_vector(np.stack(vectors), collection.model.metric)
         rows.append((item.object_id, AVERAGE_PART_ID, True, None, None, average, item.payload))
     return rows

@@ -42,8 +42,8 @@ from es_core.fine_tuning.evaluator import closest, item_distances
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.mining import collection_search, query_vectors
 from es_core.plugins.protocol import DataLoader
-from es_core.search.vector_search import ORIGINALS
 from es_core.storage.catalog import items_table
+from es_core.storage.item_rows import head_rows
 
 K = 10
 #: The metric the gate decides on: NDCG@10 of each model's order of the judged items.
@@ -89,7 +89,7 @@ async def evaluation_pool(
     ids = [
         r["object_id"]
         for r in await conn.fetch(
-            f"SELECT DISTINCT object_id FROM {items_table(collection)} WHERE {ORIGINALS} LIMIT $1",
+            f"SELECT object_id FROM {items_table(collection)} WHERE {head_rows()} LIMIT $1",
             settings.fine_tuning_gate_max_items + 1,
         )
     ]

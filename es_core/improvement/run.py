@@ -29,7 +29,7 @@ from es_core.improvement.adjuster import (
     adjuster_settings,
 )
 from es_core.storage.catalog import get_collection, items_table
-from es_core.storage.item_rows import AVERAGE_PART_ID, ROW_COLUMNS, average_vector
+from es_core.storage.item_rows import AVERAGE_PART_ID, NO_PAYLOAD, ROW_COLUMNS, average_vector
 
 
 @dataclass
@@ -115,23 +115,20 @@ def plan_session(
 
 async def _current_vectors(
     conn: asyncpg.Connection, collection: Collection, keys: set[Key]
-) -> tuple[dict[Key, npt.NDArray[np.float32]], dict[Key, list[str]], dict[str, Any]]:
+) -> tuple[dict[Key, npt.NDArray[np.float32]], dict[Key, list[str]]]:
     """Each user's view of each object: their copy when they have one, else the original."""
     users = sorted({u for u, _ in keys})
     objects = sorted({o for _, o in keys})
     rows = await conn.fetch(
-        f"SELECT object_id, user_id, part_id, vector, payload FROM {items_table(collection)}"
+        f"SELECT object_id, user_id, part_id, vector FROM {items_table(collection)}"
         f" WHERE NOT is_average AND object_id = ANY($1::text[])"
         f" AND (user_id IS NULL OR user_id = ANY($2::text[])) ORDER BY row_id",
         objects,
         users,
     )
     parts: dict[tuple[str | None, str], list[tuple[str, Any]]] = defaultdict(list)
-    payloads: dict[str, Any] = {}
     for r in rows:
         parts[(r["user_id"], r["object_id"])].append((r["part_id"], r["vector"].to_numpy()))
-        if r["user_id"] is None:
-            payloads[r["object_id"]] = r["payload"]
     vectors: dict[Key, npt.NDArray[np.float32]] = {}
     part_ids: dict[Key, list[str]] = {}
     for user, obj in keys:
@@ -139,7 +136,7 @@ async def _current_vectors(
         if view:  # an object deleted since the search has nothing to adjust
             vectors[(user, obj)] = np.stack([v for _, v in view]).astype(np.float32)
             part_ids[(user, obj)] = [p for p, _ in view]
-    return vectors, part_ids, payloads
+    return vectors, part_ids
 
 
 async def _write_copies(
@@ -147,8 +144,9 @@ async def _write_copies(
     collection: Collection,
     adjusted: dict[Key, npt.NDArray[np.float32]],
     part_ids: dict[Key, list[str]],
-    payloads: dict[str, Any],
 ) -> int:
+    """Each user's copies of the objects in place of the ones they had; a copy has no payload
+    of its own (searches read the original's)."""
     keys = sorted(adjusted)
     await conn.execute(
         f"DELETE FROM {items_table(collection)} t USING unnest($1::text[], $2::text[]) AS k(u, o)"
@@ -158,11 +156,11 @@ async def _write_copies(
     )
     rows = []
     for user, obj in keys:
-        vectors, payload = adjusted[(user, obj)], payloads.get(obj, {})
+        vectors = adjusted[(user, obj)]
         for part_id, vector in zip(part_ids[(user, obj)], vectors, strict=True):
-            rows.append((obj, part_id, False, user, None, vector, payload))
+            rows.append((obj, part_id, False, user, None, vector, NO_PAYLOAD))
         average = average_vector(vectors, collection.model.metric)
-        rows.append((obj, AVERAGE_PART_ID, True, user, None, average, payload))
+        rows.append((obj, AVERAGE_PART_ID, True, user, None, average, NO_PAYLOAD))
     await conn.copy_records_to_table(collection.table_name, records=rows, columns=ROW_COLUMNS)
     return len(keys)
 
@@ -257,7 +255,7 @@ async def improve_group(
     as the users' copies; (sessions improved, copies written). The users must be locked and
     every plan's query vector be in the collection's model's space."""
     keys = {(p.user_id, o) for p in group for o in [*p.clicked, *p.not_clicked]}
-    vectors, part_ids, payloads = await _current_vectors(conn, collection, keys)
+    vectors, part_ids = await _current_vectors(conn, collection, keys)
     examples = [ex for p in group if (ex := p.example(set(vectors))) is not None]
     adjusted = await asyncio.to_thread(
         functools.partial(
@@ -268,7 +266,7 @@ async def improve_group(
         examples,
         vectors,
     )
-    written = await _write_copies(conn, collection, adjusted, part_ids, payloads)
+    written = await _write_copies(conn, collection, adjusted, part_ids)
     return len(examples), written
 
 

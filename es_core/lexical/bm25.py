@@ -21,10 +21,10 @@ from es_core.domain import Collection
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.model import Filter
 from es_core.storage.catalog import items_table, postings_table, termstats_table
+from es_core.storage.item_rows import head_rows
 
 K1 = 1.2
 B = 0.75
-HEADS = "h.is_average AND h.user_id IS NULL"
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ async def lexical_pool(
             f"(s.score < {score}::float8 OR (s.score = {score}::float8"
             f" AND s.object_id > {object_id}::text))"
         )
-    heads = f"JOIN {items_table(collection)} h ON h.object_id = s.object_id AND {HEADS}"
+    heads = f"JOIN {items_table(collection)} h ON h.object_id = s.object_id AND {head_rows('h')}"
     if filter is None:
         # Rank first, then read the payloads of the page alone.
         page = (

@@ -33,9 +33,11 @@ from es_core.errors import FailedPrecondition
 from es_core.storage.catalog import items_table
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
+    NO_PAYLOAD,
     ROW_COLUMNS,
     average_vector,
     claim_versions,
+    head_rows,
     refresh_lexical,
 )
 
@@ -162,7 +164,7 @@ def build_destination_rows(
                     None,
                     part.text,
                     vector,
-                    item.payload,
+                    NO_PAYLOAD,
                     item.update_time,
                     item.version,
                 )
@@ -202,7 +204,7 @@ async def write_page(
         r["object_id"]: r["update_time"]
         for r in await conn.fetch(
             f"SELECT object_id, update_time FROM {items_table(source)}"
-            f" WHERE object_id = ANY($1::text[]) AND is_average AND user_id IS NULL"
+            f" WHERE object_id = ANY($1::text[]) AND {head_rows()}"
             f" ORDER BY object_id FOR SHARE",
             asked,
         )
@@ -211,7 +213,7 @@ async def write_page(
         r["object_id"]
         for r in await conn.fetch(
             f"SELECT object_id FROM {items_table(destination)}"
-            f" WHERE object_id = ANY($1::text[]) AND is_average AND user_id IS NULL",
+            f" WHERE object_id = ANY($1::text[]) AND {head_rows()}",
             asked,
         )
     }

@@ -18,6 +18,7 @@ from es_core.config import Settings
 from es_core.improvement.recompute import recompute_params
 from es_core.reindex.ranges import split_ranges
 from es_core.storage.catalog import get_collection, items_table
+from es_core.storage.item_rows import head_rows
 from es_core.tasks import lookups
 from es_core.tasks.model import Task
 from es_core.tasks.results import ReindexResult, parse_result
@@ -27,8 +28,6 @@ from es_core.tasks.store import (
     restart_task,
     update_waiting,
 )
-
-_ORIGINAL_HEADS = "is_average AND user_id IS NULL"
 
 
 async def subtasks(conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str) -> list[Task]:
@@ -106,8 +105,8 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
             # One statement, one snapshot: a write (which reaches both) cannot fall between.
             counts = await conn.fetchrow(
                 f"SELECT (SELECT count(*) FROM {items_table(destination)}"
-                f" WHERE {_ORIGINAL_HEADS}) AS d,"
-                f" (SELECT count(*) FROM {items_table(source)} WHERE {_ORIGINAL_HEADS}) AS s"
+                f" WHERE {head_rows()}) AS d,"
+                f" (SELECT count(*) FROM {items_table(source)} WHERE {head_rows()}) AS s"
             )
             result |= {
                 "item_count": counts["d"],

@@ -10,7 +10,7 @@ import asyncpg
 
 from es_core.domain import Collection
 from es_core.storage.catalog import items_table
-from es_core.storage.item_rows import count_originals
+from es_core.storage.item_rows import count_originals, head_rows
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ async def split_ranges(
         r["object_id"]
         for r in await conn.fetch(
             f"SELECT object_id FROM (SELECT object_id, row_number() OVER (ORDER BY object_id) AS rn"
-            f" FROM {items_table(collection)} WHERE is_average AND user_id IS NULL) heads"
+            f" FROM {items_table(collection)} WHERE {head_rows()}) heads"
             f" WHERE rn = ANY($1::bigint[]) ORDER BY rn",
             ranks,
         )

@@ -17,8 +17,9 @@ from es_core.page_tokens import PageTokens
 from es_core.search.keyset import SortKey, cursor_key, payload_sort_key
 from es_core.search.query import PayloadQuery
 from es_core.storage.catalog import items_table
+from es_core.storage.item_rows import head_rows
 
-HEADS = "is_average AND user_id IS NULL"
+HEADS = head_rows()
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from es_core.pagination import page_offset
 from es_core.search.keyset import SortKey, cursor_key, distance_key, payload_sort_key
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.storage.catalog import DISTANCE_OPERATORS, items_table
+from es_core.storage.item_rows import head_rows
 
-ORIGINALS = "user_id IS NULL AND NOT is_average"
+ORIGINALS = "p.user_id IS NULL AND NOT p.is_average"
 
 
 def _scored_sql(
@@ -41,36 +42,40 @@ def _scored_sql(
 
     ``candidates`` None means exact: every matching item is scored. ``personal``: the user
     has copies, which take the place of their originals. ``object_ids``: score exactly these
-    items (those the filter admits) instead.
+    items (those the filter admits) instead. An item's payload is on its head row alone
+    (alias ``h``): the filter reads it there.
     """
     op = DISTANCE_OPERATORS[collection.model.metric]
     agg = "min" if collection.model.aggregation == "min" else "avg"
     t = items_table(collection)
     vec = params.add(query.vector)
-    where = compile_filter(query.filter, params, "payload")
+    where = compile_filter(query.filter, params, "h.payload")
+    heads = f"{t} h WHERE {head_rows('h')} AND ({where})"
     if object_ids is not None:
         raw = "SELECT NULL::float8 AS d WHERE false"
-        pool = (
-            f"SELECT DISTINCT object_id FROM {t} WHERE object_id = ANY({params.add(object_ids)}"
-            f"::text[]) AND {ORIGINALS} AND ({where})"
-        )
+        named = params.add(object_ids)
+        pool = f"SELECT h.object_id FROM {heads} AND h.object_id = ANY({named}::text[])"
     elif candidates is None:
         raw = "SELECT NULL::float8 AS d WHERE false"
-        pool = f"SELECT DISTINCT object_id FROM {t} WHERE {ORIGINALS} AND ({where})"
+        pool = f"SELECT h.object_id FROM {heads}"
     else:
+        parts = f"{t} p"
+        if query.filter is not None:
+            parts += f" JOIN {t} h ON h.object_id = p.object_id AND {head_rows('h')}"
         raw = (
-            f"SELECT object_id, vector {op} {vec} AS d FROM {t}"
+            f"SELECT p.object_id, p.vector {op} {vec} AS d FROM {parts}"
             f" WHERE {ORIGINALS} AND ({where})"
-            f" ORDER BY vector {op} {vec} LIMIT {params.add(candidates)}::int"
+            f" ORDER BY p.vector {op} {vec} LIMIT {params.add(candidates)}::int"
         )
         pool = "SELECT DISTINCT object_id FROM raw"
-    parts = "p.user_id IS NULL"
+    scored_parts = "p.user_id IS NULL"
     if personal:
         user = params.add(query.user_id)
         pool += (
-            f" UNION SELECT object_id FROM {t} WHERE user_id = {user} AND is_average AND ({where})"
+            f" UNION SELECT c.object_id FROM {t} c JOIN {t} h ON h.object_id = c.object_id"
+            f" AND {head_rows('h')} WHERE c.user_id = {user} AND c.is_average AND ({where})"
         )
-        parts = (
+        scored_parts = (
             f"(p.user_id = {user} OR (p.user_id IS NULL AND NOT EXISTS (SELECT 1 FROM {t} c"
             f" WHERE c.user_id = {user} AND c.object_id = p.object_id AND c.is_average)))"
         )
@@ -78,12 +83,13 @@ def _scored_sql(
         f"WITH raw AS MATERIALIZED ({raw}),"
         f" stats AS (SELECT count(*) AS n_raw, max(d) AS max_raw FROM raw),"
         f" candidates AS ({pool}),"
-        f" scored AS ("
+        f" scored AS (SELECT s.*, h.payload FROM ("
         f"  SELECT p.object_id, {agg}(p.vector {op} {vec}) AS distance,"
         f"   (array_agg(p.part_id ORDER BY p.vector {op} {vec}, p.part_id))[1] AS part_id,"
-        f"   (array_agg(p.payload))[1] AS payload, bool_or(p.user_id IS NOT NULL) AS personal"
+        f"   bool_or(p.user_id IS NOT NULL) AS personal"
         f"  FROM {t} p JOIN candidates c USING (object_id)"
-        f"  WHERE {parts} AND NOT p.is_average GROUP BY p.object_id)"
+        f"  WHERE {scored_parts} AND NOT p.is_average GROUP BY p.object_id) s"
+        f" JOIN {t} h ON h.object_id = s.object_id AND {head_rows('h')})"
     )
 
 

@@ -19,6 +19,18 @@ from es_core.storage.catalog import items_table, versions_table
 
 ROW_COLUMNS = ["object_id", "part_id", "is_average", "user_id", "text", "vector", "payload"]
 AVERAGE_PART_ID = ""
+#: The payload column of every row but an item's head (its original average row): the payload
+#: is stored once per item, on the head, and read from there by searches and filters.
+NO_PAYLOAD: dict[str, Any] = {}
+
+
+def head_rows(alias: str = "") -> str:
+    """The SQL condition picking items' head rows (of the table aliased ``alias``): one per
+    item, the original's average row, which alone holds the item's payload."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}is_average AND {prefix}user_id IS NULL"
+
+
 #: The version of writes accepted before writes had versions, and of the rows they wrote.
 UNVERSIONED = 0
 
@@ -99,7 +111,7 @@ async def lock_heads(
     follows sees what the other one committed."""
     await conn.execute(
         f"SELECT 1 FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
-        f" AND is_average AND user_id IS NULL ORDER BY object_id FOR UPDATE",
+        f" AND {head_rows()} ORDER BY object_id FOR UPDATE",
         object_ids,
     )
 
@@ -181,7 +193,7 @@ async def delete_items(
         removed = await conn.fetchval(
             f"WITH gone AS (DELETE FROM {items_table(collection)} WHERE object_id = ANY($1::text[])"
             f" RETURNING object_id, is_average, user_id)"
-            f" SELECT count(*) FROM gone WHERE is_average AND user_id IS NULL",
+            f" SELECT count(*) FROM gone WHERE {head_rows()}",
             applied,
         )
         await refresh_lexical(conn, collection, applied)
@@ -203,23 +215,29 @@ async def get_items(
         f" WHERE object_id = ANY($1::text[]) AND user_id IS NULL ORDER BY object_id, row_id",
         object_ids,
     )
-    by_id: dict[str, StoredItem] = {}
+    heads = {r["object_id"]: r for r in rows if r["is_average"]}
+    parts: dict[str, list[PartRow]] = {}
     for row in rows:
-        item = by_id.get(row["object_id"])
-        if item is None:
-            item = StoredItem(
-                row["object_id"], row["payload"], [], None, row["update_time"], row["version"]
-            )
-            by_id[row["object_id"]] = item
         if not row["is_average"]:
             vector = None if row["vector"] is None else row["vector"].to_list()
-            item.parts.append(PartRow(row["part_id"], row["text"], vector))
-    return [by_id[i] for i in object_ids if i in by_id]
+            parts.setdefault(row["object_id"], []).append(
+                PartRow(row["part_id"], row["text"], vector)
+            )
+    return [
+        StoredItem(
+            i,
+            heads[i]["payload"],
+            parts.get(i, []),
+            None,
+            heads[i]["update_time"],
+            heads[i]["version"],
+        )
+        for i in dict.fromkeys(object_ids)
+        if i in heads
+    ]
 
 
 async def count_originals(conn: asyncpg.Connection | asyncpg.Pool, collection: Collection) -> int:
     return int(
-        await conn.fetchval(
-            f"SELECT count(*) FROM {items_table(collection)} WHERE is_average AND user_id IS NULL"
-        )
+        await conn.fetchval(f"SELECT count(*) FROM {items_table(collection)} WHERE {head_rows()}")
     )

@@ -22,7 +22,10 @@ from es_core.clickstream.model import Event, Session, ShownResult
 from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
+from es_core.filters import Range
 from es_core.improvement.run import ImprovementReport, improve_batch, improve_queued
+from es_core.search.query import VectorQuery
+from es_core.search.vector_search import vector_page
 from es_core.storage.catalog import items_table
 from tests.integration.helpers import DIMS, as_array, load_items, new_collection, unique_id
 
@@ -286,14 +289,26 @@ async def test_the_copy_moves_the_clicked_item_towards_the_query_for_that_user_o
         assert min_cosine_distance(
             await part_vectors(pg_pool, collection, passed, user), query
         ) > min_cosine_distance(await part_vectors(pg_pool, collection, passed, None), query)
-    # Copies carry the item's payload; the originals did not change at all.
+    # Copies store no payload of their own (searches read the original's); the originals did
+    # not change at all.
     payloads = await pg_pool.fetch(
         f"SELECT DISTINCT object_id, payload FROM {items_table(collection)} WHERE user_id = $1",
         user,
     )
-    assert {r["object_id"]: r["payload"] for r in payloads} == {
-        o: {"n": ids.index(o)} for o in shown[:3]
-    }
+    assert {r["object_id"]: r["payload"] for r in payloads} == {o: {} for o in shown[:3]}
+    # The user's filtered search scores the copies and filters and returns them by the
+    # originals' payloads; another user's the originals alone.
+    n_up_to_2 = Range(field="n", lte=2)
+    for who, personal in ((user, True), ("someone-else", False)):
+        hits, _ = await vector_page(
+            pg_pool,
+            collection,
+            VectorQuery(vector=query, filter=n_up_to_2, limit=10, user_id=who),
+            settings,
+        )
+        assert sorted(h.object_id for h in hits) == ["o0", "o1", "o2"]
+        assert all(h.payload == {"n": ids.index(h.object_id)} for h in hits)
+        assert {h.object_id for h in hits if h.user_id} == (set(shown[:3]) if personal else set())
     assert await originals(pg_pool, collection) == before
     others = await pg_pool.fetchval(
         f"SELECT count(*) FROM {items_table(collection)}"

@@ -15,7 +15,7 @@ from es_core.plugins.registry import load_plugin
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
-from es_core.storage.item_rows import UNVERSIONED, delete_items, replace_items
+from es_core.storage.item_rows import UNVERSIONED, delete_items, get_items, replace_items
 from es_core.storage.migrations import MIGRATION_LOCK_KEY, available_migrations, migrate
 from tests.integration.helpers import fresh_database
 
@@ -195,3 +195,50 @@ async def test_items_of_an_older_database_read_as_version_0_and_take_ordered_wri
     assert [r["version"] for r in before] == [0]
     assert (older.applied, older.removed) == (["a"], 1)  # a write from before versions existed
     assert newer.applied == ["b"] and late.superseded == ["b"]
+
+
+async def test_payloads_of_an_older_database_are_kept_on_heads_alone(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    """Before 0010 every part row and every user's copy carried the item's payload; after it
+    only the head does, and reads still give the item its payload."""
+    async with fresh_database(pg_server.dsn) as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn, below=10)
+            await conn.execute(
+                "INSERT INTO models (model_id, name, version, dimensions, metric, aggregation,"
+                " source) VALUES ('m', 'm', '1', 2, 'cosine', 'min', 'test:none');"
+                " INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
+                " hnsw_ef_construction) VALUES ('old', 'm', 'items_old', 'green', 16, 64);"
+                " CREATE TABLE items_old (row_id bigserial PRIMARY KEY, object_id text NOT NULL,"
+                " part_id text NOT NULL, is_average boolean NOT NULL, user_id text, text text,"
+                " vector vector(2) NOT NULL, payload jsonb NOT NULL DEFAULT '{}',"
+                " update_time timestamptz NOT NULL DEFAULT now());"
+                " SELECT es_lexical_create('items_old'); SELECT es_versions_create('items_old');"
+                " INSERT INTO items_old (object_id, part_id, is_average, user_id, vector, payload)"
+                " VALUES ('a', 'p1', false, NULL, '[1,0]', '{\"big\": \"x\"}'),"
+                " ('a', 'p2', false, NULL, '[0,1]', '{\"big\": \"x\"}'),"
+                " ('a', '', true, NULL, '[1,1]', '{\"big\": \"x\"}'),"
+                " ('a', 'p1', false, 'u', '[1,0]', '{\"big\": \"x\"}'),"
+                " ('a', '', true, 'u', '[1,0]', '{\"big\": \"x\"}')"
+            )
+            assert await migrate(conn) == [v for v, _, _ in available_migrations() if v >= 10]
+            await conn.set_type_codec(
+                "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            )
+            rows = await conn.fetch(
+                "SELECT part_id, user_id, payload FROM items_old ORDER BY row_id"
+            )
+            collection = await catalog.get_collection(conn, "old")
+            (item,) = await get_items(conn, collection, ["a"], include_vectors=False)
+        finally:
+            await conn.close()
+    assert [(r["part_id"], r["user_id"], r["payload"]) for r in rows] == [
+        ("p1", None, {}),
+        ("p2", None, {}),
+        ("", None, {"big": "x"}),
+        ("p1", "u", {}),
+        ("", "u", {}),
+    ]
+    assert item.payload == {"big": "x"} and [p.part_id for p in item.parts] == ["p1", "p2"]

@@ -89,8 +89,9 @@ async def test_vector_parts_are_written_with_one_average_row_per_item(
                 as_array(r["vector"]).astype(np.float32), given[r["part_id"]]
             )
             assert r["text"] is None and r["user_id"] is None
-        for r in item_rows:
-            assert r["payload"] == item.payload
+        # The payload is stored once, on the head row.
+        assert averages[0]["payload"] == item.payload
+        assert all(r["payload"] == {} for r in parts)
         # dot: the plain mean, not normalised.
         mean = np.stack(list(given.values())).mean(axis=0)
         np.testing.assert_allclose(as_array(averages[0]["vector"]), mean, atol=1e-6)
@@ -100,6 +101,24 @@ async def test_vector_parts_are_written_with_one_average_row_per_item(
     assert [s.object_id for s in stored] == ["c", "a"]
     assert [p.part_id for p in stored[1].parts] == ["part-0", "part-1", "part-2"]
     assert stored[1].payload == {"color": "red"}
+
+
+async def test_a_large_payload_is_stored_once_however_many_parts_the_item_has(
+    pg_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """An item of 80 parts with a 100 KB payload (random, so not compressible) stores about
+    100 KB of payload, not 80 copies of it."""
+    collection = await new_collection(pg_pool, "cosine", "min")
+    rng = np.random.default_rng(11)
+    blob = rng.bytes(75_000).hex()[:100_000]
+    item = _vector_item("big", 80, rng, blob=blob)
+    await run_upsertion(pg_pool, collection, [item], _unused_registry(), settings, Recorder())
+    stored = await pg_pool.fetchval(
+        f"SELECT sum(pg_column_size(payload)) FROM {catalog.items_table(collection)}"
+    )
+    assert 50_000 < stored < 150_000
+    (read,) = await get_items(pg_pool, collection, ["big"], include_vectors=False)
+    assert read.payload == {"blob": blob} and len(read.parts) == 80
 
 
 async def test_a_part_with_text_and_vector_keeps_both_and_is_not_encoded(
@@ -152,7 +171,7 @@ async def test_reupsert_with_fewer_parts_leaves_no_leftovers(
         ("", True),
         ("only", False),
     ]
-    assert all(r["payload"] == {"v": 2} for r in originals)
+    assert [r["payload"] for r in originals] == [{}, {"v": 2}]  # the part, then the head
     # Euclidean: the average of one part is that part.
     np.testing.assert_allclose(
         as_array(originals[0]["vector"]), as_array(originals[1]["vector"]), atol=1e-6
