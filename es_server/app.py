@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedding_studio.v1 import (
+    categories_pb2,
     clickstream_pb2,
     clickstream_pb2_grpc,
     deployment_pb2,
@@ -78,6 +79,7 @@ SERVICE_NAMES = [
         (ranking_pb2.DESCRIPTOR, "RankingService"),
         (task_pb2.DESCRIPTOR, "TaskService"),
         (suggestion_pb2.DESCRIPTOR, "SuggestionService"),
+        (categories_pb2.DESCRIPTOR, "CategoryService"),
         (keys_pb2.DESCRIPTOR, "KeyService"),
     ]
 ]

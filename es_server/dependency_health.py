@@ -14,7 +14,7 @@ dependency it needs is down:
   work that only a worker does (the task rows are kept, but nothing runs until it is back);
 - the other services need nothing else (sessions, events, ranking specs and tasks are rows in
   PostgreSQL; a task they start waits for the sweeper like any other);
-- SuggestionService, not built yet, needs nothing: it answers UNIMPLEMENTED.
+- SuggestionService and CategoryService, not built yet, need nothing: they answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncpg
 from grpc_health.v1 import health, health_pb2
 
 from embedding_studio.v1 import (
+    categories_pb2,
     clickstream_pb2,
     deployment_pb2,
     fine_tune_pb2,
@@ -67,6 +68,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
         _service(task_pb2, "TaskService"): database,
         _service(keys_pb2, "KeyService"): database,
         _service(suggestion_pb2, "SuggestionService"): frozenset(),
+        _service(categories_pb2, "CategoryService"): frozenset(),
     }
 
 

@@ -33,6 +33,12 @@ _BY_SERVICE: dict[str, dict[str, Role]] = {
         "AddPhrases": _WRITE,
         "DeletePhrases": _WRITE,
         "UpdatePhrases": _WRITE,
+        "GetPhrases": _WRITE,
+    },
+    "CategoryService": {
+        "UpsertCategories": _WRITE,
+        "DeleteCategories": _WRITE,
+        "ListCategories": _SEARCH,
     },
     "UpsertService": {
         "UpsertItems": _WRITE,

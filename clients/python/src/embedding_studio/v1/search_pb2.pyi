@@ -127,27 +127,63 @@ class FindSimilarItemsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.SearchResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., collection_id: _Optional[str] = ...) -> None: ...
 
 class PredictCategoriesRequest(_message.Message):
-    __slots__ = ("query_text", "limit", "collection_id", "category_field")
+    __slots__ = ("query_text", "limit", "collection_id", "category_field", "query_vector", "selector")
     QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
     query_text: str
     limit: int
     collection_id: str
     category_field: str
-    def __init__(self, query_text: _Optional[str] = ..., limit: _Optional[int] = ..., collection_id: _Optional[str] = ..., category_field: _Optional[str] = ...) -> None: ...
+    query_vector: _common_pb2.Vector
+    selector: CategorySelector
+    def __init__(self, query_text: _Optional[str] = ..., limit: _Optional[int] = ..., collection_id: _Optional[str] = ..., category_field: _Optional[str] = ..., query_vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., selector: _Optional[_Union[CategorySelector, _Mapping]] = ...) -> None: ...
+
+class CategorySelector(_message.Message):
+    __slots__ = ("distance", "probability")
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    distance: DistanceSelector
+    probability: ProbabilitySelector
+    def __init__(self, distance: _Optional[_Union[DistanceSelector, _Mapping]] = ..., probability: _Optional[_Union[ProbabilitySelector, _Mapping]] = ...) -> None: ...
+
+class DistanceSelector(_message.Message):
+    __slots__ = ("max_distance",)
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    max_distance: float
+    def __init__(self, max_distance: _Optional[float] = ...) -> None: ...
+
+class ProbabilitySelector(_message.Message):
+    __slots__ = ("temperature", "min_probability")
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    temperature: float
+    min_probability: float
+    def __init__(self, temperature: _Optional[float] = ..., min_probability: _Optional[float] = ...) -> None: ...
 
 class CategoryPrediction(_message.Message):
-    __slots__ = ("category", "probability")
+    __slots__ = ("category", "probability", "category_id", "name", "distance", "score")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     category: str
     probability: float
-    def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+    category_id: str
+    name: str
+    distance: float
+    score: float
+    def __init__(self, category: _Optional[str] = ..., probability: _Optional[float] = ..., category_id: _Optional[str] = ..., name: _Optional[str] = ..., distance: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class PredictCategoriesResponse(_message.Message):
-    __slots__ = ("predictions",)
+    __slots__ = ("predictions", "categories_collection_id")
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[CategoryPrediction]
-    def __init__(self, predictions: _Optional[_Iterable[_Union[CategoryPrediction, _Mapping]]] = ...) -> None: ...
+    categories_collection_id: str
+    def __init__(self, predictions: _Optional[_Iterable[_Union[CategoryPrediction, _Mapping]]] = ..., categories_collection_id: _Optional[str] = ...) -> None: ...

@@ -95,7 +95,7 @@ class SearchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PredictCategories(self, request, context):
-        """Predicts the payload categories a text query most likely targets.
+        """Predicts the categories (of the model's categories collection) a query most likely targets.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

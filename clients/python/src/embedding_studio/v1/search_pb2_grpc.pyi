@@ -42,7 +42,7 @@ class SearchServiceStub:
     FindSimilarItems: _grpc.UnaryUnaryMultiCallable[_search_pb2.FindSimilarItemsRequest, _search_pb2.FindSimilarItemsResponse]
     """Finds the items closest to a stored item (the item itself is excluded)."""
     PredictCategories: _grpc.UnaryUnaryMultiCallable[_search_pb2.PredictCategoriesRequest, _search_pb2.PredictCategoriesResponse]
-    """Predicts the payload categories a text query most likely targets."""
+    """Predicts the categories (of the model's categories collection) a query most likely targets."""
 
 @_typing.type_check_only
 class SearchServiceAsyncStub(SearchServiceStub):
@@ -58,7 +58,7 @@ class SearchServiceAsyncStub(SearchServiceStub):
     FindSimilarItems: _aio.UnaryUnaryMultiCallable[_search_pb2.FindSimilarItemsRequest, _search_pb2.FindSimilarItemsResponse]  # type: ignore[assignment]
     """Finds the items closest to a stored item (the item itself is excluded)."""
     PredictCategories: _aio.UnaryUnaryMultiCallable[_search_pb2.PredictCategoriesRequest, _search_pb2.PredictCategoriesResponse]  # type: ignore[assignment]
-    """Predicts the payload categories a text query most likely targets."""
+    """Predicts the categories (of the model's categories collection) a query most likely targets."""
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     """Reads the blue collection (or a named one) by vector similarity or by payload."""
@@ -101,6 +101,6 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _search_pb2.PredictCategoriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_search_pb2.PredictCategoriesResponse, _abc.Awaitable[_search_pb2.PredictCategoriesResponse]]:
-        """Predicts the payload categories a text query most likely targets."""
+        """Predicts the categories (of the model's categories collection) a query most likely targets."""
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

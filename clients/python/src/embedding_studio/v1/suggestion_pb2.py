@@ -24,39 +24,57 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$embedding_studio/v1/suggestion.proto\x12\x13\x65mbedding_studio.v1\"[\n\x06Phrase\x12\x11\n\tphrase_id\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0e\n\x06\x64omain\x18\x05 \x01(\t\">\n\nSuggestion\x12\x11\n\tphrase_id\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\"M\n\x0bPhraseInput\x12\x0e\n\x06phrase\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x0e\n\x06\x64omain\x18\x04 \x01(\t\"?\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x64omain\x18\x03 \x01(\t\"G\n\x0fSuggestResponse\x12\x34\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1f.embedding_studio.v1.Suggestion\"F\n\x11\x41\x64\x64PhrasesRequest\x12\x31\n\x07phrases\x18\x01 \x03(\x0b\x32 .embedding_studio.v1.PhraseInput\"(\n\x12\x41\x64\x64PhrasesResponse\x12\x12\n\nphrase_ids\x18\x01 \x03(\t\"*\n\x14\x44\x65letePhrasesRequest\x12\x12\n\nphrase_ids\x18\x01 \x03(\t\".\n\x15\x44\x65letePhrasesResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\"D\n\x14UpdatePhrasesRequest\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\"E\n\x15UpdatePhrasesResponse\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\"K\n\x12ListPhrasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x64omain\x18\x03 \x01(\t\"\\\n\x13ListPhrasesResponse\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xfa\x03\n\x11SuggestionService\x12T\n\x07Suggest\x12#.embedding_studio.v1.SuggestRequest\x1a$.embedding_studio.v1.SuggestResponse\x12]\n\nAddPhrases\x12&.embedding_studio.v1.AddPhrasesRequest\x1a\'.embedding_studio.v1.AddPhrasesResponse\x12\x66\n\rDeletePhrases\x12).embedding_studio.v1.DeletePhrasesRequest\x1a*.embedding_studio.v1.DeletePhrasesResponse\x12\x66\n\rUpdatePhrases\x12).embedding_studio.v1.UpdatePhrasesRequest\x1a*.embedding_studio.v1.UpdatePhrasesResponse\x12`\n\x0bListPhrases\x12\'.embedding_studio.v1.ListPhrasesRequest\x1a(.embedding_studio.v1.ListPhrasesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$embedding_studio/v1/suggestion.proto\x12\x13\x65mbedding_studio.v1\"L\n\x0bMatchedSpan\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\x12\n\ntyped_word\x18\x03 \x01(\t\x12\r\n\x05\x65\x64its\x18\x04 \x01(\x05\"M\n\rStringSetEdit\x12\x0f\n\x07replace\x18\x01 \x01(\x08\x12\x0e\n\x06values\x18\x02 \x03(\t\x12\x0b\n\x03\x61\x64\x64\x18\x03 \x03(\t\x12\x0e\n\x06remove\x18\x04 \x03(\t\"\xaa\x01\n\x0cPhraseUpdate\x12\x11\n\tphrase_id\x18\x01 \x01(\t\x12\x13\n\x06weight\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x32\n\x06labels\x18\x03 \x01(\x0b\x32\".embedding_studio.v1.StringSetEdit\x12\x33\n\x07\x64omains\x18\x04 \x01(\x0b\x32\".embedding_studio.v1.StringSetEditB\t\n\x07_weight\"\'\n\x11GetPhrasesRequest\x12\x12\n\nphrase_ids\x18\x01 \x03(\t\"B\n\x12GetPhrasesResponse\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\"p\n\x06Phrase\x12\x11\n\tphrase_id\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x12\n\x06\x64omain\x18\x05 \x01(\tB\x02\x18\x01\x12\x0f\n\x07\x64omains\x18\x06 \x03(\t\"\xd4\x01\n\nSuggestion\x12\x11\n\tphrase_id\x18\x01 \x01(\t\x12\x0e\n\x06phrase\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x32\n\nmatch_type\x18\x04 \x01(\x0e\x32\x1e.embedding_studio.v1.MatchType\x12/\n\x05spans\x18\x05 \x03(\x0b\x32 .embedding_studio.v1.MatchedSpan\x12\x0e\n\x06weight\x18\x06 \x01(\x01\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x0f\n\x07\x64omains\x18\x08 \x03(\t\"b\n\x0bPhraseInput\x12\x0e\n\x06phrase\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x12\n\x06\x64omain\x18\x04 \x01(\tB\x02\x18\x01\x12\x0f\n\x07\x64omains\x18\x05 \x03(\t\"\xaf\x01\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x12\n\x06\x64omain\x18\x03 \x01(\tB\x02\x18\x01\x12\x0f\n\x07\x64omains\x18\x04 \x03(\t\x12\x33\n\x0bmatch_types\x18\x05 \x03(\x0e\x32\x1e.embedding_studio.v1.MatchType\x12\x16\n\tmax_edits\x18\x06 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_max_edits\"G\n\x0fSuggestResponse\x12\x34\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1f.embedding_studio.v1.Suggestion\"F\n\x11\x41\x64\x64PhrasesRequest\x12\x31\n\x07phrases\x18\x01 \x03(\x0b\x32 .embedding_studio.v1.PhraseInput\"(\n\x12\x41\x64\x64PhrasesResponse\x12\x12\n\nphrase_ids\x18\x01 \x03(\t\"*\n\x14\x44\x65letePhrasesRequest\x12\x12\n\nphrase_ids\x18\x01 \x03(\t\".\n\x15\x44\x65letePhrasesResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\"x\n\x14UpdatePhrasesRequest\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\x12\x32\n\x07updates\x18\x02 \x03(\x0b\x32!.embedding_studio.v1.PhraseUpdate\"E\n\x15UpdatePhrasesResponse\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\"\x81\x01\n\x12ListPhrasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x64omain\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x0f\n\x07\x64omains\x18\x05 \x03(\t\x12\x13\n\x0btext_prefix\x18\x06 \x01(\t\"\\\n\x13ListPhrasesResponse\x12,\n\x07phrases\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Phrase\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x85\x01\n\tMatchType\x12\x1a\n\x16MATCH_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10MATCH_TYPE_EXACT\x10\x01\x12\x15\n\x11MATCH_TYPE_PREFIX\x10\x02\x12\x14\n\x10MATCH_TYPE_FUZZY\x10\x03\x12\x19\n\x15MATCH_TYPE_MID_PHRASE\x10\x04\x32\xd9\x04\n\x11SuggestionService\x12T\n\x07Suggest\x12#.embedding_studio.v1.SuggestRequest\x1a$.embedding_studio.v1.SuggestResponse\x12]\n\nAddPhrases\x12&.embedding_studio.v1.AddPhrasesRequest\x1a\'.embedding_studio.v1.AddPhrasesResponse\x12\x66\n\rDeletePhrases\x12).embedding_studio.v1.DeletePhrasesRequest\x1a*.embedding_studio.v1.DeletePhrasesResponse\x12\x66\n\rUpdatePhrases\x12).embedding_studio.v1.UpdatePhrasesRequest\x1a*.embedding_studio.v1.UpdatePhrasesResponse\x12`\n\x0bListPhrases\x12\'.embedding_studio.v1.ListPhrasesRequest\x1a(.embedding_studio.v1.ListPhrasesResponse\x12]\n\nGetPhrases\x12&.embedding_studio.v1.GetPhrasesRequest\x1a\'.embedding_studio.v1.GetPhrasesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedding_studio.v1.suggestion_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PHRASE']._serialized_start=61
-  _globals['_PHRASE']._serialized_end=152
-  _globals['_SUGGESTION']._serialized_start=154
-  _globals['_SUGGESTION']._serialized_end=216
-  _globals['_PHRASEINPUT']._serialized_start=218
-  _globals['_PHRASEINPUT']._serialized_end=295
-  _globals['_SUGGESTREQUEST']._serialized_start=297
-  _globals['_SUGGESTREQUEST']._serialized_end=360
-  _globals['_SUGGESTRESPONSE']._serialized_start=362
-  _globals['_SUGGESTRESPONSE']._serialized_end=433
-  _globals['_ADDPHRASESREQUEST']._serialized_start=435
-  _globals['_ADDPHRASESREQUEST']._serialized_end=505
-  _globals['_ADDPHRASESRESPONSE']._serialized_start=507
-  _globals['_ADDPHRASESRESPONSE']._serialized_end=547
-  _globals['_DELETEPHRASESREQUEST']._serialized_start=549
-  _globals['_DELETEPHRASESREQUEST']._serialized_end=591
-  _globals['_DELETEPHRASESRESPONSE']._serialized_start=593
-  _globals['_DELETEPHRASESRESPONSE']._serialized_end=639
-  _globals['_UPDATEPHRASESREQUEST']._serialized_start=641
-  _globals['_UPDATEPHRASESREQUEST']._serialized_end=709
-  _globals['_UPDATEPHRASESRESPONSE']._serialized_start=711
-  _globals['_UPDATEPHRASESRESPONSE']._serialized_end=780
-  _globals['_LISTPHRASESREQUEST']._serialized_start=782
-  _globals['_LISTPHRASESREQUEST']._serialized_end=857
-  _globals['_LISTPHRASESRESPONSE']._serialized_start=859
-  _globals['_LISTPHRASESRESPONSE']._serialized_end=951
-  _globals['_SUGGESTIONSERVICE']._serialized_start=954
-  _globals['_SUGGESTIONSERVICE']._serialized_end=1460
+  _globals['_PHRASE'].fields_by_name['domain']._loaded_options = None
+  _globals['_PHRASE'].fields_by_name['domain']._serialized_options = b'\030\001'
+  _globals['_PHRASEINPUT'].fields_by_name['domain']._loaded_options = None
+  _globals['_PHRASEINPUT'].fields_by_name['domain']._serialized_options = b'\030\001'
+  _globals['_SUGGESTREQUEST'].fields_by_name['domain']._loaded_options = None
+  _globals['_SUGGESTREQUEST'].fields_by_name['domain']._serialized_options = b'\030\001'
+  _globals['_MATCHTYPE']._serialized_start=1806
+  _globals['_MATCHTYPE']._serialized_end=1939
+  _globals['_MATCHEDSPAN']._serialized_start=61
+  _globals['_MATCHEDSPAN']._serialized_end=137
+  _globals['_STRINGSETEDIT']._serialized_start=139
+  _globals['_STRINGSETEDIT']._serialized_end=216
+  _globals['_PHRASEUPDATE']._serialized_start=219
+  _globals['_PHRASEUPDATE']._serialized_end=389
+  _globals['_GETPHRASESREQUEST']._serialized_start=391
+  _globals['_GETPHRASESREQUEST']._serialized_end=430
+  _globals['_GETPHRASESRESPONSE']._serialized_start=432
+  _globals['_GETPHRASESRESPONSE']._serialized_end=498
+  _globals['_PHRASE']._serialized_start=500
+  _globals['_PHRASE']._serialized_end=612
+  _globals['_SUGGESTION']._serialized_start=615
+  _globals['_SUGGESTION']._serialized_end=827
+  _globals['_PHRASEINPUT']._serialized_start=829
+  _globals['_PHRASEINPUT']._serialized_end=927
+  _globals['_SUGGESTREQUEST']._serialized_start=930
+  _globals['_SUGGESTREQUEST']._serialized_end=1105
+  _globals['_SUGGESTRESPONSE']._serialized_start=1107
+  _globals['_SUGGESTRESPONSE']._serialized_end=1178
+  _globals['_ADDPHRASESREQUEST']._serialized_start=1180
+  _globals['_ADDPHRASESREQUEST']._serialized_end=1250
+  _globals['_ADDPHRASESRESPONSE']._serialized_start=1252
+  _globals['_ADDPHRASESRESPONSE']._serialized_end=1292
+  _globals['_DELETEPHRASESREQUEST']._serialized_start=1294
+  _globals['_DELETEPHRASESREQUEST']._serialized_end=1336
+  _globals['_DELETEPHRASESRESPONSE']._serialized_start=1338
+  _globals['_DELETEPHRASESRESPONSE']._serialized_end=1384
+  _globals['_UPDATEPHRASESREQUEST']._serialized_start=1386
+  _globals['_UPDATEPHRASESREQUEST']._serialized_end=1506
+  _globals['_UPDATEPHRASESRESPONSE']._serialized_start=1508
+  _globals['_UPDATEPHRASESRESPONSE']._serialized_end=1577
+  _globals['_LISTPHRASESREQUEST']._serialized_start=1580
+  _globals['_LISTPHRASESREQUEST']._serialized_end=1709
+  _globals['_LISTPHRASESRESPONSE']._serialized_start=1711
+  _globals['_LISTPHRASESRESPONSE']._serialized_end=1803
+  _globals['_SUGGESTIONSERVICE']._serialized_start=1942
+  _globals['_SUGGESTIONSERVICE']._serialized_end=2543
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,11 @@ class SuggestionServiceStub:
                 request_serializer=embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesRequest.SerializeToString,
                 response_deserializer=embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesResponse.FromString,
                 _registered_method=True)
+        self.GetPhrases = channel.unary_unary(
+                '/embedding_studio.v1.SuggestionService/GetPhrases',
+                request_serializer=embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesRequest.SerializeToString,
+                response_deserializer=embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesResponse.FromString,
+                _registered_method=True)
 
 
 class SuggestionServiceServicer:
@@ -74,7 +79,8 @@ class SuggestionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddPhrases(self, request, context):
-        """Adds phrases to the dictionary; an existing phrase of the same domain is updated instead.
+        """Adds phrases; the same phrase again (case, accents and spacing aside) updates it instead:
+        its weight and labels are replaced and the given domains added.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +102,13 @@ class SuggestionServiceServicer:
 
     def ListPhrases(self, request, context):
         """Lists phrases, optionally of one domain, in phrase order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPhrases(self, request, context):
+        """Returns phrases by id, in request order; unknown ids are absent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +141,11 @@ def add_SuggestionServiceServicer_to_server(servicer, server):
                     servicer.ListPhrases,
                     request_deserializer=embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesRequest.FromString,
                     response_serializer=embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesResponse.SerializeToString,
+            ),
+            'GetPhrases': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPhrases,
+                    request_deserializer=embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesRequest.FromString,
+                    response_serializer=embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +284,33 @@ class SuggestionService:
             '/embedding_studio.v1.SuggestionService/ListPhrases',
             embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesRequest.SerializeToString,
             embedding__studio_dot_v1_dot_suggestion__pb2.ListPhrasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPhrases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedding_studio.v1.SuggestionService/GetPhrases',
+            embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesRequest.SerializeToString,
+            embedding__studio_dot_v1_dot_suggestion__pb2.GetPhrasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,13 +36,17 @@ class SuggestionServiceStub:
     Suggest: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.SuggestRequest, _suggestion_pb2.SuggestResponse]
     """Returns the best phrases that complete a prefix, highest score first."""
     AddPhrases: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.AddPhrasesRequest, _suggestion_pb2.AddPhrasesResponse]
-    """Adds phrases to the dictionary; an existing phrase of the same domain is updated instead."""
+    """Adds phrases; the same phrase again (case, accents and spacing aside) updates it instead:
+    its weight and labels are replaced and the given domains added.
+    """
     DeletePhrases: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.DeletePhrasesRequest, _suggestion_pb2.DeletePhrasesResponse]
     """Deletes phrases by id; unknown ids are ignored."""
     UpdatePhrases: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.UpdatePhrasesRequest, _suggestion_pb2.UpdatePhrasesResponse]
     """Replaces the weight, labels and domain of existing phrases; NOT_FOUND for an unknown id."""
     ListPhrases: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.ListPhrasesRequest, _suggestion_pb2.ListPhrasesResponse]
     """Lists phrases, optionally of one domain, in phrase order."""
+    GetPhrases: _grpc.UnaryUnaryMultiCallable[_suggestion_pb2.GetPhrasesRequest, _suggestion_pb2.GetPhrasesResponse]
+    """Returns phrases by id, in request order; unknown ids are absent."""
 
 @_typing.type_check_only
 class SuggestionServiceAsyncStub(SuggestionServiceStub):
@@ -52,13 +56,17 @@ class SuggestionServiceAsyncStub(SuggestionServiceStub):
     Suggest: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.SuggestRequest, _suggestion_pb2.SuggestResponse]  # type: ignore[assignment]
     """Returns the best phrases that complete a prefix, highest score first."""
     AddPhrases: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.AddPhrasesRequest, _suggestion_pb2.AddPhrasesResponse]  # type: ignore[assignment]
-    """Adds phrases to the dictionary; an existing phrase of the same domain is updated instead."""
+    """Adds phrases; the same phrase again (case, accents and spacing aside) updates it instead:
+    its weight and labels are replaced and the given domains added.
+    """
     DeletePhrases: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.DeletePhrasesRequest, _suggestion_pb2.DeletePhrasesResponse]  # type: ignore[assignment]
     """Deletes phrases by id; unknown ids are ignored."""
     UpdatePhrases: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.UpdatePhrasesRequest, _suggestion_pb2.UpdatePhrasesResponse]  # type: ignore[assignment]
     """Replaces the weight, labels and domain of existing phrases; NOT_FOUND for an unknown id."""
     ListPhrases: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.ListPhrasesRequest, _suggestion_pb2.ListPhrasesResponse]  # type: ignore[assignment]
     """Lists phrases, optionally of one domain, in phrase order."""
+    GetPhrases: _aio.UnaryUnaryMultiCallable[_suggestion_pb2.GetPhrasesRequest, _suggestion_pb2.GetPhrasesResponse]  # type: ignore[assignment]
+    """Returns phrases by id, in request order; unknown ids are absent."""
 
 class SuggestionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Completes a typed prefix into known phrases, and manages those phrases."""
@@ -77,7 +85,9 @@ class SuggestionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _suggestion_pb2.AddPhrasesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_suggestion_pb2.AddPhrasesResponse, _abc.Awaitable[_suggestion_pb2.AddPhrasesResponse]]:
-        """Adds phrases to the dictionary; an existing phrase of the same domain is updated instead."""
+        """Adds phrases; the same phrase again (case, accents and spacing aside) updates it instead:
+        its weight and labels are replaced and the given domains added.
+        """
 
     @_abc_1.abstractmethod
     def DeletePhrases(
@@ -102,5 +112,13 @@ class SuggestionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_suggestion_pb2.ListPhrasesResponse, _abc.Awaitable[_suggestion_pb2.ListPhrasesResponse]]:
         """Lists phrases, optionally of one domain, in phrase order."""
+
+    @_abc_1.abstractmethod
+    def GetPhrases(
+        self,
+        request: _suggestion_pb2.GetPhrasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_suggestion_pb2.GetPhrasesResponse, _abc.Awaitable[_suggestion_pb2.GetPhrasesResponse]]:
+        """Returns phrases by id, in request order; unknown ids are absent."""
 
 def add_SuggestionServiceServicer_to_server(servicer: SuggestionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
