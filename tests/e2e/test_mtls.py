@@ -207,3 +207,24 @@ def test_a_certificate_bound_to_an_app_sees_only_its_apps_sessions(
             assert_invisible(other, session_id)
     # The operator's certificate is of no app: it sees every app's sessions.
     assert admin.clickstream.GetSession(read, timeout=30).session.session_id == session_id
+
+
+def test_a_bad_or_already_registered_certificate_is_refused_naming_the_field(
+    admin: Client, operator: ClientCertificate
+) -> None:
+    def create(pem: str) -> object:
+        return admin.keys.CreateApiKey(
+            keys_pb2.CreateApiKeyRequest(role=keys_pb2.API_KEY_ROLE_SEARCH, client_cert_pem=pem),
+            timeout=30,
+        )
+
+    expect_error(
+        lambda: create(operator.key_file.read_text()),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "client_cert_pem",
+    )
+    expect_error(
+        lambda: create(operator.cert_file.read_text()),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "client_cert_pem",
+    )
