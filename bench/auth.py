@@ -14,9 +14,6 @@ would; the writer and the searcher get keys of their own roles through KeyServic
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ import numpy.typing as npt
 from bench.common import Row, base_parser, percentile_ms, report
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, keys_pb2, search_pb2
+from es_harness.keys import first_admin_token
 from es_harness.throwaway import StackInfo, ThrowawayStack
 
 DIMS = 384
@@ -43,18 +41,6 @@ def unit_vectors(n: int, seed: int) -> Vectors:
     v = np.random.default_rng(seed).normal(size=(n, DIMS)).astype(np.float32)
     unit: Vectors = v / np.linalg.norm(v, axis=1, keepdims=True)
     return unit
-
-
-def first_admin_token(stack: StackInfo) -> str:
-    """`es keys create --role admin` against the stack's database; the token it prints once."""
-    made = subprocess.run(
-        [sys.executable, "-m", "es_cli.main", "keys", "create", "--role", "admin"],
-        env={**os.environ, "ES_DATA_DIR": str(stack.data_dir)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return next(x for x in made.stdout.splitlines() if x.startswith("token")).rsplit(" ", 1)[1]
 
 
 @contextmanager

@@ -1,8 +1,12 @@
-"""A local CA and a server certificate it signs, for ``es up --tls``.
+"""A local CA, a server certificate it signs (``es up --tls``), and client certificates it signs
+(``es up --mtls``: mutual TLS).
 
 Made once per data directory and kept there (``tls/``): clients trust ``ca.pem``; the server
 presents ``server.pem``. The server's certificate names localhost, 127.0.0.1, ::1 and the
-configured gRPC host. Private keys are written readable by their owner only."""
+configured gRPC host. The CA's key (``ca.key``) stays beside them to sign client certificates:
+``client.pem`` for ``es up``'s own readiness probe and the operator, and any more a test or an
+operator asks ``issue_client_certificate`` for. Private keys are written readable by their
+owner only."""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
+CLIENT_DAYS = 825
+CLIENT_CERT = "client.pem"
+CLIENT_KEY = "client-key.pem"
 
 
 @dataclass(frozen=True)
@@ -26,12 +33,25 @@ class LocalTls:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    ca_key_file: Path
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    cert_file: Path
+    key_file: Path
 
 
 def ensure_local_tls(directory: Path, host: str) -> LocalTls:
-    """The CA and server files in ``directory``; made when missing (kept when present)."""
-    files = LocalTls(directory / "ca.pem", directory / "server.pem", directory / "server.key")
-    if files.ca_file.exists() and files.cert_file.exists() and files.key_file.exists():
+    """The CA and server files in ``directory``; made when missing (kept when present). A
+    directory made before the CA's key was kept gets a new CA and server certificate."""
+    files = LocalTls(
+        directory / "ca.pem",
+        directory / "server.pem",
+        directory / "server.key",
+        directory / "ca.key",
+    )
+    if all(f.exists() for f in (files.ca_file, files.cert_file, files.key_file, files.ca_key_file)):
         return files
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -65,11 +85,43 @@ def ensure_local_tls(directory: Path, host: str) -> LocalTls:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
+    _write_private(files.ca_key_file, ca_key)
     files.ca_file.write_bytes(ca.public_bytes(pem))
     files.cert_file.write_bytes(server.public_bytes(pem))
     _write_private(files.key_file, server_key)
-    # The CA's key is not kept: nothing else is ever signed with it.
+    # A client certificate an earlier CA signed is of no use any more.
+    for stale in (CLIENT_CERT, CLIENT_KEY):
+        (directory / stale).unlink(missing_ok=True)
     return files
+
+
+def ensure_client_certificate(tls: LocalTls) -> ClientCertificate:
+    """``client.pem`` and ``client-key.pem`` beside the CA: made when missing (kept when
+    present), for ``es up``'s readiness probe and for the operator's own tools."""
+    directory = tls.ca_file.parent
+    client = ClientCertificate(directory / CLIENT_CERT, directory / CLIENT_KEY)
+    if not (client.cert_file.exists() and client.key_file.exists()):
+        issue_client_certificate(tls, client, "Embedding Studio operator")
+    return client
+
+
+def issue_client_certificate(tls: LocalTls, files: ClientCertificate, name: str) -> None:
+    """A new client certificate of common name ``name``, signed by the local CA, written to
+    ``files`` (over what was there)."""
+    ca = x509.load_pem_x509_certificate(tls.ca_file.read_bytes())
+    ca_key = serialization.load_pem_private_key(tls.ca_key_file.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{tls.ca_key_file} is not the local CA's EC key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        _builder(subject, ca.subject, key.public_key(), CLIENT_DAYS)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_private(files.key_file, key)
+    files.cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
 def _builder(

@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
         help="serve TLS with a local CA and server certificate made in $ES_DATA_DIR/tls "
         "(clients trust tls/ca.pem); same as ES_LOCAL_TLS=true",
     )
+    up.add_argument(
+        "--mtls",
+        action="store_true",
+        help="as --tls, and callers must present a client certificate the local CA signed "
+        "(es up makes tls/client.pem and tls/client-key.pem); same as ES_LOCAL_MTLS=true",
+    )
     keys = commands.add_parser("keys", help="create, list and revoke API keys (README: Security)")
     from es_cli.keys import add_arguments as add_keys_arguments
 
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["ES_GRPC_PORT"] = str(args.grpc_port)
         if args.tls:
             os.environ["ES_LOCAL_TLS"] = "true"
+        if args.mtls:
+            os.environ["ES_LOCAL_MTLS"] = "true"
         from es_cli.stack import run_stack
         from es_core.config import get_settings
 

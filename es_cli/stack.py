@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from es_cli.embedded import EmbeddedPostgres, EmbeddedRedis, start_postgres, start_redis
-from es_cli.local_tls import ensure_local_tls
+from es_cli.local_tls import ensure_client_certificate, ensure_local_tls
 from es_cli.mlflow_ui import (
     announce_when_ready,
     mlflow_ui_command,
@@ -86,6 +86,9 @@ class Stack:
     triton_url: str = ""
     # The CA clients trust when es up made the server's certificate ("" otherwise).
     tls_ca_file: str = ""
+    # The client certificate and key es up made when the server asks for one (mutual TLS).
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
     _lock_file: IO[str] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -153,12 +156,7 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
-        if self.settings.local_tls and self.settings.tls_cert_file is None:
-            tls = ensure_local_tls(data_dir / "tls", self.settings.grpc_host)
-            env["ES_TLS_CERT_FILE"] = str(tls.cert_file)
-            env["ES_TLS_KEY_FILE"] = str(tls.key_file)
-            self.tls_ca_file = str(tls.ca_file)
-            log.info("tls: clients trust %s", tls.ca_file)
+        self._prepare_tls(env, data_dir / "tls")
         if self.redis is not None:
             # The environment, never a command line: `ps` shows every user the arguments.
             env["ES_REDIS_PASSWORD"] = self.redis.password
@@ -209,6 +207,41 @@ class Stack:
         self._wait_until_serving(timeout=180)
         self._write_stack_file()
 
+    def _prepare_tls(self, env: dict[str, str], directory: Path) -> None:
+        """The local CA's server certificate (``--tls``), and for mutual TLS (``--mtls``, or a
+        client CA of the operator's) a client certificate for the readiness probe and the
+        operator; the server then trusts client certificates the local CA signed as well."""
+        s = self.settings
+        local_server = (s.local_tls or s.local_mtls) and s.tls_cert_file is None
+        serves_tls = local_server or s.tls_cert_file is not None
+        mutual = serves_tls and (s.local_mtls or s.tls_client_ca_file is not None)
+        if not (local_server or mutual):
+            return
+        tls = ensure_local_tls(directory, s.grpc_host)
+        if local_server:
+            env["ES_TLS_CERT_FILE"] = str(tls.cert_file)
+            env["ES_TLS_KEY_FILE"] = str(tls.key_file)
+            self.tls_ca_file = str(tls.ca_file)
+            log.info("tls: clients trust %s", tls.ca_file)
+        if not mutual:
+            return
+        client = ensure_client_certificate(tls)
+        authorities = tls.ca_file.read_bytes()
+        if s.tls_client_ca_file is not None:
+            authorities = s.tls_client_ca_file.read_bytes().rstrip() + b"\n" + authorities
+        bundle = directory / "client-ca.pem"
+        bundle.write_bytes(authorities)
+        env["ES_TLS_CLIENT_CA_FILE"] = str(bundle)
+        self.tls_client_cert_file = str(client.cert_file)
+        self.tls_client_key_file = str(client.key_file)
+        log.info(
+            "mtls: callers present a client certificate signed by %s; es up's own: %s",
+            "the local CA"
+            if s.tls_client_ca_file is None
+            else f"{s.tls_client_ca_file} or the local CA",
+            client.cert_file,
+        )
+
     def _write_stack_file(self) -> None:
         """What tests and tools read about the running stack (no secrets: others may read it)."""
         data_dir = self.settings.data_dir.resolve()
@@ -224,6 +257,9 @@ class Stack:
             info["triton_url"] = self.triton_url
         if self.tls_ca_file:
             info["tls_ca_file"] = self.tls_ca_file
+        if self.tls_client_cert_file:
+            info["tls_client_cert_file"] = self.tls_client_cert_file
+            info["tls_client_key_file"] = self.tls_client_key_file
         # Written whole, then renamed: whoever waits for the file never reads half of it.
         partial = data_dir / f"{STACK_FILE}.partial"
         partial.write_text(json.dumps(info, indent=2))
@@ -334,7 +370,8 @@ class Stack:
         raise RuntimeError(f"the gRPC server did not become healthy within {timeout:.0f}s")
 
     def _health_channel(self) -> grpc.Channel:
-        """Plaintext, or TLS trusting the local CA (else the system's roots) when it serves TLS.
+        """Plaintext, or TLS trusting the local CA (else the system's roots) when it serves TLS,
+        presenting es up's client certificate when the server asks for one (mutual TLS).
         Health needs no API key (ES_AUTH_OPEN_SERVICES)."""
         if self.tls_ca_file:
             root: bytes | None = Path(self.tls_ca_file).read_bytes()
@@ -342,7 +379,12 @@ class Stack:
             root = None
         else:
             return grpc.insecure_channel(self.grpc_address)
-        return grpc.secure_channel(self.grpc_address, grpc.ssl_channel_credentials(root))
+        key, chain = None, None
+        if self.tls_client_cert_file:
+            key = Path(self.tls_client_key_file).read_bytes()
+            chain = Path(self.tls_client_cert_file).read_bytes()
+        credentials = grpc.ssl_channel_credentials(root, private_key=key, certificate_chain=chain)
+        return grpc.secure_channel(self.grpc_address, credentials)
 
     def check_children(self) -> None:
         """While starting, any child that dies stops the start (a port taken, a bad setting)."""

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # es up (also `es up --tls`) makes a local CA and a server certificate in data_dir/tls and
     # serves TLS with them, unless ES_TLS_CERT_FILE names a certificate already.
     local_tls: bool = False
+    # es up (also `es up --mtls`) serves mutual TLS: as local_tls, and callers must present a
+    # client certificate the local CA signed (or one ES_TLS_CLIENT_CA_FILE's CA signed). es up
+    # makes data_dir/tls/client.pem and client-key.pem for its own readiness probe and for the
+    # operator; with ES_TLS_CLIENT_CA_FILE set, es up does the same without this setting.
+    local_mtls: bool = False
 
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10

@@ -32,6 +32,9 @@ class StackInfo:
     triton_url: str = ""
     # The CA to trust when the stack serves TLS it made (ES_LOCAL_TLS); "" = plaintext.
     tls_ca_file: str = ""
+    # The client certificate and key es up made for mutual TLS (ES_LOCAL_MTLS); "" = none.
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
 
     def log(self, name: str) -> str:
         """The log of one part: "server", "worker" or "triton"."""
@@ -99,6 +102,8 @@ class ThrowawayStack:
             info["redis_url"],
             info.get("triton_url", ""),
             info.get("tls_ca_file", ""),
+            info.get("tls_client_cert_file", ""),
+            info.get("tls_client_key_file", ""),
         )
 
     def __exit__(

@@ -113,7 +113,14 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     if settings.auth == "required":
         # Outermost: a refused call reaches nothing else.
         verifier = KeyVerifier(state.pool, settings.auth_cache_seconds)
-        interceptors.insert(0, AuthInterceptor(verifier, settings.auth_open_services))
+        interceptors.insert(
+            0,
+            AuthInterceptor(
+                verifier,
+                settings.auth_open_services,
+                client_certificates=settings.tls_client_ca_file is not None,
+            ),
+        )
     server = grpc.aio.server(
         interceptors=interceptors,
         options=server_options(settings),

@@ -1,5 +1,6 @@
-"""Who calls: the interceptor that checks a bearer API key against the role an RPC needs, and
-the caller's key for the servicers that scope what they read and write by its app."""
+"""Who calls: the interceptor that checks the caller's key (a bearer token, else a client
+certificate registered for a key) against the role an RPC needs, and the caller's key for the
+servicers that scope what they read and write by its app."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ log = logging.getLogger("es_server.auth")
 
 _CALLER: ContextVar[ApiKey | None] = ContextVar("es_caller", default=None)
 _BEARER = "bearer "
+# The peer's leaf certificate in gRPC's auth context, there once TLS has verified it.
+_PEER_CERTIFICATE = "x509_pem_cert"
 
 
 def caller_app() -> str | None:
@@ -29,7 +32,8 @@ def caller_app() -> str | None:
 
 
 class Refusal(Exception):
-    """Why a call is refused: UNAUTHENTICATED (no or bad key), PERMISSION_DENIED (role), or
+    """Why a call is refused: UNAUTHENTICATED (no or bad key or certificate), PERMISSION_DENIED
+    (role), or
     UNAVAILABLE (the keys cannot be read now)."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -47,22 +51,44 @@ def bearer_token(metadata: Collection[tuple[str, str | bytes]] | None) -> str | 
     return None
 
 
+def peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
+    """The client certificate (PEM) the caller presented and TLS verified, if any."""
+    certificates = (context.auth_context() or {}).get(_PEER_CERTIFICATE) or []
+    return certificates[0] if certificates else None
+
+
 async def authorize(
-    verifier: KeyVerifier, metadata: Collection[tuple[str, str | bytes]] | None, needed: Role
+    verifier: KeyVerifier,
+    metadata: Collection[tuple[str, str | bytes]] | None,
+    needed: Role,
+    certificate: bytes | None = None,
 ) -> ApiKey:
-    """The caller's key when it may call a method that needs ``needed``; else a Refusal."""
+    """The caller's key when it may call a method that needs ``needed``; else a Refusal.
+
+    A bearer token, when the call has one, decides alone; else the client certificate, when
+    the caller presented one the server's client CA verified."""
     token = bearer_token(metadata)
-    if token is None:
+    if token is None and certificate is None:
         raise Refusal(
             grpc.StatusCode.UNAUTHENTICATED,
             "this server needs an API key: send metadata 'authorization: Bearer <token>'",
         )
     try:
-        key = await verifier.verify(token)
+        if token is not None:
+            key = await verifier.verify(token)
+        else:
+            assert certificate is not None
+            key = await verifier.verify_certificate(certificate)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise Refusal(grpc.StatusCode.UNAVAILABLE, "cannot check API keys now; retry") from exc
-    if key is None:
+    if key is None and token is not None:
         raise Refusal(grpc.StatusCode.UNAUTHENTICATED, "the API key is unknown or revoked")
+    if key is None:
+        raise Refusal(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "the client certificate is not registered (or its key was revoked): an admin"
+            " registers it with `es keys create --client-cert`, or send an API key",
+        )
     if key.role < needed:
         raise Refusal(
             grpc.StatusCode.PERMISSION_DENIED,
@@ -72,11 +98,20 @@ async def authorize(
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call outside ``open_services`` before the servicer sees it."""
+    """Checks every call outside ``open_services`` before the servicer sees it. With
+    ``client_certificates`` (the server verifies them against a client CA), a call without a
+    bearer token is checked by the certificate its caller presented."""
 
-    def __init__(self, verifier: KeyVerifier, open_services: Collection[str]) -> None:
+    def __init__(
+        self,
+        verifier: KeyVerifier,
+        open_services: Collection[str],
+        *,
+        client_certificates: bool = False,
+    ) -> None:
         self._verifier = verifier
         self._open = frozenset(open_services)
+        self._client_certificates = client_certificates
 
     async def intercept_service(
         self,
@@ -91,8 +126,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         metadata = details.invocation_metadata
 
         async def admit(context: grpc.aio.ServicerContext) -> None:
+            certificate = peer_certificate(context) if self._client_certificates else None
             try:
-                key = await authorize(self._verifier, metadata, needed)
+                key = await authorize(self._verifier, metadata, needed, certificate)
             except Refusal as refusal:
                 log.info("%s refused: %s", details.method, refusal.message)
                 await context.abort(refusal.code, refusal.message)

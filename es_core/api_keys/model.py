@@ -1,8 +1,11 @@
-"""Roles, keys as stored, and the bearer tokens callers present.
+"""Roles, keys as stored, and what proves a key: a bearer token or a client certificate.
 
 A token is ``es_<key_id>_<secret>``: the key id finds the row, and only a SHA-256 of the secret
 is stored. The secret is 32 random bytes, so a plain hash (no salt, no slow KDF) is enough: no
-dictionary or brute force reaches a 256-bit secret, and a leaked table gives no usable token."""
+dictionary or brute force reaches a 256-bit secret, and a leaked table gives no usable token.
+
+A key of a client certificate has no token: the SHA-256 of the certificate's DER bytes (its
+fingerprint) finds the row when a caller presents it over mutual TLS."""
 
 from __future__ import annotations
 
@@ -14,12 +17,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from es_core.errors import InvalidArgument
 
 TOKEN_PREFIX = "es"
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _APP = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_DESCRIPTION_CHARS = 256
+# A client certificate in PEM is a few kilobytes; a chain of several, a few more.
+MAX_CERT_PEM_BYTES = 64 * 1024
 
 
 class Role(enum.IntEnum):
@@ -52,7 +60,8 @@ class ApiKey:
     description: str = ""
     create_time: datetime | None = None
     revoke_time: datetime | None = None
-    secret_sha256: bytes = b""
+    secret_sha256: bytes = b""  # b"" for a key of a client certificate
+    cert_sha256: bytes = b""  # the certificate's fingerprint; b"" for a key of a token
 
     @property
     def revoked(self) -> bool:
@@ -67,9 +76,13 @@ class IssuedKey:
     token: str
 
 
+def new_key_id() -> str:
+    return secrets.token_hex(8)
+
+
 def new_token() -> tuple[str, str, bytes]:
     """(key id, token, SHA-256 of the secret) for a new key."""
-    key_id = secrets.token_hex(8)
+    key_id = new_key_id()
     secret = secrets.token_urlsafe(32)
     return key_id, f"{TOKEN_PREFIX}_{key_id}_{secret}", hash_secret(secret)
 
@@ -88,8 +101,34 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def secret_matches(key: ApiKey, secret: str) -> bool:
-    """Compared in constant time, so the time taken says nothing about how much matched."""
-    return hmac.compare_digest(key.secret_sha256, hash_secret(secret))
+    """Compared in constant time, so the time taken says nothing about how much matched. A key
+    of a certificate has no secret: no token matches it."""
+    return bool(key.secret_sha256) and hmac.compare_digest(key.secret_sha256, hash_secret(secret))
+
+
+def certificate_sha256(pem: str | bytes, field: str = "client_cert_pem") -> bytes:
+    """The fingerprint of the first certificate in ``pem`` (a chain starts with its leaf): the
+    SHA-256 of its DER bytes (``openssl x509 -noout -fingerprint -sha256`` shows the same
+    digest, in upper case with colons)."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    if not data.strip():
+        raise InvalidArgument.field_error(field, "must be a certificate in PEM")
+    if len(data) > MAX_CERT_PEM_BYTES:
+        raise InvalidArgument.field_error(
+            field, f"must be at most {MAX_CERT_PEM_BYTES} bytes of PEM"
+        )
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise InvalidArgument.field_error(
+            field, "must be a certificate in PEM (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+
+
+def fingerprint_text(digest: bytes) -> str:
+    """A fingerprint as people compare it: lowercase hex."""
+    return digest.hex()
 
 
 def check_app(app: str, field: str = "app") -> None:

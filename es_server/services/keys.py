@@ -1,4 +1,5 @@
-"""KeyService: API keys created (token shown once), revoked and listed by an admin."""
+"""KeyService: API keys created (token shown once, or a client certificate registered), revoked
+and listed by an admin."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import grpc
 
 from embedding_studio.v1 import keys_pb2, keys_pb2_grpc
 from es_core.api_keys import use_case
-from es_core.api_keys.model import ApiKey, Role
+from es_core.api_keys.model import ApiKey, Role, fingerprint_text
 from es_core.errors import InvalidArgument
 from es_server.convert import timestamp
 from es_server.state import ServerState
@@ -36,6 +37,7 @@ def key_to_proto(key: ApiKey) -> keys_pb2.ApiKey:
         description=key.description,
         create_time=timestamp(key.create_time),
         revoke_time=timestamp(key.revoke_time),
+        client_cert_sha256=fingerprint_text(key.cert_sha256),
     )
 
 
@@ -46,9 +48,13 @@ class KeyService(keys_pb2_grpc.KeyServiceServicer):
     async def CreateApiKey(
         self, request: keys_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> keys_pb2.CreateApiKeyResponse:
-        issued = await use_case.create_key(
-            self.state.pool, role_from_proto(request.role), request.app, request.description
-        )
+        role = role_from_proto(request.role)
+        if request.client_cert_pem:
+            key = await use_case.register_certificate(
+                self.state.pool, request.client_cert_pem, role, request.app, request.description
+            )
+            return keys_pb2.CreateApiKeyResponse(key=key_to_proto(key))
+        issued = await use_case.create_key(self.state.pool, role, request.app, request.description)
         return keys_pb2.CreateApiKeyResponse(key=key_to_proto(issued.key), token=issued.token)
 
     async def RevokeApiKey(

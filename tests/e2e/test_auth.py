@@ -3,9 +3,6 @@ the first key made with `es keys create`, the others through KeyService."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from embedding_studio.client import Client
 from embedding_studio.v1 import clickstream_pb2 as cs
 from embedding_studio.v1 import deployment_pb2, keys_pb2, search_pb2, task_pb2
+from es_harness.keys import first_admin_token
 from es_harness.throwaway import StackInfo, ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
 from tests.e2e.grpc_errors import expect_error
@@ -44,15 +42,7 @@ def root(secure_stack: StackInfo) -> bytes:
 @pytest.fixture(scope="module")
 def admin_token(secure_stack: StackInfo) -> str:
     """The first admin key, made by `es keys create` straight in the stack's database."""
-    made = subprocess.run(
-        [sys.executable, "-m", "es_cli.main", "keys", "create", "--role", "admin"],
-        env={**os.environ, "ES_DATA_DIR": str(secure_stack.data_dir)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    line = next(x for x in made.stdout.splitlines() if x.startswith("token"))
-    return line.rsplit(" ", 1)[1]
+    return first_admin_token(secure_stack)
 
 
 @pytest.fixture(scope="module")

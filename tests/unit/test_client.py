@@ -34,6 +34,12 @@ from embedding_studio.v1 import (
     upsert_pb2,
     upsert_pb2_grpc,
 )
+from es_cli.local_tls import (
+    ClientCertificate,
+    LocalTls,
+    ensure_client_certificate,
+    ensure_local_tls,
+)
 
 PENDING = common_pb2.TASK_STATUS_PENDING
 PROCESSING = common_pb2.TASK_STATUS_PROCESSING
@@ -251,3 +257,69 @@ def test_struct_helpers_round_trip() -> None:
     data = {"a": 1, "b": [True, None, "x"], "c": {"d": 2.5}}
     assert from_struct(to_struct(data)) == data
     assert to_value([1, "a"]).list_value.values[1].string_value == "a"
+
+
+@pytest.fixture(scope="module")
+def mtls_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, LocalTls, ClientCertificate]]:
+    """The fake Search behind mutual TLS: callers must present a certificate the CA signed."""
+    tls = ensure_local_tls(tmp_path_factory.mktemp("mtls"), "127.0.0.1")
+    client = ensure_client_certificate(tls)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    search_pb2_grpc.add_SearchServiceServicer_to_server(FakeSearch(), server)  # type: ignore[abstract]
+    credentials = grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=tls.ca_file.read_bytes(),
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    yield f"localhost:{port}", tls, client
+    server.stop(grace=None)
+
+
+def test_sync_and_async_clients_present_a_client_certificate(
+    mtls_server: tuple[str, LocalTls, ClientCertificate],
+) -> None:
+    target, tls, cert = mtls_server
+    mutual = {
+        "root_certificates": tls.ca_file.read_bytes(),
+        "client_certificate_chain": cert.cert_file.read_bytes(),
+        "client_private_key": cert.key_file.read_bytes(),
+    }
+    with Client(target, **mutual) as c:
+        assert c.search_text("a").results
+
+    async def search_async() -> int:
+        async with AsyncClient(target, **mutual) as c:
+            return len((await c.search_text("a")).results)
+
+    assert asyncio.run(search_async()) == 1
+    # Without a certificate the handshake fails: no call reaches the server.
+    with Client(target, root_certificates=tls.ca_file.read_bytes()) as anonymous:
+        with pytest.raises(grpc.RpcError) as caught:
+            anonymous.search.Search(search_pb2.SearchRequest(query_text="a"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_client_certificate_needs_its_key_and_a_target(
+    mtls_server: tuple[str, LocalTls, ClientCertificate],
+) -> None:
+    target, tls, cert = mtls_server
+    chain, key = cert.cert_file.read_bytes(), cert.key_file.read_bytes()
+    with pytest.raises(ValueError, match="both"):
+        Client(target, client_certificate_chain=chain)
+    with pytest.raises(ValueError, match="both"):
+        AsyncClient(target, client_private_key=key)
+    with pytest.raises(ValueError, match="credentials"):
+        Client(
+            target,
+            credentials=grpc.ssl_channel_credentials(),
+            client_certificate_chain=chain,
+            client_private_key=key,
+        )
+    channel = grpc.insecure_channel(target)
+    with pytest.raises(ValueError, match="target"):
+        Client(channel, client_certificate_chain=chain, client_private_key=key)
+    channel.close()

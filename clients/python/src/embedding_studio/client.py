@@ -153,13 +153,38 @@ def _ended_early(task_id: str, last: common_pb2.Task | None) -> RuntimeError:
 
 
 def _channel_credentials(
-    credentials: grpc.ChannelCredentials | None, root_certificates: bytes | None
+    credentials: grpc.ChannelCredentials | None,
+    root_certificates: bytes | None,
+    client_certificate_chain: bytes | None = None,
+    client_private_key: bytes | None = None,
 ) -> grpc.ChannelCredentials | None:
-    """TLS credentials: the ones given, else TLS trusting ``root_certificates`` (PEM); None =
-    plaintext."""
-    if credentials is None and root_certificates is not None:
-        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
-    return credentials
+    """TLS credentials: the ones given, else TLS trusting ``root_certificates`` (PEM; None =
+    the system's roots when a client certificate is given) and presenting the client
+    certificate (mutual TLS); None = plaintext."""
+    if (client_certificate_chain is None) != (client_private_key is None):
+        raise ValueError("give both client_certificate_chain and client_private_key, or neither")
+    if credentials is not None:
+        if client_certificate_chain is not None:
+            raise ValueError(
+                "credentials already say how to connect; put the client certificate in them"
+            )
+        return credentials
+    if root_certificates is None and client_certificate_chain is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_certificates,
+        private_key=client_private_key,
+        certificate_chain=client_certificate_chain,
+    )
+
+
+def _no_tls_for_a_given_channel(
+    root_certificates: bytes | None, client_certificate_chain: bytes | None
+) -> None:
+    """A channel made by the caller has its credentials already; certificates given besides
+    would silently do nothing."""
+    if root_certificates is not None or client_certificate_chain is not None:
+        raise ValueError("certificates need a target; put them in your own channel's credentials")
 
 
 def _bearer(details: Any, api_key: str) -> Any:
@@ -236,8 +261,11 @@ class Client:
     """Blocking client. Built from a target ("127.0.0.1:50051") or an existing ``grpc.Channel``.
 
     ``api_key`` (a token from ``es keys create`` or KeyService) goes with every call;
-    ``root_certificates`` (PEM, e.g. the CA ``es up --tls`` wrote) makes the channel TLS.
-    ``close()`` closes the channel only when the client created it.
+    ``root_certificates`` (PEM, e.g. the CA ``es up --tls`` wrote) makes the channel TLS;
+    ``client_certificate_chain`` and ``client_private_key`` (PEM, e.g. the ``tls/client.pem``
+    and ``tls/client-key.pem`` of ``es up --mtls``) make it mutual TLS: a server with
+    ``ES_AUTH=required`` takes a certificate registered with ``es keys create --client-cert``
+    for a key. ``close()`` closes the channel only when the client created it.
     """
 
     def __init__(
@@ -248,10 +276,14 @@ class Client:
         options: _ChannelOptions = (),
         api_key: str | None = None,
         root_certificates: bytes | None = None,
+        client_certificate_chain: bytes | None = None,
+        client_private_key: bytes | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
-            tls = _channel_credentials(credentials, root_certificates)
+            tls = _channel_credentials(
+                credentials, root_certificates, client_certificate_chain, client_private_key
+            )
             self._own: grpc.Channel = (
                 grpc.secure_channel(target, tls, options=options)
                 if tls
@@ -259,6 +291,7 @@ class Client:
             )
             self.channel: grpc.Channel = self._own
         else:
+            _no_tls_for_a_given_channel(root_certificates, client_certificate_chain)
             self._own = self.channel = target
         if api_key:
             self.channel = grpc.intercept_channel(self.channel, _BearerKey(api_key))
@@ -477,10 +510,14 @@ class AsyncClient:
         options: _ChannelOptions = (),
         api_key: str | None = None,
         root_certificates: bytes | None = None,
+        client_certificate_chain: bytes | None = None,
+        client_private_key: bytes | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
-            tls = _channel_credentials(credentials, root_certificates)
+            tls = _channel_credentials(
+                credentials, root_certificates, client_certificate_chain, client_private_key
+            )
             # An aio channel takes its interceptors when it is made, so only an own channel
             # can carry the key.
             interceptors = [_AioBearerKey(api_key)] if api_key else None
@@ -492,6 +529,7 @@ class AsyncClient:
         else:
             if api_key:
                 raise ValueError("api_key needs a target; add the key to your own channel")
+            _no_tls_for_a_given_channel(root_certificates, client_certificate_chain)
             self.channel = target
         c = self.channel
         self.search: search_pb2_grpc.SearchServiceAsyncStub = _aio_stub(

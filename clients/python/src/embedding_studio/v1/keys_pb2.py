@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65mbedding_studio/v1/keys.proto\x12\x13\x65mbedding_studio.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12-\n\x04role\x18\x02 \x01(\x0e\x32\x1f.embedding_studio.v1.ApiKeyRole\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x13\x43reateApiKeyRequest\x12-\n\x04role\x18\x01 \x01(\x0e\x32\x1f.embedding_studio.v1.ApiKeyRole\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"O\n\x14\x43reateApiKeyResponse\x12(\n\x03key\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"@\n\x14RevokeApiKeyResponse\x12(\n\x03key\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.ApiKey\"-\n\x12ListApiKeysRequest\x12\x17\n\x0finclude_revoked\x18\x01 \x01(\x08\"@\n\x13ListApiKeysResponse\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.ApiKey*s\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_ROLE_SEARCH\x10\x01\x12\x16\n\x12\x41PI_KEY_ROLE_WRITE\x10\x02\x12\x16\n\x12\x41PI_KEY_ROLE_ADMIN\x10\x03\x32\xb8\x02\n\nKeyService\x12\x63\n\x0c\x43reateApiKey\x12(.embedding_studio.v1.CreateApiKeyRequest\x1a).embedding_studio.v1.CreateApiKeyResponse\x12\x63\n\x0cRevokeApiKey\x12(.embedding_studio.v1.RevokeApiKeyRequest\x1a).embedding_studio.v1.RevokeApiKeyResponse\x12`\n\x0bListApiKeys\x12\'.embedding_studio.v1.ListApiKeysRequest\x1a(.embedding_studio.v1.ListApiKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65mbedding_studio/v1/keys.proto\x12\x13\x65mbedding_studio.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12-\n\x04role\x18\x02 \x01(\x0e\x32\x1f.embedding_studio.v1.ApiKeyRole\x12\x0b\n\x03\x61pp\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x63lient_cert_sha256\x18\x07 \x01(\t\"\x7f\n\x13\x43reateApiKeyRequest\x12-\n\x04role\x18\x01 \x01(\x0e\x32\x1f.embedding_studio.v1.ApiKeyRole\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x17\n\x0f\x63lient_cert_pem\x18\x04 \x01(\t\"O\n\x14\x43reateApiKeyResponse\x12(\n\x03key\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.ApiKey\x12\r\n\x05token\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"@\n\x14RevokeApiKeyResponse\x12(\n\x03key\x18\x01 \x01(\x0b\x32\x1b.embedding_studio.v1.ApiKey\"-\n\x12ListApiKeysRequest\x12\x17\n\x0finclude_revoked\x18\x01 \x01(\x08\"@\n\x13ListApiKeysResponse\x12)\n\x04keys\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.ApiKey*s\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_ROLE_SEARCH\x10\x01\x12\x16\n\x12\x41PI_KEY_ROLE_WRITE\x10\x02\x12\x16\n\x12\x41PI_KEY_ROLE_ADMIN\x10\x03\x32\xb8\x02\n\nKeyService\x12\x63\n\x0c\x43reateApiKey\x12(.embedding_studio.v1.CreateApiKeyRequest\x1a).embedding_studio.v1.CreateApiKeyResponse\x12\x63\n\x0cRevokeApiKey\x12(.embedding_studio.v1.RevokeApiKeyRequest\x1a).embedding_studio.v1.RevokeApiKeyResponse\x12`\n\x0bListApiKeys\x12\'.embedding_studio.v1.ListApiKeysRequest\x1a(.embedding_studio.v1.ListApiKeysResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedding_studio.v1.keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APIKEYROLE']._serialized_start=697
-  _globals['_APIKEYROLE']._serialized_end=812
+  _globals['_APIKEYROLE']._serialized_start=750
+  _globals['_APIKEYROLE']._serialized_end=865
   _globals['_APIKEY']._serialized_start=89
-  _globals['_APIKEY']._serialized_end=292
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=294
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=396
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=398
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=477
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=479
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=516
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=518
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=582
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=584
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=629
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=631
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=695
-  _globals['_KEYSERVICE']._serialized_start=815
-  _globals['_KEYSERVICE']._serialized_end=1127
+  _globals['_APIKEY']._serialized_end=320
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=322
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=449
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=451
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=530
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=532
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=569
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=571
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=635
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=637
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=682
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=684
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=748
+  _globals['_KEYSERVICE']._serialized_start=868
+  _globals['_KEYSERVICE']._serialized_end=1180
 # @@protoc_insertion_point(module_scope)

@@ -22,30 +22,34 @@ API_KEY_ROLE_WRITE: ApiKeyRole
 API_KEY_ROLE_ADMIN: ApiKeyRole
 
 class ApiKey(_message.Message):
-    __slots__ = ("key_id", "role", "app", "description", "create_time", "revoke_time")
+    __slots__ = ("key_id", "role", "app", "description", "create_time", "revoke_time", "client_cert_sha256")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REVOKE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CERT_SHA256_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     role: ApiKeyRole
     app: str
     description: str
     create_time: _timestamp_pb2.Timestamp
     revoke_time: _timestamp_pb2.Timestamp
-    def __init__(self, key_id: _Optional[str] = ..., role: _Optional[_Union[ApiKeyRole, str]] = ..., app: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    client_cert_sha256: str
+    def __init__(self, key_id: _Optional[str] = ..., role: _Optional[_Union[ApiKeyRole, str]] = ..., app: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoke_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_cert_sha256: _Optional[str] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("role", "app", "description")
+    __slots__ = ("role", "app", "description", "client_cert_pem")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     role: ApiKeyRole
     app: str
     description: str
-    def __init__(self, role: _Optional[_Union[ApiKeyRole, str]] = ..., app: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    client_cert_pem: str
+    def __init__(self, role: _Optional[_Union[ApiKeyRole, str]] = ..., app: _Optional[str] = ..., description: _Optional[str] = ..., client_cert_pem: _Optional[str] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("key", "token")

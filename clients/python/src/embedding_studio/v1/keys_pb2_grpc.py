@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class KeyServiceStub:
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role.
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
     """
 
     def __init__(self, channel):
@@ -53,11 +54,13 @@ class KeyServiceStub:
 
 
 class KeyServiceServicer:
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role.
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
     """
 
     def CreateApiKey(self, request, context):
-        """Creates a key; the response carries its token, the only time the token is ever shown.
+        """Creates a key; the response carries its token, the only time the token is ever shown. With
+        client_cert_pem it registers that certificate instead, and makes no token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,7 +107,8 @@ def add_KeyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class KeyService:
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role.
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
     """
 
     @staticmethod

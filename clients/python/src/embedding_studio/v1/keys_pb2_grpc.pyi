@@ -27,14 +27,18 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class KeyServiceStub:
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role."""
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> KeyServiceAsyncStub: ...
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.CreateApiKeyRequest, _keys_pb2.CreateApiKeyResponse]
-    """Creates a key; the response carries its token, the only time the token is ever shown."""
+    """Creates a key; the response carries its token, the only time the token is ever shown. With
+    client_cert_pem it registers that certificate instead, and makes no token.
+    """
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.RevokeApiKeyRequest, _keys_pb2.RevokeApiKeyResponse]
     """Revokes a key; servers refuse it within ES_AUTH_CACHE_SECONDS. NOT_FOUND for an unknown id."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_keys_pb2.ListApiKeysRequest, _keys_pb2.ListApiKeysResponse]
@@ -42,18 +46,24 @@ class KeyServiceStub:
 
 @_typing.type_check_only
 class KeyServiceAsyncStub(KeyServiceStub):
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role."""
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.CreateApiKeyRequest, _keys_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
-    """Creates a key; the response carries its token, the only time the token is ever shown."""
+    """Creates a key; the response carries its token, the only time the token is ever shown. With
+    client_cert_pem it registers that certificate instead, and makes no token.
+    """
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.RevokeApiKeyRequest, _keys_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes a key; servers refuse it within ES_AUTH_CACHE_SECONDS. NOT_FOUND for an unknown id."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_keys_pb2.ListApiKeysRequest, _keys_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     """Lists keys, oldest first (keys are few: one page holds them all); never their tokens."""
 
 class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
-    """API keys that callers present as `authorization: Bearer <token>`; every RPC needs the admin role."""
+    """API keys that callers present as `authorization: Bearer <token>`, or as a client certificate
+    over mutual TLS; every RPC needs the admin role.
+    """
 
     @_abc_1.abstractmethod
     def CreateApiKey(
@@ -61,7 +71,9 @@ class KeyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _keys_pb2.CreateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_keys_pb2.CreateApiKeyResponse, _abc.Awaitable[_keys_pb2.CreateApiKeyResponse]]:
-        """Creates a key; the response carries its token, the only time the token is ever shown."""
+        """Creates a key; the response carries its token, the only time the token is ever shown. With
+        client_cert_pem it registers that certificate instead, and makes no token.
+        """
 
     @_abc_1.abstractmethod
     def RevokeApiKey(
