@@ -28,7 +28,7 @@ from es_core.context import Context
 from es_core.errors import AlreadyExists, InvalidArgument, NotFound
 from es_core.pagination import PageRequest
 from es_core.plugins.text_minilm import TextMiniLMPlugin
-from es_core.storage.migrations import migrate
+from es_core.storage.migrations import available_migrations, migrate
 from es_server.auth import Refusal, authorize
 from tests.integration.helpers import RecordingSender, fresh_database, new_collection, unique_id
 from tests.page_tokens import TOKENS
@@ -306,11 +306,11 @@ async def test_the_interceptor_takes_a_certificate_when_the_call_has_no_token(
 async def test_token_keys_made_before_certificates_existed_still_verify(
     pg_server: EmbeddedPostgres,
 ) -> None:
-    """Migration 0010 lets a key be of a certificate; the keys of tokens made before stay."""
+    """Migration 0011 lets a key be of a certificate; the keys of tokens made before stay."""
     async with fresh_database(pg_server.dsn) as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn, below=10)
+            await migrate(conn, below=11)
             key_id, token, digest = new_token()
             await conn.execute(
                 "INSERT INTO api_keys (key_id, secret_sha256, role, app)"
@@ -318,7 +318,7 @@ async def test_token_keys_made_before_certificates_existed_still_verify(
                 key_id,
                 digest,
             )
-            assert await migrate(conn) == [10]
+            assert await migrate(conn) == [v for v, _, _ in available_migrations() if v >= 11]
             verified = await KeyVerifier(conn, ttl_seconds=0).verify(token)
         finally:
             await conn.close()
