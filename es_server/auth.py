@@ -33,8 +33,7 @@ def caller_app() -> str | None:
 
 class Refusal(Exception):
     """Why a call is refused: UNAUTHENTICATED (no or bad key or certificate), PERMISSION_DENIED
-    (role), or
-    UNAVAILABLE (the keys cannot be read now)."""
+    (role), or UNAVAILABLE (the keys cannot be read now)."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
