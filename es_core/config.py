@@ -202,6 +202,23 @@ class Settings(BaseSettings):
 
     # Plugins: the fine-tuning method (entry point group ``embedding_studio.plugins``) by name.
     plugin: str = "text-minilm"
+    # The categories method (entry point group ``embedding_studio.categories_plugins``).
+    categories_plugin: str = "text"
+
+    # Categories (the built-in "text" categories method reads these).
+    # Payload field naming an item's category (what fine-tuning from clicks will read).
+    categories_field: str = Field(default="category", min_length=1, max_length=256)
+    # What is encoded to place a category: its text (its name when the text is empty), or
+    # always its name.
+    categories_text: Literal["text", "name"] = "text"
+    # Calibrated softmax temperature over negative cosine distances: with 0.05 a category 0.05
+    # closer than another is e (2.7) times as probable.
+    categories_temperature: float = Field(default=0.05, gt=0, le=100)
+    # The default selector: probability at least this (with the calibrated temperature).
+    categories_min_probability: float = Field(default=0.05, ge=0, lt=1)
+    # The most categories one categories collection holds: probabilities are computed exactly
+    # over all of them on every prediction.
+    categories_max_per_collection: int = Field(default=10_000, ge=1, le=100_000)
 
     # MLflow: empty URI = sqlite store and local artifacts under ``data_dir/mlflow``.
     mlflow_tracking_uri: str = ""

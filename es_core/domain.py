@@ -16,6 +16,8 @@ Metric = Literal["cosine", "dot", "euclidean"]
 """How a query vector is compared with a part vector."""
 Aggregation = Literal["min", "avg"]
 """How an item's part distances become the item's one distance."""
+CollectionKind = Literal["items", "categories"]
+"""items: what searches return; categories: what PredictCategories returns (one per model)."""
 CollectionState = Literal["green", "blue", "retired"]
 """green: being built or waiting; blue: the one searches use; retired: kept for a rollback."""
 
@@ -60,3 +62,5 @@ class Collection:
     ranking_version: int | None = None
     # Payload fields ranking may boost on: [{"field": ..., "kind": "number" | "timestamp"}].
     signal_fields: tuple[dict[str, str], ...] = field(default=(), hash=False)
+    # What the collection holds: items, or the categories of its model (es_core/categories).
+    kind: CollectionKind = "items"

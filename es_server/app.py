@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from embedding_studio.v1 import (
     categories_pb2,
+    categories_pb2_grpc,
     clickstream_pb2,
     clickstream_pb2_grpc,
     deployment_pb2,
@@ -38,7 +39,7 @@ from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.encoders.triton import server_live
 from es_core.page_token_keys import load_page_tokens
-from es_core.plugins.registry import load_plugin
+from es_core.plugins.registry import load_categories_plugin, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_server.auth import AuthInterceptor
@@ -54,6 +55,7 @@ from es_server.dependency_health import (
     needs_by_service,
 )
 from es_server.interceptors import ErrorInterceptor
+from es_server.services.categories import CategoryService
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
 from es_server.services.fine_tune import FineTuneService
@@ -134,6 +136,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     deployment_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentService(state), server)
     ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingService(state), server)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyService(state), server)
+    categories_pb2_grpc.add_CategoryServiceServicer_to_server(CategoryService(state), server)
     add_pending_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -149,6 +152,7 @@ async def serve(settings: Settings) -> None:
     credentials = server_credentials(settings)
     check_exposure(settings, tls=credentials is not None)
     plugin = load_plugin(settings)
+    categories_plugin = load_categories_plugin(settings)
     dsn = settings.require_postgres_dsn()
     pool = await create_pool(settings, dsn, role="api")
     blue = await prepare_database(pool, settings, plugin)
@@ -163,7 +167,9 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
     server, health_servicer = build_server(
-        ServerState(settings, pool, encoders, plugin, task_sender, tokens, search_pool)
+        ServerState(
+            settings, pool, encoders, plugin, task_sender, tokens, search_pool, categories_plugin
+        )
     )
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     if credentials is None:

@@ -10,11 +10,13 @@ dependency it needs is down:
 - every service needs PostgreSQL, and so does the server as a whole (service ""): nothing it
   answers works without the database;
 - SearchService also needs Triton when the server encodes through it (text queries);
-- UpsertService, FineTuneService and DeploymentService also need the broker: their calls start
-  work that only a worker does (the task rows are kept, but nothing runs until it is back);
+- UpsertService, CategoryService, FineTuneService and DeploymentService also need the broker:
+  their calls start work that only a worker does (the task rows are kept, but nothing runs
+  until it is back; CategoryService's writes are encoded by a worker, its listing reads rows);
 - the other services need nothing else (sessions, events, ranking specs and tasks are rows in
   PostgreSQL; a task they start waits for the sweeper like any other);
-- SuggestionService and CategoryService, not built yet, need nothing: they answer UNIMPLEMENTED.
+- SearchService.PredictCategories is part of SearchService (PostgreSQL, Triton for text);
+- SuggestionService, not built yet, needs nothing: it answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
         _service(task_pb2, "TaskService"): database,
         _service(keys_pb2, "KeyService"): database,
         _service(suggestion_pb2, "SuggestionService"): frozenset(),
-        _service(categories_pb2, "CategoryService"): frozenset(),
+        _service(categories_pb2, "CategoryService"): with_broker,
     }
 
 

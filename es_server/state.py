@@ -1,6 +1,6 @@
-"""What every servicer shares: settings, the pools, the encoders, the fine-tuning method, the
-task sender and the page token signer of this server process, and the contexts the use cases
-take.
+"""What every servicer shares: settings, the pools, the encoders, the fine-tuning and
+categories methods, the task sender and the page token signer of this server process, and the
+contexts the use cases take.
 
 Searches run filters callers write, so they draw from a pool of their own (with a shorter
 statement timeout): however many expensive filters are in flight, the other calls (GetTask,
@@ -16,7 +16,7 @@ from es_core.config import Settings
 from es_core.context import Context
 from es_core.encoders.registry import EncoderRegistry
 from es_core.page_tokens import PageTokens
-from es_core.plugins.protocol import FineTuningMethod
+from es_core.plugins.protocol import CategoriesFineTuningMethod, FineTuningMethod
 from es_core.search.use_case import SearchContext
 from es_core.tasks.sender import TaskSender
 
@@ -30,6 +30,7 @@ class ServerState:
     sender: TaskSender
     tokens: PageTokens
     search_pool: asyncpg.Pool
+    categories: CategoriesFineTuningMethod
 
     @property
     def context(self) -> Context:

@@ -1,4 +1,5 @@
-"""Upsertion worker: writes items into a collection; deletions run on the same queue."""
+"""Upsertion worker: writes items into a collection; deletions run on the same queue. The
+collection may be a categories collection (CategoryService's writes are these same tasks)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from es_workers.runtime import WorkerContext, execute, run
 
 async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        collection = await get_collection(conn, task.params["collection_id"])
+        collection = await get_collection(conn, task.params["collection_id"], kind=None)
     items = [ItemInput.from_json(item) for item in task.params["items"]]
     split = ctx.plugin.get_items_splitter().split
     return await run_upsertion(
@@ -33,7 +34,7 @@ async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
 
 async def _delete(ctx: WorkerContext, task: Task, progress: Progress) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        collection = await get_collection(conn, task.params["collection_id"])
+        collection = await get_collection(conn, task.params["collection_id"], kind=None)
     return await run_deletion(
         ctx.pool, collection, task.params["object_ids"], version=write_version(task)
     )

@@ -130,7 +130,8 @@ async def delete_collection(
             collection_id,
         )
         still_used = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM collections WHERE model_id = $1 AND delete_time IS NULL)",
+            "SELECT EXISTS (SELECT 1 FROM collections WHERE model_id = $1 AND kind = 'items'"
+            " AND delete_time IS NULL)",
             collection.model.model_id,
         )
         if still_used:

@@ -30,11 +30,12 @@ async def describe(
 async def list_collections(
     conn: asyncpg.Connection, tokens: PageTokens, *, page_size: int, page_token: str
 ) -> tuple[list[CollectionInfo], str]:
-    """Live collections, newest first, keyset-paged on (create_time, collection_id)."""
+    """Live item collections, newest first, keyset-paged on (create_time, collection_id);
+    categories collections are CategoryService's, never listed here."""
     scope = {"list": "collections"}
     after_time, after_id = time_cursor(tokens, page_token, scope)
     rows = await conn.fetch(
-        COLLECTION_SELECT + " WHERE c.delete_time IS NULL"
+        COLLECTION_SELECT + " WHERE c.delete_time IS NULL AND c.kind = 'items'"
         " AND ($1::timestamptz IS NULL OR (c.create_time, c.collection_id) < ($1, $2::text))"
         " ORDER BY c.create_time DESC, c.collection_id DESC LIMIT $3",
         after_time,

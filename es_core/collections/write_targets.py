@@ -3,7 +3,8 @@
 Some collections must stay complete: the blue one, the rollback target (the previous blue),
 and every green collection a reindex fills or has filled. A write to any of them reaches all
 of them, each encoded with its own model, so a switch or a rollback never loses a write.
-A write to any other collection (a retired one, a green one made by hand) reaches only it.
+A write to any other collection (a retired one, a green one made by hand, a categories
+collection) reaches only it.
 
 Writers hold the blue alias row FOR SHARE while they write; whatever changes the set (a new
 reindex, a switch, a deletion) takes it FOR UPDATE. A write therefore either finishes before
@@ -21,7 +22,7 @@ _KEPT_IN_STEP = (
     COLLECTION_SELECT
     + """
     CROSS JOIN blue_collection b
-    WHERE c.delete_time IS NULL
+    WHERE c.delete_time IS NULL AND c.kind = 'items'
       AND (c.collection_id IN (b.collection_id, b.previous_collection_id)
            OR (c.state = 'green' AND c.reindex_task_id IS NOT NULL))
     ORDER BY c.create_time, c.collection_id
@@ -53,4 +54,4 @@ async def write_targets(conn: asyncpg.Connection, collection: Collection) -> lis
     in_step = await kept_in_step(conn)
     if any(c.collection_id == collection.collection_id for c in in_step):
         return in_step
-    return [await get_collection(conn, collection.collection_id)]
+    return [await get_collection(conn, collection.collection_id, kind=collection.kind)]

@@ -24,7 +24,8 @@ from es_core.tasks.lookups import done_sql
 # A green collection searches can be interleaved with: its model can encode queries and its
 # reindex (if any) is done.
 _READY = (
-    "c.state = 'green' AND c.delete_time IS NULL AND m.deployed AND (c.reindex_task_id IS NULL"
+    "c.state = 'green' AND c.kind = 'items' AND c.delete_time IS NULL AND m.deployed"
+    " AND (c.reindex_task_id IS NULL"
     f" OR {done_sql('c.reindex_task_id')})"
 )
 

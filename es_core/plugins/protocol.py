@@ -14,9 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
+from es_core.categories.selectors import CategorySelector
 from es_core.config import Settings
 from es_core.domain import Aggregation, Metric, Model, Progress
-from es_core.encoders.base import Encoder, Vectors
+from es_core.encoders.base import Encoder
 from es_core.fine_tuning.examples import Example
 from es_core.improvement.adjuster import VectorsAdjuster
 
@@ -171,15 +172,49 @@ class FineTuningMethod(Protocol):
         ...
 
 
-@runtime_checkable
-class CategoriesFineTuningMethod(FineTuningMethod, Protocol):
-    """A method that also predicts categories for a query (built in a later issue)."""
+@dataclass(frozen=True)
+class CategoriesPluginMeta:
+    """Who the categories plugin is."""
 
-    def predict_categories(self, query_vectors: Vectors, limit: int) -> list[list[str]]: ...
+    name: str
+    description: str
+
+
+@runtime_checkable
+class CategoriesFineTuningMethod(Protocol):
+    """How categories are placed beside a model's items and chosen for a query.
+
+    A plugin is a class registered under the entry-point group
+    ``embedding_studio.categories_plugins`` and chosen by name with ``ES_CATEGORIES_PLUGIN``;
+    it is built once per process with the settings. Categories are encoded by the items'
+    model (``FineTuningMethod``'s encoders), into a categories collection per model: a query
+    is encoded once, by the same query encoder as a search, and compared with them.
+    Fine-tuning from clicks (sessions whose clicked items carry ``get_category_field()`` in
+    their payload) will add its parts here, as ``FineTuningMethod`` names the items' ones."""
+
+    meta: CategoriesPluginMeta
+
+    def get_category_field(self) -> str:
+        """The payload field of an item that holds the id of its category."""
+        ...
+
+    def get_default_selector(self) -> CategorySelector:
+        """The selector of a prediction that sets none."""
+        ...
+
+    def get_calibrated_temperature(self) -> float:
+        """The softmax temperature (> 0) probabilities use unless a request sets one."""
+        ...
+
+    def get_category_text(self, name: str, text: str) -> str:
+        """What is encoded to place a category (its name and text as given; text may be
+        empty)."""
+        ...
 
 
 __all__ = [
     "CategoriesFineTuningMethod",
+    "CategoriesPluginMeta",
     "DataLoader",
     "ExperimentManager",
     "FineTuningBuilder",

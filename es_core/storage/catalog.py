@@ -6,7 +6,7 @@ import hashlib
 
 import asyncpg
 
-from es_core.domain import Collection, CollectionState, Metric, Model
+from es_core.domain import Collection, CollectionKind, CollectionState, Metric, Model
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.storage.db import quote_ident
 
@@ -42,7 +42,7 @@ def versions_table(collection: Collection) -> str:
 COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
        c.create_time AS c_create_time, c.reindex_task_id, c.text_search_config,
-       c.signal_fields, c.ranking_version, r.spec AS ranking_spec, m.*
+       c.signal_fields, c.ranking_version, c.kind, r.spec AS ranking_spec, m.*
 FROM collections c JOIN models m USING (model_id)
 LEFT JOIN ranking_specs r
   ON r.collection_id = c.collection_id AND r.version = c.ranking_version
@@ -78,6 +78,7 @@ def collection_from_row(row: asyncpg.Record) -> Collection:
         ranking_spec=row["ranking_spec"],
         ranking_version=row["ranking_version"],
         signal_fields=tuple(row["signal_fields"]),
+        kind=row["kind"],
     )
 
 
@@ -104,10 +105,17 @@ async def insert_model(conn: asyncpg.Connection, model: Model) -> None:
     )
 
 
-async def get_collection(conn: asyncpg.Connection, collection_id: str) -> Collection:
-    """A live collection; a deleted one is NOT_FOUND like one that never existed."""
+async def get_collection(
+    conn: asyncpg.Connection, collection_id: str, *, kind: CollectionKind | None = "items"
+) -> Collection:
+    """A live collection of ``kind`` (None: of either kind); a deleted one, or one of the other
+    kind, is NOT_FOUND like one that never existed: a categories collection is never what a
+    request about items names."""
     row = await conn.fetchrow(
-        COLLECTION_SELECT + " WHERE c.collection_id = $1 AND c.delete_time IS NULL", collection_id
+        COLLECTION_SELECT + " WHERE c.collection_id = $1 AND c.delete_time IS NULL"
+        " AND ($2::text IS NULL OR c.kind = $2)",
+        collection_id,
+        kind,
     )
     if row is None:
         raise NotFound(f"collection {collection_id!r} does not exist")
@@ -163,12 +171,14 @@ async def create_collection(
     hnsw_m: int,
     hnsw_ef_construction: int,
     text_search_config: str = "english",
+    kind: CollectionKind = "items",
 ) -> Collection:
     """Register the collection and create its table and indexes, in the caller's transaction."""
     table_name = table_name_for(collection_id)
     await conn.execute(
         "INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
-        " hnsw_ef_construction, text_search_config) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        " hnsw_ef_construction, text_search_config, kind)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         collection_id,
         model.model_id,
         table_name,
@@ -176,9 +186,10 @@ async def create_collection(
         hnsw_m,
         hnsw_ef_construction,
         text_search_config,
+        kind,
     )
     await create_items_table(conn, table_name, model, hnsw_m, hnsw_ef_construction)
-    return await get_collection(conn, collection_id)
+    return await get_collection(conn, collection_id, kind=kind)
 
 
 async def create_items_table(

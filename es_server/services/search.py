@@ -1,4 +1,5 @@
-"""SearchService: nearest items by text or vector, items by payload, counts, similar items."""
+"""SearchService: nearest items by text or vector, items by payload, counts, similar items,
+and the categories of a query."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from typing import Any
 import grpc
 
 from embedding_studio.v1 import common_pb2, search_pb2, search_pb2_grpc
+from es_core.categories.predict import PredictCategoriesInput, predict_categories
+from es_core.categories.selectors import (
+    DistanceSelector,
+    ProbabilitySelector,
+    RequestedSelector,
+    UnsetSelector,
+)
 from es_core.search.by_payload import PayloadSearchInput, count_matching_items, search_by_payload
 from es_core.search.similar import SimilarItemsInput, find_similar_items
 from es_core.search.use_case import PageOptions, SearchInput, page_options, search
@@ -20,7 +28,6 @@ from es_server.convert import (
     optional_sort,
     timestamp,
 )
-from es_server.interceptors import Unimplemented
 from es_server.ranking_convert import spec_from_proto, spec_to_proto
 from es_server.state import ServerState
 
@@ -131,7 +138,42 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     async def PredictCategories(
         self, request: search_pb2.PredictCategoriesRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.PredictCategoriesResponse:
-        raise Unimplemented(
-            "SearchService.PredictCategories is not built yet: it needs the categories"
-            " fine-tuning plugin (CategoriesFineTuningMethod)"
+        found = await predict_categories(
+            self.state.search,
+            self.state.categories,
+            PredictCategoriesInput(
+                query_text=request.query_text or None,
+                query_vector=(
+                    list(request.query_vector.values) if request.HasField("query_vector") else None
+                ),
+                limit=request.limit,
+                collection_id=request.collection_id,
+                selector=(_selector(request.selector) if request.HasField("selector") else None),
+                category_field=request.category_field,
+            ),
         )
+        return search_pb2.PredictCategoriesResponse(
+            predictions=[
+                search_pb2.CategoryPrediction(
+                    category=p.category_id,
+                    category_id=p.category_id,
+                    name=p.name,
+                    probability=p.probability,
+                    distance=p.distance,
+                    score=p.score,
+                )
+                for p in found.predictions
+            ],
+            categories_collection_id=found.categories_collection_id,
+        )
+
+
+def _selector(message: search_pb2.CategorySelector) -> RequestedSelector:
+    which = message.WhichOneof("kind")
+    if which == "distance":
+        return DistanceSelector(message.distance.max_distance)
+    if which == "probability":
+        return ProbabilitySelector(
+            message.probability.temperature, message.probability.min_probability
+        )
+    return UnsetSelector()

@@ -42,7 +42,7 @@ from tests.bad_requests import (
     unit,
     upsert,
 )
-from tests.e2e.grpc_errors import expect_error, violated_fields
+from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e
 
@@ -460,24 +460,3 @@ def test_pending_service_is_unimplemented_saying_what_is_missing(client: Client)
     message = error.details() or ""
     assert "SuggestionService.Suggest" in message
     assert "not built yet" in message and len(message) > len("SuggestionService.Suggest") + 25
-
-
-@pytest.mark.parametrize(
-    "request_message",
-    [
-        pytest.param(search_pb2.PredictCategoriesRequest(), id="empty"),
-        pytest.param(
-            search_pb2.PredictCategoriesRequest(query_text="running shoes", limit=3), id="query"
-        ),
-    ],
-)
-def test_predict_categories_is_unimplemented(client: Client, request_message: Message) -> None:
-    error = expect_error(
-        lambda: client.search.PredictCategories(request_message, timeout=30),
-        grpc.StatusCode.UNIMPLEMENTED,
-    )
-    assert (
-        "PredictCategories" in (error.details() or "")
-        and "categor" in (error.details() or "").lower()
-    )
-    assert violated_fields(error) == []

@@ -27,6 +27,7 @@ SERVICES = [
         "DeploymentService",
         "TaskService",
         "SuggestionService",
+        "CategoryService",
         "RankingService",
         "KeyService",
     ]

@@ -39,6 +39,7 @@ from embedding_studio.v1 import (
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
+from es_core.plugins.text_categories import TextCategoriesPlugin
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_core.storage.db import create_pool
 from es_core.tasks import store
@@ -94,7 +95,16 @@ async def serving(
     )
     plugin = TextMiniLMPlugin(settings)
     encoders = EncoderRegistry(plugin.get_inference_client_factory().create, batch_size=8)
-    state = ServerState(settings, pool, encoders, plugin, RecordingSender(), TOKENS, search_pool)
+    state = ServerState(
+        settings,
+        pool,
+        encoders,
+        plugin,
+        RecordingSender(),
+        TOKENS,
+        search_pool,
+        TextCategoriesPlugin(settings),
+    )
     server, _ = build_server(state)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

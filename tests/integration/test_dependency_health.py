@@ -48,6 +48,8 @@ def test_every_served_service_has_its_needs() -> None:
         assert all(POSTGRESQL in needed for name, needed in needs.items() if needed)
         assert (TRITON in needs[SEARCH]) is through_triton
     assert needs_by_service(False)[UPSERT] == {POSTGRESQL, BROKER}
+    # Category writes are encoded by a worker; PredictCategories is SearchService's.
+    assert needs_by_service(False)["embedding_studio.v1.CategoryService"] == {POSTGRESQL, BROKER}
 
 
 def test_a_service_is_not_serving_while_a_dependency_it_needs_is_down() -> None:

@@ -6,9 +6,19 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from es_core.categories.selectors import ProbabilitySelector
 from es_core.config import Settings
 from es_core.plugins.protocol import CategoriesFineTuningMethod, FineTuningMethod
-from es_core.plugins.registry import ENTRY_POINT_GROUP, PluginError, available, load_plugin
+from es_core.plugins.registry import (
+    CATEGORIES_ENTRY_POINT_GROUP,
+    ENTRY_POINT_GROUP,
+    PluginError,
+    available,
+    available_categories,
+    load_categories_plugin,
+    load_plugin,
+)
+from es_core.plugins.text_categories import TextCategoriesPlugin
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 
 
@@ -76,3 +86,46 @@ def test_upsertion_cuts_texts_with_the_plugins_splitter() -> None:
     assert plugin.get_items_splitter().split("A sentence. Another one.") == [
         "A sentence. Another one."
     ]
+
+
+def categories_point(name: str, value: str) -> EntryPoint:
+    return EntryPoint(name=name, value=value, group=CATEGORIES_ENTRY_POINT_GROUP)
+
+
+def test_the_built_in_categories_method_loads_with_its_settings() -> None:
+    assert "text" in available_categories([])
+    plugin = load_categories_plugin(Settings())
+    assert isinstance(plugin, TextCategoriesPlugin)
+    assert isinstance(plugin, CategoriesFineTuningMethod)
+    assert plugin.get_category_field() == "category"
+    assert plugin.get_default_selector() == ProbabilitySelector(0.0, 0.05)
+    assert plugin.get_calibrated_temperature() == 0.05
+    assert plugin.get_category_text("Shoes", "running shoes, trainers") == "running shoes, trainers"
+    assert plugin.get_category_text("Shoes", "  ") == "Shoes"
+    named = load_categories_plugin(
+        Settings(categories_text="name", categories_field="kind", categories_temperature=0.2)
+    )
+    assert named.get_category_text("Shoes", "running shoes") == "Shoes"
+    assert named.get_category_field() == "kind"
+    assert named.get_calibrated_temperature() == 0.2
+
+
+def test_an_unknown_categories_plugin_lists_what_is_installed() -> None:
+    with pytest.raises(PluginError, match=r"ES_CATEGORIES_PLUGIN='nope'.*installed: text"):
+        load_categories_plugin(Settings(categories_plugin="nope"), [])
+
+
+def test_a_categories_plugin_missing_members_is_named() -> None:
+    with pytest.raises(PluginError, match="missing .*get_category_field"):
+        load_categories_plugin(
+            Settings(categories_plugin="half"),
+            [categories_point("half", f"{__name__}:NotAPlugin")],
+        )
+
+
+def test_a_categories_plugin_that_fails_to_start_is_named() -> None:
+    with pytest.raises(PluginError, match="categories plugin 'boom'.*no GPU driver"):
+        load_categories_plugin(
+            Settings(categories_plugin="boom"),
+            [categories_point("boom", f"{__name__}:ExplodingPlugin")],
+        )

@@ -17,6 +17,7 @@ import grpc.aio
 from google.protobuf import json_format, struct_pb2
 
 from embedding_studio.v1 import (
+    categories_pb2_grpc,
     clickstream_pb2_grpc,
     common_pb2,
     deployment_pb2,
@@ -302,6 +303,7 @@ class Client:
         self.deployment = deployment_pb2_grpc.DeploymentServiceStub(self.channel)
         self.tasks = task_pb2_grpc.TaskServiceStub(self.channel)
         self.suggestions = suggestion_pb2_grpc.SuggestionServiceStub(self.channel)
+        self.categories = categories_pb2_grpc.CategoryServiceStub(self.channel)
         self.ranking = ranking_pb2_grpc.RankingServiceStub(self.channel)
         self.keys = keys_pb2_grpc.KeyServiceStub(self.channel)
 
@@ -550,6 +552,9 @@ class AsyncClient:
         self.tasks: task_pb2_grpc.TaskServiceAsyncStub = _aio_stub(task_pb2_grpc.TaskServiceStub, c)
         self.suggestions: suggestion_pb2_grpc.SuggestionServiceAsyncStub = _aio_stub(
             suggestion_pb2_grpc.SuggestionServiceStub, c
+        )
+        self.categories: categories_pb2_grpc.CategoryServiceAsyncStub = _aio_stub(
+            categories_pb2_grpc.CategoryServiceStub, c
         )
         self.ranking: ranking_pb2_grpc.RankingServiceAsyncStub = _aio_stub(
             ranking_pb2_grpc.RankingServiceStub, c
