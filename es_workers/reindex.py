@@ -1,4 +1,5 @@
-"""Reindex worker: the parent plans key-range subtasks; each subtask copies its range.
+"""Reindex worker: the parent copies its model's categories (``es_core.reindex.categories``)
+and plans key-range subtasks; each subtask copies its range.
 
 One Celery task, ``es.reindex``, runs both kinds of row (a subtask's params name its parent).
 ``python -m es_workers.reindex TASK_ID...`` runs reindex tasks here without a broker (a
@@ -15,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from es_core.domain import Progress
+from es_core.reindex.categories import copy_categories
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks
 from es_core.tasks.model import Task, Waiting
@@ -39,12 +41,26 @@ def _handler(send: Send) -> Handler:
                 lease_seconds=ctx.settings.task_lease_seconds,
                 batch_size=ctx.settings.reindex_batch_size,
             )
+        # The categories come along first: few, and done once the ranges are planned.
+        categories = await copy_categories(
+            ctx.pool,
+            ctx.encoders,
+            ctx.plugin.get_search_index_info(),
+            task,
+            batch_size=ctx.settings.reindex_batch_size,
+            progress=progress,
+        )
+        if categories is None:
+            return {"stopped": True}
         children, finished = await plan_subtasks(ctx.pool, ctx.settings, task)
         if finished is not None:
-            return finished
+            return finished | {"categories_copied": categories}
         for child in children:
             await send(ctx.pool, child)
-        return Waiting({"subtasks": len(children)}, "waiting for its subtasks")
+        return Waiting(
+            {"subtasks": len(children), "categories_copied": categories},
+            "waiting for its subtasks",
+        )
 
     return handle
 

@@ -4,7 +4,9 @@ with the model's item encoder); listing answers at once.
 
 Every request names an item collection (empty = the blue one): the categories written or
 read are those of its model's blue categories collection. The first upsert for a model
-creates that collection, blue at once, in the transaction that creates the task."""
+creates that collection, blue at once, in the transaction that creates the task (and those
+of the models its items are kept in step with: writes reach them all, see
+``es_core.collections.write_targets``)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from es_core.categories.model import Category, as_item, from_head_payload
 from es_core.categories.store import (
     blue_categories,
     count_categories,
-    ensure_blue_categories,
+    ensure_in_step,
     list_heads,
 )
+from es_core.collections.write_targets import lock_for_write
 from es_core.context import Context
 from es_core.errors import FailedPrecondition, InvalidArgument
 from es_core.item_input import check_json, check_object_ids
@@ -96,8 +99,9 @@ async def upsert_categories(
     check_categories(request.categories, ctx.settings.max_text_chars)
     items = [as_item(c, plugin.get_category_text(c.name, c.text)) for c in request.categories]
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await lock_for_write(conn)  # which models' categories are kept in step stays put
         items_collection = await resolve_collection(conn, request.collection_id)
-        collection = await ensure_blue_categories(conn, items_collection.model, ctx.index)
+        collection = await ensure_in_step(conn, items_collection.model, ctx.index)
         held, adding = await count_categories(conn, collection, [i.object_id for i in items])
         cap = ctx.settings.categories_max_per_collection
         if held + adding > cap:

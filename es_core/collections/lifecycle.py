@@ -12,6 +12,7 @@ import uuid
 
 import asyncpg
 
+from es_core.categories.store import drop_model_categories
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.domain import Collection, Model
@@ -96,6 +97,11 @@ async def delete_collection(
     """Drop a collection that is not blue, in one transaction; returns the tasks to send
     after commit (an undeploy of its model when no other live collection uses it).
 
+    When no other live item collection uses its model, the model's categories collection is
+    dropped too: PredictCategories and CategoryService reach categories only through an item
+    collection of their model, so nothing could read it or keep it up to date. A later
+    reindex into that model copies the categories of its source again.
+
     Deleting the rollback target ends the chance to roll back. Reindex tasks into or out of
     the collection are canceled; their subtasks stop at their next page."""
     check_collection_id(collection_id)
@@ -136,6 +142,7 @@ async def delete_collection(
         )
         if still_used:
             return []
+        await drop_model_categories(conn, collection.model.model_id)
         task = await _start_undeploy(conn, settings, collection.model.model_id)
         return [] if task is None else [task]
 

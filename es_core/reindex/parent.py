@@ -109,6 +109,8 @@ async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
                 f" (SELECT count(*) FROM {items_table(source)} WHERE {head_rows()}) AS s"
             )
             result |= {
+                # Counted by the parent's own run, before it planned the ranges.
+                "categories_copied": int((parent["result"] or {}).get("categories_copied", 0)),
                 "item_count": counts["d"],
                 "source_item_count": counts["s"],
                 "subtasks": len(children),

@@ -59,6 +59,7 @@ class ReindexResult:
     user_copies_task_id: str = ""
     checkpoint: str = ""
     pages: int = 0
+    categories_copied: int = 0  # a whole reindex into another model: its categories copied
 
     @property
     def done(self) -> int:

@@ -343,7 +343,7 @@ class DeploymentResult(_message.Message):
     def __init__(self, action: _Optional[str] = ..., model_id: _Optional[str] = ..., triton_models: _Optional[_Iterable[str]] = ..., deployed: _Optional[bool] = ...) -> None: ...
 
 class ReindexResult(_message.Message):
-    __slots__ = ("copied", "already_present", "gone", "item_count", "source_item_count", "subtasks", "destination_collection_id", "user_copies_task_id", "checkpoint", "pages")
+    __slots__ = ("copied", "already_present", "gone", "item_count", "source_item_count", "subtasks", "destination_collection_id", "user_copies_task_id", "checkpoint", "pages", "categories_copied")
     COPIED_FIELD_NUMBER: _ClassVar[int]
     ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
     GONE_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +354,7 @@ class ReindexResult(_message.Message):
     USER_COPIES_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_COPIED_FIELD_NUMBER: _ClassVar[int]
     copied: int
     already_present: int
     gone: int
@@ -364,7 +365,8 @@ class ReindexResult(_message.Message):
     user_copies_task_id: str
     checkpoint: str
     pages: int
-    def __init__(self, copied: _Optional[int] = ..., already_present: _Optional[int] = ..., gone: _Optional[int] = ..., item_count: _Optional[int] = ..., source_item_count: _Optional[int] = ..., subtasks: _Optional[int] = ..., destination_collection_id: _Optional[str] = ..., user_copies_task_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., pages: _Optional[int] = ...) -> None: ...
+    categories_copied: int
+    def __init__(self, copied: _Optional[int] = ..., already_present: _Optional[int] = ..., gone: _Optional[int] = ..., item_count: _Optional[int] = ..., source_item_count: _Optional[int] = ..., subtasks: _Optional[int] = ..., destination_collection_id: _Optional[str] = ..., user_copies_task_id: _Optional[str] = ..., checkpoint: _Optional[str] = ..., pages: _Optional[int] = ..., categories_copied: _Optional[int] = ...) -> None: ...
 
 class RankingFitResult(_message.Message):
     __slots__ = ("version", "went_live", "metrics", "note")
