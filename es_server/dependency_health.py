@@ -12,9 +12,9 @@ dependency it needs is down:
 - SearchService also needs Triton when the server encodes through it (text queries);
 - UpsertService, FineTuneService and DeploymentService also need the broker: their calls start
   work that only a worker does (the task rows are kept, but nothing runs until it is back);
-- the other services need nothing else (sessions, events, ranking specs and tasks are rows in
-  PostgreSQL; a task they start waits for the sweeper like any other);
-- SuggestionService and CategoryService, not built yet, need nothing: they answer UNIMPLEMENTED.
+- the other services need nothing else (sessions, events, ranking specs, tasks and suggestion
+  phrases are rows in PostgreSQL; a task they start waits for the sweeper like any other);
+- CategoryService, not built yet, needs nothing: it answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
         _service(ranking_pb2, "RankingService"): database,
         _service(task_pb2, "TaskService"): database,
         _service(keys_pb2, "KeyService"): database,
-        _service(suggestion_pb2, "SuggestionService"): frozenset(),
+        _service(suggestion_pb2, "SuggestionService"): database,
         _service(categories_pb2, "CategoryService"): frozenset(),
     }
 

@@ -47,10 +47,12 @@ class Token:
         return self.offsets[0]
 
     def end_of_prefix(self, length: int) -> int:
-        """The original offset just past the first ``length`` normalised characters."""
-        if length >= len(self.text):
-            return self.end
-        return self.offsets[length] if length > 0 else self.start
+        """The original offset just past the first ``length`` normalised characters (past the
+        whole original character when it produced more than one, as "ß" does "ss")."""
+        if length <= 0:
+            return self.start
+        last = self.offsets[min(length, len(self.offsets)) - 1]
+        return next((o for o in self.offsets[length:] if o > last), self.end)
 
 
 def _token(word: str, start: int) -> Token | None:

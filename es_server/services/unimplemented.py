@@ -6,16 +6,11 @@ from typing import Any
 
 import grpc
 
-from embedding_studio.v1 import categories_pb2_grpc, suggestion_pb2_grpc
+from embedding_studio.v1 import categories_pb2_grpc
 from es_server.interceptors import Unimplemented
 
 # (servicer base, registration function, what is missing)
 PENDING_SERVICES: list[tuple[type, Any, str]] = [
-    (
-        suggestion_pb2_grpc.SuggestionServiceServicer,
-        suggestion_pb2_grpc.add_SuggestionServiceServicer_to_server,
-        "the query-suggestion phrase store",
-    ),
     (
         categories_pb2_grpc.CategoryServiceServicer,
         categories_pb2_grpc.add_CategoryServiceServicer_to_server,

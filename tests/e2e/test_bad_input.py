@@ -24,9 +24,10 @@ from google.protobuf.message import Message
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import (
+    categories_pb2,
+    categories_pb2_grpc,
     common_pb2,
     search_pb2,
-    suggestion_pb2,
     task_pb2,
     upsert_pb2,
 )
@@ -453,13 +454,14 @@ def test_pending_or_running_task_cannot_be_restarted(client: Client, stack: Stac
 def test_pending_service_is_unimplemented_saying_what_is_missing(client: Client) -> None:
     """The pending services are served; every RPC of theirs is checked in
     tests/unit/test_unimplemented_services.py."""
+    categories = categories_pb2_grpc.CategoryServiceStub(client.channel)
     error = expect_error(
-        lambda: client.suggestions.Suggest(suggestion_pb2.SuggestRequest(), timeout=30),
+        lambda: categories.ListCategories(categories_pb2.ListCategoriesRequest(), timeout=30),
         grpc.StatusCode.UNIMPLEMENTED,
     )
     message = error.details() or ""
-    assert "SuggestionService.Suggest" in message
-    assert "not built yet" in message and len(message) > len("SuggestionService.Suggest") + 25
+    assert "CategoryService.ListCategories" in message
+    assert "not built yet" in message and len(message) > len("CategoryService.ListCategories") + 25
 
 
 @pytest.mark.parametrize(

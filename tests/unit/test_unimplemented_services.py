@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 import pytest
 
-from embedding_studio.v1 import categories_pb2, suggestion_pb2
+from embedding_studio.v1 import categories_pb2
 from es_server.interceptors import Unimplemented, status_for
 from es_server.services.unimplemented import PENDING_SERVICES, pending_servicer
 
-PENDING = [(suggestion_pb2, "SuggestionService"), (categories_pb2, "CategoryService")]
+PENDING = [(categories_pb2, "CategoryService")]
 PENDING_RPCS = [
     pytest.param(module, service, method.name, id=f"{service}.{method.name}")
     for module, service in PENDING
@@ -23,7 +23,7 @@ PENDING_RPCS = [
 
 
 def test_every_pending_rpc_is_listed() -> None:
-    assert len(PENDING_RPCS) == 9
+    assert len(PENDING_RPCS) == 3
     served = [base.__name__.removesuffix("Servicer") for base, _, _ in PENDING_SERVICES]
     assert served == [service for _, service in PENDING]
 
