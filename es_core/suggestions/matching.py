@@ -35,6 +35,10 @@ from es_core.suggestions.text import (
 
 # Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
 MAX_PREFIX_WORDS = 2000
+# The phrase index is asked for the typed words with the fewest candidates: at most this many,
+# and a second one only when it has at most SMALL_CANDIDATE_SET candidates.
+MAX_INDEXED_WORDS = 2
+SMALL_CANDIDATE_SET = 64
 # Trigram candidates per typed word, most similar first, before their edits are measured.
 MAX_TRIGRAM_WORDS = 200
 # The deletion-neighbourhood keys cover words (and word prefixes) of up to this length.
@@ -149,7 +153,11 @@ async def resolve(
                     key_text.append(key)
     await conn.execute(
         "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
-        " set_config('pg_trgm.word_similarity_threshold', $2, false)",
+        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
+        " set_config('plan_cache_mode', 'force_custom_plan', false),"
+        # Both statements are meant for their indexes; the planner prices a GIN lookup of
+        # many words above a scan of a table it does not know is large.
+        " set_config('enable_seqscan', 'off', false)",
         str(SIMILARITY_THRESHOLD),
         str(WORD_SIMILARITY_THRESHOLD),
     )
@@ -172,45 +180,72 @@ async def resolve(
     return found
 
 
-def _find_sql(n: int) -> str:
+def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
     """The phrase query for ``n`` typed words: $1 domains, $2 normalised prefix, $3..$6 the
-    match types allowed, $7 limit, then each word's candidate words and edits."""
-    words = [f"${8 + 2 * i}::text[]" for i in range(n)]
-    edits = [f"${9 + 2 * i}::int[]" for i in range(n)]
+    match types allowed, $7 limit, $8 the last typed word, then for each typed word the
+    candidates with typos and their edits, for the alignment (an exact prefix of the last word
+    is tested with starts_with instead: a short prefix may stand for thousands of words), then
+    all candidates of each ``indexed`` word, for the index."""
+    words = [f"${9 + 2 * i}::text[]" for i in range(n)]
+    edits = [f"${10 + 2 * i}::int[]" for i in range(n)]
+    index_words = [f"${9 + 2 * n + j}::text[]" for j in range(len(indexed))]
 
     def edits_at(start: str) -> str:
-        return " + ".join(
-            f"({edits[i]})[array_position({words[i]}, p.tokens[{start} + {i}])]" for i in range(n)
-        )
+        terms = []
+        for i in range(n):
+            token = f"tokens[{start} + {i}]"
+            term = f"({edits[i]})[array_position({words[i]}, {token})]"
+            if last_is_prefix and i == n - 1:
+                term = f"CASE WHEN starts_with({token}, $8::text) THEN 0 ELSE {term} END"
+            terms.append(term)
+        return " + ".join(terms)
 
-    having = " AND ".join(f"p.tokens && {w}" for w in words)
+    having = " AND ".join(f"p.tokens && {w}" for w in index_words)
+    # OFFSET 0 keeps each layer from being folded into the next, so that every expression
+    # is computed once per row; the later position is looked for only when needed.
     return f"""
-    SELECT * FROM (
-        SELECT *,
-            CASE WHEN $3::bool AND exact THEN 0
-                 WHEN $4::bool AND start_edits = 0 THEN 1
-                 WHEN $5::bool AND start_edits > 0 THEN 2
-                 WHEN $6::bool AND mid IS NOT NULL THEN 3 END AS tier
+    SELECT *,
+        CASE WHEN $3::bool AND exact THEN 0
+             WHEN $4::bool AND start_edits = 0 THEN 1
+             WHEN $5::bool AND start_edits > 0 THEN 2
+             WHEN mid IS NOT NULL THEN 3 END AS tier
+    FROM (
+        SELECT a.*,
+            CASE WHEN $6::bool AND NOT coalesce(($3::bool AND exact)
+                    OR ($4::bool AND start_edits = 0) OR ($5::bool AND start_edits > 0), false)
+            THEN (
+                SELECT ARRAY[e, s] FROM (
+                    SELECT s, {edits_at("s")} AS e
+                    FROM generate_series(2, cardinality(a.tokens) - {n - 1}) AS s) AS m
+                WHERE e IS NOT NULL ORDER BY e, s LIMIT 1) END AS mid
         FROM (
             SELECT p.phrase_id, p.phrase, p.weight, p.labels, p.domains, p.create_time,
-                   p.update_time, p.normalised,
-                   p.normalised = $2::text AS exact,
-                   {edits_at("1")} AS start_edits,
-                   CASE WHEN $6::bool THEN (
-                       SELECT ARRAY[e, s] FROM (
-                           SELECT s, {edits_at("s")} AS e
-                           FROM generate_series(2, cardinality(p.tokens) - {n - 1}) AS s) AS m
-                       WHERE e IS NOT NULL ORDER BY e, s LIMIT 1) END AS mid
+                   p.update_time, p.normalised, p.tokens,
+                   p.normalised = $2::text AS exact, $8::text AS typed_last,
+                   {edits_at("1")} AS start_edits
             FROM suggestion_phrases AS p
             WHERE p.domains && $1::text[] AND {having}
-        ) AS aligned
-    ) AS ranked
-    WHERE tier IS NOT NULL
+            OFFSET 0
+        ) AS a
+        OFFSET 0
+    ) AS aligned
+    WHERE ($3::bool AND exact) OR ($4::bool AND start_edits = 0)
+       OR ($5::bool AND start_edits > 0) OR mid IS NOT NULL
     ORDER BY tier,
-             CASE tier WHEN 2 THEN start_edits WHEN 3 THEN mid[1] ELSE 0 END,
+             CASE WHEN ($3::bool AND exact) OR ($4::bool AND start_edits = 0) THEN 0
+                  WHEN $5::bool AND start_edits > 0 THEN start_edits ELSE mid[1] END,
              weight DESC, normalised
     LIMIT $7::int
     """
+
+
+def index_positions(found: Sequence[dict[str, Candidate]]) -> list[int]:
+    """The typed words whose candidates the index intersects: the two with the fewest
+    candidates (a GIN scan costs per word looked up). The alignment checks every typed word
+    anyway, so the others need no index condition."""
+    by_size = sorted(range(len(found)), key=lambda i: len(found[i]))
+    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= SMALL_CANDIDATE_SET]
+    return small or by_size[:1]
 
 
 def score(tier: int, edits: int, weight: float) -> float:
@@ -248,16 +283,24 @@ async def find(
     """The best ``limit`` phrases for the typed words, given their candidates."""
     if not typed or any(not candidates for candidates in found):
         return []
+    last = typed[-1]
     args: list[object] = [
         list(domains),
         normalise(prefix),
         *(t in allowed for t in _TIERS),
         limit,
+        last.text,
     ]
-    for candidates in found:
-        args.append(list(candidates))
-        args.append([c.edits for c in candidates.values()])
-    rows = await conn.fetch(_find_sql(len(typed)), *args)
+    for word, candidates in zip(typed, found, strict=True):
+        aligned = {
+            w: c
+            for w, c in candidates.items()
+            if not (word.as_prefix and c.edits == 0 and w.startswith(word.text))
+        }
+        args += [list(aligned), [c.edits for c in aligned.values()]]
+    indexed = index_positions(found)
+    args += [list(found[i]) for i in indexed]
+    rows = await conn.fetch(_find_sql(len(typed), last.as_prefix, indexed), *args)
     suggestions = []
     for row in rows:
         phrase = phrase_from_row(row)
