@@ -288,6 +288,10 @@ async def test_mid_phrase_completes_the_last_word(ctx: Context, search: SearchCo
         (4, 14, "waterproof", 0),
         (15, 17, "he", 0),
     ]
+    [typo] = await suggest(search, "waterprof he", d)
+    assert typo.phrase.phrase == "red waterproof headphones"
+    assert typo.match_type == MatchType.MID_PHRASE
+    assert [(s.start, s.end, s.edits) for s in typo.spans] == [(4, 14, 1), (15, 17, 0)]
 
 
 async def test_one_and_two_typos_are_found(ctx: Context, search: SearchContext) -> None:
