@@ -28,6 +28,7 @@ from embedding_studio.v1 import (
     search_pb2,
     search_pb2_grpc,
     suggestion_pb2,
+    suggestion_pb2_grpc,
     task_pb2,
     task_pb2_grpc,
     upsert_pb2,
@@ -62,8 +63,8 @@ from es_server.services.fine_tune import FineTuneService
 from es_server.services.keys import KeyService
 from es_server.services.ranking import RankingService
 from es_server.services.search import SearchService
+from es_server.services.suggestion import SuggestionService
 from es_server.services.tasks import TaskService
-from es_server.services.unimplemented import add_pending_services
 from es_server.services.upsert import UpsertService
 from es_server.state import ServerState
 from es_server.tls import check_exposure, server_credentials
@@ -137,7 +138,7 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
     ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingService(state), server)
     keys_pb2_grpc.add_KeyServiceServicer_to_server(KeyService(state), server)
     categories_pb2_grpc.add_CategoryServiceServicer_to_server(CategoryService(state), server)
-    add_pending_services(server)
+    suggestion_pb2_grpc.add_SuggestionServiceServicer_to_server(SuggestionService(state), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

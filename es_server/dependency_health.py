@@ -13,10 +13,9 @@ dependency it needs is down:
 - UpsertService, CategoryService, FineTuneService and DeploymentService also need the broker:
   their calls start work that only a worker does (the task rows are kept, but nothing runs
   until it is back; CategoryService's writes are encoded by a worker, its listing reads rows);
-- the other services need nothing else (sessions, events, ranking specs and tasks are rows in
-  PostgreSQL; a task they start waits for the sweeper like any other);
-- SearchService.PredictCategories is part of SearchService (PostgreSQL, Triton for text);
-- SuggestionService, not built yet, needs nothing: it answers UNIMPLEMENTED.
+- the other services need nothing else (sessions, events, ranking specs, tasks and suggestion
+  phrases are rows in PostgreSQL; a task they start waits for the sweeper like any other);
+- SearchService.PredictCategories is part of SearchService (PostgreSQL, Triton for text).
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
         _service(ranking_pb2, "RankingService"): database,
         _service(task_pb2, "TaskService"): database,
         _service(keys_pb2, "KeyService"): database,
-        _service(suggestion_pb2, "SuggestionService"): frozenset(),
+        _service(suggestion_pb2, "SuggestionService"): database,
         _service(categories_pb2, "CategoryService"): with_broker,
     }
 

@@ -44,14 +44,8 @@ _CODES: list[tuple[type[EsError], int]] = [
 ]
 
 
-class Unimplemented(EsError):
-    """The RPC is part of the contract but not built yet; the message says what is missing."""
-
-
 def status_for(error: EsError) -> grpc.Status:
     code = next((c for cls, c in _CODES if isinstance(error, cls)), None)
-    if isinstance(error, Unimplemented):
-        code = code_pb2.UNIMPLEMENTED
     if code is None:
         code = code_pb2.INTERNAL
     details = []

@@ -26,7 +26,6 @@ from embedding_studio.client import Client
 from embedding_studio.v1 import (
     common_pb2,
     search_pb2,
-    suggestion_pb2,
     task_pb2,
     upsert_pb2,
 )
@@ -445,18 +444,3 @@ def test_pending_or_running_task_cannot_be_restarted(client: Client, stack: Stac
             "task_id",
         )
         assert "canceled" in (error.details() or "")
-
-
-# --- the services and features not built yet ------------------------------------------------------
-
-
-def test_pending_service_is_unimplemented_saying_what_is_missing(client: Client) -> None:
-    """The pending services are served; every RPC of theirs is checked in
-    tests/unit/test_unimplemented_services.py."""
-    error = expect_error(
-        lambda: client.suggestions.Suggest(suggestion_pb2.SuggestRequest(), timeout=30),
-        grpc.StatusCode.UNIMPLEMENTED,
-    )
-    message = error.details() or ""
-    assert "SuggestionService.Suggest" in message
-    assert "not built yet" in message and len(message) > len("SuggestionService.Suggest") + 25

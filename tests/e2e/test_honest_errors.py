@@ -216,7 +216,7 @@ def test_postgres_stopped_is_unavailable_and_health_follows_then_both_recover(
         assert str(pg_dir) not in details
     assert _eventually(lambda: _health(address, "") == NOT_SERVING, 15)
     assert _health(address, UPSERT) == NOT_SERVING
-    assert _health(address, "embedding_studio.v1.SuggestionService") == SERVING
+    assert _health(address, "embedding_studio.v1.SuggestionService") == NOT_SERVING
 
     postgres.append(start_postgres(pg_dir))
     assert postgres[-1].dsn == own_stack.postgres_dsn

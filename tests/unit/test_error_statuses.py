@@ -21,7 +21,7 @@ from es_core.errors import (
     connection_reason,
     failure_reason,
 )
-from es_server.interceptors import Unimplemented, _abort, status_for, unreachable
+from es_server.interceptors import _abort, status_for, unreachable
 
 
 class Aborting(Exception):
@@ -86,7 +86,6 @@ def _violated_fields(status: grpc.Status) -> list[str]:
         (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
         (Unavailable, grpc.StatusCode.UNAVAILABLE),
         (Aborted, grpc.StatusCode.ABORTED),
-        (Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
     ],
 )
 def test_each_library_error_has_its_status_naming_the_field(

@@ -1,0 +1,313 @@
+"""The Suggest query: typed words to ranked phrases, with what matched where.
+
+Two statements, both served by indexes whatever the size of the dictionary:
+
+1. ``resolve``: each typed word to the vocabulary words it may stand for, with the typos
+   between them (and, for the last word when still being typed, how much of the word it
+   covers). Exact words by primary key; prefixes by a range of it; typos through the
+   deletion-neighbourhood keys (words of up to 8 characters, where trigrams say too little)
+   and the trigram index (words of 5 characters or more), every candidate then measured by
+   ``suggestion_edits`` (fuzzystrmatch's Levenshtein, one adjacent transposition counting as
+   one edit).
+2. ``find``: the phrases of the requested domains whose tokens hold a candidate of every typed
+   word (the GIN index on tokens intersects them), aligned in SQL: at the start of the phrase
+   (EXACT, PREFIX, FUZZY) or later (MID_PHRASE), ranked by match type, then typos, then weight.
+
+The spans are worked out from the alignment, over the phrase's own tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from es_core.suggestions.model import MatchType, Phrase, Span, Suggestion
+from es_core.suggestions.store import phrase_from_row
+from es_core.suggestions.text import (
+    Token,
+    default_max_edits,
+    deletions,
+    normalise,
+    swaps,
+    tokenise,
+)
+
+# Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
+MAX_PREFIX_WORDS = 2000
+# The phrase index is asked for the typed words with the fewest candidates: at most this many,
+# and a second one only when it has at most SMALL_CANDIDATE_SET candidates.
+MAX_INDEXED_WORDS = 2
+SMALL_CANDIDATE_SET = 64
+# Trigram candidates per typed word, most similar first, before their edits are measured.
+MAX_TRIGRAM_WORDS = 200
+# The deletion-neighbourhood keys cover words (and word prefixes) of up to this length.
+KEYED_CHARS = 8
+# Trigrams are asked only of typed words at least this long.
+TRIGRAM_CHARS = 5
+# Thresholds of pg_trgm's % (whole words) and <% (a word's beginning) for those candidates.
+SIMILARITY_THRESHOLD = 0.2
+WORD_SIMILARITY_THRESHOLD = 0.3
+
+_TIERS = [MatchType.EXACT, MatchType.PREFIX, MatchType.FUZZY, MatchType.MID_PHRASE]
+
+
+@dataclass(frozen=True)
+class TypedWord:
+    token: Token
+    max_edits: int
+    # The last word when the user may still be typing it: it matches a word's beginning.
+    as_prefix: bool
+
+    @property
+    def text(self) -> str:
+        return self.token.text
+
+
+@dataclass(frozen=True)
+class Candidate:
+    edits: int
+    # Characters of the vocabulary word the typed word covers.
+    length: int
+
+
+def typed_words(prefix: str, max_edits: int | None, allow_typos: bool) -> list[TypedWord]:
+    """The typed words; the last one is a prefix unless a space or punctuation follows it."""
+    tokens = tokenise(prefix)
+    still_typing = bool(tokens) and tokens[-1].end == len(prefix)
+    return [
+        TypedWord(
+            token,
+            0
+            if not allow_typos
+            else default_max_edits(token.text)
+            if max_edits is None
+            else max_edits,
+            still_typing and i == len(tokens) - 1,
+        )
+        for i, token in enumerate(tokens)
+    ]
+
+
+_RESOLVE = f"""
+WITH typed AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::bool[]) WITH ORDINALITY
+        AS t(typed, k, as_prefix, pos)
+), swap_lists AS (
+    SELECT pos, array_agg(swap) AS swaps FROM unnest($4::int[], $5::text[]) AS s(pos, swap)
+    GROUP BY pos
+), keyed AS (
+    SELECT DISTINCT l.pos, k.word
+    FROM unnest($6::int[], $7::text[]) AS l(pos, key)
+    JOIN suggestion_word_keys AS k ON k.key = l.key
+), trigram AS (
+    SELECT t.pos, w.word FROM typed AS t, LATERAL (
+        SELECT word FROM suggestion_words WHERE word % t.typed
+        ORDER BY word <-> t.typed LIMIT {MAX_TRIGRAM_WORDS}) AS w
+    WHERE t.k > 0 AND NOT t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
+    UNION ALL
+    SELECT t.pos, w.word FROM typed AS t, LATERAL (
+        SELECT word FROM suggestion_words WHERE t.typed <% word
+        ORDER BY t.typed <<-> word LIMIT {MAX_TRIGRAM_WORDS}) AS w
+    WHERE t.k > 0 AND t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
+), measured AS (
+    SELECT f.pos, f.word,
+           suggestion_edits(t.typed, coalesce(s.swaps, '{{}}'), f.word, t.k, t.as_prefix) AS e
+    FROM (SELECT pos, word FROM keyed UNION SELECT pos, word FROM trigram) AS f
+    JOIN typed AS t USING (pos)
+    LEFT JOIN swap_lists AS s USING (pos)
+)
+SELECT t.pos, w.word, 0 AS edits, length(w.word) AS length
+FROM typed AS t JOIN suggestion_words AS w ON w.word = t.typed
+WHERE NOT t.as_prefix
+UNION ALL
+SELECT t.pos, w.word, 0, length(t.typed)
+FROM typed AS t, LATERAL (
+    SELECT word FROM suggestion_words
+    WHERE word >= t.typed AND word < t.typed || chr(1114111) AND starts_with(word, t.typed)
+    ORDER BY length(word), word LIMIT {MAX_PREFIX_WORDS}) AS w
+WHERE t.as_prefix
+UNION ALL
+SELECT pos, word, e[1], e[2] FROM measured WHERE e IS NOT NULL AND e[1] > 0
+"""
+
+
+async def resolve(
+    conn: asyncpg.Connection, typed: Sequence[TypedWord]
+) -> list[dict[str, Candidate]]:
+    """For each typed word, the vocabulary words it may stand for."""
+    swap_pos: list[int] = []
+    swap_text: list[str] = []
+    key_pos: list[int] = []
+    key_text: list[str] = []
+    for pos, word in enumerate(typed, start=1):
+        if word.max_edits == 0:
+            continue
+        for swap in swaps(word.text):
+            swap_pos.append(pos)
+            swap_text.append(swap)
+        if len(word.text) <= KEYED_CHARS:
+            for key in deletions(word.text, word.max_edits):
+                if len(key) >= 2:
+                    key_pos.append(pos)
+                    key_text.append(key)
+    await conn.execute(
+        "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
+        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
+        " set_config('plan_cache_mode', 'force_custom_plan', false),"
+        # Both statements are meant for their indexes; the planner prices a GIN lookup of
+        # many words above a scan of a table it does not know is large.
+        " set_config('enable_seqscan', 'off', false)",
+        str(SIMILARITY_THRESHOLD),
+        str(WORD_SIMILARITY_THRESHOLD),
+    )
+    rows = await conn.fetch(
+        _RESOLVE,
+        [w.text for w in typed],
+        [w.max_edits for w in typed],
+        [w.as_prefix for w in typed],
+        swap_pos,
+        swap_text,
+        key_pos,
+        key_text,
+    )
+    found: list[dict[str, Candidate]] = [{} for _ in typed]
+    for row in rows:
+        candidates = found[row["pos"] - 1]
+        known = candidates.get(row["word"])
+        if known is None or row["edits"] < known.edits:
+            candidates[row["word"]] = Candidate(row["edits"], row["length"])
+    return found
+
+
+def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
+    """The phrase query for ``n`` typed words: $1 domains, $2 normalised prefix, $3..$6 the
+    match types allowed, $7 limit, $8 the last typed word, then for each typed word the
+    candidates with typos and their edits, for the alignment (an exact prefix of the last word
+    is tested with starts_with instead: a short prefix may stand for thousands of words), then
+    all candidates of each ``indexed`` word, for the index."""
+    words = [f"${9 + 2 * i}::text[]" for i in range(n)]
+    edits = [f"${10 + 2 * i}::int[]" for i in range(n)]
+    index_words = [f"${9 + 2 * n + j}::text[]" for j in range(len(indexed))]
+
+    def edits_at(start: str) -> str:
+        terms = []
+        for i in range(n):
+            token = f"tokens[{start} + {i}]"
+            term = f"({edits[i]})[array_position({words[i]}, {token})]"
+            if last_is_prefix and i == n - 1:
+                term = f"CASE WHEN starts_with({token}, $8::text) THEN 0 ELSE {term} END"
+            terms.append(term)
+        return " + ".join(terms)
+
+    having = " AND ".join(f"p.tokens && {w}" for w in index_words)
+    # OFFSET 0 keeps each layer from being folded into the next, so that every expression
+    # is computed once per row; the later position is looked for only when needed.
+    return f"""
+    SELECT *,
+        CASE WHEN $3::bool AND exact THEN 0
+             WHEN $4::bool AND start_edits = 0 THEN 1
+             WHEN $5::bool AND start_edits > 0 THEN 2
+             WHEN mid IS NOT NULL THEN 3 END AS tier
+    FROM (
+        SELECT a.*,
+            CASE WHEN $6::bool AND NOT coalesce(($3::bool AND exact)
+                    OR ($4::bool AND start_edits = 0) OR ($5::bool AND start_edits > 0), false)
+            THEN (
+                SELECT ARRAY[e, s] FROM (
+                    SELECT s, {edits_at("s")} AS e
+                    FROM generate_series(2, cardinality(a.tokens) - {n - 1}) AS s) AS m
+                WHERE e IS NOT NULL ORDER BY e, s LIMIT 1) END AS mid
+        FROM (
+            SELECT p.phrase_id, p.phrase, p.weight, p.labels, p.domains, p.create_time,
+                   p.update_time, p.normalised, p.tokens,
+                   p.normalised = $2::text AS exact, $8::text AS typed_last,
+                   {edits_at("1")} AS start_edits
+            FROM suggestion_phrases AS p
+            WHERE p.domains && $1::text[] AND {having}
+            OFFSET 0
+        ) AS a
+        OFFSET 0
+    ) AS aligned
+    WHERE ($3::bool AND exact) OR ($4::bool AND start_edits = 0)
+       OR ($5::bool AND start_edits > 0) OR mid IS NOT NULL
+    ORDER BY tier,
+             CASE WHEN ($3::bool AND exact) OR ($4::bool AND start_edits = 0) THEN 0
+                  WHEN $5::bool AND start_edits > 0 THEN start_edits ELSE mid[1] END,
+             weight DESC, normalised
+    LIMIT $7::int
+    """
+
+
+def index_positions(found: Sequence[dict[str, Candidate]]) -> list[int]:
+    """The typed words whose candidates the index intersects: the two with the fewest
+    candidates (a GIN scan costs per word looked up). The alignment checks every typed word
+    anyway, so the others need no index condition."""
+    by_size = sorted(range(len(found)), key=lambda i: len(found[i]))
+    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= SMALL_CANDIDATE_SET]
+    return small or by_size[:1]
+
+
+def score(tier: int, edits: int, weight: float) -> float:
+    """Higher for a better match type, then fewer typos, then a greater weight."""
+    return 100.0 * (3 - tier) + (99 - min(edits, 99)) + weight / (1.0 + weight)
+
+
+def _spans(
+    phrase: Phrase, start: int, typed: Sequence[TypedWord], found: Sequence[dict[str, Candidate]]
+) -> tuple[list[Span], int]:
+    tokens = tokenise(phrase.phrase)
+    spans: list[Span] = []
+    total = 0
+    for i, word in enumerate(typed):
+        j = start + i
+        if j >= len(tokens) or tokens[j].text not in found[i]:
+            continue
+        token = tokens[j]
+        candidate = found[i][token.text]
+        end = token.end_of_prefix(candidate.length) if word.as_prefix else token.end
+        spans.append(Span(token.start, end, word.token.text, candidate.edits))
+        total += candidate.edits
+    return spans, total
+
+
+async def find(
+    conn: asyncpg.Connection,
+    prefix: str,
+    typed: Sequence[TypedWord],
+    found: Sequence[dict[str, Candidate]],
+    domains: Sequence[str],
+    allowed: set[MatchType],
+    limit: int,
+) -> list[Suggestion]:
+    """The best ``limit`` phrases for the typed words, given their candidates."""
+    if not typed or any(not candidates for candidates in found):
+        return []
+    last = typed[-1]
+    args: list[object] = [
+        list(domains),
+        normalise(prefix),
+        *(t in allowed for t in _TIERS),
+        limit,
+        last.text,
+    ]
+    for word, candidates in zip(typed, found, strict=True):
+        aligned = {
+            w: c
+            for w, c in candidates.items()
+            if not (word.as_prefix and c.edits == 0 and w.startswith(word.text))
+        }
+        args += [list(aligned), [c.edits for c in aligned.values()]]
+    indexed = index_positions(found)
+    args += [list(found[i]) for i in indexed]
+    rows = await conn.fetch(_find_sql(len(typed), last.as_prefix, indexed), *args)
+    suggestions = []
+    for row in rows:
+        phrase = phrase_from_row(row)
+        tier = row["tier"]
+        start = row["mid"][1] - 1 if tier == 3 else 0
+        spans, edits = _spans(phrase, start, typed, found)
+        suggestions.append(
+            Suggestion(phrase, score(tier, edits, phrase.weight), _TIERS[tier], spans)
+        )
+    return suggestions
