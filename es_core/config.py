@@ -189,6 +189,24 @@ class Settings(BaseSettings):
     improvement_skip_floor: bool = True
     delete_user_copies_on_upsert: bool = True
 
+    # Suggestions that learn (es_core/suggestions/harvest.py): the queries of sessions with a
+    # positive event become phrases of the "clickstream" domain. Off: the beat does not run
+    # the harvest and a harvest called anyway writes nothing (phrases already harvested stay).
+    suggestions_harvest: bool = True
+    suggestions_harvest_interval_seconds: float = Field(default=600.0, ge=1)
+    # Only sessions created this recently count.
+    suggestions_harvest_lookback_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
+    # A success this old counts half as much as one now.
+    suggestions_harvest_half_life_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # A query is harvested only once this many distinct user ids succeeded with it, so
+    # one user's typing is never shown to another: never fewer than 2.
+    suggestions_harvest_min_users: int = Field(default=2, ge=2)
+    # A harvested phrase whose weight falls below this leaves the clickstream domain.
+    suggestions_harvest_min_weight: float = Field(default=0.1, gt=0, lt=1)
+    # Limits on a query's normalised text (the dictionary allows 256 characters).
+    suggestions_harvest_min_chars: int = Field(default=2, ge=1, le=256)
+    suggestions_harvest_max_chars: int = Field(default=100, ge=1, le=256)
+
     # Reindex: a green collection filled from another, re-encoded by its own model.
     # The source's items are split into this many key ranges, copied by parallel subtasks.
     reindex_parallelism: int = Field(default=4, ge=1, le=64)

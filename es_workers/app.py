@@ -1,6 +1,9 @@
-"""The Celery application: queues per worker kind, late acks, and the pending-task sweeper."""
+"""The Celery application: queues per worker kind, late acks, and the beat schedule (the
+pending-task sweeper, improvement, ranking fit and suggestions harvest)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
@@ -18,6 +21,35 @@ QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
 def create_app() -> Celery:
     settings = get_settings()
     app = broker_app(settings)
+    schedule: dict[str, dict[str, Any]] = {
+        "sweep-pending-tasks": {
+            "task": "es.sweep",
+            "schedule": settings.sweeper_interval_seconds,
+            "options": {"queue": SWEEPER_QUEUE, "expires": settings.sweeper_interval_seconds},
+        },
+        "improve-queued-sessions": {
+            "task": "es.improvement_tick",
+            "schedule": settings.improvement_seconds_interval,
+            "options": {
+                "queue": SWEEPER_QUEUE,
+                "expires": settings.improvement_seconds_interval,
+            },
+        },
+        "fit-ranking-weights": {
+            "task": "es.ranking_fit_tick",
+            "schedule": max(settings.ranking_fit_seconds_interval, 60.0),
+            "options": {"queue": SWEEPER_QUEUE, "expires": 60.0},
+        },
+    }
+    if settings.suggestions_harvest:
+        schedule["harvest-suggestions"] = {
+            "task": "es.suggestions_harvest",
+            "schedule": settings.suggestions_harvest_interval_seconds,
+            "options": {
+                "queue": SWEEPER_QUEUE,
+                "expires": settings.suggestions_harvest_interval_seconds,
+            },
+        }
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -26,26 +58,7 @@ def create_app() -> Celery:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue=SWEEPER_QUEUE,
         worker_hijack_root_logger=False,
-        beat_schedule={
-            "sweep-pending-tasks": {
-                "task": "es.sweep",
-                "schedule": settings.sweeper_interval_seconds,
-                "options": {"queue": SWEEPER_QUEUE, "expires": settings.sweeper_interval_seconds},
-            },
-            "improve-queued-sessions": {
-                "task": "es.improvement_tick",
-                "schedule": settings.improvement_seconds_interval,
-                "options": {
-                    "queue": SWEEPER_QUEUE,
-                    "expires": settings.improvement_seconds_interval,
-                },
-            },
-            "fit-ranking-weights": {
-                "task": "es.ranking_fit_tick",
-                "schedule": max(settings.ranking_fit_seconds_interval, 60.0),
-                "options": {"queue": SWEEPER_QUEUE, "expires": 60.0},
-            },
-        },
+        beat_schedule=schedule,
         include=[
             "es_workers.upsertion",
             "es_workers.sweeper",
@@ -54,6 +67,7 @@ def create_app() -> Celery:
             "es_workers.reindex",
             "es_workers.deployment",
             "es_workers.ranking_fit",
+            "es_workers.suggestions_harvest",
         ],
     )
     return app

@@ -50,6 +50,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
         "ES_FINE_TUNING_MAX_SEQ_LENGTH": "64",
         # Reindexes rebuild users' copies in the destination (tests/e2e/test_deployment_api.py).
         "ES_REINDEX_USER_COPIES": "recompute",
+        # The beat harvests suggestions from sessions every few seconds
+        # (tests/e2e/test_suggestions_harvest.py), not every ten minutes.
+        "ES_SUGGESTIONS_HARVEST_INTERVAL_SECONDS": "3",
     }
     with ThrowawayStack(data_dir, extra_env=env) as info:
         yield info

@@ -55,10 +55,16 @@ def merge_inputs(phrases: Sequence[PhraseInput]) -> tuple[list[dict[str, Any]], 
     return list(rows.values()), keys
 
 
-async def add_phrases(conn: Conn, phrases: Sequence[PhraseInput]) -> list[str]:
+async def add_phrases(
+    conn: Conn, phrases: Sequence[PhraseInput], *, owned_domain: str | None = None
+) -> list[str]:
     """Upsert by normalised text: a known phrase keeps its id and text, takes the new weight and
     labels and gains the new domains. New words join the vocabulary with their lookup keys, in
-    the same statement. Returns each input's phrase id, in request order."""
+    the same statement. Returns each input's phrase id, in request order.
+
+    With ``owned_domain`` (the harvest's "clickstream"), a known phrase that belongs to any
+    other domain keeps its weight and labels and only gains the domains: a writer that owns one
+    domain never overwrites what someone else curated."""
     rows, keys = merge_inputs(phrases)
     stored = await conn.fetch(
         """
@@ -73,8 +79,10 @@ async def add_phrases(conn: Conn, phrases: Sequence[PhraseInput]) -> list[str]:
                    domains, labels, weight
             FROM input ORDER BY normalised
             ON CONFLICT (normalised) DO UPDATE SET
-                weight = EXCLUDED.weight,
-                labels = EXCLUDED.labels,
+                weight = CASE WHEN $2::text IS NULL OR p.domains <@ ARRAY[$2::text]
+                              THEN EXCLUDED.weight ELSE p.weight END,
+                labels = CASE WHEN $2::text IS NULL OR p.domains <@ ARRAY[$2::text]
+                              THEN EXCLUDED.labels ELSE p.labels END,
                 domains = p.domains || ARRAY(
                     SELECT d FROM unnest(EXCLUDED.domains) AS d WHERE d <> ALL (p.domains)),
                 update_time = now()
@@ -92,6 +100,7 @@ async def add_phrases(conn: Conn, phrases: Sequence[PhraseInput]) -> list[str]:
         SELECT phrase_id, normalised FROM upserted
         """,
         rows,
+        owned_domain,
     )
     ids = {r["normalised"]: r["phrase_id"] for r in stored}
     return [ids[key] for key in keys]
