@@ -32,8 +32,8 @@ the typo'd partial word happens to spell) can rank above the intended phrase by 
 recall figures count such cases as misses.
 
 Every kind is run from ``--clients`` concurrent clients: gRPC ``Suggest`` (limit 10, all match
-types, the default domain; one grpc.aio channel per client), then ``matching.resolve`` and
-``matching.find`` (the server's own query, as ``use_case.suggest`` runs it) on an asyncpg
+types, the default domain; one grpc.aio channel per client), then ``matching.suggest``
+(the server's own queries, as ``use_case.suggest`` runs them) on an asyncpg
 pool made by ``create_pool`` with the search role's session settings and the server's search
 pool size. Recall@5: the intended phrase among the first 5 gRPC suggestions.
 """
@@ -320,8 +320,7 @@ def direct_suggester(pool: asyncpg.Pool) -> Suggest:
     async def suggest(typed: str) -> Answer:
         words = matching.typed_words(typed, None, True)
         async with pool.acquire() as conn:
-            found = await matching.resolve(conn, words)
-            got = await matching.find(conn, typed, words, found, [""], allowed, LIMIT)
+            got = await matching.suggest(conn, typed, words, [""], allowed, LIMIT)
         return [(s.phrase.phrase, int(s.match_type)) for s in got]
 
     return suggest

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from es_core.suggestions.model import MatchType, Phrase, Span, Suggestion
-from es_core.suggestions.store import phrase_from_row
+from es_core.suggestions.store import COLUMNS, phrase_from_row
 from es_core.suggestions.text import (
     Token,
     default_max_edits,
@@ -48,6 +48,14 @@ TRIGRAM_CHARS = 5
 # Thresholds of pg_trgm's % (whole words) and <% (a word's beginning) for those candidates.
 SIMILARITY_THRESHOLD = 0.2
 WORD_SIMILARITY_THRESHOLD = 0.3
+
+# The MID_PHRASE tier, when every typed word stands for more than SMALL_CANDIDATE_SET
+# vocabulary words (a word of 1-3 letters being typed), examines only this many phrases of the
+# domains, the heaviest, instead of aligning every phrase that holds one of the words (a large
+# share of the dictionary): such a suggestion is found among the heaviest phrases only.
+MID_SCAN_PHRASES = 5000
+# After every character in byte order: [t, t || RANGE_END) holds the strings starting with t.
+RANGE_END = chr(0x10FFFF)
 
 _TIERS = [MatchType.EXACT, MatchType.PREFIX, MatchType.FUZZY, MatchType.MID_PHRASE]
 
@@ -132,10 +140,24 @@ SELECT pos, word, e[1], e[2] FROM measured WHERE e IS NOT NULL AND e[1] > 0
 """
 
 
+async def _settings(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
+        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
+        " set_config('plan_cache_mode', 'force_custom_plan', false),"
+        # The statements are meant for their indexes; the planner prices a GIN lookup of
+        # many words above a scan of a table it does not know is large.
+        " set_config('enable_seqscan', 'off', false)",
+        str(SIMILARITY_THRESHOLD),
+        str(WORD_SIMILARITY_THRESHOLD),
+    )
+
+
 async def resolve(
-    conn: asyncpg.Connection, typed: Sequence[TypedWord]
+    conn: asyncpg.Connection, typed: Sequence[TypedWord], *, configured: bool = False
 ) -> list[dict[str, Candidate]]:
-    """For each typed word, the vocabulary words it may stand for."""
+    """For each typed word, the vocabulary words it may stand for (``configured``: the
+    session settings are already made)."""
     swap_pos: list[int] = []
     swap_text: list[str] = []
     key_pos: list[int] = []
@@ -151,16 +173,8 @@ async def resolve(
                 if len(key) >= 2:
                     key_pos.append(pos)
                     key_text.append(key)
-    await conn.execute(
-        "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
-        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
-        " set_config('plan_cache_mode', 'force_custom_plan', false),"
-        # Both statements are meant for their indexes; the planner prices a GIN lookup of
-        # many words above a scan of a table it does not know is large.
-        " set_config('enable_seqscan', 'off', false)",
-        str(SIMILARITY_THRESHOLD),
-        str(WORD_SIMILARITY_THRESHOLD),
-    )
+    if not configured:
+        await _settings(conn)
     rows = await conn.fetch(
         _RESOLVE,
         [w.text for w in typed],
@@ -180,15 +194,25 @@ async def resolve(
     return found
 
 
-def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
+def _find_sql(
+    n: int, last_is_prefix: bool, indexed: Sequence[int], *, first_token: bool, heaviest: bool
+) -> str:
     """The phrase query for ``n`` typed words: $1 domains, $2 normalised prefix, $3..$6 the
-    match types allowed, $7 limit, $8 the last typed word, then for each typed word the
-    candidates with typos and their edits, for the alignment (an exact prefix of the last word
-    is tested with starts_with instead: a short prefix may stand for thousands of words), then
-    all candidates of each ``indexed`` word, for the index."""
-    words = [f"${9 + 2 * i}::text[]" for i in range(n)]
-    edits = [f"${10 + 2 * i}::int[]" for i in range(n)]
-    index_words = [f"${9 + 2 * n + j}::text[]" for j in range(len(indexed))]
+    match types allowed, $7 limit, $8 the last typed word, $9 and $10 the lowest and highest
+    tier returned (a phrase of an allowed tier outside them is left out, never demoted to a
+    later one), then for each typed word the candidates with typos and their edits, for the
+    alignment (an exact prefix of the last word is tested with starts_with instead: a short
+    prefix may stand for thousands of words), then all candidates of each ``indexed`` word,
+    for the index, then (``first_token``) the candidates of the first typed word, which the
+    phrase's first token must be (the FUZZY tier: start-aligned only).
+
+    ``heaviest``: only the MID_SCAN_PHRASES heaviest phrases of the domains are examined,
+    through the weight index, instead of every phrase holding a candidate (see
+    ``MID_SCAN_PHRASES``)."""
+    words = [f"${11 + 2 * i}::text[]" for i in range(n)]
+    edits = [f"${12 + 2 * i}::int[]" for i in range(n)]
+    index_words = [f"${11 + 2 * n + j}::text[]" for j in range(len(indexed))]
+    first = f"${11 + 2 * n + len(indexed)}::text[]"
 
     def edits_at(start: str) -> str:
         terms = []
@@ -200,10 +224,20 @@ def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
             terms.append(term)
         return " + ".join(terms)
 
-    having = " AND ".join(f"p.tokens && {w}" for w in index_words)
+    conditions = [f"p.tokens && {w}" for w in index_words]
+    if first_token:
+        conditions.append(f"p.tokens[1] = ANY({first})")
+    having = " AND ".join(conditions) or "true"
+    source = (
+        f"(SELECT * FROM suggestion_phrases WHERE domains && $1::text[]"
+        f" ORDER BY weight DESC LIMIT {MID_SCAN_PHRASES})"
+        if heaviest
+        else "suggestion_phrases"
+    )
     # OFFSET 0 keeps each layer from being folded into the next, so that every expression
     # is computed once per row; the later position is looked for only when needed.
     return f"""
+    SELECT * FROM (
     SELECT *,
         CASE WHEN $3::bool AND exact THEN 0
              WHEN $4::bool AND start_edits = 0 THEN 1
@@ -211,7 +245,7 @@ def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
              WHEN mid IS NOT NULL THEN 3 END AS tier
     FROM (
         SELECT a.*,
-            CASE WHEN $6::bool AND NOT coalesce(($3::bool AND exact)
+            CASE WHEN $6::bool AND $10::int >= 3 AND NOT coalesce(($3::bool AND exact)
                     OR ($4::bool AND start_edits = 0) OR ($5::bool AND start_edits > 0), false)
             THEN (
                 SELECT ARRAY[e, s] FROM (
@@ -223,7 +257,7 @@ def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
                    p.update_time, p.normalised, p.tokens,
                    p.normalised = $2::text AS exact, $8::text AS typed_last,
                    {edits_at("1")} AS start_edits
-            FROM suggestion_phrases AS p
+            FROM {source} AS p
             WHERE p.domains && $1::text[] AND {having}
             OFFSET 0
         ) AS a
@@ -231,6 +265,8 @@ def _find_sql(n: int, last_is_prefix: bool, indexed: Sequence[int]) -> str:
     ) AS aligned
     WHERE ($3::bool AND exact) OR ($4::bool AND start_edits = 0)
        OR ($5::bool AND start_edits > 0) OR mid IS NOT NULL
+    ) AS tiered
+    WHERE tier BETWEEN $9::int AND $10::int
     ORDER BY tier,
              CASE WHEN ($3::bool AND exact) OR ($4::bool AND start_edits = 0) THEN 0
                   WHEN $5::bool AND start_edits > 0 THEN start_edits ELSE mid[1] END,
@@ -271,6 +307,77 @@ def _spans(
     return spans, total
 
 
+def _starting_sql(as_prefix: bool) -> str:
+    """EXACT and PREFIX without any alignment: $1 domains, $2 normalised prefix, $3 EXACT
+    allowed, $4 PREFIX allowed, $5 limit, $6 the typed words joined by single spaces (and a
+    space after them when the last word is complete), $7 the end of that range, and when the
+    last word is complete, $8 the typed words joined (a phrase that is exactly those words).
+    The exact phrase comes by the unique index; the prefixes either by a range of the joined
+    index or, when the range holds many phrases, heaviest first by the weight index until the
+    limit is filled (the planner chooses, per call)."""
+    whole = " OR p.joined = $8::text" if not as_prefix else ""
+    return f"""
+    (SELECT {COLUMNS}, normalised, 0 AS tier FROM suggestion_phrases AS p
+     WHERE $3::bool AND p.normalised = $2::text AND p.domains && $1::text[])
+    UNION ALL
+    (SELECT {COLUMNS}, normalised, 1 AS tier FROM suggestion_phrases AS p
+     WHERE $4::bool AND p.domains && $1::text[]
+       AND ((p.joined >= $6::text AND p.joined < $7::text){whole})
+       AND NOT ($3::bool AND p.normalised = $2::text)
+     ORDER BY p.weight DESC, p.normalised
+     LIMIT $5::int)
+    ORDER BY tier, weight DESC, normalised
+    LIMIT $5::int
+    """
+
+
+async def _starting(
+    conn: asyncpg.Connection,
+    prefix: str,
+    typed: Sequence[TypedWord],
+    domains: Sequence[str],
+    allowed: set[MatchType],
+    limit: int,
+) -> list[Suggestion]:
+    """The EXACT and PREFIX suggestions, best first (at most ``limit``)."""
+    joined = " ".join(w.text for w in typed)
+    as_prefix = typed[-1].as_prefix
+    low = joined if as_prefix else joined + " "
+    rows = await conn.fetch(
+        _starting_sql(as_prefix),
+        list(domains),
+        normalise(prefix),
+        MatchType.EXACT in allowed,
+        MatchType.PREFIX in allowed,
+        limit,
+        low,
+        low + RANGE_END,
+        *([] if as_prefix else [joined]),
+    )
+    suggestions = []
+    for row in rows:
+        phrase = phrase_from_row(row)
+        tokens = tokenise(phrase.phrase)
+        spans = [
+            Span(
+                tokens[i].start,
+                tokens[i].end_of_prefix(len(word.text)) if word.as_prefix else tokens[i].end,
+                word.token.text,
+                0,
+            )
+            for i, word in enumerate(typed)
+        ]
+        tier = row["tier"]
+        suggestions.append(Suggestion(phrase, score(tier, 0, phrase.weight), _TIERS[tier], spans))
+    return suggestions
+
+
+def _heaviest(found: Sequence[dict[str, Candidate]]) -> bool:
+    """Whether MID_PHRASE looks among the heaviest phrases only: every typed word stands for
+    more than SMALL_CANDIDATE_SET words."""
+    return min(len(c) for c in found) > SMALL_CANDIDATE_SET
+
+
 async def find(
     conn: asyncpg.Connection,
     prefix: str,
@@ -279,8 +386,13 @@ async def find(
     domains: Sequence[str],
     allowed: set[MatchType],
     limit: int,
+    *,
+    tiers: tuple[int, int] = (0, 3),
 ) -> list[Suggestion]:
-    """The best ``limit`` phrases for the typed words, given their candidates."""
+    """The best ``limit`` phrases for the typed words, given their candidates, of the tiers
+    from ``tiers[0]`` to ``tiers[1]`` (0 EXACT .. 3 MID_PHRASE). The FUZZY tier alone is
+    looked for by the first token; the MID_PHRASE tier through the GIN index, or among the
+    heaviest phrases when every typed word stands for many words."""
     if not typed or any(not candidates for candidates in found):
         return []
     last = typed[-1]
@@ -290,17 +402,31 @@ async def find(
         *(t in allowed for t in _TIERS),
         limit,
         last.text,
+        tiers[0],
+        tiers[1],
     ]
-    for word, candidates in zip(typed, found, strict=True):
+    first: list[str] = []
+    for i, (word, candidates) in enumerate(zip(typed, found, strict=True)):
         aligned = {
             w: c
             for w, c in candidates.items()
             if not (word.as_prefix and c.edits == 0 and w.startswith(word.text))
         }
         args += [list(aligned), [c.edits for c in aligned.values()]]
+        if i == 0:
+            first = list(aligned)
     indexed = index_positions(found)
+    heaviest = tiers[0] == 3 and _heaviest(found)
+    if heaviest:
+        indexed = []
     args += [list(found[i]) for i in indexed]
-    rows = await conn.fetch(_find_sql(len(typed), last.as_prefix, indexed), *args)
+    first_token = tiers[1] < 3
+    if first_token:
+        if not first:
+            return []
+        args.append(first)
+    sql = _find_sql(len(typed), last.as_prefix, indexed, first_token=first_token, heaviest=heaviest)
+    rows = await conn.fetch(sql, *args)
     suggestions = []
     for row in rows:
         phrase = phrase_from_row(row)
@@ -311,3 +437,52 @@ async def find(
             Suggestion(phrase, score(tier, edits, phrase.weight), _TIERS[tier], spans)
         )
     return suggestions
+
+
+async def suggest(
+    conn: asyncpg.Connection,
+    prefix: str,
+    typed: Sequence[TypedWord],
+    domains: Sequence[str],
+    allowed: set[MatchType],
+    limit: int,
+) -> list[Suggestion]:
+    """The best ``limit`` suggestions, tier by tier: the tiers rank strictly, so a later one
+    is asked only when the earlier ones left the limit unfilled. EXACT and PREFIX need no
+    candidates (one range of the joined tokens); the typed words are resolved only when FUZZY
+    or MID_PHRASE is needed; FUZZY is only looked for when some typed word may have a typo."""
+    await _settings(conn)
+    got: list[Suggestion] = []
+    if allowed & {MatchType.EXACT, MatchType.PREFIX}:
+        got = await _starting(conn, prefix, typed, domains, allowed, limit)
+        if len(got) >= limit:
+            return got
+    later = allowed & {MatchType.FUZZY, MatchType.MID_PHRASE}
+    if not later:
+        return got
+    found = await resolve(conn, typed, configured=True)
+    fuzzy = MatchType.FUZZY in allowed and any(w.max_edits > 0 for w in typed)
+    mid = MatchType.MID_PHRASE in allowed
+    # FUZZY and MID_PHRASE in one aligned statement (one round trip less: measured faster
+    # than asking FUZZY alone first, which seldom fills the limit), unless MID_PHRASE is to
+    # look among the heaviest phrases only; then FUZZY by the first token, first.
+    if fuzzy and mid and not _heaviest(found):
+        return got + await find(
+            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(2, 3)
+        )
+    if fuzzy:
+        got += await find(
+            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(2, 2)
+        )
+        if len(got) >= limit:
+            return got
+    if mid:
+        got += await find(
+            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
+        )
+    return got
+    if MatchType.MID_PHRASE in allowed:
+        got += await find(
+            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
+        )
+    return got

@@ -49,8 +49,7 @@ async def suggest(ctx: SearchContext, request: SuggestInput) -> list[Suggestion]
     allow_typos = bool(allowed & {MatchType.FUZZY, MatchType.MID_PHRASE})
     typed = matching.typed_words(request.prefix, max_edits, allow_typos)
     async with ctx.pool.acquire() as conn:
-        found = await matching.resolve(conn, typed)
-        return await matching.find(conn, request.prefix, typed, found, domains, allowed, limit)
+        return await matching.suggest(conn, request.prefix, typed, domains, allowed, limit)
 
 
 async def add_phrases(ctx: Context, phrases: list[PhraseInput]) -> list[str]:

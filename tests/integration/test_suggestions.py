@@ -15,7 +15,7 @@ from es_core.context import Context
 from es_core.errors import InvalidArgument, NotFound
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_core.search.use_case import SearchContext
-from es_core.suggestions import use_case
+from es_core.suggestions import matching, use_case
 from es_core.suggestions.model import (
     ListPhrasesInput,
     MatchType,
@@ -378,3 +378,96 @@ async def test_bad_requests_name_the_field(search: SearchContext) -> None:
         with pytest.raises(InvalidArgument) as info:
             await use_case.suggest(search, request)
         assert [v.field for v in info.value.violations] == [field], request
+
+
+# --- suggest in tiers -----------------------------------------------------------------------------
+
+
+async def single_statement(
+    pg_pool: asyncpg.Pool, prefix: str, domain: str, limit: int = 10
+) -> list[tuple[str, MatchType, float]]:
+    """Every tier in one aligned statement (what Suggest did before it went tier by tier)."""
+    typed = matching.typed_words(prefix, None, True)
+    async with pg_pool.acquire() as conn:
+        found = await matching.resolve(conn, typed)
+        got = await matching.find(conn, prefix, typed, found, [domain], set(MatchType), limit)
+    return [(s.phrase.phrase, s.match_type, s.score) for s in got]
+
+
+async def test_prefix_filling_the_limit_stops_before_the_later_tiers(
+    ctx: Context, search: SearchContext, pg_pool: asyncpg.Pool
+) -> None:
+    d = unique_id("tp")
+    await add(
+        ctx,
+        d,
+        ("red shoes", 1.0),
+        ("red shoestring", 3.0),
+        ("red shoes for running", 2.0),
+        ("red shows", 100.0),
+        ("bright red shoes", 500.0),
+    )
+    got = await suggest(search, "red shoe", d, limit=2)
+    assert texts(got) == ["red shoestring", "red shoes for running"]
+    assert [s.match_type for s in got] == [MatchType.PREFIX, MatchType.PREFIX]
+    assert [highlighted(s) for s in got] == [["red", "shoe"], ["red", "shoe"]]
+    # the exact phrase leads even when lighter than the prefixes
+    exact = await suggest(search, "red shoes", d, limit=2)
+    assert texts(exact) == ["red shoes", "red shoestring"]
+    assert [s.match_type for s in exact] == [MatchType.EXACT, MatchType.PREFIX]
+    for prefix, limit in [("red shoe", 2), ("red shoes", 2)]:
+        assert [
+            (s.phrase.phrase, s.match_type, s.score)
+            for s in await suggest(search, prefix, d, limit=limit)
+        ] == await single_statement(pg_pool, prefix, d, limit)
+
+
+async def test_an_unfilled_limit_goes_on_to_fuzzy_then_mid_phrase(
+    ctx: Context, search: SearchContext, pg_pool: asyncpg.Pool
+) -> None:
+    d = unique_id("tf")
+    await add(
+        ctx,
+        d,
+        ("garden hose", 1.0),
+        ("garden hoes", 30.0),
+        ("garden house plants", 20.0),
+        ("long garden hose reel", 900.0),
+        ("gardens hose", 60.0),
+        ("hose garden", 1000.0),
+    )
+    got = await suggest(search, "garden hose", d)
+    assert [(s.phrase.phrase, s.match_type) for s in got] == [
+        ("garden hose", MatchType.EXACT),
+        ("gardens hose", MatchType.FUZZY),
+        ("garden hoes", MatchType.FUZZY),
+        ("garden house plants", MatchType.FUZZY),
+        ("long garden hose reel", MatchType.MID_PHRASE),
+    ]
+    assert [s.score for s in got] == sorted((s.score for s in got), reverse=True)
+    # a limit that the fuzzy tier fills leaves the mid-phrase one out
+    assert texts(await suggest(search, "garden hose", d, limit=3)) == texts(got)[:3]
+    # a complete word (a space after it) is not a prefix of a longer one
+    assert texts(await suggest(search, "hose ", d, match_types=[MatchType.PREFIX])) == [
+        "hose garden"
+    ]
+    for prefix in ["garden hose", "garden ho", "gardn hose", "garden hose ", "hose", "hose g"]:
+        for limit in (1, 3, 10):
+            assert [
+                (s.phrase.phrase, s.match_type, s.score)
+                for s in await suggest(search, prefix, d, limit=limit)
+            ] == await single_statement(pg_pool, prefix, d, limit), (prefix, limit)
+
+
+async def test_a_short_word_looks_mid_phrase_only_among_the_heaviest(
+    ctx: Context, search: SearchContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = unique_id("th")
+    # 80 words starting "zqv": more than a short word's candidate set may hold for the index
+    await add(ctx, d, *[(f"lead zqv{i:02d}x", float(i + 1)) for i in range(80)])
+    got = await suggest(search, "zq", d)
+    assert texts(got) == [f"lead zqv{i:02d}x" for i in range(79, 69, -1)]
+    assert {s.match_type for s in got} == {MatchType.MID_PHRASE}
+    assert [highlighted(s) for s in got[:1]] == [["zq"]]
+    monkeypatch.setattr(matching, "MID_SCAN_PHRASES", 3)
+    assert texts(await suggest(search, "zq", d)) == [f"lead zqv{i:02d}x" for i in range(79, 76, -1)]
