@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,11 @@ from es_core.categories.evaluation import (
     score_rankings,
     summary,
 )
-from es_core.categories.examples import build_category_examples, item_categories
+from es_core.categories.examples import (
+    CategoryExampleReport,
+    build_category_examples,
+    item_categories,
+)
 from es_core.categories.store import blue_categories, ensure_blue_categories, list_heads
 from es_core.clickstream.store import batch_sessions
 from es_core.collections.write_targets import lock_for_change
@@ -54,11 +59,11 @@ from es_core.config import Settings
 from es_core.domain import Collection, Model, Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
-from es_core.fine_tuning.examples import split_by_query
+from es_core.fine_tuning.examples import Example, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.run import TrialOutcome, _ThreadProgress, work_dir
 from es_core.fine_tuning.search_space import trials
-from es_core.plugins.protocol import CategoriesFineTuningMethod, FineTuningMethod
+from es_core.plugins.protocol import CategoriesFineTuningMethod, DataLoader, FineTuningMethod
 from es_core.reindex.categories import copy_all
 from es_core.storage import catalog
 from es_core.tasks.model import Task
@@ -95,21 +100,18 @@ async def run_category_fine_tuning(
                 f"model {blue.model.model_id!r} has no categories collection yet;"
                 " add categories with CategoryService.UpsertCategories"
             )
-        heads = await list_heads(conn, categories, None, settings.categories_max_per_collection)
-        category_parts = await plugin.get_data_loader().load(
-            conn, categories.table_name, [c for c, _ in heads]
+        gathered = await category_examples(
+            conn,
+            blue,
+            categories,
+            batch_id,
+            field,
+            plugin.get_data_loader(),
+            plugin.get_query_retriever().query_of,
+            settings,
         )
-        sessions = await batch_sessions(conn, batch_id)
-        clicked = sorted({e.object_id for s in sessions for e in s.events})
-        of_items = await item_categories(conn, blue, clicked, field)
-    known = {c for c, parts in category_parts.items() if parts}
-    examples, report = build_category_examples(
-        sessions,
-        settings.event_weights,
-        of_items,
-        known,
-        plugin.get_query_retriever().query_of,
-    )
+    examples, report, category_parts = gathered
+    known = [c for c, parts in category_parts.items() if parts]
     if report.examples < settings.fine_tuning_min_examples:
         raise FailedPrecondition(
             f"batch {batch_id} gives {report.examples} category examples (clicked items whose"
@@ -257,6 +259,30 @@ async def run_category_fine_tuning(
     }
 
 
+async def category_examples(
+    conn: asyncpg.Connection,
+    items: Collection,
+    categories: Collection,
+    batch_id: str,
+    category_field: str,
+    loader: DataLoader,
+    query_of: Callable[[str], str],
+    settings: Settings,
+) -> tuple[list[Example], CategoryExampleReport, dict[str, list[str]]]:
+    """The batch's category examples, their report, and every category's encoded text (by
+    id; categories without text are left out: no model can place them)."""
+    heads = await list_heads(conn, categories, None, settings.categories_max_per_collection)
+    category_parts = await loader.load(conn, categories.table_name, [c for c, _ in heads])
+    category_parts = {c: parts for c, parts in category_parts.items() if parts}
+    sessions = await batch_sessions(conn, batch_id)
+    clicked = sorted({e.object_id for s in sessions for e in s.events})
+    of_items = await item_categories(conn, items, clicked, category_field)
+    examples, report = build_category_examples(
+        sessions, settings.event_weights, of_items, category_parts, query_of
+    )
+    return examples, report, category_parts
+
+
 def _parent_source(plugin: FineTuningMethod, start: Model, start_dir: Path) -> str:
     if start.source.startswith(MLFLOW_SOURCE_PREFIX):
         return start.source[len(MLFLOW_SOURCE_PREFIX) :]
@@ -268,8 +294,8 @@ async def _search(
     settings: Settings,
     plugin: FineTuningMethod,
     task: Task,
-    train: list[Any],
-    test: list[Any],
+    train: list[Example],
+    test: list[Example],
     category_parts: dict[str, list[str]],
     plan: list[dict[str, Any]],
     task_run_id: str,
