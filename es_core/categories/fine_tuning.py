@@ -18,7 +18,9 @@ query is encoded by *that collection's* model. With deploy_as_blue, a version th
 gate gets its own categories collection (``categories/<version>``, every category re-encoded by
 it) and the blue item model's ``categories_blue`` row is pointed at it: predictions then encode
 the query with the category-tuned model, and searches are untouched (the item collections and
-their model do not change). The switch holds ``lock_for_change`` while it copies, so no
+their model do not change). Served through Triton, a new version is not deployed yet, so the
+switch is skipped (the result says so): chaining its deployment first is still to do. The
+switch holds ``lock_for_change`` while it copies, so no
 category write is lost between the copy and the switch; the previous categories collection is
 kept. A later reindex of the items into another model re-encodes these categories with that
 model, as it does any model's.
@@ -228,7 +230,14 @@ async def run_category_fine_tuning(
     await asyncio.to_thread(experiments.finish_task, task_run_id, verdict.figures, "FINISHED")
     deploy = bool(task.params.get("deploy_as_blue"))
     switched: dict[str, Any] | None = None
-    if deploy and verdict.deployable:
+    if deploy and verdict.deployable and settings.triton_url and not model.deployed:
+        # Served through Triton, the version must be deployed before anything encodes with it;
+        # chaining that deployment here, as items' promotions do, is not built yet.
+        switched = {
+            "skipped": f"served through Triton: deploy {model.model_id} first"
+            " (DeploymentService.DeployModel); predictions are not switched"
+        }
+    elif deploy and verdict.deployable:
         await progress(_AFTER_TRIALS, f"registered {model.model_id}; encoding the categories")
         switched = await switch_categories(pool, settings, plugin, encoders, blue, model, progress)
         if switched is None:
