@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from embedding_studio.v1 import fine_tune_pb2
 from es_core.categories.evaluation import ACCURACY, MRR, judge, score_rankings
 from es_core.categories.examples import build_category_examples, category_of
 from es_core.clickstream.model import Event, Session, ShownResult
@@ -15,6 +16,8 @@ from es_core.errors import InvalidArgument
 from es_core.fine_tuning.examples import Example
 from es_core.fine_tuning.start import StartFineTuningInput, _create
 from es_core.fine_tuning.trainer import training_rows
+from es_core.tasks.model import Task
+from es_server.convert import fine_tuning_task_to_proto
 
 WEIGHTS = {"click": 1.0, "purchase": 3.0}
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -169,3 +172,19 @@ async def test_an_unknown_target_is_refused_naming_the_field() -> None:
         # Refused before the database or the plugin is asked anything.
         await _create(None, Settings(), None, StartFineTuningInput(target="labels"))  # type: ignore[arg-type]
     assert [v.field for v in raised.value.violations] == ["target"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, fine_tune_pb2.FINE_TUNING_TARGET_ITEMS),  # tasks from before the field
+        ({"target": "items"}, fine_tune_pb2.FINE_TUNING_TARGET_ITEMS),
+        ({"target": "categories"}, fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES),
+    ],
+)
+def test_a_fine_tuning_task_says_its_target(params: dict[str, str], expected: int) -> None:
+    result = {"model_id": "m-v2", "metrics": {"mrr": 0.8}, "in_service_metrics": {"mrr": 0.5}}
+    task = Task("t1", "fine_tuning", "done", params=params, result=result)
+    converted = fine_tuning_task_to_proto(task)
+    assert converted.target == expected
+    assert converted.metrics["mrr"] == 0.8 and converted.metrics["in_service.mrr"] == 0.5
