@@ -4,9 +4,11 @@ names the category, the categories collection gives every category's text."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from es_core.categories.examples import item_categories
@@ -22,7 +24,7 @@ from tests.integration.helpers import load_items, new_collection, unique_id
 pytestmark = pytest.mark.integration
 
 DIMS = 8
-PAYLOADS = {
+PAYLOADS: dict[str, dict[str, Any]] = {
     "p1": {"category": "headphones", "colour": "red"},
     "p2": {"category": "headphones"},
     "p3": {"category": "tent"},
@@ -33,7 +35,7 @@ PAYLOADS = {
 CATEGORY_TEXTS = {"headphones": "headphones", "tent": "tent", "7": "jacket", "empty": None}
 
 
-def _vectors(n: int, seed: int) -> list[np.ndarray]:
+def _vectors(n: int, seed: int) -> list[npt.NDArray[np.float32]]:
     rng = np.random.default_rng(seed)
     return [rng.normal(size=(1, DIMS)).astype(np.float32) for _ in range(n)]
 
