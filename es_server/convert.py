@@ -277,7 +277,16 @@ def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:
         deployable=bool(result.get("deployable")),
         deploy_as_blue=bool(params.get("deploy_as_blue")),
         promotion=_promotion(result.get("promotion")),
+        target=_TARGETS.get(
+            str(params.get("target") or "items"), fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED
+        ),
     )
+
+
+_TARGETS = {
+    "items": fine_tune_pb2.FINE_TUNING_TARGET_ITEMS,
+    "categories": fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES,
+}
 
 
 _PROMOTION_STEPS = set(fine_tune_pb2.PromotionStep.keys())

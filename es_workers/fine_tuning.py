@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from es_core.categories.fine_tuning import TARGET, run_category_fine_tuning
 from es_core.domain import Progress
 from es_core.fine_tuning.run import run_fine_tuning
+from es_core.plugins.registry import load_categories_plugin
 from es_core.serving.deploy_as_blue import Promotion
 from es_core.tasks.model import Task, Waiting
 from es_workers.app import celery_app
@@ -16,6 +18,11 @@ from es_workers.runtime import WorkerContext, execute, run
 async def _fine_tune(
     ctx: WorkerContext, task: Task, progress: Progress
 ) -> dict[str, Any] | Waiting:
+    if task.params.get("target") == TARGET:
+        categories_plugin = load_categories_plugin(ctx.settings)
+        return await run_category_fine_tuning(
+            ctx.pool, ctx.settings, ctx.plugin, categories_plugin, ctx.encoders, task, progress
+        )
     result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
     if result.get("promotion") and Promotion.of(result["promotion"]).waiting:
         # deploy_as_blue and the gate passed: the task waits for its chain (es_core.tasks.workflow).

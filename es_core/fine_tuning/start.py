@@ -12,14 +12,16 @@ from typing import Any
 
 import asyncpg
 
+from es_core.categories.store import blue_categories
 from es_core.clickstream import store as clickstream
 from es_core.clickstream.model import check_id
 from es_core.config import Settings
 from es_core.context import Context
-from es_core.errors import FailedPrecondition, NotFound
+from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.fine_tuning.search_space import check_space_size
 from es_core.item_input import check_json
 from es_core.plugins.protocol import FineTuningMethod
+from es_core.storage.catalog import get_blue_collection
 from es_core.tasks.model import Task
 from es_core.tasks.store import create_task, merge_task_params
 
@@ -32,6 +34,11 @@ class StartFineTuningInput:
     deploy_as_blue: bool = False
     batch_id: str = ""  # "" = the sessions recorded since the last fine-tuning
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # overrides of the plugin's
+    # "items" (search) or "categories" (PredictCategories: es_core.categories.fine_tuning)
+    target: str = "items"
+
+
+TARGETS = ("items", "categories")
 
 
 async def start_fine_tuning(
@@ -52,6 +59,8 @@ async def _create(
 ) -> tuple[Task, bool]:
     """Create the fine-tuning task in the caller's transaction; returns (task, created)."""
     overrides, batch_id = request.hyperparameters, request.batch_id
+    if request.target not in TARGETS:
+        raise InvalidArgument.field_error("target", f"must be one of {', '.join(TARGETS)}")
     check_json(overrides, "hyperparameters", MAX_HYPERPARAMETERS_BYTES)
     space = plugin.get_fine_tuning_builder().search_space(overrides)  # raises naming a bad entry
     check_space_size(space, settings.max_hyperparameter_combinations)
@@ -62,12 +71,21 @@ async def _create(
         "deploy_as_blue": request.deploy_as_blue,
         "hyperparameters": overrides,
         "plugin": plugin.meta.name,
+        "target": request.target,
     }
     task, created = await create_task(
         conn, "fine_tuning", params, idempotency_key=request.idempotency_key
     )
     if not created:
         return task, False
+    if request.target == "categories":
+        blue = await get_blue_collection(conn)
+        if await blue_categories(conn, blue.model) is None:
+            raise FailedPrecondition.field_error(
+                "target",
+                f"model {blue.model.model_id!r} has no categories collection yet;"
+                " add categories with CategoryService.UpsertCategories",
+            )
     if batch_id:
         if await clickstream.batch_state(conn, batch_id) is None:
             raise NotFound.field_error("batch_id", f"session batch {batch_id!r} does not exist")

@@ -189,8 +189,9 @@ class CategoriesFineTuningMethod(Protocol):
     it is built once per process with the settings. Categories are encoded by the items'
     model (``FineTuningMethod``'s encoders), into a categories collection per model: a query
     is encoded once, by the same query encoder as a search, and compared with them.
-    Fine-tuning from clicks (sessions whose clicked items carry ``get_category_field()`` in
-    their payload) will add its parts here, as ``FineTuningMethod`` names the items' ones."""
+    Fine-tuning for categories (``es_core.categories.fine_tuning``) reads the clicked items'
+    ``get_category_field()`` and trains with the items' ``FineTuningMethod`` parts (builder,
+    experiment manager, data loader)."""
 
     meta: CategoriesPluginMeta
 

@@ -64,6 +64,23 @@ async def copy_categories(
     if pair is None:
         return 0
     source, destination = pair
+    return await copy_all(
+        pool, registry, source, destination, batch_size=batch_size, progress=progress
+    )
+
+
+async def copy_all(
+    pool: asyncpg.Pool,
+    registry: EncoderRegistry,
+    source: Collection,
+    destination: Collection,
+    *,
+    batch_size: int,
+    progress: Progress,
+) -> int | None:
+    """Every category of ``source`` re-encoded by ``destination``'s model and written there at
+    its own version; returns how many were written, or None when ``progress`` said stop. A
+    category fine-tuning fills the trained model's categories collection with it too."""
     total = max(1, await count_originals(pool, source))
     copied = seen = 0
     after: str | None = None

@@ -11,6 +11,13 @@ from es_core.tasks.use_case import ListTasksInput, get_task_of_kind, list_tasks
 from es_server.convert import fine_tuning_task_to_proto, struct_to_dict
 from es_server.state import ServerState
 
+# Unknown enum values become "" and are refused by the use case, naming the field.
+_TARGETS = {
+    fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED: "items",
+    fine_tune_pb2.FINE_TUNING_TARGET_ITEMS: "items",
+    fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES: "categories",
+}
+
 
 class FineTuneService(fine_tune_pb2_grpc.FineTuneServiceServicer):
     def __init__(self, state: ServerState) -> None:
@@ -27,6 +34,7 @@ class FineTuneService(fine_tune_pb2_grpc.FineTuneServiceServicer):
                 deploy_as_blue=request.deploy_as_blue,
                 batch_id=request.batch_id,
                 hyperparameters=struct_to_dict(request.hyperparameters, "hyperparameters"),
+                target=_TARGETS.get(request.target, ""),
             ),
         )
         return fine_tune_pb2.StartFineTuningResponse(task=fine_tuning_task_to_proto(task))

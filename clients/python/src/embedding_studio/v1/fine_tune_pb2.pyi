@@ -19,6 +19,12 @@ class PromotionStep(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMOTION_STEP_SKIPPED: _ClassVar[PromotionStep]
     PROMOTION_STEP_FAILED: _ClassVar[PromotionStep]
     PROMOTION_STEP_INTERLEAVING: _ClassVar[PromotionStep]
+
+class FineTuningTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FINE_TUNING_TARGET_UNSPECIFIED: _ClassVar[FineTuningTarget]
+    FINE_TUNING_TARGET_ITEMS: _ClassVar[FineTuningTarget]
+    FINE_TUNING_TARGET_CATEGORIES: _ClassVar[FineTuningTarget]
 PROMOTION_STEP_UNSPECIFIED: PromotionStep
 PROMOTION_STEP_DEPLOYING: PromotionStep
 PROMOTION_STEP_REINDEXING: PromotionStep
@@ -27,9 +33,12 @@ PROMOTION_STEP_SWITCHED: PromotionStep
 PROMOTION_STEP_SKIPPED: PromotionStep
 PROMOTION_STEP_FAILED: PromotionStep
 PROMOTION_STEP_INTERLEAVING: PromotionStep
+FINE_TUNING_TARGET_UNSPECIFIED: FineTuningTarget
+FINE_TUNING_TARGET_ITEMS: FineTuningTarget
+FINE_TUNING_TARGET_CATEGORIES: FineTuningTarget
 
 class FineTuningTask(_message.Message):
-    __slots__ = ("task", "batch_id", "model_id", "mlflow_run_id", "metrics", "deployable", "deploy_as_blue", "promotion")
+    __slots__ = ("task", "batch_id", "model_id", "mlflow_run_id", "metrics", "deployable", "deploy_as_blue", "promotion", "target")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +54,7 @@ class FineTuningTask(_message.Message):
     DEPLOYABLE_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_AS_BLUE_FIELD_NUMBER: _ClassVar[int]
     PROMOTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     task: _common_pb2.Task
     batch_id: str
     model_id: str
@@ -53,7 +63,8 @@ class FineTuningTask(_message.Message):
     deployable: bool
     deploy_as_blue: bool
     promotion: Promotion
-    def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ...) -> None: ...
+    target: FineTuningTarget
+    def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ..., target: _Optional[_Union[FineTuningTarget, str]] = ...) -> None: ...
 
 class Promotion(_message.Message):
     __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason", "interleaving")
@@ -78,16 +89,18 @@ class Promotion(_message.Message):
     def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ..., interleaving: _Optional[str] = ...) -> None: ...
 
 class StartFineTuningRequest(_message.Message):
-    __slots__ = ("idempotency_key", "deploy_as_blue", "batch_id", "hyperparameters")
+    __slots__ = ("idempotency_key", "deploy_as_blue", "batch_id", "hyperparameters", "target")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_AS_BLUE_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     deploy_as_blue: bool
     batch_id: str
     hyperparameters: _struct_pb2.Struct
-    def __init__(self, idempotency_key: _Optional[str] = ..., deploy_as_blue: _Optional[bool] = ..., batch_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    target: FineTuningTarget
+    def __init__(self, idempotency_key: _Optional[str] = ..., deploy_as_blue: _Optional[bool] = ..., batch_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., target: _Optional[_Union[FineTuningTarget, str]] = ...) -> None: ...
 
 class StartFineTuningResponse(_message.Message):
     __slots__ = ("task",)
