@@ -126,7 +126,12 @@ async def run_category_fine_tuning(
     )
     builder = plugin.get_fine_tuning_builder()
     plan = trials(
-        builder.search_space(task.params.get("hyperparameters") or {}),
+        builder.search_space(
+            {
+                **categories_plugin.get_fine_tuning_defaults(),
+                **(task.params.get("hyperparameters") or {}),
+            }
+        ),
         settings.fine_tuning_max_trials,
         settings.fine_tuning_seed,
     )

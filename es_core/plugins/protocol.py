@@ -212,6 +212,11 @@ class CategoriesFineTuningMethod(Protocol):
         empty)."""
         ...
 
+    def get_fine_tuning_defaults(self) -> dict[str, list[Any]]:
+        """Hyperparameter values a fine-tuning for categories tries unless the request sets
+        them (over the builder's own search space)."""
+        ...
+
 
 __all__ = [
     "CategoriesFineTuningMethod",

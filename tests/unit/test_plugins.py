@@ -110,6 +110,16 @@ def test_the_built_in_categories_method_loads_with_its_settings() -> None:
     assert named.get_calibrated_temperature() == 0.2
 
 
+def test_category_fine_tuning_defaults_are_valid_hyperparameters_of_the_builder() -> None:
+    """Fewer examples than items: more epochs and a larger step, unless a request says."""
+    defaults = TextCategoriesPlugin(Settings()).get_fine_tuning_defaults()
+    builder = TextMiniLMPlugin(Settings()).get_fine_tuning_builder()
+    space = builder.search_space(defaults)
+    assert space["epochs"] == [3] and space["learning_rate"] == [1e-4, 5e-5]
+    overridden = builder.search_space({**defaults, "epochs": [1]})
+    assert overridden["epochs"] == [1] and overridden["learning_rate"] == [1e-4, 5e-5]
+
+
 def test_an_unknown_categories_plugin_lists_what_is_installed() -> None:
     with pytest.raises(PluginError, match=r"ES_CATEGORIES_PLUGIN='nope'.*installed: text"):
         load_categories_plugin(Settings(categories_plugin="nope"), [])
