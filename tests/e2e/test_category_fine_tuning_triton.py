@@ -27,15 +27,15 @@ from embedding_studio.v1 import (
     task_pb2,
     upsert_pb2,
 )
-from es_cli.demo_catalogue import COLOURS, KINDS
+from es_cli.demo_catalogue import COLOURS, KINDS, QUERY_FORMS
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e
 
 DONE = common_pb2.TASK_STATUS_DONE
 CATEGORIES_TARGET = fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES
-ONE_CHEAP_TRIAL = {"learning_rate": [1e-4], "frozen_layers": [5], "epochs": [1]}
-SESSIONS_PER_KIND = 4
+ONE_CHEAP_TRIAL = {"learning_rate": [5e-4], "frozen_layers": [4], "epochs": [2]}
+SESSIONS_PER_KIND = 8
 
 
 def _category_id(noun: str) -> str:
@@ -124,7 +124,11 @@ def shop(client: Client, blue: deployment_pb2.Collection) -> Iterator[None]:
                     session=clickstream_pb2.Session(
                         session_id=session_id,
                         user_id=f"cft-user-{q}",
-                        query_text=f"{kind.nickname} {COLOURS[q]} {kind.features[q]}",
+                        query_text=QUERY_FORMS[q % len(QUERY_FORMS)].format(
+                            nickname=kind.nickname,
+                            colour=COLOURS[q % len(COLOURS)],
+                            feature=kind.features[q % len(kind.features)],
+                        ),
                         results=[
                             clickstream_pb2.ShownResult(object_id=o, rank=r)
                             for r, o in enumerate(shown)
@@ -187,7 +191,7 @@ def test_the_version_is_deployed_then_predictions_read_its_categories(
     tuned: tuple[str, fine_tune_pb2.FineTuningTask],
 ) -> None:
     before, task = tuned
-    assert task.deployable, dict(task.metrics)
+    assert task.deployable, (task.promotion.reason, sorted(task.metrics.items()))
     version = task.model_id
     promotion = task.promotion
     assert promotion.step == fine_tune_pb2.PROMOTION_STEP_SWITCHED, promotion.reason
