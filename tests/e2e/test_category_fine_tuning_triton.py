@@ -62,6 +62,8 @@ def test_without_categories_the_categories_target_is_refused(
     client: Client, blue: deployment_pb2.Collection
 ) -> None:
     if _categories_collection(client, blue.collection_id):
+        # tests/e2e/test_categories_api.py, first in a whole run, checks this before it
+        # writes categories; here when this module runs first.
         pytest.skip("another module of this session already gave the blue model categories")
     error = expect_error(
         lambda: client.start_fine_tuning(target=CATEGORIES_TARGET, timeout=30),
