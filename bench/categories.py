@@ -170,7 +170,7 @@ def print_task(result: Mapping[str, Any]) -> None:
             f" {metrics[name + '.high']:.3f}] against {before[name]:.3f} in service"
         )
     print(f"  gate: {result['gate']['reason']}")
-    print(f"  switch: {json.dumps(result.get('categories_switch'))}")
+    print(f"  switch: {json.dumps(result.get('promotion'))}")
 
 
 def main_run(args: argparse.Namespace) -> None:

@@ -248,6 +248,7 @@ _OUTCOMES: dict[type[results.TaskResult], Any] = {
     results.DeploymentResult: common_pb2.DeploymentResult,
     results.ReindexResult: common_pb2.ReindexResult,
     results.RankingFitResult: common_pb2.RankingFitResult,
+    results.CategoriesSwitchResult: common_pb2.CategoriesSwitchResult,
 }
 
 
@@ -304,6 +305,9 @@ def _promotion(promotion: Any) -> fine_tune_pb2.Promotion | None:
         "deleted_collection_id",
         "reason",
         "interleaving",
+        "categories_task_id",
+        "categories_collection_id",
+        "previous_categories_collection_id",
     )
     step = f"PROMOTION_STEP_{str(promotion.get('step')).upper()}"
     return fine_tune_pb2.Promotion(

@@ -67,6 +67,7 @@ def create_app() -> Celery:
             "es_workers.reindex",
             "es_workers.deployment",
             "es_workers.ranking_fit",
+            "es_workers.categories_switch",
             "es_workers.suggestions_harvest",
         ],
     )

@@ -20,10 +20,13 @@ async def _fine_tune(
 ) -> dict[str, Any] | Waiting:
     if task.params.get("target") == TARGET:
         categories_plugin = load_categories_plugin(ctx.settings)
-        return await run_category_fine_tuning(
+        result = await run_category_fine_tuning(
             ctx.pool, ctx.settings, ctx.plugin, categories_plugin, ctx.encoders, task, progress
         )
-    result = await run_fine_tuning(ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress)
+    else:
+        result = await run_fine_tuning(
+            ctx.pool, ctx.settings, ctx.plugin, ctx.encoders, task, progress
+        )
     if result.get("promotion") and Promotion.of(result["promotion"]).waiting:
         # deploy_as_blue and the gate passed: the task waits for its chain (es_core.tasks.workflow).
         return Waiting(result, "promoting its model")

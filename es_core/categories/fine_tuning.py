@@ -18,12 +18,13 @@ query is encoded by *that collection's* model. With deploy_as_blue, a version th
 gate gets its own categories collection (``categories/<version>``, every category re-encoded by
 it) and the blue item model's ``categories_blue`` row is pointed at it: predictions then encode
 the query with the category-tuned model, and searches are untouched (the item collections and
-their model do not change). Served through Triton, a new version is not deployed yet, so the
-switch is skipped (the result says so): chaining its deployment first is still to do. The
-switch holds ``lock_for_change`` while it copies, so no
-category write is lost between the copy and the switch; the previous categories collection is
-kept. A later reindex of the items into another model re-encodes these categories with that
-model, as it does any model's.
+their model do not change). That is a deploy_as_blue chain (``es_core.serving.deploy_as_blue``,
+the result's ``promotion``, the task waiting meanwhile): the version is deployed first (served
+through Triton, nothing can encode with it before), then a ``categories_switch`` task
+(``es_core.categories.switch``) copies and points, holding ``lock_for_change`` so no category
+write is lost between the copy and the switch; the previous categories collection is kept.
+A later reindex of the items into another model re-encodes these categories with that model,
+as it does any model's.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ from es_core.categories.examples import (
     build_category_examples,
     item_categories,
 )
-from es_core.categories.store import blue_categories, ensure_blue_categories, list_heads
+from es_core.categories.store import blue_categories, list_heads
+from es_core.categories.switch import copy_and_point
 from es_core.clickstream.store import batch_sessions
-from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
 from es_core.domain import Collection, Model, Progress
 from es_core.encoders.registry import EncoderRegistry
@@ -66,7 +67,7 @@ from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.run import TrialOutcome, _ThreadProgress, work_dir
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import CategoriesFineTuningMethod, DataLoader, FineTuningMethod
-from es_core.reindex.categories import copy_all
+from es_core.serving.deploy_as_blue import Promotion
 from es_core.storage import catalog
 from es_core.tasks.model import Task
 
@@ -234,19 +235,13 @@ async def run_category_fine_tuning(
         await catalog.insert_model(conn, model)
     await asyncio.to_thread(experiments.finish_task, task_run_id, verdict.figures, "FINISHED")
     deploy = bool(task.params.get("deploy_as_blue"))
-    switched: dict[str, Any] | None = None
-    if deploy and verdict.deployable and settings.triton_url and not model.deployed:
-        # Served through Triton, the version must be deployed before anything encodes with it;
-        # chaining that deployment here, as items' promotions do, is not built yet.
-        switched = {
-            "skipped": f"served through Triton: deploy {model.model_id} first"
-            " (DeploymentService.DeployModel); predictions are not switched"
-        }
-    elif deploy and verdict.deployable:
-        await progress(_AFTER_TRIALS, f"registered {model.model_id}; encoding the categories")
-        switched = await switch_categories(pool, settings, plugin, encoders, blue, model, progress)
-        if switched is None:
-            return {"stopped": True, "model_id": model.model_id}
+    promotion = first_category_promotion(
+        deploy_as_blue=deploy,
+        deployable=verdict.deployable,
+        model_id=model.model_id,
+        items_model_id=blue.model.model_id,
+        reason=verdict.reason,
+    )
     await progress(1.0, f"registered {model.model_id}; deployable: {verdict.deployable}")
     return {
         "target": TARGET,
@@ -269,8 +264,21 @@ async def run_category_fine_tuning(
         "best_trial": best.trial,
         "trials": [asdict(o) for o in outcomes],
         "examples": {**report.as_dict(), "train": len(train), "test": len(test)},
-        **({} if switched is None else {"categories_switch": switched}),
+        **({} if promotion is None else {"promotion": promotion.as_json()}),
     }
+
+
+def first_category_promotion(
+    *, deploy_as_blue: bool, deployable: bool, model_id: str, items_model_id: str, reason: str
+) -> Promotion | None:
+    """The chain a finished categories training starts with: None without deploy_as_blue;
+    skipped when the gate refused the version; else deploy it, then switch the categories
+    of ``items_model_id``'s predictions to it (``es_core.categories.switch``)."""
+    if not deploy_as_blue:
+        return None
+    if not deployable:
+        return Promotion("skipped", model_id, target=TARGET, reason=f"the deploy gate: {reason}")
+    return Promotion("deploying", model_id, target=TARGET, items_model_id=items_model_id)
 
 
 async def category_examples(
@@ -371,36 +379,20 @@ async def switch_categories(
     model: Model,
     progress: Progress,
 ) -> dict[str, Any] | None:
-    """Fill ``model``'s categories collection with the categories ``items``' model answers
-    from, re-encoded by ``model``, and point ``items``' model's ``categories_blue`` at it;
-    returns what was done, or None when ``progress`` said stop (nothing switched then)."""
-    index = plugin.get_search_index_info()
-    async with pool.acquire() as conn, conn.transaction():
-        destination = await ensure_blue_categories(conn, model, index)
-    async with pool.acquire() as conn, conn.transaction():
-        # Category writes wait until the switch commits: none reaches only the old collection.
-        await lock_for_change(conn)
+    """The categories switch (``es_core.categories.switch.copy_and_point``) from what
+    ``items``' model's predictions read now, run at once: for callers that encode in-process
+    (the chain runs it as a task of its own)."""
+    async with pool.acquire() as conn:
         source = await blue_categories(conn, items.model)
-        if source is None:
-            raise FailedPrecondition(f"model {items.model.model_id!r} lost its categories")
-        copied = await copy_all(
-            pool,
-            encoders,
-            source,
-            destination,
-            batch_size=settings.reindex_batch_size,
-            progress=lambda _, message: progress(_AFTER_TRIALS, message),
-        )
-        if copied is None:
-            return None
-        await conn.execute(
-            "UPDATE categories_blue SET collection_id = $2 WHERE model_id = $1",
-            items.model.model_id,
-            destination.collection_id,
-        )
-    return {
-        "items_model_id": items.model.model_id,
-        "previous_categories_collection_id": source.collection_id,
-        "categories_collection_id": destination.collection_id,
-        "categories_copied": copied,
-    }
+    if source is None:
+        raise FailedPrecondition(f"model {items.model.model_id!r} lost its categories")
+    return await copy_and_point(
+        pool,
+        settings,
+        plugin.get_search_index_info(),
+        encoders,
+        items.model,
+        source,
+        model,
+        lambda _, message: progress(_AFTER_TRIALS, message),
+    )

@@ -17,6 +17,10 @@ With ``promotion_wait_for_interleaving`` the chain waits between the reindex and
 for the interleaving verdict of the new collection against blue (``es_core.interleaving``):
 green better switches; blue better, or no verdict within the configured limits, ends the
 task done with the promotion skipped and why.
+
+A categories fine-tuning's chain (``target`` "categories") deploys the same way, then its
+``copying_categories`` step waits for a categories switch task (``es_core.categories.switch``)
+instead of a reindex and a switch of blue: searches are untouched.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from es_core.categories.switch import start_categories_switch
 from es_core.collections.blue import switch_blue
 from es_core.collections.lifecycle import delete_collection
 from es_core.collections.write_targets import lock_for_change
@@ -40,14 +45,30 @@ from es_core.serving.deploy import start_deploy
 from es_core.storage import catalog
 from es_core.tasks import lookups
 from es_core.tasks.model import Task
+from es_core.tasks.results import CategoriesSwitchResult, parse_result
 from es_core.tasks.store import cancel_task, get_task, update_waiting
 
 Step = Literal[
-    "deploying", "reindexing", "interleaving", "switching", "switched", "skipped", "failed"
+    "deploying",
+    "reindexing",
+    "interleaving",
+    "switching",
+    "copying_categories",
+    "switched",
+    "skipped",
+    "failed",
 ]
-WAITING: tuple[Step, ...] = ("deploying", "reindexing", "interleaving", "switching")
+WAITING: tuple[Step, ...] = (
+    "deploying",
+    "reindexing",
+    "interleaving",
+    "switching",
+    "copying_categories",
+)
 # The fine-tuning task's progress bar: training ends at 0.95; the chain fills the rest.
 DEPLOY_PROGRESS, REINDEX_START, REINDEX_END = 0.95, 0.96, 0.99
+#: Promotion.target of a categories fine-tuning's chain.
+CATEGORIES = "categories"
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,14 @@ class Promotion:
     previous_collection_id: str = ""
     deleted_collection_id: str = ""
     stale_collection_kept: str = ""
+    # A categories fine-tuning ("categories"; empty for items): after the deployment, the
+    # categories that ``items_model_id``'s predictions read are copied into the version's
+    # categories collection and the predictions pointed at it (``es_core.categories.switch``).
+    target: str = ""
+    items_model_id: str = ""
+    categories_task_id: str = ""
+    categories_collection_id: str = ""
+    previous_categories_collection_id: str = ""
 
     @property
     def waiting(self) -> bool:
@@ -144,10 +173,11 @@ class _Chain:
 
     async def deploying(self) -> bool:
         model_id = self.p.model_id
+        after: Step = "copying_categories" if self.p.target == CATEGORIES else "reindexing"
         if not self.p.deploy_task_id:
             model = await catalog.get_model(self.conn, model_id)
             if model.deployed:
-                self.p = replace(self.p, step="reindexing")
+                self.p = replace(self.p, step=after)
                 return True
             task, created = await start_deploy(self.conn, self.settings, model_id)
             if created:
@@ -155,7 +185,7 @@ class _Chain:
             self.p = replace(self.p, deploy_task_id=task.task_id, deploy_task_owned=created)
         task = await self._task(self.p.deploy_task_id)
         if task.status == "done":
-            self.p = replace(self.p, step="reindexing")
+            self.p = replace(self.p, step=after)
             return True
         if task.status in ("failed", "canceled"):
             raise self._ended_badly(f"deploying {model_id}: deployment", task)
@@ -221,6 +251,35 @@ class _Chain:
         )
         return False
 
+    async def copying_categories(self) -> bool:
+        """A categories fine-tuning's last step: its switch task copies and points."""
+        if not self.p.categories_task_id:
+            task, created = await start_categories_switch(
+                self.conn, self.task_id, self.p.items_model_id, self.p.model_id
+            )
+            if created:
+                self.to_send.append(task)
+            self.p = replace(self.p, categories_task_id=task.task_id)
+        task = await self._task(self.p.categories_task_id)
+        if task.status == "done" and not task.result.get("stopped"):
+            done = parse_result(CategoriesSwitchResult, task.result)
+            self.p = replace(
+                self.p,
+                step="switched",
+                categories_collection_id=done.categories_collection_id,
+                previous_categories_collection_id=done.previous_categories_collection_id,
+            )
+            self.message = (
+                f"predictions of {done.items_model_id} read {done.categories_collection_id};"
+                f" {done.previous_categories_collection_id} is kept"
+            )
+            return False
+        if task.status in ("failed", "canceled", "done"):
+            raise self._ended_badly("switching the categories: categories_switch", task)
+        self.progress = REINDEX_START
+        self.message = f"switching the categories (task {task.task_id}): {task.progress_message}"
+        return False
+
     async def switching(self) -> bool:
         await lock_for_change(self.conn)  # the alias cannot move between this read and the switch
         stale = await self.conn.fetchval("SELECT previous_collection_id FROM blue_collection")
@@ -259,6 +318,7 @@ async def advance(
             "reindexing": chain.reindexing,
             "interleaving": chain.interleaving,
             "switching": chain.switching,
+            "copying_categories": chain.copying_categories,
         }
         step = chain.p.step
         try:
@@ -303,6 +363,8 @@ async def cancel_with_chain(pool: asyncpg.Pool, task_id: str) -> Task:
             step_task_id = promotion.deploy_task_id
         elif promotion.step == "reindexing":
             step_task_id = promotion.reindex_task_id
+        elif promotion.step == "copying_categories":
+            step_task_id = promotion.categories_task_id
         if step_task_id and not (await get_task(conn, step_task_id)).is_terminal:
             await cancel_task(conn, step_task_id)
         return task

@@ -7,7 +7,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 TaskKind = Literal[
-    "upsertion", "deletion", "improvement", "fine_tuning", "deployment", "reindex", "ranking_fit"
+    "upsertion",
+    "deletion",
+    "improvement",
+    "fine_tuning",
+    "deployment",
+    "reindex",
+    "ranking_fit",
+    "categories_switch",
 ]
 TaskStatus = Literal["pending", "processing", "waiting", "done", "failed", "canceled"]
 
@@ -19,6 +26,7 @@ TASK_KINDS: tuple[TaskKind, ...] = (
     "deployment",
     "reindex",
     "ranking_fit",
+    "categories_switch",
 )
 TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "canceled"})
 
@@ -32,6 +40,8 @@ QUEUE_FOR_KIND: dict[str, str] = {
     "reindex": "reindex",
     # Fitting fusion weights reads sessions and scores candidates: light, like improvement.
     "ranking_fit": "improvement",
+    # Re-encoding a model's categories: encoding work, like a reindex.
+    "categories_switch": "reindex",
 }
 
 

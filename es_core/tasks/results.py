@@ -75,6 +75,14 @@ class RankingFitResult:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class CategoriesSwitchResult:
+    items_model_id: str = ""
+    previous_categories_collection_id: str = ""
+    categories_collection_id: str = ""
+    categories_copied: int = 0  # a replay writes none the collection already holds
+
+
 TaskResult: TypeAlias = (
     UpsertionResult
     | DeletionResult
@@ -82,6 +90,7 @@ TaskResult: TypeAlias = (
     | DeploymentResult
     | ReindexResult
     | RankingFitResult
+    | CategoriesSwitchResult
 )
 
 #: The typed result of each kind that has one (a fine-tuning's is FineTuneService's own).
@@ -92,6 +101,7 @@ RESULT_TYPES: dict[str, type[TaskResult]] = {
     "deployment": DeploymentResult,
     "reindex": ReindexResult,
     "ranking_fit": RankingFitResult,
+    "categories_switch": CategoriesSwitchResult,
 }
 
 R = TypeVar("R", bound=TaskResult)

@@ -1,6 +1,6 @@
 """What moves workflows on: a reindex parent waiting for its range subtasks (and the user-copies
-follow-up its end creates), and a deploy_as_blue chain waiting for its deployment, its reindex
-or an interleaving verdict.
+follow-up its end creates), and a deploy_as_blue chain waiting for its deployment, its reindex,
+an interleaving verdict or (a categories fine-tuning) its categories switch.
 
 Two entry points, and nothing else pokes them: ``after_run``, which the worker runtime calls
 after every task it ran, and ``sweep``, which every sweeper pass calls. Both return the tasks
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Kinds whose run a deploy_as_blue chain may be waiting for (the fine-tuning task itself
 #: starts its chain when it hands over); a reindex moves chains only once it ends as a whole.
-CHAIN_STEPS = frozenset({"fine_tuning", "deployment"})
+CHAIN_STEPS = frozenset({"fine_tuning", "deployment", "categories_switch"})
 
 
 async def after_run(

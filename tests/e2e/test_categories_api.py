@@ -15,7 +15,7 @@ import pytest
 from google.protobuf.struct_pb2 import Struct
 
 from embedding_studio.client import Client
-from embedding_studio.v1 import categories_pb2, common_pb2, search_pb2
+from embedding_studio.v1 import categories_pb2, common_pb2, fine_tune_pb2, search_pb2
 from tests.e2e.grpc_errors import expect_error
 
 pytestmark = pytest.mark.e2e
@@ -70,6 +70,15 @@ def items_collection(client: Client) -> Iterator[str]:
         error = expect_error(
             lambda: _predict(client, collection_id, query_text="anything"),
             grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        assert "UpsertCategories" in (error.details() or "")
+        # A categories fine-tuning has nothing to train for yet.
+        error = expect_error(
+            lambda: client.start_fine_tuning(
+                target=fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES, timeout=30
+            ),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "target",
         )
         assert "UpsertCategories" in (error.details() or "")
     response = client.categories.UpsertCategories(

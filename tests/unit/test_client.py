@@ -25,8 +25,10 @@ from embedding_studio import (
     to_struct,
     to_value,
 )
+from embedding_studio.client import build_start_fine_tuning_request
 from embedding_studio.v1 import (
     common_pb2,
+    fine_tune_pb2,
     search_pb2,
     search_pb2_grpc,
     task_pb2,
@@ -170,6 +172,19 @@ def test_search_text_builds_the_request(
     client.search_text("boots")
     assert not sync_server[1].requests[-1].HasField("filter")
     assert sync_server[1].requests[-1].limit == 10
+
+
+def test_start_fine_tuning_requests_carry_the_target() -> None:
+    categories = fine_tune_pb2.FINE_TUNING_TARGET_CATEGORIES
+    request = build_start_fine_tuning_request("b-1", True, {"epochs": [1]}, "k", categories)
+    assert request.target == categories and request.deploy_as_blue
+    assert (request.batch_id, request.idempotency_key) == ("b-1", "k")
+    assert from_struct(request.hyperparameters) == {"epochs": [1]}
+    unset = build_start_fine_tuning_request("", False, None, "")
+    assert unset.target == fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED
+    # Both clients pass it on.
+    for method in (Client.start_fine_tuning, AsyncClient.start_fine_tuning):
+        assert "target" in method.__code__.co_varnames
 
 
 def test_upsert_items_converts_dicts(

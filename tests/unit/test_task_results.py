@@ -4,7 +4,7 @@ in the ``Task.outcome`` field named for the kind."""
 from __future__ import annotations
 
 from embedding_studio.v1 import common_pb2
-from es_core.tasks.model import Task
+from es_core.tasks.model import QUEUE_FOR_KIND, TASK_KINDS, Task
 from es_core.tasks.results import (
     DeploymentResult,
     ImprovementResult,
@@ -71,3 +71,28 @@ def test_the_api_returns_the_outcome_named_for_the_kind() -> None:
     # The untyped result stays, with what the typed one leaves out.
     assert reindex.result["subtasks"] == 2
     assert task_to_proto(_task("fine_tuning", {"model_id": "m"})).WhichOneof("outcome") is None
+
+
+def test_a_categories_switch_reads_back_typed_and_every_kind_has_a_queue_and_an_enum() -> None:
+    proto = task_to_proto(
+        _task(
+            "categories_switch",
+            {
+                "items_model_id": "m-v1",
+                "previous_categories_collection_id": "categories/m-v1",
+                "categories_collection_id": "categories/m-v2",
+                "categories_copied": 8.0,
+            },
+        )
+    )
+    assert proto.kind == common_pb2.TASK_KIND_CATEGORIES_SWITCH
+    assert proto.WhichOneof("outcome") == "categories_switch"
+    assert proto.categories_switch == common_pb2.CategoriesSwitchResult(
+        items_model_id="m-v1",
+        previous_categories_collection_id="categories/m-v1",
+        categories_collection_id="categories/m-v2",
+        categories_copied=8,
+    )
+    for kind in TASK_KINDS:
+        assert kind in QUEUE_FOR_KIND
+        assert f"TASK_KIND_{kind.upper()}" in common_pb2.TaskKind.keys()

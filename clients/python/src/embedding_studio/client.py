@@ -136,10 +136,14 @@ def build_start_fine_tuning_request(
     deploy_as_blue: bool,
     hyperparameters: Mapping[str, Any] | None,
     idempotency_key: str,
+    target: fine_tune_pb2.FineTuningTarget = fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED,
 ) -> fine_tune_pb2.StartFineTuningRequest:
     """The StartFineTuningRequest behind ``start_fine_tuning``."""
     request = fine_tune_pb2.StartFineTuningRequest(
-        batch_id=batch_id, deploy_as_blue=deploy_as_blue, idempotency_key=idempotency_key
+        batch_id=batch_id,
+        deploy_as_blue=deploy_as_blue,
+        idempotency_key=idempotency_key,
+        target=target,
     )
     if hyperparameters is not None:
         request.hyperparameters.CopyFrom(to_struct(hyperparameters))
@@ -347,13 +351,16 @@ class Client:
         deploy_as_blue: bool = False,
         hyperparameters: Mapping[str, Any] | None = None,
         idempotency_key: str = "",
+        target: fine_tune_pb2.FineTuningTarget = (fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED),
         timeout: float | None = None,
     ) -> fine_tune_pb2.FineTuningTask:
         """Start training on a batch of sessions (empty batch_id = the current one, which is
-        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]}.
-        Returns the pending task (wait with ``wait_for_task(task.task.task_id, ...)``)."""
+        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]};
+        ``target``: what to train for (FINE_TUNING_TARGET_CATEGORIES: PredictCategories;
+        unspecified = items). Returns the pending task (wait with
+        ``wait_for_task(task.task.task_id, ...)``)."""
         request = build_start_fine_tuning_request(
-            batch_id, deploy_as_blue, hyperparameters, idempotency_key
+            batch_id, deploy_as_blue, hyperparameters, idempotency_key, target
         )
         response: fine_tune_pb2.StartFineTuningResponse = self.fine_tune.StartFineTuning(
             request, timeout=timeout
@@ -603,13 +610,16 @@ class AsyncClient:
         deploy_as_blue: bool = False,
         hyperparameters: Mapping[str, Any] | None = None,
         idempotency_key: str = "",
+        target: fine_tune_pb2.FineTuningTarget = (fine_tune_pb2.FINE_TUNING_TARGET_UNSPECIFIED),
         timeout: float | None = None,
     ) -> fine_tune_pb2.FineTuningTask:
         """Start training on a batch of sessions (empty batch_id = the current one, which is
-        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]}.
-        Returns the pending task (wait with ``wait_for_task(task.task.task_id, ...)``)."""
+        closed); ``hyperparameters`` override the search space, e.g. {"learning_rate": [1e-5]};
+        ``target``: what to train for (FINE_TUNING_TARGET_CATEGORIES: PredictCategories;
+        unspecified = items). Returns the pending task (wait with
+        ``wait_for_task(task.task.task_id, ...)``)."""
         request = build_start_fine_tuning_request(
-            batch_id, deploy_as_blue, hyperparameters, idempotency_key
+            batch_id, deploy_as_blue, hyperparameters, idempotency_key, target
         )
         response: fine_tune_pb2.StartFineTuningResponse = await self.fine_tune.StartFineTuning(
             request, timeout=timeout

@@ -46,6 +46,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_DEPLOYMENT: _ClassVar[TaskKind]
     TASK_KIND_REINDEX: _ClassVar[TaskKind]
     TASK_KIND_RANKING_FIT: _ClassVar[TaskKind]
+    TASK_KIND_CATEGORIES_SWITCH: _ClassVar[TaskKind]
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -77,6 +78,7 @@ TASK_KIND_FINE_TUNING: TaskKind
 TASK_KIND_DEPLOYMENT: TaskKind
 TASK_KIND_REINDEX: TaskKind
 TASK_KIND_RANKING_FIT: TaskKind
+TASK_KIND_CATEGORIES_SWITCH: TaskKind
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_PENDING: TaskStatus
 TASK_STATUS_PROCESSING: TaskStatus
@@ -240,7 +242,7 @@ class SearchResult(_message.Message):
     def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ..., score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id", "upsertion", "deletion", "improvement", "deployment", "reindex", "ranking_fit")
+    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id", "upsertion", "deletion", "improvement", "deployment", "reindex", "ranking_fit", "categories_switch")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +263,7 @@ class Task(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     REINDEX_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_SWITCH_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     kind: TaskKind
     status: TaskStatus
@@ -281,7 +284,20 @@ class Task(_message.Message):
     deployment: DeploymentResult
     reindex: ReindexResult
     ranking_fit: RankingFitResult
-    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ...) -> None: ...
+    categories_switch: CategoriesSwitchResult
+    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ..., categories_switch: _Optional[_Union[CategoriesSwitchResult, _Mapping]] = ...) -> None: ...
+
+class CategoriesSwitchResult(_message.Message):
+    __slots__ = ("items_model_id", "previous_categories_collection_id", "categories_collection_id", "categories_copied")
+    ITEMS_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CATEGORIES_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_COPIED_FIELD_NUMBER: _ClassVar[int]
+    items_model_id: str
+    previous_categories_collection_id: str
+    categories_collection_id: str
+    categories_copied: int
+    def __init__(self, items_model_id: _Optional[str] = ..., previous_categories_collection_id: _Optional[str] = ..., categories_collection_id: _Optional[str] = ..., categories_copied: _Optional[int] = ...) -> None: ...
 
 class UpsertionResult(_message.Message):
     __slots__ = ("upserted_count", "superseded_count", "superseded_object_ids")

@@ -26,7 +26,7 @@ from embedding_studio.v1 import common_pb2 as embedding__studio_dot_v1_dot_commo
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#embedding_studio/v1/fine_tune.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xfd\x02\n\x0e\x46ineTuningTask\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x15\n\rmlflow_run_id\x18\x04 \x01(\t\x12\x41\n\x07metrics\x18\x05 \x03(\x0b\x32\x30.embedding_studio.v1.FineTuningTask.MetricsEntry\x12\x12\n\ndeployable\x18\x06 \x01(\x08\x12\x16\n\x0e\x64\x65ploy_as_blue\x18\x07 \x01(\x08\x12\x31\n\tpromotion\x18\x08 \x01(\x0b\x32\x1e.embedding_studio.v1.Promotion\x12\x35\n\x06target\x18\t \x01(\x0e\x32%.embedding_studio.v1.FineTuningTarget\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xfc\x01\n\tPromotion\x12\x30\n\x04step\x18\x01 \x01(\x0e\x32\".embedding_studio.v1.PromotionStep\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65ploy_task_id\x18\x03 \x01(\t\x12\x17\n\x0freindex_task_id\x18\x04 \x01(\t\x12\x15\n\rcollection_id\x18\x05 \x01(\t\x12\x1e\n\x16previous_collection_id\x18\x06 \x01(\t\x12\x1d\n\x15\x64\x65leted_collection_id\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x14\n\x0cinterleaving\x18\t \x01(\t\"\xc4\x01\n\x16StartFineTuningRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65ploy_as_blue\x18\x02 \x01(\x08\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12\x30\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x06target\x18\x05 \x01(\x0e\x32%.embedding_studio.v1.FineTuningTarget\"L\n\x17StartFineTuningResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.embedding_studio.v1.FineTuningTask\"+\n\x18GetFineTuningTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"N\n\x19GetFineTuningTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.embedding_studio.v1.FineTuningTask\"C\n\x1aListFineTuningTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"j\n\x1bListFineTuningTasksResponse\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.embedding_studio.v1.FineTuningTask\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xff\x01\n\rPromotionStep\x12\x1e\n\x1aPROMOTION_STEP_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROMOTION_STEP_DEPLOYING\x10\x01\x12\x1d\n\x19PROMOTION_STEP_REINDEXING\x10\x02\x12\x1c\n\x18PROMOTION_STEP_SWITCHING\x10\x03\x12\x1b\n\x17PROMOTION_STEP_SWITCHED\x10\x04\x12\x1a\n\x16PROMOTION_STEP_SKIPPED\x10\x05\x12\x19\n\x15PROMOTION_STEP_FAILED\x10\x06\x12\x1f\n\x1bPROMOTION_STEP_INTERLEAVING\x10\x07*w\n\x10\x46ineTuningTarget\x12\"\n\x1e\x46INE_TUNING_TARGET_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46INE_TUNING_TARGET_ITEMS\x10\x01\x12!\n\x1d\x46INE_TUNING_TARGET_CATEGORIES\x10\x02\x32\xed\x02\n\x0f\x46ineTuneService\x12l\n\x0fStartFineTuning\x12+.embedding_studio.v1.StartFineTuningRequest\x1a,.embedding_studio.v1.StartFineTuningResponse\x12r\n\x11GetFineTuningTask\x12-.embedding_studio.v1.GetFineTuningTaskRequest\x1a..embedding_studio.v1.GetFineTuningTaskResponse\x12x\n\x13ListFineTuningTasks\x12/.embedding_studio.v1.ListFineTuningTasksRequest\x1a\x30.embedding_studio.v1.ListFineTuningTasksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#embedding_studio/v1/fine_tune.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xfd\x02\n\x0e\x46ineTuningTask\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x15\n\rmlflow_run_id\x18\x04 \x01(\t\x12\x41\n\x07metrics\x18\x05 \x03(\x0b\x32\x30.embedding_studio.v1.FineTuningTask.MetricsEntry\x12\x12\n\ndeployable\x18\x06 \x01(\x08\x12\x16\n\x0e\x64\x65ploy_as_blue\x18\x07 \x01(\x08\x12\x31\n\tpromotion\x18\x08 \x01(\x0b\x32\x1e.embedding_studio.v1.Promotion\x12\x35\n\x06target\x18\t \x01(\x0e\x32%.embedding_studio.v1.FineTuningTarget\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xe5\x02\n\tPromotion\x12\x30\n\x04step\x18\x01 \x01(\x0e\x32\".embedding_studio.v1.PromotionStep\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65ploy_task_id\x18\x03 \x01(\t\x12\x17\n\x0freindex_task_id\x18\x04 \x01(\t\x12\x15\n\rcollection_id\x18\x05 \x01(\t\x12\x1e\n\x16previous_collection_id\x18\x06 \x01(\t\x12\x1d\n\x15\x64\x65leted_collection_id\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x14\n\x0cinterleaving\x18\t \x01(\t\x12\x1a\n\x12\x63\x61tegories_task_id\x18\n \x01(\t\x12 \n\x18\x63\x61tegories_collection_id\x18\x0b \x01(\t\x12)\n!previous_categories_collection_id\x18\x0c \x01(\t\"\xc4\x01\n\x16StartFineTuningRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65ploy_as_blue\x18\x02 \x01(\x08\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12\x30\n\x0fhyperparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x06target\x18\x05 \x01(\x0e\x32%.embedding_studio.v1.FineTuningTarget\"L\n\x17StartFineTuningResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.embedding_studio.v1.FineTuningTask\"+\n\x18GetFineTuningTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"N\n\x19GetFineTuningTaskResponse\x12\x31\n\x04task\x18\x01 \x01(\x0b\x32#.embedding_studio.v1.FineTuningTask\"C\n\x1aListFineTuningTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"j\n\x1bListFineTuningTasksResponse\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.embedding_studio.v1.FineTuningTask\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa6\x02\n\rPromotionStep\x12\x1e\n\x1aPROMOTION_STEP_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROMOTION_STEP_DEPLOYING\x10\x01\x12\x1d\n\x19PROMOTION_STEP_REINDEXING\x10\x02\x12\x1c\n\x18PROMOTION_STEP_SWITCHING\x10\x03\x12\x1b\n\x17PROMOTION_STEP_SWITCHED\x10\x04\x12\x1a\n\x16PROMOTION_STEP_SKIPPED\x10\x05\x12\x19\n\x15PROMOTION_STEP_FAILED\x10\x06\x12\x1f\n\x1bPROMOTION_STEP_INTERLEAVING\x10\x07\x12%\n!PROMOTION_STEP_COPYING_CATEGORIES\x10\x08*w\n\x10\x46ineTuningTarget\x12\"\n\x1e\x46INE_TUNING_TARGET_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46INE_TUNING_TARGET_ITEMS\x10\x01\x12!\n\x1d\x46INE_TUNING_TARGET_CATEGORIES\x10\x02\x32\xed\x02\n\x0f\x46ineTuneService\x12l\n\x0fStartFineTuning\x12+.embedding_studio.v1.StartFineTuningRequest\x1a,.embedding_studio.v1.StartFineTuningResponse\x12r\n\x11GetFineTuningTask\x12-.embedding_studio.v1.GetFineTuningTaskRequest\x1a..embedding_studio.v1.GetFineTuningTaskResponse\x12x\n\x13ListFineTuningTasks\x12/.embedding_studio.v1.ListFineTuningTasksRequest\x1a\x30.embedding_studio.v1.ListFineTuningTasksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FINETUNINGTASK_METRICSENTRY']._loaded_options = None
   _globals['_FINETUNINGTASK_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_PROMOTIONSTEP']._serialized_start=1343
-  _globals['_PROMOTIONSTEP']._serialized_end=1598
-  _globals['_FINETUNINGTARGET']._serialized_start=1600
-  _globals['_FINETUNINGTARGET']._serialized_end=1719
+  _globals['_PROMOTIONSTEP']._serialized_start=1448
+  _globals['_PROMOTIONSTEP']._serialized_end=1742
+  _globals['_FINETUNINGTARGET']._serialized_start=1744
+  _globals['_FINETUNINGTARGET']._serialized_end=1863
   _globals['_FINETUNINGTASK']._serialized_start=125
   _globals['_FINETUNINGTASK']._serialized_end=506
   _globals['_FINETUNINGTASK_METRICSENTRY']._serialized_start=460
   _globals['_FINETUNINGTASK_METRICSENTRY']._serialized_end=506
   _globals['_PROMOTION']._serialized_start=509
-  _globals['_PROMOTION']._serialized_end=761
-  _globals['_STARTFINETUNINGREQUEST']._serialized_start=764
-  _globals['_STARTFINETUNINGREQUEST']._serialized_end=960
-  _globals['_STARTFINETUNINGRESPONSE']._serialized_start=962
-  _globals['_STARTFINETUNINGRESPONSE']._serialized_end=1038
-  _globals['_GETFINETUNINGTASKREQUEST']._serialized_start=1040
-  _globals['_GETFINETUNINGTASKREQUEST']._serialized_end=1083
-  _globals['_GETFINETUNINGTASKRESPONSE']._serialized_start=1085
-  _globals['_GETFINETUNINGTASKRESPONSE']._serialized_end=1163
-  _globals['_LISTFINETUNINGTASKSREQUEST']._serialized_start=1165
-  _globals['_LISTFINETUNINGTASKSREQUEST']._serialized_end=1232
-  _globals['_LISTFINETUNINGTASKSRESPONSE']._serialized_start=1234
-  _globals['_LISTFINETUNINGTASKSRESPONSE']._serialized_end=1340
-  _globals['_FINETUNESERVICE']._serialized_start=1722
-  _globals['_FINETUNESERVICE']._serialized_end=2087
+  _globals['_PROMOTION']._serialized_end=866
+  _globals['_STARTFINETUNINGREQUEST']._serialized_start=869
+  _globals['_STARTFINETUNINGREQUEST']._serialized_end=1065
+  _globals['_STARTFINETUNINGRESPONSE']._serialized_start=1067
+  _globals['_STARTFINETUNINGRESPONSE']._serialized_end=1143
+  _globals['_GETFINETUNINGTASKREQUEST']._serialized_start=1145
+  _globals['_GETFINETUNINGTASKREQUEST']._serialized_end=1188
+  _globals['_GETFINETUNINGTASKRESPONSE']._serialized_start=1190
+  _globals['_GETFINETUNINGTASKRESPONSE']._serialized_end=1268
+  _globals['_LISTFINETUNINGTASKSREQUEST']._serialized_start=1270
+  _globals['_LISTFINETUNINGTASKSREQUEST']._serialized_end=1337
+  _globals['_LISTFINETUNINGTASKSRESPONSE']._serialized_start=1339
+  _globals['_LISTFINETUNINGTASKSRESPONSE']._serialized_end=1445
+  _globals['_FINETUNESERVICE']._serialized_start=1866
+  _globals['_FINETUNESERVICE']._serialized_end=2231
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,7 @@ class PromotionStep(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMOTION_STEP_SKIPPED: _ClassVar[PromotionStep]
     PROMOTION_STEP_FAILED: _ClassVar[PromotionStep]
     PROMOTION_STEP_INTERLEAVING: _ClassVar[PromotionStep]
+    PROMOTION_STEP_COPYING_CATEGORIES: _ClassVar[PromotionStep]
 
 class FineTuningTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -33,6 +34,7 @@ PROMOTION_STEP_SWITCHED: PromotionStep
 PROMOTION_STEP_SKIPPED: PromotionStep
 PROMOTION_STEP_FAILED: PromotionStep
 PROMOTION_STEP_INTERLEAVING: PromotionStep
+PROMOTION_STEP_COPYING_CATEGORIES: PromotionStep
 FINE_TUNING_TARGET_UNSPECIFIED: FineTuningTarget
 FINE_TUNING_TARGET_ITEMS: FineTuningTarget
 FINE_TUNING_TARGET_CATEGORIES: FineTuningTarget
@@ -67,7 +69,7 @@ class FineTuningTask(_message.Message):
     def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ..., batch_id: _Optional[str] = ..., model_id: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., deployable: _Optional[bool] = ..., deploy_as_blue: _Optional[bool] = ..., promotion: _Optional[_Union[Promotion, _Mapping]] = ..., target: _Optional[_Union[FineTuningTarget, str]] = ...) -> None: ...
 
 class Promotion(_message.Message):
-    __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason", "interleaving")
+    __slots__ = ("step", "model_id", "deploy_task_id", "reindex_task_id", "collection_id", "previous_collection_id", "deleted_collection_id", "reason", "interleaving", "categories_task_id", "categories_collection_id", "previous_categories_collection_id")
     STEP_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +79,9 @@ class Promotion(_message.Message):
     DELETED_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTERLEAVING_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CATEGORIES_COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     step: PromotionStep
     model_id: str
     deploy_task_id: str
@@ -86,7 +91,10 @@ class Promotion(_message.Message):
     deleted_collection_id: str
     reason: str
     interleaving: str
-    def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ..., interleaving: _Optional[str] = ...) -> None: ...
+    categories_task_id: str
+    categories_collection_id: str
+    previous_categories_collection_id: str
+    def __init__(self, step: _Optional[_Union[PromotionStep, str]] = ..., model_id: _Optional[str] = ..., deploy_task_id: _Optional[str] = ..., reindex_task_id: _Optional[str] = ..., collection_id: _Optional[str] = ..., previous_collection_id: _Optional[str] = ..., deleted_collection_id: _Optional[str] = ..., reason: _Optional[str] = ..., interleaving: _Optional[str] = ..., categories_task_id: _Optional[str] = ..., categories_collection_id: _Optional[str] = ..., previous_categories_collection_id: _Optional[str] = ...) -> None: ...
 
 class StartFineTuningRequest(_message.Message):
     __slots__ = ("idempotency_key", "deploy_as_blue", "batch_id", "hyperparameters", "target")
