@@ -40,7 +40,9 @@ class TextCategoriesPlugin:
 
     def get_fine_tuning_defaults(self) -> dict[str, list[Any]]:
         # Category examples are few (one per query that clicked into a category, beside a
-        # handful of category texts): the items' single epoch at 5e-5 or 2e-5 barely moves the
-        # model. On the shop catalogue (bench.categories, 3 users) those defaults gave a gate
-        # refusal and no change; three epochs at 1e-4 tripled top-1 on never-clicked queries.
-        return {"learning_rate": [1e-4, 5e-5], "epochs": [3]}
+        # handful of category texts), and the model that places categories serves nothing
+        # else, so it may move further than an items model: the items' single epoch at 5e-5
+        # or 2e-5 barely moved it (bench.categories on the shop catalogue: refused at the
+        # gate, +0.04 MRR on held-out queries); five epochs at 2e-4 passed the gate and
+        # raised top-1 on never-clicked queries from 0.21 to 0.52.
+        return {"learning_rate": [2e-4, 1e-4], "epochs": [5]}

@@ -115,9 +115,9 @@ def test_category_fine_tuning_defaults_are_valid_hyperparameters_of_the_builder(
     defaults = TextCategoriesPlugin(Settings()).get_fine_tuning_defaults()
     builder = TextMiniLMPlugin(Settings()).get_fine_tuning_builder()
     space = builder.search_space(defaults)
-    assert space["epochs"] == [3] and space["learning_rate"] == [1e-4, 5e-5]
+    assert space["epochs"] == [5] and space["learning_rate"] == [2e-4, 1e-4]
     overridden = builder.search_space({**defaults, "epochs": [1]})
-    assert overridden["epochs"] == [1] and overridden["learning_rate"] == [1e-4, 5e-5]
+    assert overridden["epochs"] == [1] and overridden["learning_rate"] == [2e-4, 1e-4]
 
 
 def test_an_unknown_categories_plugin_lists_what_is_installed() -> None:
