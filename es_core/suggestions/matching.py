@@ -6,7 +6,8 @@ Two statements, both served by indexes whatever the size of the dictionary:
    between them (and, for the last word when still being typed, how much of the word it
    covers). Exact words by primary key; prefixes by a range of it; typos through the
    deletion-neighbourhood keys (words of up to 8 characters, where trigrams say too little)
-   and the trigram index (words of 5 characters or more), every candidate then measured by
+   and the trigram index (words of 5 characters or more that the keys do not cover: longer
+   than 8 characters, or with 2 typos allowed), every candidate then measured by
    ``suggestion_edits`` (fuzzystrmatch's Levenshtein, one adjacent transposition counting as
    one edit).
 2. ``find``: the phrases of the requested domains whose tokens hold a candidate of every typed
@@ -36,8 +37,11 @@ from es_core.suggestions.text import (
 # Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
 MAX_PREFIX_WORDS = 2000
 # The phrase index is asked for the typed words with the fewest candidates: at most this many,
-# and a second one only when it has at most SMALL_CANDIDATE_SET candidates.
-MAX_INDEXED_WORDS = 2
+# those after the first only when they have at most INDEXED_CANDIDATES candidates (the GIN
+# index looks each one up, a few microseconds apiece; a common first word alone can stand for
+# tens of thousands of phrases, each one fetched and aligned).
+MAX_INDEXED_WORDS = 3
+INDEXED_CANDIDATES = 300
 SMALL_CANDIDATE_SET = 64
 # Trigram candidates per typed word, most similar first, before their edits are measured.
 MAX_TRIGRAM_WORDS = 200
@@ -113,11 +117,13 @@ WITH typed AS (
         SELECT word FROM suggestion_words WHERE word % t.typed
         ORDER BY word <-> t.typed LIMIT {MAX_TRIGRAM_WORDS}) AS w
     WHERE t.k > 0 AND NOT t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
+      AND (t.k > 1 OR length(t.typed) > {KEYED_CHARS})
     UNION ALL
     SELECT t.pos, w.word FROM typed AS t, LATERAL (
         SELECT word FROM suggestion_words WHERE t.typed <% word
         ORDER BY t.typed <<-> word LIMIT {MAX_TRIGRAM_WORDS}) AS w
     WHERE t.k > 0 AND t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
+      AND (t.k > 1 OR length(t.typed) > {KEYED_CHARS})
 ), measured AS (
     SELECT f.pos, f.word,
            suggestion_edits(t.typed, coalesce(s.swaps, '{{}}'), f.word, t.k, t.as_prefix) AS e
@@ -276,11 +282,12 @@ def _find_sql(
 
 
 def index_positions(found: Sequence[dict[str, Candidate]]) -> list[int]:
-    """The typed words whose candidates the index intersects: the two with the fewest
-    candidates (a GIN scan costs per word looked up). The alignment checks every typed word
-    anyway, so the others need no index condition."""
+    """The typed words whose candidates the index intersects: up to MAX_INDEXED_WORDS with the
+    fewest candidates, each after the first only when it has at most INDEXED_CANDIDATES (a GIN
+    scan costs per word looked up). The alignment checks every typed word anyway, so the others
+    need no index condition."""
     by_size = sorted(range(len(found)), key=lambda i: len(found[i]))
-    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= SMALL_CANDIDATE_SET]
+    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= INDEXED_CANDIDATES]
     return small or by_size[:1]
 
 
