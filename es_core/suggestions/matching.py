@@ -130,6 +130,11 @@ WITH typed AS (
     FROM (SELECT pos, word FROM keyed UNION SELECT pos, word FROM trigram) AS f
     JOIN typed AS t USING (pos)
     LEFT JOIN swap_lists AS s USING (pos)
+    -- The lengths alone rule out most key matches (keys come from prefixes of every length):
+    -- a whole word within k edits differs in length by at most k; a word whose beginning
+    -- matches is at least the typed length less k.
+    WHERE CASE WHEN t.as_prefix THEN length(f.word) >= length(t.typed) - t.k
+               ELSE abs(length(f.word) - length(t.typed)) <= t.k END
 )
 SELECT t.pos, w.word, 0 AS edits, length(w.word) AS length
 FROM typed AS t JOIN suggestion_words AS w ON w.word = t.typed
