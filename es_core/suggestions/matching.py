@@ -34,6 +34,10 @@ from es_core.suggestions.text import (
     tokenise,
 )
 
+# The constants of ``resolve`` (MAX_PREFIX_WORDS, MAX_TRIGRAM_WORDS, KEYED_CHARS, TRIGRAM_CHARS
+# and the similarity thresholds) are written into its function, suggestion_candidates
+# (migration 0016): changing one takes a migration that replaces the function.
+
 # Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
 MAX_PREFIX_WORDS = 2000
 # The phrase index is asked for the typed words with the fewest candidates: at most this many,
@@ -101,74 +105,27 @@ def typed_words(prefix: str, max_edits: int | None, allow_typos: bool) -> list[T
     ]
 
 
-_RESOLVE = f"""
-WITH typed AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::bool[]) WITH ORDINALITY
-        AS t(typed, k, as_prefix, pos)
-), swap_lists AS (
-    SELECT pos, array_agg(swap) AS swaps FROM unnest($4::int[], $5::text[]) AS s(pos, swap)
-    GROUP BY pos
-), keyed AS (
-    SELECT DISTINCT l.pos, k.word
-    FROM unnest($6::int[], $7::text[]) AS l(pos, key)
-    JOIN suggestion_word_keys AS k ON k.key = l.key
-), trigram AS (
-    SELECT t.pos, w.word FROM typed AS t, LATERAL (
-        SELECT word FROM suggestion_words WHERE word % t.typed
-        ORDER BY word <-> t.typed LIMIT {MAX_TRIGRAM_WORDS}) AS w
-    WHERE t.k > 0 AND NOT t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
-      AND (t.k > 1 OR length(t.typed) > {KEYED_CHARS})
-    UNION ALL
-    SELECT t.pos, w.word FROM typed AS t, LATERAL (
-        SELECT word FROM suggestion_words WHERE t.typed <% word
-        ORDER BY t.typed <<-> word LIMIT {MAX_TRIGRAM_WORDS}) AS w
-    WHERE t.k > 0 AND t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
-      AND (t.k > 1 OR length(t.typed) > {KEYED_CHARS})
-), measured AS (
-    SELECT f.pos, f.word,
-           suggestion_edits(t.typed, coalesce(s.swaps, '{{}}'), f.word, t.k, t.as_prefix) AS e
-    FROM (SELECT pos, word FROM keyed UNION SELECT pos, word FROM trigram) AS f
-    JOIN typed AS t USING (pos)
-    LEFT JOIN swap_lists AS s USING (pos)
-    -- The lengths alone rule out most key matches (keys come from prefixes of every length):
-    -- a whole word within k edits differs in length by at most k; a word whose beginning
-    -- matches is at least the typed length less k.
-    WHERE CASE WHEN t.as_prefix THEN length(f.word) >= length(t.typed) - t.k
-               ELSE abs(length(f.word) - length(t.typed)) <= t.k END
-)
-SELECT t.pos, w.word, 0 AS edits, length(w.word) AS length
-FROM typed AS t JOIN suggestion_words AS w ON w.word = t.typed
-WHERE NOT t.as_prefix
-UNION ALL
-SELECT t.pos, w.word, 0, length(t.typed)
-FROM typed AS t, LATERAL (
-    SELECT word FROM suggestion_words
-    WHERE word >= t.typed AND word < t.typed || chr(1114111) AND starts_with(word, t.typed)
-    ORDER BY length(word), word LIMIT {MAX_PREFIX_WORDS}) AS w
-WHERE t.as_prefix
-UNION ALL
-SELECT pos, word, e[1], e[2] FROM measured WHERE e IS NOT NULL AND e[1] > 0
+# The statement lives in a function (migration 0016), planned once per connection.
+_RESOLVE = """
+SELECT pos, word, edits, length FROM suggestion_candidates(
+    $1::text[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])
 """
 
 
 async def _settings(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
-        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
-        " set_config('plan_cache_mode', 'force_custom_plan', false),"
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', false),"
         # The statements are meant for their indexes; the planner prices a GIN lookup of
         # many words above a scan of a table it does not know is large.
-        " set_config('enable_seqscan', 'off', false)",
-        str(SIMILARITY_THRESHOLD),
-        str(WORD_SIMILARITY_THRESHOLD),
+        " set_config('enable_seqscan', 'off', false)"
     )
 
 
 async def resolve(
-    conn: asyncpg.Connection, typed: Sequence[TypedWord], *, configured: bool = False
+    conn: asyncpg.Connection, typed: Sequence[TypedWord]
 ) -> list[dict[str, Candidate]]:
-    """For each typed word, the vocabulary words it may stand for (``configured``: the
-    session settings are already made)."""
+    """For each typed word, the vocabulary words it may stand for (the function brings the
+    settings it needs: the session's are neither used nor changed)."""
     swap_pos: list[int] = []
     swap_text: list[str] = []
     key_pos: list[int] = []
@@ -184,8 +141,6 @@ async def resolve(
                 if len(key) >= 2:
                     key_pos.append(pos)
                     key_text.append(key)
-    if not configured:
-        await _settings(conn)
     rows = await conn.fetch(
         _RESOLVE,
         [w.text for w in typed],
@@ -472,7 +427,7 @@ async def suggest(
     later = allowed & {MatchType.FUZZY, MatchType.MID_PHRASE}
     if not later:
         return got
-    found = await resolve(conn, typed, configured=True)
+    found = await resolve(conn, typed)
     fuzzy = MatchType.FUZZY in allowed and any(w.max_edits > 0 for w in typed)
     mid = MatchType.MID_PHRASE in allowed
     # FUZZY and MID_PHRASE in one aligned statement (one round trip less: measured faster
