@@ -105,6 +105,9 @@ def typed_words(prefix: str, max_edits: int | None, allow_typos: bool) -> list[T
     ]
 
 
+_FAR_CANDIDATES = """
+SELECT word, edits, length FROM suggestion_far_candidates($1::text, $2::int, $3::bool, $4::text[])
+"""
 # The statement lives in a function (migration 0016), planned once per connection.
 _RESOLVE = """
 SELECT pos, word, edits, length FROM suggestion_candidates(
@@ -157,6 +160,13 @@ async def resolve(
         known = candidates.get(row["word"])
         if known is None or row["edits"] < known.edits:
             candidates[row["word"]] = Candidate(row["edits"], row["length"])
+    # A word that may hold two typos and found nothing: once more, by looser trigrams.
+    for word, candidates in zip(typed, found, strict=True):
+        if not candidates and word.max_edits >= 2 and len(word.text) >= TRIGRAM_CHARS:
+            for row in await conn.fetch(
+                _FAR_CANDIDATES, word.text, word.max_edits, word.as_prefix, swaps(word.text)
+            ):
+                candidates[row["word"]] = Candidate(row["edits"], row["length"])
     return found
 
 

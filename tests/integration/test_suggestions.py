@@ -530,3 +530,21 @@ def test_index_positions_take_up_to_three_words_with_few_candidates() -> None:
     # a word with many candidates is looked up only when no word has few
     assert matching.index_positions(sizes(9, 301)) == [0]
     assert matching.index_positions(sizes(900, 400)) == [1]
+
+
+async def test_two_typos_sharing_few_trigrams_are_found_by_a_looser_lookup(
+    ctx: Context, search: SearchContext
+) -> None:
+    d = unique_id("cf")
+    await add(ctx, d, "gretral ronadeand lazail", "gretral rondo")
+    # "rwnadaend" and "ronadeand" share too few trigrams for the first lookup (similarity
+    # 0.18): with no candidate for it, Suggest looks again, more loosely
+    [hit] = await suggest(search, "gretral rwnadaend laz", d)
+    assert hit.phrase.phrase == "gretral ronadeand lazail" and hit.match_type == MatchType.FUZZY
+    assert [(s.typed_word, s.edits) for s in hit.spans] == [
+        ("gretral", 0),
+        ("rwnadaend", 2),
+        ("laz", 0),
+    ]
+    # the looser lookup still measures: three typos are not two
+    assert await suggest(search, "gretral rwnadaenx laz", d) == []

@@ -76,3 +76,34 @@ SELECT m.pos, m.word::text, m.e[1], m.e[2] FROM measured AS m
 WHERE m.e IS NOT NULL AND m.e[1] > 0;
 END
 $fn$;
+
+-- A long typed word with two typos can share too few trigrams with the word meant for the
+-- similarity threshold above ("lcasternd" and "clastrend": 0.11): when a typed word that may
+-- have two typos found no candidate at all, Suggest asks again at lower thresholds, for that
+-- word alone (a looser lookup of more words, paid only when the first found nothing).
+-- Arguments: the typed word, its allowed edits, whether it is a prefix, its swaps.
+CREATE FUNCTION suggestion_far_candidates(text, integer, boolean, text[])
+RETURNS TABLE (word text, edits integer, length integer)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET pg_trgm.similarity_threshold = 0.1
+SET pg_trgm.word_similarity_threshold = 0.15
+AS $fn$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+SELECT m.word::text, m.e[1], m.e[2] FROM (
+    SELECT f.word, suggestion_edits($1, $4, f.word, $2, $3) AS e FROM (
+        (SELECT sw.word FROM suggestion_words AS sw WHERE NOT $3 AND sw.word % $1
+         ORDER BY sw.word <-> $1 LIMIT 500)
+        UNION ALL
+        (SELECT sw.word FROM suggestion_words AS sw WHERE $3 AND $1 <% sw.word
+         ORDER BY $1 <<-> sw.word LIMIT 500)
+    ) AS f
+    WHERE CASE WHEN $3 THEN length(f.word) >= length($1) - $2
+               ELSE abs(length(f.word) - length($1)) <= $2 END
+) AS m
+WHERE m.e IS NOT NULL AND m.e[1] > 0;
+END
+$fn$;
