@@ -2,7 +2,8 @@
 
 Two statements, both served by indexes whatever the size of the dictionary:
 
-1. ``resolve``: each typed word to the vocabulary words it may stand for, with the typos
+1. ``resolve`` (the function suggestion_candidates, migration 0016, planned once per
+   connection): each typed word to the vocabulary words it may stand for, with the typos
    between them (and, for the last word when still being typed, how much of the word it
    covers). Exact words by primary key; prefixes by a range of it; typos through the
    deletion-neighbourhood keys (words of up to 8 characters, where trigrams say too little)
