@@ -2,11 +2,13 @@
 
 Two statements, both served by indexes whatever the size of the dictionary:
 
-1. ``resolve``: each typed word to the vocabulary words it may stand for, with the typos
+1. ``resolve`` (the function suggestion_candidates, migration 0016, planned once per
+   connection): each typed word to the vocabulary words it may stand for, with the typos
    between them (and, for the last word when still being typed, how much of the word it
    covers). Exact words by primary key; prefixes by a range of it; typos through the
    deletion-neighbourhood keys (words of up to 8 characters, where trigrams say too little)
-   and the trigram index (words of 5 characters or more), every candidate then measured by
+   and the trigram index (words of 5 characters or more that the keys do not cover: longer
+   than 8 characters, or with 2 typos allowed), every candidate then measured by
    ``suggestion_edits`` (fuzzystrmatch's Levenshtein, one adjacent transposition counting as
    one edit).
 2. ``find``: the phrases of the requested domains whose tokens hold a candidate of every typed
@@ -33,11 +35,18 @@ from es_core.suggestions.text import (
     tokenise,
 )
 
+# The constants of ``resolve`` (MAX_PREFIX_WORDS, MAX_TRIGRAM_WORDS, KEYED_CHARS, TRIGRAM_CHARS
+# and the similarity thresholds) are written into its function, suggestion_candidates
+# (migration 0016): changing one takes a migration that replaces the function.
+
 # Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
 MAX_PREFIX_WORDS = 2000
 # The phrase index is asked for the typed words with the fewest candidates: at most this many,
-# and a second one only when it has at most SMALL_CANDIDATE_SET candidates.
-MAX_INDEXED_WORDS = 2
+# those after the first only when they have at most INDEXED_CANDIDATES candidates (the GIN
+# index looks each one up, a few microseconds apiece; a common first word alone can stand for
+# tens of thousands of phrases, each one fetched and aligned).
+MAX_INDEXED_WORDS = 3
+INDEXED_CANDIDATES = 300
 SMALL_CANDIDATE_SET = 64
 # Trigram candidates per typed word, most similar first, before their edits are measured.
 MAX_TRIGRAM_WORDS = 200
@@ -97,67 +106,30 @@ def typed_words(prefix: str, max_edits: int | None, allow_typos: bool) -> list[T
     ]
 
 
-_RESOLVE = f"""
-WITH typed AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::bool[]) WITH ORDINALITY
-        AS t(typed, k, as_prefix, pos)
-), swap_lists AS (
-    SELECT pos, array_agg(swap) AS swaps FROM unnest($4::int[], $5::text[]) AS s(pos, swap)
-    GROUP BY pos
-), keyed AS (
-    SELECT DISTINCT l.pos, k.word
-    FROM unnest($6::int[], $7::text[]) AS l(pos, key)
-    JOIN suggestion_word_keys AS k ON k.key = l.key
-), trigram AS (
-    SELECT t.pos, w.word FROM typed AS t, LATERAL (
-        SELECT word FROM suggestion_words WHERE word % t.typed
-        ORDER BY word <-> t.typed LIMIT {MAX_TRIGRAM_WORDS}) AS w
-    WHERE t.k > 0 AND NOT t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
-    UNION ALL
-    SELECT t.pos, w.word FROM typed AS t, LATERAL (
-        SELECT word FROM suggestion_words WHERE t.typed <% word
-        ORDER BY t.typed <<-> word LIMIT {MAX_TRIGRAM_WORDS}) AS w
-    WHERE t.k > 0 AND t.as_prefix AND length(t.typed) >= {TRIGRAM_CHARS}
-), measured AS (
-    SELECT f.pos, f.word,
-           suggestion_edits(t.typed, coalesce(s.swaps, '{{}}'), f.word, t.k, t.as_prefix) AS e
-    FROM (SELECT pos, word FROM keyed UNION SELECT pos, word FROM trigram) AS f
-    JOIN typed AS t USING (pos)
-    LEFT JOIN swap_lists AS s USING (pos)
-)
-SELECT t.pos, w.word, 0 AS edits, length(w.word) AS length
-FROM typed AS t JOIN suggestion_words AS w ON w.word = t.typed
-WHERE NOT t.as_prefix
-UNION ALL
-SELECT t.pos, w.word, 0, length(t.typed)
-FROM typed AS t, LATERAL (
-    SELECT word FROM suggestion_words
-    WHERE word >= t.typed AND word < t.typed || chr(1114111) AND starts_with(word, t.typed)
-    ORDER BY length(word), word LIMIT {MAX_PREFIX_WORDS}) AS w
-WHERE t.as_prefix
-UNION ALL
-SELECT pos, word, e[1], e[2] FROM measured WHERE e IS NOT NULL AND e[1] > 0
+_FAR_CANDIDATES = """
+SELECT word, edits, length FROM suggestion_far_candidates($1::text, $2::int, $3::bool, $4::text[])
+"""
+# The statement lives in a function (migration 0016), planned once per connection.
+_RESOLVE = """
+SELECT pos, word, edits, length FROM suggestion_candidates(
+    $1::text[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])
 """
 
 
 async def _settings(conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "SELECT set_config('pg_trgm.similarity_threshold', $1, false),"
-        " set_config('pg_trgm.word_similarity_threshold', $2, false),"
-        " set_config('plan_cache_mode', 'force_custom_plan', false),"
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', false),"
         # The statements are meant for their indexes; the planner prices a GIN lookup of
         # many words above a scan of a table it does not know is large.
-        " set_config('enable_seqscan', 'off', false)",
-        str(SIMILARITY_THRESHOLD),
-        str(WORD_SIMILARITY_THRESHOLD),
+        " set_config('enable_seqscan', 'off', false)"
     )
 
 
 async def resolve(
-    conn: asyncpg.Connection, typed: Sequence[TypedWord], *, configured: bool = False
+    conn: asyncpg.Connection, typed: Sequence[TypedWord]
 ) -> list[dict[str, Candidate]]:
-    """For each typed word, the vocabulary words it may stand for (``configured``: the
-    session settings are already made)."""
+    """For each typed word, the vocabulary words it may stand for (the function brings the
+    settings it needs: the session's are neither used nor changed)."""
     swap_pos: list[int] = []
     swap_text: list[str] = []
     key_pos: list[int] = []
@@ -173,8 +145,6 @@ async def resolve(
                 if len(key) >= 2:
                     key_pos.append(pos)
                     key_text.append(key)
-    if not configured:
-        await _settings(conn)
     rows = await conn.fetch(
         _RESOLVE,
         [w.text for w in typed],
@@ -191,6 +161,13 @@ async def resolve(
         known = candidates.get(row["word"])
         if known is None or row["edits"] < known.edits:
             candidates[row["word"]] = Candidate(row["edits"], row["length"])
+    # A word that may hold two typos and found nothing: once more, by looser trigrams.
+    for word, candidates in zip(typed, found, strict=True):
+        if not candidates and word.max_edits >= 2 and len(word.text) >= TRIGRAM_CHARS:
+            for row in await conn.fetch(
+                _FAR_CANDIDATES, word.text, word.max_edits, word.as_prefix, swaps(word.text)
+            ):
+                candidates[row["word"]] = Candidate(row["edits"], row["length"])
     return found
 
 
@@ -276,11 +253,12 @@ def _find_sql(
 
 
 def index_positions(found: Sequence[dict[str, Candidate]]) -> list[int]:
-    """The typed words whose candidates the index intersects: the two with the fewest
-    candidates (a GIN scan costs per word looked up). The alignment checks every typed word
-    anyway, so the others need no index condition."""
+    """The typed words whose candidates the index intersects: up to MAX_INDEXED_WORDS with the
+    fewest candidates, each after the first only when it has at most INDEXED_CANDIDATES (a GIN
+    scan costs per word looked up). The alignment checks every typed word anyway, so the others
+    need no index condition."""
     by_size = sorted(range(len(found)), key=lambda i: len(found[i]))
-    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= SMALL_CANDIDATE_SET]
+    small = [i for i in by_size[:MAX_INDEXED_WORDS] if len(found[i]) <= INDEXED_CANDIDATES]
     return small or by_size[:1]
 
 
@@ -460,7 +438,7 @@ async def suggest(
     later = allowed & {MatchType.FUZZY, MatchType.MID_PHRASE}
     if not later:
         return got
-    found = await resolve(conn, typed, configured=True)
+    found = await resolve(conn, typed)
     fuzzy = MatchType.FUZZY in allowed and any(w.max_edits > 0 for w in typed)
     mid = MatchType.MID_PHRASE in allowed
     # FUZZY and MID_PHRASE in one aligned statement (one round trip less: measured faster

@@ -10,8 +10,14 @@ identity ("rock'n'roll" and "rock n roll" are two phrases with the same tokens).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+
+# ASCII text folds to its lower case (NFKC, NFKD and NFC leave it as it is, it has no combining
+# marks) and its word characters are letters, digits and the underscore: Suggest tokenises the
+# typed text and every phrase it returns, so the common case skips the per-character folding.
+_ASCII_WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
 def _fold(text: str) -> str:
@@ -24,6 +30,8 @@ def _fold(text: str) -> str:
 
 def normalise(text: str) -> str:
     """The identity of a phrase (see the module docstring)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     return " ".join(_fold(text).split())
 
 
@@ -75,6 +83,16 @@ def _token(word: str, start: int) -> Token | None:
 
 def tokenise(text: str) -> list[Token]:
     """The tokens of ``text`` in order (see the module docstring)."""
+    if text.isascii():
+        return [
+            Token(m.group().lower(), tuple(range(m.start(), m.end())), m.end())
+            for m in _ASCII_WORD.finditer(text)
+        ]
+    return tokenise_folding(text)
+
+
+def tokenise_folding(text: str) -> list[Token]:
+    """``tokenise`` character by character, for any text."""
     tokens: list[Token] = []
     start: int | None = None
     for i, char in enumerate(text + " "):

@@ -471,3 +471,80 @@ async def test_a_short_word_looks_mid_phrase_only_among_the_heaviest(
     assert [highlighted(s) for s in got[:1]] == [["zq"]]
     monkeypatch.setattr(matching, "MID_SCAN_PHRASES", 3)
     assert texts(await suggest(search, "zq", d)) == [f"lead zqv{i:02d}x" for i in range(79, 76, -1)]
+
+
+# --- resolve: the candidates function (migration 0016) --------------------------------------------
+
+
+async def test_candidates_do_not_depend_on_or_change_the_session_settings(
+    ctx: Context, pg_pool: asyncpg.Pool
+) -> None:
+    d = unique_id("cs")
+    await add(ctx, d, "waterproof jacket")
+    typed = matching.typed_words("watrprof ", None, True)
+    async with pg_pool.acquire() as conn:
+        # thresholds no candidate passes, and plans free to scan: the function brings its own
+        await conn.execute(
+            "SELECT set_config('pg_trgm.similarity_threshold', '0.99', false),"
+            " set_config('plan_cache_mode', 'force_custom_plan', false)"
+        )
+        found = await matching.resolve(conn, typed)
+        assert found[0]["waterproof"] == matching.Candidate(2, len("waterproof"))
+        assert await conn.fetchval("SELECT current_setting('pg_trgm.similarity_threshold')") == (
+            "0.99"
+        )
+        assert await conn.fetchval("SELECT current_setting('enable_seqscan')") == "on"
+
+
+async def test_candidates_of_a_whole_word_differ_in_length_by_at_most_its_edits(
+    ctx: Context, pg_pool: asyncpg.Pool
+) -> None:
+    d = unique_id("cl")
+    await add(ctx, d, "blue socks", "blueberry jam", "glue stick")
+    async with pg_pool.acquire() as conn:
+        [whole] = await matching.resolve(conn, matching.typed_words("bleu ", None, True))
+        [prefix] = await matching.resolve(conn, matching.typed_words("bleu", None, True))
+    # "blueberry" shares the keys of its beginning with "bleu", but as a whole word it is five
+    # edits away; as the beginning of the word being typed it is one
+    assert whole["blue"] == matching.Candidate(1, 4) and "blueberry" not in whole
+    assert prefix["blueberry"] == matching.Candidate(1, 4)
+
+
+async def test_a_long_word_with_one_typo_allowed_is_found_by_trigrams(
+    ctx: Context, search: SearchContext
+) -> None:
+    d = unique_id("ct")
+    await add(ctx, d, "waterproof jacket")
+    # longer than the keys reach (8 characters), one typo: only the trigram index finds it
+    got = await suggest(search, "watreproof jack", d, max_edits=1)
+    assert texts(got) == ["waterproof jacket"]
+    assert [(s.typed_word, s.edits) for s in got[0].spans] == [("watreproof", 1), ("jack", 0)]
+
+
+def test_index_positions_take_up_to_three_words_with_few_candidates() -> None:
+    def sizes(*n: int) -> list[dict[str, matching.Candidate]]:
+        return [{f"w{i}": matching.Candidate(0, 1) for i in range(k)} for k in n]
+
+    assert matching.index_positions(sizes(9, 98)) == [0, 1]
+    assert matching.index_positions(sizes(400, 5, 300, 2)) == [3, 1, 2]
+    # a word with many candidates is looked up only when no word has few
+    assert matching.index_positions(sizes(9, 301)) == [0]
+    assert matching.index_positions(sizes(900, 400)) == [1]
+
+
+async def test_two_typos_sharing_few_trigrams_are_found_by_a_looser_lookup(
+    ctx: Context, search: SearchContext
+) -> None:
+    d = unique_id("cf")
+    await add(ctx, d, "gretral ronadeand lazail", "gretral rondo")
+    # "rwnadaend" and "ronadeand" share too few trigrams for the first lookup (similarity
+    # 0.18): with no candidate for it, Suggest looks again, more loosely
+    [hit] = await suggest(search, "gretral rwnadaend laz", d)
+    assert hit.phrase.phrase == "gretral ronadeand lazail" and hit.match_type == MatchType.FUZZY
+    assert [(s.typed_word, s.edits) for s in hit.spans] == [
+        ("gretral", 0),
+        ("rwnadaend", 2),
+        ("laz", 0),
+    ]
+    # the looser lookup still measures: three typos are not two
+    assert await suggest(search, "gretral rwnadaenx laz", d) == []

@@ -4,10 +4,14 @@ of every request."""
 
 from __future__ import annotations
 
+import random
+import string
+
 import pytest
 
 from es_core.errors import InvalidArgument
 from es_core.suggestions import model
+from es_core.suggestions import text as text_module
 from es_core.suggestions.matching import score, typed_words
 from es_core.suggestions.model import PhraseInput, PhraseUpdate, SetEdit
 from es_core.suggestions.text import (
@@ -17,6 +21,7 @@ from es_core.suggestions.text import (
     normalise_text_prefix,
     swaps,
     tokenise,
+    tokenise_folding,
     words,
 )
 
@@ -55,6 +60,16 @@ def test_token_offsets_point_into_the_original_text() -> None:
     assert text[strasse.start : strasse.end_of_prefix(4)] == "Stra"
     assert strasse.end_of_prefix(0) == strasse.start
     assert strasse.end_of_prefix(99) == strasse.end
+
+
+def test_ascii_text_is_tokenised_and_normalised_as_any_text() -> None:
+    rng = random.Random(7)
+    alphabet = string.printable + "\x00\x1c\x1f\x7f"
+    texts = ["", " ", "Rock'n'Roll -- 2 Go!", "snake_case  NAME\t", "a\x1cb", "__ 9x"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    for text in texts:
+        assert tokenise(text) == tokenise_folding(text), text
+        assert normalise(text) == " ".join(text_module._fold(text).split()), text
 
 
 def test_text_prefix_keeps_a_trailing_space() -> None:
