@@ -2,7 +2,7 @@
 
 Two statements, both served by indexes whatever the size of the dictionary:
 
-1. ``resolve`` (the function suggestion_candidates, migration 0016, planned once per
+1. ``resolve`` (the function suggestion_candidates, migration 0015, planned once per
    connection): each typed word to the vocabulary words it may stand for, with the typos
    between them (and, for the last word when still being typed, how much of the word it
    covers). Exact words by primary key; prefixes by a range of it; typos through the
@@ -37,7 +37,7 @@ from es_core.suggestions.text import (
 
 # The constants of ``resolve`` (MAX_PREFIX_WORDS, MAX_TRIGRAM_WORDS, KEYED_CHARS, TRIGRAM_CHARS
 # and the similarity thresholds) are written into its function, suggestion_candidates
-# (migration 0016): changing one takes a migration that replaces the function.
+# (migration 0015): changing one takes a migration that replaces the function.
 
 # Vocabulary words a typed prefix may expand to (the shortest, in byte order, first).
 MAX_PREFIX_WORDS = 2000
@@ -109,7 +109,7 @@ def typed_words(prefix: str, max_edits: int | None, allow_typos: bool) -> list[T
 _FAR_CANDIDATES = """
 SELECT word, edits, length FROM suggestion_far_candidates($1::text, $2::int, $3::bool, $4::text[])
 """
-# The statement lives in a function (migration 0016), planned once per connection.
+# The statement lives in a function (migration 0015), planned once per connection.
 _RESOLVE = """
 SELECT pos, word, edits, length FROM suggestion_candidates(
     $1::text[], $2::int[], $3::bool[], $4::int[], $5::text[], $6::int[], $7::text[])

@@ -473,7 +473,7 @@ async def test_a_short_word_looks_mid_phrase_only_among_the_heaviest(
     assert texts(await suggest(search, "zq", d)) == [f"lead zqv{i:02d}x" for i in range(79, 76, -1)]
 
 
-# --- resolve: the candidates function (migration 0016) --------------------------------------------
+# --- resolve: the candidates function (migration 0015) --------------------------------------------
 
 
 async def test_candidates_do_not_depend_on_or_change_the_session_settings(
