@@ -272,7 +272,7 @@ def score(tier: int, edits: int, weight: float) -> float:
 def _spans(
     phrase: Phrase, start: int, typed: Sequence[TypedWord], found: Sequence[dict[str, Candidate]]
 ) -> tuple[list[Span], int]:
-    tokens = tokenise(phrase.phrase)
+    tokens = tokenise(phrase.phrase, start + len(typed))
     spans: list[Span] = []
     total = 0
     for i, word in enumerate(typed):
@@ -337,7 +337,7 @@ async def _starting(
     suggestions = []
     for row in rows:
         phrase = phrase_from_row(row)
-        tokens = tokenise(phrase.phrase)
+        tokens = tokenise(phrase.phrase, len(typed))
         spans = [
             Span(
                 tokens[i].start,
