@@ -25,6 +25,9 @@ class DeadlineInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, default_seconds: float, max_seconds: float) -> None:
         self.default_seconds = default_seconds
         self.max_seconds = max_seconds
+        # Per method, the last handler wrapped and its wrapper (which depends on nothing else):
+        # a call reuses it instead of building it again.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -34,8 +37,16 @@ class DeadlineInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or not handler.unary_unary:
             return handler
+        known = self._wrapped.get(details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._bounded(handler, details.method)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _bounded(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` run under its call's budget."""
         inner = handler.unary_unary
-        method = details.method
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             budget = call_budget(context.time_remaining(), self.default_seconds, self.max_seconds)

@@ -107,6 +107,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     and unreachable dependencies to UNAVAILABLE; hides unexpected errors behind INTERNAL
     (logged)."""
 
+    def __init__(self) -> None:
+        # Per method, the last handler wrapped and its wrapper: the wrapper depends on nothing
+        # else, so a call reuses it instead of building it again.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -115,55 +120,64 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        method = details.method
-        decode = handler.request_deserializer
-        kwargs = {
-            "request_deserializer": decode and checking_decoder(decode, _rpc_name(method)),
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            inner_uu = handler.unary_unary
+        known = self._wrapped.get(details.method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = _wrapped(handler, details.method)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    return await inner_uu(_accepted(request), context)
-                except (EsError, Exception) as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc, method)
-                finally:
-                    log.debug("%s %.1f ms", method, (time.perf_counter() - started) * 1000)
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
-        if handler.unary_stream:
-            inner_us = handler.unary_stream
+def _wrapped(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """``handler`` decoding and checking its requests, its errors mapped to statuses."""
+    decode = handler.request_deserializer
+    kwargs = {
+        "request_deserializer": decode and checking_decoder(decode, _rpc_name(method)),
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
 
-            async def unary_stream(
-                request: Any, context: grpc.aio.ServicerContext
-            ) -> AsyncIterator[Any]:
-                try:
-                    async for response in inner_us(_accepted(request), context):
-                        yield response
-                except (EsError, Exception) as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc, method)
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                return await inner_uu(_accepted(request), context)
+            except (EsError, Exception) as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort(context, exc, method)
+            finally:
+                log.debug("%s %.1f ms", method, (time.perf_counter() - started) * 1000)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, **kwargs)
-        if handler.stream_unary:
-            inner_su = handler.stream_unary
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
+    if handler.unary_stream:
+        inner_us = handler.unary_stream
 
-            async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    return await inner_su(_accepted_stream(requests), context)
-                except (EsError, Exception) as exc:
-                    if _is_abort(exc):
-                        raise
-                    await _abort(context, exc, method)
+        async def unary_stream(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            try:
+                async for response in inner_us(_accepted(request), context):
+                    yield response
+            except (EsError, Exception) as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort(context, exc, method)
 
-            return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
-        return handler
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **kwargs)
+    if handler.stream_unary:
+        inner_su = handler.stream_unary
+
+        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner_su(_accepted_stream(requests), context)
+            except (EsError, Exception) as exc:
+                if _is_abort(exc):
+                    raise
+                await _abort(context, exc, method)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
+    return handler
 
 
 def _rpc_name(method: str) -> str:

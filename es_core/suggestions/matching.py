@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from es_core.storage.db import SessionSettings, hold_settings
 from es_core.suggestions.model import MatchType, Phrase, Span, Suggestion
 from es_core.suggestions.store import COLUMNS, phrase_from_row
 from es_core.suggestions.text import (
@@ -116,13 +117,14 @@ SELECT pos, word, edits, length FROM suggestion_candidates(
 """
 
 
-async def _settings(conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        "SELECT set_config('plan_cache_mode', 'force_custom_plan', false),"
-        # The statements are meant for their indexes; the planner prices a GIN lookup of
-        # many words above a scan of a table it does not know is large.
-        " set_config('enable_seqscan', 'off', false)"
-    )
+# Session settings of the Suggest statements, held by the search pool's connections across
+# Suggest calls (``es_core.storage.db.hold_settings``: no round trip to set or reset them).
+SESSION_SETTINGS: SessionSettings = (
+    ("plan_cache_mode", "force_custom_plan"),
+    # The statements are meant for their indexes; the planner prices a GIN lookup of many
+    # words above a scan of a table it does not know is large.
+    ("enable_seqscan", "off"),
+)
 
 
 async def resolve(
@@ -270,7 +272,7 @@ def score(tier: int, edits: int, weight: float) -> float:
 def _spans(
     phrase: Phrase, start: int, typed: Sequence[TypedWord], found: Sequence[dict[str, Candidate]]
 ) -> tuple[list[Span], int]:
-    tokens = tokenise(phrase.phrase)
+    tokens = tokenise(phrase.phrase, start + len(typed))
     spans: list[Span] = []
     total = 0
     for i, word in enumerate(typed):
@@ -335,7 +337,7 @@ async def _starting(
     suggestions = []
     for row in rows:
         phrase = phrase_from_row(row)
-        tokens = tokenise(phrase.phrase)
+        tokens = tokenise(phrase.phrase, len(typed))
         spans = [
             Span(
                 tokens[i].start,
@@ -429,7 +431,7 @@ async def suggest(
     is asked only when the earlier ones left the limit unfilled. EXACT and PREFIX need no
     candidates (one range of the joined tokens); the typed words are resolved only when FUZZY
     or MID_PHRASE is needed; FUZZY is only looked for when some typed word may have a typo."""
-    await _settings(conn)
+    await hold_settings(conn, SESSION_SETTINGS)
     got: list[Suggestion] = []
     if allowed & {MatchType.EXACT, MatchType.PREFIX}:
         got = await _starting(conn, prefix, typed, domains, allowed, limit)
@@ -455,11 +457,6 @@ async def suggest(
         if len(got) >= limit:
             return got
     if mid:
-        got += await find(
-            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
-        )
-    return got
-    if MatchType.MID_PHRASE in allowed:
         got += await find(
             conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import islice
 
 # ASCII text folds to its lower case (NFKC, NFKD and NFC leave it as it is, it has no combining
 # marks) and its word characters are letters, digits and the underscore: Suggest tokenises the
@@ -81,14 +82,15 @@ def _token(word: str, start: int) -> Token | None:
     return Token(whole, tuple(offsets), start + len(word))
 
 
-def tokenise(text: str) -> list[Token]:
-    """The tokens of ``text`` in order (see the module docstring)."""
+def tokenise(text: str, first: int | None = None) -> list[Token]:
+    """The tokens of ``text`` in order (see the module docstring); with ``first``, only the
+    first ``first`` of them (Suggest highlights the words typed, often fewer than a phrase's)."""
     if text.isascii():
         return [
             Token(m.group().lower(), tuple(range(m.start(), m.end())), m.end())
-            for m in _ASCII_WORD.finditer(text)
+            for m in islice(_ASCII_WORD.finditer(text), first)
         ]
-    return tokenise_folding(text)
+    return tokenise_folding(text)[:first]
 
 
 def tokenise_folding(text: str) -> list[Token]:

@@ -72,6 +72,14 @@ def test_ascii_text_is_tokenised_and_normalised_as_any_text() -> None:
         assert normalise(text) == " ".join(text_module._fold(text).split()), text
 
 
+def test_the_first_tokens_are_those_of_the_whole_text() -> None:
+    for text in ["Rock'n'Roll -- 2 Go!", "Straße  CAFÉ noir ﬁne", "", "one"]:
+        whole = tokenise(text)
+        for first in range(len(whole) + 2):
+            assert tokenise(text, first) == whole[:first], (text, first)
+        assert tokenise(text, None) == whole
+
+
 def test_text_prefix_keeps_a_trailing_space() -> None:
     assert normalise_text_prefix("Red  ") == "red "
     assert normalise_text_prefix("Red") == "red"
