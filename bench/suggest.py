@@ -55,7 +55,7 @@ from bench.common import Row, base_parser, percentile_ms, report, running_stack
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import suggestion_pb2
 from es_core.config import Settings
-from es_core.storage.db import acquire_holding, create_pool
+from es_core.storage.db import create_pool
 from es_core.suggestions import matching
 from es_core.suggestions.model import MatchType
 
@@ -319,7 +319,7 @@ def direct_suggester(pool: asyncpg.Pool) -> Suggest:
 
     async def suggest(typed: str) -> Answer:
         words = matching.typed_words(typed, None, True)
-        async with acquire_holding(pool, matching.SESSION_SETTINGS) as conn:
+        async with pool.acquire() as conn:
             got = await matching.suggest(conn, typed, words, [""], allowed, LIMIT)
         return [(s.phrase.phrase, int(s.match_type)) for s in got]
 

@@ -5,9 +5,7 @@ the budgets of a pool's role (its statement timeout, how long a request waits fo
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Generator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar, Token
+from collections.abc import Generator
 from typing import Any, Literal
 
 import asyncpg
@@ -69,93 +67,6 @@ def server_settings(settings: Settings, role: Role = "api") -> dict[str, str]:
     }
 
 
-SessionSettings = tuple[tuple[str, str], ...]
-"""Session settings a caller holds on a pooled connection: (name, value) pairs, constants of
-the code (never user input)."""
-
-# The settings the task acquiring a connection wants it to hold (``acquire_holding``).
-_WANTED: ContextVar[SessionSettings | None] = ContextVar("es_session_settings", default=None)
-
-
-class SessionConnection(asyncpg.Connection):
-    """A pooled connection that may keep session settings across releases: a caller that
-    changes no session state but a few settings (``hold_settings``) spares the round trip that
-    sets them and the one that resets them (asyncpg's RESET ALL on release) on every acquire.
-    The next acquirer that does not ask for the same settings gets the connection reset
-    first (``_reset_unless_wanted``); any other release resets it as asyncpg does."""
-
-    __slots__ = ("_held", "_keep")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # The settings applied on top of the pool's own, and whether this acquire keeps them.
-        self._held: SessionSettings | None = None
-        self._keep = False
-
-    async def hold_settings(self, wanted: SessionSettings) -> None:
-        """Apply ``wanted`` for the session unless the connection holds them already, and
-        keep them when it goes back to the pool. The caller must change no other session
-        state while it holds the connection."""
-        if self._held != wanted:
-            await self.execute(_set_session(wanted))
-            self._held = wanted
-        self._keep = True
-
-    async def reset_session(self) -> None:
-        """asyncpg's reset (the pool has rolled back any open transaction already)."""
-        self._held = None
-        await self.execute(self.get_reset_query())
-
-
-def _set_session(settings: SessionSettings) -> str:
-    return "SELECT " + ", ".join(f"set_config('{n}', '{v}', false)" for n, v in settings)
-
-
-async def hold_settings(conn: asyncpg.Connection, wanted: SessionSettings) -> None:
-    """Session settings for what ``conn`` runs next: held across releases on the pools of
-    ``create_pool`` (``SessionConnection``), set for the session on any other connection (its
-    pool's reset, if any, undoes them)."""
-    hold = getattr(conn, "hold_settings", None)
-    if hold is not None:
-        await hold(wanted)
-    else:
-        await conn.execute(_set_session(wanted))
-
-
-@asynccontextmanager
-async def acquire_holding(
-    pool: asyncpg.Pool, wanted: SessionSettings
-) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of ``pool`` holding ``wanted`` (one that holds them already is not reset
-    between this acquire and the last)."""
-    token: Token[SessionSettings | None] | None = _WANTED.set(wanted)
-    try:
-        async with pool.acquire() as conn:
-            _WANTED.reset(token)  # type: ignore[arg-type]
-            token = None
-            await hold_settings(conn, wanted)
-            yield conn
-    finally:
-        if token is not None:
-            _WANTED.reset(token)
-
-
-async def _reset_unless_wanted(conn: Any) -> None:
-    """The pool's ``setup``: a connection holding settings its new acquirer did not ask for
-    is reset first."""
-    held = conn._held
-    if held is not None and held != _WANTED.get():
-        await conn.reset_session()
-
-
-async def _reset_unless_kept(conn: Any) -> None:
-    """The pool's ``reset``: asyncpg's, unless this acquire held its settings
-    (``SessionConnection.hold_settings``)."""
-    keep, conn._keep = conn._keep, False
-    if not keep:
-        await conn.reset_session()
-
-
 class _BoundedAcquire(PoolAcquireContext):
     """Acquiring a connection, for at most the pool's acquire timeout: past it, Unavailable
     (the pool is busy: retry later) instead of a request that hangs behind others."""
@@ -204,11 +115,9 @@ async def create_pool(
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
         init=_init_connection,
-        setup=_reset_unless_wanted,
-        reset=_reset_unless_kept,
         connect=connect_or_unavailable,
         loop=None,
-        connection_class=SessionConnection,
+        connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
         server_settings=server_settings(settings, role),
     )

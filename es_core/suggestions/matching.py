@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from es_core.storage.db import SessionSettings, hold_settings
 from es_core.suggestions.model import MatchType, Phrase, Span, Suggestion
 from es_core.suggestions.store import COLUMNS, phrase_from_row
 from es_core.suggestions.text import (
@@ -117,14 +116,13 @@ SELECT pos, word, edits, length FROM suggestion_candidates(
 """
 
 
-# Session settings of the Suggest statements, held by the search pool's connections across
-# Suggest calls (``es_core.storage.db.hold_settings``: no round trip to set or reset them).
-SESSION_SETTINGS: SessionSettings = (
-    ("plan_cache_mode", "force_custom_plan"),
-    # The statements are meant for their indexes; the planner prices a GIN lookup of many
-    # words above a scan of a table it does not know is large.
-    ("enable_seqscan", "off"),
-)
+async def _settings(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', false),"
+        # The statements are meant for their indexes; the planner prices a GIN lookup of
+        # many words above a scan of a table it does not know is large.
+        " set_config('enable_seqscan', 'off', false)"
+    )
 
 
 async def resolve(
@@ -431,7 +429,7 @@ async def suggest(
     is asked only when the earlier ones left the limit unfilled. EXACT and PREFIX need no
     candidates (one range of the joined tokens); the typed words are resolved only when FUZZY
     or MID_PHRASE is needed; FUZZY is only looked for when some typed word may have a typo."""
-    await hold_settings(conn, SESSION_SETTINGS)
+    await _settings(conn)
     got: list[Suggestion] = []
     if allowed & {MatchType.EXACT, MatchType.PREFIX}:
         got = await _starting(conn, prefix, typed, domains, allowed, limit)
@@ -457,6 +455,11 @@ async def suggest(
         if len(got) >= limit:
             return got
     if mid:
+        got += await find(
+            conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
+        )
+    return got
+    if MatchType.MID_PHRASE in allowed:
         got += await find(
             conn, prefix, typed, found, domains, allowed, limit - len(got), tiers=(3, 3)
         )

@@ -10,7 +10,6 @@ from es_core.context import Context
 from es_core.errors import InvalidArgument, NotFound
 from es_core.pagination import check_page_size
 from es_core.search.use_case import SearchContext
-from es_core.storage.db import acquire_holding
 from es_core.suggestions import matching, store
 from es_core.suggestions.model import (
     MAX_PHRASES_PER_REQUEST,
@@ -49,7 +48,7 @@ async def suggest(ctx: SearchContext, request: SuggestInput) -> list[Suggestion]
     max_edits = check_max_edits(request.max_edits)
     allow_typos = bool(allowed & {MatchType.FUZZY, MatchType.MID_PHRASE})
     typed = matching.typed_words(request.prefix, max_edits, allow_typos)
-    async with acquire_holding(ctx.pool, matching.SESSION_SETTINGS) as conn:
+    async with ctx.pool.acquire() as conn:
         return await matching.suggest(conn, request.prefix, typed, domains, allowed, limit)
 
 
