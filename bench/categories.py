@@ -190,8 +190,9 @@ def main_run(args: argparse.Namespace) -> None:
     )
     with (
         tempfile.TemporaryDirectory(prefix="es-bench-") as tmp,
-        # In-process encoders: a category-tuned version is switched to without a deployment
-        # (served through Triton it would first have to be deployed; see the task).
+        # In-process encoders: quicker to start, and the promotion chain is the same one (its
+        # deployment step has no Triton to load; tests/e2e/test_category_fine_tuning_triton.py
+        # runs it through Triton).
         ThrowawayStack(Path(tmp) / "stack", extra_env=NO_TRITON) as stack,
         Client(stack.grpc_address) as client,
     ):
