@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict
@@ -64,7 +63,7 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.examples import Example, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
-from es_core.fine_tuning.run import TrialOutcome, _ThreadProgress, work_dir
+from es_core.fine_tuning.run import TrialOutcome, run_trials, work_dir
 from es_core.fine_tuning.search_space import trials
 from es_core.plugins.protocol import CategoriesFineTuningMethod, DataLoader, FineTuningMethod
 from es_core.serving.deploy_as_blue import Promotion
@@ -75,11 +74,6 @@ log = logging.getLogger(__name__)
 
 TARGET = "categories"
 _BEFORE_TRIALS, _AFTER_TRIALS = 0.1, 0.9
-
-
-def _score(metrics: dict[str, float]) -> float:
-    value = metrics.get(JUDGED, float("nan"))
-    return -math.inf if math.isnan(value) else value
 
 
 async def run_category_fine_tuning(
@@ -326,48 +320,25 @@ async def _search(
 ) -> tuple[TrialOutcome, Scores, list[TrialOutcome]] | None:
     """Every trial trained and scored on the held-out queries; the best by MRR, its scores and
     all outcomes; None when the task was canceled on the way."""
-    builder = plugin.get_fine_tuning_builder()
-    experiments = plugin.get_experiment_manager()
     confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
-    loop = asyncio.get_running_loop()
-    share = (_AFTER_TRIALS - _BEFORE_TRIALS) / len(plan)
-    outcomes: list[TrialOutcome] = []
-    best: tuple[TrialOutcome, Scores] | None = None
-    for i, params in enumerate(plan):
-        base = _BEFORE_TRIALS + i * share
-        on_step = _ThreadProgress(
-            loop, progress, base, 0.8 * share, f"trial {i + 1}/{len(plan)}: training"
-        )
-        trial_dir = work_dir(settings, task.task_id) / f"trial-{i}"
-        result = await asyncio.to_thread(
-            builder.train, start_dir, train, category_parts, params, trial_dir, on_step
-        )
-        if not await progress(base + 0.8 * share, f"trial {i + 1}/{len(plan)}: evaluating"):
-            return None
-        trained = await asyncio.to_thread(builder.encoder_for, result.model_dir)
-        rankings = await asyncio.to_thread(candidate_rankings, trained, test, category_parts)
-        scores = score_rankings(rankings, test)
-        metrics = summary(scores, confidence, seed)
-        run_id = await asyncio.to_thread(
-            experiments.log_trial,
-            task_run_id,
-            i,
-            {**params, "target": TARGET},
-            {**metrics, "train_loss": result.train_loss, "train_seconds": result.seconds},
-            result.model_dir,
-        )
-        outcome = TrialOutcome(i, params, metrics, run_id, result.train_rows, result.seconds)
-        outcomes.append(outcome)
-        if best is None or _score(metrics) > _score(best[0].metrics):
-            best = (outcome, scores)
-        shutil.rmtree(trial_dir, ignore_errors=True)
-        log.info("category fine-tuning %s trial %d: %s %s", task.task_id, i, params, metrics)
-        if not await progress(
-            base + share, f"trial {i + 1}/{len(plan)}: mrr {metrics[JUDGED]:.4f}"
-        ):
-            return None
-    assert best is not None
-    return best[0], best[1], outcomes
+    return await run_trials(
+        settings,
+        plugin,
+        task,
+        plan,
+        start_dir,
+        train,
+        category_parts,
+        task_run_id,
+        progress,
+        score=lambda trained: score_rankings(
+            candidate_rankings(trained, test, category_parts), test
+        ),
+        summarise=lambda scores: summary(scores, confidence, seed),
+        judged=JUDGED,
+        label="mrr",
+        logged={"target": TARGET},
+    )
 
 
 async def switch_categories(

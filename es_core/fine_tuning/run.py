@@ -17,22 +17,23 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from es_core.clickstream.store import batch_sessions
 from es_core.config import Settings
 from es_core.domain import Collection, Model, Progress
+from es_core.encoders.base import Encoder
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.gate import (
     JUDGED,
-    Scores,
     Verdict,
     evaluation_pool,
     in_service_scores,
@@ -93,9 +94,7 @@ class _ThreadProgress:
         return asyncio.run_coroutine_threadsafe(report(), self._loop).result()
 
 
-def _score(metrics: dict[str, float]) -> float:
-    value = metrics.get(JUDGED, float("nan"))
-    return -math.inf if math.isnan(value) else value
+S = TypeVar("S")  # a trial's scores on the held-out queries, as its caller's gate reads them
 
 
 def work_dir(settings: Settings, task_id: str) -> Path:
@@ -293,13 +292,10 @@ async def _search(
 ) -> tuple[Verdict, TrialOutcome, list[TrialOutcome], int] | None:
     """Baseline, then every trial, then the gate's verdict on the best (and how many items
     the held-out queries ranked); None when the task was canceled on the way."""
-    builder = plugin.get_fine_tuning_builder()
-    experiments = plugin.get_experiment_manager()
     # Trials are ranked as the model they would register will rank (the plugin's index info).
     index = plugin.get_search_index_info()
     metric, aggregation = index.metric, index.aggregation
     confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
-    loop = asyncio.get_running_loop()
     in_service = encoders.get(blue.model)
     async with db.acquire() as conn:
         gate_pool = await evaluation_pool(
@@ -314,9 +310,73 @@ async def _search(
         f" over {len(gate_pool.object_ids)} items",
     ):
         return None
+    searched = await run_trials(
+        settings,
+        plugin,
+        task,
+        plan,
+        start_dir,
+        train,
+        item_parts,
+        task_run_id,
+        progress,
+        score=lambda trained: score_queries(
+            trained,
+            test,
+            gate_pool,
+            metric=metric,
+            aggregation=aggregation,
+            position_bias=bias,
+        ),
+        summarise=lambda scores: summary(scores, confidence, seed),
+        judged=JUDGED,
+        label="judged ndcg@10",
+    )
+    if searched is None:
+        return None
+    best, best_scores, outcomes = searched
+    verdict = judge(
+        best_scores,
+        baseline,
+        margin=settings.fine_tuning_gate_margin,
+        confidence=confidence,
+        seed=seed,
+    )
+    return verdict, best, outcomes, len(gate_pool.object_ids)
+
+
+async def run_trials(
+    settings: Settings,
+    plugin: FineTuningMethod,
+    task: Task,
+    plan: list[dict[str, Any]],
+    start_dir: Path,
+    train: Sequence[Example],
+    texts: dict[str, list[str]],
+    task_run_id: str,
+    progress: Progress,
+    *,
+    score: Callable[[Encoder], S],
+    summarise: Callable[[S], dict[str, float]],
+    judged: str,
+    label: str,
+    logged: Mapping[str, Any] | None = None,
+) -> tuple[TrialOutcome, S, list[TrialOutcome]] | None:
+    """Train every trial of ``plan`` from ``start_dir`` on ``train`` (``texts`` by id), score
+    it on the held-out queries (``score``, in a thread) and log it in MLflow (with ``logged``
+    beside its hyperparameters); the best by the metric ``judged``, its scores and every
+    outcome. None when the task was canceled on the way."""
+    builder = plugin.get_fine_tuning_builder()
+    experiments = plugin.get_experiment_manager()
+    loop = asyncio.get_running_loop()
     share = (_AFTER_TRIALS - _BEFORE_TRIALS) / len(plan)
     outcomes: list[TrialOutcome] = []
-    best: tuple[TrialOutcome, Scores] | None = None
+    best: tuple[TrialOutcome, S] | None = None
+
+    def rank(metrics: dict[str, float]) -> float:
+        value = metrics.get(judged, float("nan"))
+        return -math.inf if math.isnan(value) else value
+
     for i, params in enumerate(plan):
         base = _BEFORE_TRIALS + i * share
         on_step = _ThreadProgress(
@@ -324,45 +384,30 @@ async def _search(
         )
         trial_dir = work_dir(settings, task.task_id) / f"trial-{i}"
         result = await asyncio.to_thread(
-            builder.train, start_dir, train, item_parts, params, trial_dir, on_step
+            builder.train, start_dir, train, texts, params, trial_dir, on_step
         )
         if not await progress(base + 0.8 * share, f"trial {i + 1}/{len(plan)}: evaluating"):
             return None
         trained = await asyncio.to_thread(builder.encoder_for, result.model_dir)
-        scores = await asyncio.to_thread(
-            score_queries,
-            trained,
-            test,
-            gate_pool,
-            metric=metric,
-            aggregation=aggregation,
-            position_bias=bias,
-        )
-        metrics = summary(scores, confidence, seed)
+        scores = await asyncio.to_thread(score, trained)
+        metrics = summarise(scores)
         run_id = await asyncio.to_thread(
             experiments.log_trial,
             task_run_id,
             i,
-            params,
+            {**params, **(logged or {})},
             {**metrics, "train_loss": result.train_loss, "train_seconds": result.seconds},
             result.model_dir,
         )
         outcome = TrialOutcome(i, params, metrics, run_id, result.train_rows, result.seconds)
         outcomes.append(outcome)
-        if best is None or _score(metrics) > _score(best[0].metrics):
+        if best is None or rank(metrics) > rank(best[0].metrics):
             best = (outcome, scores)
         shutil.rmtree(trial_dir, ignore_errors=True)
         log.info("fine-tuning %s trial %d: %s %s", task.task_id, i, params, metrics)
         if not await progress(
-            base + share, f"trial {i + 1}/{len(plan)}: judged ndcg@10 {metrics[JUDGED]:.4f}"
+            base + share, f"trial {i + 1}/{len(plan)}: {label} {metrics[judged]:.4f}"
         ):
             return None
     assert best is not None
-    verdict = judge(
-        best[1],
-        baseline,
-        margin=settings.fine_tuning_gate_margin,
-        confidence=confidence,
-        seed=seed,
-    )
-    return verdict, best[0], outcomes, len(gate_pool.object_ids)
+    return best[0], best[1], outcomes
