@@ -135,6 +135,38 @@ class Settings(BaseSettings):
     splitter_max_words: int = 128
     splitter_overlap_words: int = 16
 
+    # Content by reference (es_core/loaders): where each loader reads, with what credentials.
+    # Credentials come only from here or the environment; a request never carries one, and
+    # no error or result shows one.
+    # S3 or any S3-compatible store; empty endpoint = AWS. Empty keys = boto3's own chain
+    # (environment, profile, instance role).
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    # Google Cloud Storage; empty endpoint = Google. Empty credentials file = application
+    # default credentials, or anonymous when an endpoint (an emulator) is set.
+    gcs_endpoint_url: str = ""
+    gcs_project: str = ""
+    gcs_credentials_file: Path | None = None
+    # PostgreSQL sources by name (JSON object: name -> DSN); a request names a source, never a DSN.
+    postgres_sources: dict[str, SecretStr] = Field(default_factory=dict)
+    # Directories the file loader may read under; empty = the file loader reads nothing.
+    file_roots: list[Path] = Field(default_factory=list)
+    # URL prefixes the http loader may fetch (e.g. "https://cdn.example.com/docs/"); empty =
+    # it fetches nothing (a worker must not be a way into the internal network).
+    http_allowed_prefixes: list[str] = Field(default_factory=list)
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The most one item's content may be (an object, a file, a URL's body); larger fails it.
+    loader_max_item_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # Items per page of an import: each page is fetched, encoded and written in one
+    # transaction with the import's checkpoint.
+    import_page_size: int = Field(default=256, ge=1, le=10_000)
+    # Items stored by reference keep their text in the parts (for lexical ranking,
+    # fine-tuning and reindex); false keeps only vectors and the reference, and a reindex
+    # reads the text again from the source.
+    keep_referenced_text: bool = True
+
     # Search.
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
