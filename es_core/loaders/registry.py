@@ -37,7 +37,7 @@ class Loaders:
             raise InvalidArgument.field_error(
                 field, f"no loader is called {name!r} (installed: {', '.join(self.names)})"
             )
-        loader = point.load()(self._settings)
+        loader: SourceLoader = point.load()(self._settings)
         self._built[name] = loader
         return loader
 
