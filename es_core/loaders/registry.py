@@ -37,9 +37,9 @@ class Loaders:
             raise InvalidArgument.field_error(
                 field, f"no loader is called {name!r} (installed: {', '.join(self.names)})"
             )
-        loader: SourceLoader = point.load()(self._settings)
-        self._built[name] = loader
-        return loader
+        built: SourceLoader = point.load()(self._settings)
+        self._built[name] = built
+        return built
 
     async def close(self) -> None:
         for loader in self._built.values():
