@@ -1,14 +1,17 @@
 """What the use cases behind the API (all but the searches) need from the process that runs
 them: its settings, its database pool, the ``TaskSender`` that wakes a worker for a task, the
-plugin's search index info, and the signer of page tokens."""
+plugin's search index info, the signer of page tokens, and the loaders of sources."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import asyncpg
 
 from es_core.config import Settings
+from es_core.loaders.aggregated import AggregatedLoader
+from es_core.loaders.registry import Loaders
 from es_core.page_tokens import PageTokens
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.tasks import sender
@@ -24,6 +27,11 @@ class Context:
     # The plugin's search index info: how the collections a use case creates are laid out.
     index: SearchIndexInfo
     tokens: PageTokens
+
+    @cached_property
+    def loaders(self) -> AggregatedLoader:
+        """The installed loaders, for checking the sources requests name (built on first use)."""
+        return AggregatedLoader(Loaders(self.settings))
 
     async def send(self, task: Task) -> bool:
         """Send the wake-up of ``task``, whose row is committed; the sweeper re-sends on failure."""

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.errors import InvalidArgument
+from es_core.loaders.model import SourceSpec
 
 JsonDict = dict[str, Any]
 
@@ -29,15 +30,22 @@ class PartInput:
 
 @dataclass(frozen=True)
 class ItemInput:
-    """An item to upsert: its id, its payload and either whole text or pre-split parts."""
+    """An item to upsert: its id, its payload and one of whole text, pre-split parts or a
+    reference to where its content lives (``source``, read by the worker).
+
+    Once prepared for encoding (``es_core.ingest.prepare``) an item has parts only, and
+    ``source`` says where it was read from (kept with the item so it can be read again);
+    ``store_text`` False keeps only the parts' vectors (the text stays at the source)."""
 
     object_id: str
     payload: JsonDict = field(default_factory=dict)
     text: str | None = None
     parts: list[PartInput] = field(default_factory=list)
+    source: SourceSpec | None = None
+    store_text: bool = True
 
     def to_json(self) -> JsonDict:
-        return {
+        data: JsonDict = {
             "object_id": self.object_id,
             "payload": self.payload,
             "text": self.text,
@@ -46,14 +54,19 @@ class ItemInput:
                 for p in self.parts
             ],
         }
+        if self.source is not None:
+            data["source"] = self.source.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: JsonDict) -> ItemInput:
+        source = data.get("source")
         return cls(
             object_id=data["object_id"],
             payload=data["payload"],
             text=data["text"],
             parts=[PartInput(p["part_id"], p["text"], _unpack(p["vector"])) for p in data["parts"]],
+            source=None if source is None else SourceSpec.from_json(source),
         )
 
 
@@ -117,8 +130,10 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _check_text(text: str, field_path: str, settings: Settings) -> None:
-    if not text.strip():
+def _check_text(text: str, field_path: str, settings: Settings, *, blank_ok: bool = False) -> None:
+    """A blank whole text is let through when ``blank_ok``: that item alone fails (stage
+    split) and the others of its request are written."""
+    if not blank_ok and not text.strip():
         raise _bad(field_path, "must not be blank")
     if len(text) > settings.max_text_chars:
         raise _bad(field_path, f"must be at most {settings.max_text_chars} characters")
@@ -157,11 +172,13 @@ def check_items(items: list[ItemInput], collection: Collection, settings: Settin
             raise _bad(f"{where}.object_id", f"repeats items[{seen[item.object_id]}].object_id")
         seen[item.object_id] = i
         check_payload(item.payload, f"{where}.payload", settings)
-        if (item.text is None) == (not item.parts):
-            raise _bad(where, "must have exactly one of text or parts")
+        if sum((item.text is not None, bool(item.parts), item.source is not None)) != 1:
+            raise _bad(where, "must have exactly one of text, parts or source")
         if item.text is not None:
-            _check_text(item.text, f"{where}.text", settings)
+            _check_text(item.text, f"{where}.text", settings, blank_ok=True)
             continue
+        if item.source is not None:
+            continue  # checked by its loader (es_core.ingest.sources.check_reference)
         if len(item.parts) > settings.max_parts_per_item:
             raise _bad(f"{where}.parts", f"must hold at most {settings.max_parts_per_item} parts")
         part_ids: set[str] = set()

@@ -1,5 +1,5 @@
-"""The item use cases behind UpsertService: writes become tasks (``upsertion``, ``deletion``)
-that a worker runs; reads answer at once."""
+"""The item use cases behind UpsertService: writes become tasks (``upsertion``, ``deletion``,
+``import``) that a worker runs; reads answer at once."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from es_core.collections.write_targets import write_targets
 from es_core.context import Context
+from es_core.errors import InvalidArgument
+from es_core.ingest.sources import MAX_IMPORT_SOURCES, check_source
 from es_core.item_input import ItemInput, check_items, check_object_ids, check_vectors_fit
 from es_core.item_versions import stamp_write_version
+from es_core.loaders.model import SourceSpec
 from es_core.storage import item_rows as stored
 from es_core.storage.catalog import resolve_collection
 from es_core.tasks.model import Task, TaskKind
@@ -20,6 +23,15 @@ class UpsertItemsInput:
     collection_id: str  # "" = the blue collection
     items: list[ItemInput]
     idempotency_key: str = ""
+
+
+@dataclass(frozen=True)
+class ImportItemsInput:
+    collection_id: str  # "" = the blue collection
+    sources: list[SourceSpec]
+    idempotency_key: str = ""
+    page_size: int = 0  # 0 = ES_IMPORT_PAGE_SIZE
+    max_failed_items: int = 0  # 0 = failed items never fail the import
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,45 @@ async def upsert_items(ctx: Context, request: UpsertItemsInput) -> Task:
         check_items(request.items, collection, ctx.settings)
         for target in await write_targets(conn, collection):
             check_vectors_fit(request.items, target)
+    for i, item in enumerate(request.items):
+        if item.source is not None:
+            check_source(ctx.loaders, item.source, f"items[{i}].source", whole=False)
     return await _start(
         ctx,
         "upsertion",
         collection.collection_id,
         {"items": [item.to_json() for item in request.items]},
+        request.idempotency_key,
+    )
+
+
+async def import_items(ctx: Context, request: ImportItemsInput) -> Task:
+    """The sources, checked and found readable, become one import task."""
+    if not request.sources:
+        raise InvalidArgument.field_error("sources", "must name at least one source")
+    if len(request.sources) > MAX_IMPORT_SOURCES:
+        raise InvalidArgument.field_error(
+            "sources", f"must name at most {MAX_IMPORT_SOURCES} sources"
+        )
+    if not 0 <= request.page_size <= 10_000:
+        raise InvalidArgument.field_error("page_size", "must be 0 (the default) to 10000")
+    if request.max_failed_items < 0:
+        raise InvalidArgument.field_error("max_failed_items", "must not be negative")
+    for i, spec in enumerate(request.sources):
+        check_source(ctx.loaders, spec, f"sources[{i}]", whole=True)
+    async with ctx.pool.acquire() as conn:
+        await resolve_collection(conn, request.collection_id)
+    for i, spec in enumerate(request.sources):
+        await ctx.loaders.probe(spec, f"sources[{i}]")
+    return await _start(
+        ctx,
+        "import",
+        request.collection_id,
+        {
+            "sources": [spec.to_json() for spec in request.sources],
+            "page_size": request.page_size or ctx.settings.import_page_size,
+            "max_failed_items": request.max_failed_items,
+        },
         request.idempotency_key,
     )
 

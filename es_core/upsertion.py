@@ -6,12 +6,18 @@ every target collection in the same transaction, oldest collection first.
 
 Writes are ordered by the version each request was given when accepted: a write replayed or
 restarted after a newer one leaves what the newer one wrote (see
-``es_core.storage.item_rows``)."""
+``es_core.storage.item_rows``).
+
+Items are prepared first (``es_core.ingest.prepare``: references read, texts cleaned and
+split); an item that fails there, or that the model cannot encode, or whose rows the database
+refuses, is reported with its stage and the rest of its batch is written."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -21,20 +27,24 @@ from es_core.collections.write_targets import lock_for_write, write_targets
 from es_core.config import Settings
 from es_core.domain import Collection, Progress
 from es_core.encoders.registry import EncoderRegistry
-from es_core.errors import FailedPrecondition
+from es_core.errors import EsError, FailedPrecondition, first_line
+from es_core.ingest.cleaning import ItemsCleaner, TextCleaner
+from es_core.ingest.prepare import Preparer
 from es_core.item_input import ItemInput
+from es_core.loaders.model import ItemFailure, Stage
+from es_core.loaders.protocol import SourceLoader
 from es_core.splitter import split_text
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     NO_PAYLOAD,
     UNVERSIONED,
-    WriteOutcome,
     average_vector,
     delete_items,
     replace_items,
 )
-from es_core.tasks.results import MAX_SUPERSEDED_IDS_LISTED
+from es_core.tasks.results import MAX_FAILED_ITEMS_LISTED, MAX_SUPERSEDED_IDS_LISTED
 
+log = logging.getLogger(__name__)
 Split = Callable[[str], list[str]]
 
 
@@ -103,10 +113,67 @@ def build_rows(
                         f" model has {collection.model.dimensions} dimensions"
                     )
             vectors.append(vector)
-            rows.append((item.object_id, part_id, False, None, text, vector, NO_PAYLOAD))
+            stored_text = text if item.store_text else None
+            rows.append((item.object_id, part_id, False, None, stored_text, vector, NO_PAYLOAD))
         average = average_vector(np.stack(vectors), collection.model.metric)
         rows.append((item.object_id, AVERAGE_PART_ID, True, None, None, average, item.payload))
     return rows
+
+
+def splitter(settings: Settings, split: Split | None) -> Split:
+    """``split`` (the plugin's items splitter), else the built-in sentence splitter."""
+    if split is not None:
+        return split
+    return lambda text: split_text(
+        text, max_words=settings.splitter_max_words, overlap_words=settings.splitter_overlap_words
+    )
+
+
+def encode_rows(
+    items: list[ItemInput],
+    collection: Collection,
+    registry: EncoderRegistry,
+    settings: Settings,
+    use_given_vectors: bool = True,
+) -> tuple[list[tuple[Any, ...]], list[ItemFailure]]:
+    """``build_rows`` for the batch; when the model fails on it, each item alone, so the items
+    it cannot encode fail (stage encode) and the rest are written. An error every item meets
+    (the inference server down, a vector that cannot fit) is the batch's and is raised."""
+    try:
+        return build_rows(items, collection, registry, settings, None, use_given_vectors), []
+    except EsError:
+        raise
+    except Exception as batch_error:
+        if len(items) == 1:
+            raise
+        log.warning("encoding a batch failed (%s); encoding its items one by one", batch_error)
+    rows: list[tuple[Any, ...]] = []
+    failures: list[ItemFailure] = []
+    for item in items:
+        try:
+            rows += build_rows([item], collection, registry, settings, None, use_given_vectors)
+        except EsError:
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            failures.append(ItemFailure(item.object_id, Stage.ENCODE, reason))
+    if len(failures) == len(items):
+        raise RuntimeError(f"the model encoded none of {len(items)} items: {failures[0].reason}")
+    return rows, failures
+
+
+@dataclass
+class WriteReport:
+    """What happened to a batch: written, superseded by a newer write, or failed."""
+
+    applied: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+
+    def add(self, other: WriteReport) -> None:
+        self.applied += other.applied
+        self.superseded += other.superseded
+        self.failures += other.failures
 
 
 def _result(counts: dict[str, int], superseded: list[str]) -> dict[str, Any]:
@@ -120,6 +187,16 @@ def _result(counts: dict[str, int], superseded: list[str]) -> dict[str, Any]:
     }
 
 
+def failures_result(failures: Sequence[ItemFailure]) -> dict[str, Any]:
+    """The failed items of a write's result: their count and the first ones listed."""
+    if not failures:
+        return {}
+    return {
+        "failed_count": len(failures),
+        "failed_items": [f.to_json() for f in failures[:MAX_FAILED_ITEMS_LISTED]],
+    }
+
+
 async def run_upsertion(
     pool: asyncpg.Pool,
     collection: Collection,
@@ -130,70 +207,131 @@ async def run_upsertion(
     split: Split | None = None,
     *,
     version: int = UNVERSIONED,
+    loader: SourceLoader | None = None,
+    cleaner: ItemsCleaner | None = None,
 ) -> dict[str, Any]:
     """Write ``items`` at ``version``, leaving those a newer write reached as they are (they
-    are reported superseded); re-running it writes the same rows again."""
+    are reported superseded) and reporting those that failed on the way (read by ``loader``
+    when they are references, cleaned by ``cleaner``, split by ``split``); re-running it
+    writes the same rows again."""
+    preparer = Preparer(cleaner or TextCleaner(()), splitter(settings, split), settings)
+    order = {item.object_id: i for i, item in enumerate(items)}
+    report = WriteReport()
     written = 0
-    upserted = 0
-    superseded: list[str] = []
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        outcome = await _write_batch(pool, collection, batch, registry, settings, split, version)
-        upserted += len(outcome.applied)
-        superseded += outcome.superseded
+        prepared = await preparer.items(batch, loader)
+        report.failures += prepared.failures
+        report.add(await write_batch(pool, collection, prepared.items, registry, settings, version))
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
-            return {**_result({"upserted_count": upserted}, superseded), "stopped": True}
-    return _result({"upserted_count": upserted}, superseded)
+            return {**_upsertion_result(report, order), "stopped": True}
+    return _upsertion_result(report, order)
 
 
-async def _write_batch(
+def _upsertion_result(report: WriteReport, order: dict[str, int]) -> dict[str, Any]:
+    failures = sorted(report.failures, key=lambda f: order.get(f.object_id, len(order)))
+    return {
+        **_result({"upserted_count": len(report.applied)}, report.superseded),
+        **failures_result(failures),
+    }
+
+
+InTransaction = Callable[[asyncpg.Connection, WriteReport], Awaitable[None]]
+
+
+async def write_batch(
     pool: asyncpg.Pool,
     collection: Collection,
     batch: list[ItemInput],
     registry: EncoderRegistry,
     settings: Settings,
-    split: Split | None,
     version: int,
-) -> WriteOutcome:
-    """Encode for every target's model, then write all targets in one transaction. Encoding
-    happens outside it; should a target appear meanwhile (a reindex started), encode for it too
-    and write again. The outcome is the addressed collection's."""
-    rows_by_model: dict[str, list[tuple[Any, ...]]] = {}
-    object_ids = [item.object_id for item in batch]
+    then: InTransaction | None = None,
+) -> WriteReport:
+    """Encode prepared items for every target's model, then write all targets in one
+    transaction, and run ``then`` in it (an import's checkpoint). Encoding happens outside it;
+    should a target appear meanwhile (a reindex started), encode for it too and write again.
+    The report is the addressed collection's."""
+    encoded: dict[str, tuple[list[tuple[Any, ...]], list[ItemFailure]]] = {}
     async with pool.acquire() as conn:
         targets = await write_targets(conn, collection)
     while True:
         for target in targets:
-            if target.model.model_id not in rows_by_model:
+            if batch and target.model.model_id not in encoded:
                 # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
-                rows_by_model[target.model.model_id] = await asyncio.to_thread(
-                    build_rows,
+                encoded[target.model.model_id] = await asyncio.to_thread(
+                    encode_rows,
                     batch,
                     target,
                     registry,
                     settings,
-                    split,
                     target.model.model_id == collection.model.model_id,
                 )
         async with pool.acquire() as conn, conn.transaction():
             await lock_for_write(conn)
             targets = await write_targets(conn, collection)
-            if any(t.model.model_id not in rows_by_model for t in targets):
+            if batch and any(t.model.model_id not in encoded for t in targets):
                 continue
-            outcomes = {
-                target.collection_id: await replace_items(
-                    conn,
-                    target,
-                    rows_by_model[target.model.model_id],
-                    object_ids,
-                    version=version,
-                    drop_user_copies=settings.delete_user_copies_on_upsert,
+            # An item any model failed on is left out of every target, so they stay alike.
+            failures = [f for rows, fails in encoded.values() for f in fails]
+            failed = {f.object_id for f in failures}
+            ready = [item for item in batch if item.object_id not in failed]
+            reports = {}
+            for target in targets:
+                rows = encoded[target.model.model_id][0] if batch else []
+                reports[target.collection_id] = await _store(
+                    conn, target, rows, ready, version, settings
                 )
-                for target in targets
-            }
-            return outcomes[collection.collection_id]
+            report = reports[collection.collection_id]
+            report.failures = list(dict.fromkeys(failures)) + report.failures
+            if then is not None:
+                await then(conn, report)
+            return report
+
+
+async def _store(
+    conn: asyncpg.Connection,
+    target: Collection,
+    rows: list[tuple[Any, ...]],
+    items: list[ItemInput],
+    version: int,
+    settings: Settings,
+) -> WriteReport:
+    """Replace the items' rows; when the database refuses the batch, each item alone, so the
+    items it refuses fail (stage store) and the rest are written."""
+    sources = {item.object_id: item.source.to_json() for item in items if item.source}
+    object_ids = [item.object_id for item in items]
+    drop = settings.delete_user_copies_on_upsert
+    if not object_ids:
+        return WriteReport()
+    try:
+        outcome = await replace_items(
+            conn, target, rows, object_ids, version=version, drop_user_copies=drop, sources=sources
+        )
+        return WriteReport(outcome.applied, outcome.superseded)
+    except asyncpg.DataError as batch_error:
+        log.warning("the database refused a batch (%s); writing its items one by one", batch_error)
+    report = WriteReport()
+    for object_id in object_ids:
+        own = [row for row in rows if row[0] == object_id]
+        try:
+            outcome = await replace_items(
+                conn,
+                target,
+                own,
+                [object_id],
+                version=version,
+                drop_user_copies=drop,
+                sources={k: v for k, v in sources.items() if k == object_id},
+            )
+        except asyncpg.DataError as exc:
+            report.failures.append(ItemFailure(object_id, Stage.STORE, first_line(exc)))
+            continue
+        report.applied += outcome.applied
+        report.superseded += outcome.superseded
+    return report
 
 
 async def run_deletion(

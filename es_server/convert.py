@@ -20,6 +20,7 @@ from es_core.search.query import SearchHit, SortSpec
 from es_core.storage.item_rows import StoredItem
 from es_core.tasks import results
 from es_core.tasks.model import TASK_KINDS, Task, TaskKind, TaskStatus
+from es_server.source_convert import failure_to_proto, source_from_proto, source_to_proto
 
 
 def _tidy(value: Any) -> Any:
@@ -181,12 +182,17 @@ def items_from_proto(messages: Sequence[Any]) -> list[ItemInput]:
                 )
             vector = np.asarray(p.vector, dtype=np.float32) if has_vector else None
             parts.append(PartInput(p.part_id or str(j), p.text or None, vector))
+        has_source = m.HasField("source")
+        # proto3 cannot tell an empty text from none: an item with no content at all is an
+        # empty text, which fails that item alone (stage split), not the request.
+        text = m.text if m.text or not (parts or has_source) else None
         items.append(
             ItemInput(
                 m.object_id,
                 struct_to_dict(m.payload, f"items[{i}].payload"),
-                m.text if m.text else None,
+                text,
                 parts,
+                source_from_proto(m.source) if has_source else None,
             )
         )
     return items
@@ -215,6 +221,7 @@ def item_to_proto(item: StoredItem) -> common_pb2.Item:
         user_id=item.user_id or "",
         update_time=timestamp(item.update_time),
         version=item.version,
+        source=None if item.source is None else source_to_proto(item.source),
     )
 
 
@@ -249,7 +256,10 @@ _OUTCOMES: dict[type[results.TaskResult], Any] = {
     results.ReindexResult: common_pb2.ReindexResult,
     results.RankingFitResult: common_pb2.RankingFitResult,
     results.CategoriesSwitchResult: common_pb2.CategoriesSwitchResult,
+    results.ImportResult: common_pb2.ImportResult,
 }
+# The outcome field of a kind whose name is not the field's ("import" is a Python keyword).
+_OUTCOME_FIELDS = {"import": "import_result"}
 
 
 def _outcome(task: Task) -> dict[str, Any]:
@@ -257,7 +267,10 @@ def _outcome(task: Task) -> dict[str, Any]:
     typed = results.result_of(task)
     if typed is None:
         return {}
-    return {task.kind: _OUTCOMES[type(typed)](**asdict(typed))}
+    values = asdict(typed)
+    if isinstance(typed, (results.UpsertionResult, results.ImportResult)):
+        values["failed_items"] = [failure_to_proto(f) for f in typed.failed_items]
+    return {_OUTCOME_FIELDS.get(task.kind, task.kind): _OUTCOMES[type(typed)](**values)}
 
 
 def fine_tuning_task_to_proto(task: Task) -> fine_tune_pb2.FineTuningTask:

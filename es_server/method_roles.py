@@ -42,6 +42,7 @@ _BY_SERVICE: dict[str, dict[str, Role]] = {
     },
     "UpsertService": {
         "UpsertItems": _WRITE,
+        "ImportItems": _WRITE,
         "DeleteItems": _WRITE,
         "GetItems": _SEARCH,
     },

@@ -61,6 +61,7 @@ def create_app() -> Celery:
         beat_schedule=schedule,
         include=[
             "es_workers.upsertion",
+            "es_workers.importing",
             "es_workers.sweeper",
             "es_workers.improvement",
             "es_workers.fine_tuning",

@@ -19,6 +19,7 @@ from es_core.domain import Progress
 from es_core.reindex.categories import copy_categories
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks
+from es_core.reindex.refetch import refetcher
 from es_core.tasks.model import Task, Waiting
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
@@ -40,6 +41,7 @@ def _handler(send: Send) -> Handler:
                 owner=task_owner.get(),
                 lease_seconds=ctx.settings.task_lease_seconds,
                 batch_size=ctx.settings.reindex_batch_size,
+                refetch=refetcher(ctx.loaders, ctx.preparer),
             )
         # The categories come along first: few, and done once the ranges are planned.
         categories = await copy_categories(

@@ -19,6 +19,9 @@ from es_core.config import Settings, get_settings
 from es_core.domain import Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError, failure_reason
+from es_core.ingest.prepare import Preparer
+from es_core.loaders.aggregated import AggregatedLoader
+from es_core.loaders.registry import Loaders
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
 from es_core.storage.bootstrap import prepare_database
@@ -37,6 +40,15 @@ class WorkerContext:
     pool: asyncpg.Pool
     encoders: EncoderRegistry
     plugin: FineTuningMethod
+    # The sources' loaders, reading items by reference and imports.
+    loaders: AggregatedLoader
+
+    @property
+    def preparer(self) -> Preparer:
+        """Cleans and splits items as the plugin does."""
+        return Preparer(
+            self.plugin.get_items_cleaner(), self.plugin.get_items_splitter().split, self.settings
+        )
 
 
 _runner: asyncio.Runner | None = None
@@ -64,7 +76,9 @@ async def context() -> WorkerContext:
         encoders = EncoderRegistry(
             plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
         )
-        _context = WorkerContext(settings, pool, encoders, plugin)
+        _context = WorkerContext(
+            settings, pool, encoders, plugin, AggregatedLoader(Loaders(settings))
+        )
     return _context
 
 

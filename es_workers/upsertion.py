@@ -19,7 +19,6 @@ async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
     async with ctx.pool.acquire() as conn:
         collection = await get_collection(conn, task.params["collection_id"], kind=None)
     items = [ItemInput.from_json(item) for item in task.params["items"]]
-    split = ctx.plugin.get_items_splitter().split
     return await run_upsertion(
         ctx.pool,
         collection,
@@ -27,8 +26,10 @@ async def _upsert(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
         ctx.encoders,
         ctx.settings,
         progress,
-        split,
+        ctx.plugin.get_items_splitter().split,
         version=write_version(task),
+        loader=ctx.loaders,
+        cleaner=ctx.plugin.get_items_cleaner(),
     )
 
 

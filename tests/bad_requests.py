@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from embedding_studio.v1 import common_pb2, upsert_pb2
+from embedding_studio.v1 import common_pb2, source_pb2, upsert_pb2
 from es_core.domain import Collection, Model
 from es_core.errors import InvalidArgument
 
@@ -87,6 +87,13 @@ def item(
     return message
 
 
+def sourced(object_id: str, source: dict[str, Any], text: str = "") -> upsert_pb2.UpsertItem:
+    """An item whose content is named by ``source`` (a ContentSource in its JSON form)."""
+    message = item(object_id, text=text)
+    message.source.CopyFrom(json_format.ParseDict(source, source_pb2.ContentSource()))
+    return message
+
+
 def ok_item(object_id: str) -> upsert_pb2.UpsertItem:
     return item(object_id, part(VEC))
 
@@ -122,8 +129,39 @@ WRITE_CASES = [
     pytest.param(
         upsert(item("bi-bad-both", part(VEC), text="words")), "items[0]", id="text-and-parts"
     ),
-    pytest.param(upsert(item("bi-bad-neither")), "items[0]", id="neither-text-nor-parts"),
-    pytest.param(upsert(item("bi-bad-blank", text="   ")), "items[0].text", id="blank-text"),
+    pytest.param(
+        upsert(sourced("bi-bad-tsrc", {"path": "a.txt"}, text="words")),
+        "items[0]",
+        id="text-and-source",
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-ftp", {"loader": "ftp", "path": "a.txt"})),
+        "items[0].source.loader",
+        id="source-unknown-loader",
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-bare", {})), "items[0].source.loader", id="source-no-locator"
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-etc", {"path": "/etc/passwd"})),
+        "items[0].source.path",
+        id="source-path-outside-roots",
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-meta", {"url": "http://169.254.169.254/latest/meta-data/"})),
+        "items[0].source.url",
+        id="source-url-not-allowed",
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-tmpl", {"path": "a.json", "fields": {"template": "{title"}})),
+        "items[0].source.fields.template",
+        id="source-bad-template",
+    ),
+    pytest.param(
+        upsert(sourced("bi-bad-csv", {"path": "a.csv", "content_type": "text/csv"})),
+        "items[0].source.content_type",
+        id="source-record-file",
+    ),
     pytest.param(upsert(item("bi-bad-tnul", text="a\x00b")), "items[0].text", id="text-nul"),
     pytest.param(
         upsert(item("bi-bad-pboth", part(VEC, text="   "))),

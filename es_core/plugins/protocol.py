@@ -20,6 +20,7 @@ from es_core.domain import Aggregation, Metric, Model, Progress
 from es_core.encoders.base import Encoder
 from es_core.fine_tuning.examples import Example
 from es_core.improvement.adjuster import VectorsAdjuster
+from es_core.ingest.cleaning import ItemsCleaner
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class FineTuningMethod(Protocol):
 
     def get_items_splitter(self) -> ItemsSplitter: ...
 
+    def get_items_cleaner(self) -> ItemsCleaner: ...
+
     def get_query_retriever(self) -> QueryRetriever: ...
 
     def get_inference_client_factory(self) -> InferenceClientFactory: ...
@@ -226,6 +229,7 @@ __all__ = [
     "FineTuningBuilder",
     "FineTuningMethod",
     "InferenceClientFactory",
+    "ItemsCleaner",
     "ItemsSplitter",
     "PluginMeta",
     "Progress",

@@ -26,6 +26,7 @@ from es_core.fine_tuning.experiments import (
 )
 from es_core.fine_tuning.trainer import SentenceTransformersBuilder
 from es_core.improvement.adjuster import TorchAdjuster, adjuster_settings
+from es_core.ingest.cleaning import TextCleaner
 from es_core.plugins.protocol import PluginMeta, SearchIndexInfo
 from es_core.splitter import split_text
 from es_core.storage.db import quote_ident
@@ -49,6 +50,9 @@ class TableDataLoader:
             order = (0, int(part_id), "") if part_id.isdigit() else (1, 0, part_id)
             parts.setdefault(row["object_id"], []).append((order, row["text"]))
         return {o: [text for _, text in sorted(p)] for o, p in parts.items()}
+
+
+CLEANING_STEPS = ("strip_html", "normalize_unicode", "normalize_whitespace")
 
 
 class SentenceSplitter:
@@ -135,6 +139,11 @@ class TextMiniLMPlugin:
 
     def get_items_splitter(self) -> SentenceSplitter:
         return SentenceSplitter(self._settings)
+
+    def get_items_cleaner(self) -> TextCleaner:
+        # HTML to its text, NFKC, one space between words: what MiniLM's tokenizer would see
+        # anyway, so cleaning changes what is stored, not how it ranks.
+        return TextCleaner(CLEANING_STEPS)
 
     def get_query_retriever(self) -> QueryText:
         return QueryText()

@@ -25,6 +25,7 @@ from es_core.reindex.pages import (
     write_page,
 )
 from es_core.reindex.parent import report_parent_progress
+from es_core.reindex.refetch import Refetch
 from es_core.storage.catalog import get_collection
 from es_core.tasks.lookups import task_status
 from es_core.tasks.model import Task
@@ -88,6 +89,7 @@ async def copy_range(
     owner: str,
     lease_seconds: float,
     batch_size: int,
+    refetch: Refetch | None = None,
 ) -> dict[str, Any]:
     """Copy the range from the checkpoint to its end; ``{"stopped": True}`` when told to stop."""
     params = task.params
@@ -106,6 +108,8 @@ async def copy_range(
             pending = ids
             while pending:
                 items = await read_items(pool, source, pending)
+                if refetch is not None:
+                    items = await refetch(items)
                 # Encoding is CPU-bound: keep the loop free for the lease heartbeat meanwhile.
                 rows = await asyncio.to_thread(build_destination_rows, items, destination, registry)
                 async with pool.acquire() as conn, conn.transaction():

@@ -35,13 +35,14 @@ from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     NO_PAYLOAD,
     ROW_COLUMNS,
+    SOURCE_COLUMN,
     average_vector,
     claim_versions,
     head_rows,
     refresh_lexical,
 )
 
-COPY_COLUMNS = [*ROW_COLUMNS, "update_time", "version"]
+COPY_COLUMNS = [*ROW_COLUMNS, "update_time", "version", SOURCE_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class SourceItem:
     version: int
     payload: dict[str, Any]
     parts: list[SourcePart] = field(default_factory=list)
+    source: dict[str, Any] | None = None  # where its content was read from (a SourceSpec)
+    keep_text: bool = True  # False: the copy stores vectors only (its text stays at the source)
 
 
 @dataclass
@@ -103,8 +106,8 @@ async def read_items(
 ) -> list[SourceItem]:
     """The items that exist, with their parts in stored order."""
     rows = await conn.fetch(
-        f"SELECT object_id, part_id, is_average, text, vector, payload, update_time, version"
-        f" FROM {items_table(source)} WHERE object_id = ANY($1::text[]) AND user_id IS NULL"
+        f"SELECT object_id, part_id, is_average, text, vector, payload, update_time, version,"
+        f" source FROM {items_table(source)} WHERE object_id = ANY($1::text[]) AND user_id IS NULL"
         f" ORDER BY object_id, row_id",
         object_ids,
     )
@@ -113,13 +116,15 @@ async def read_items(
     for r in rows:
         if r["is_average"]:
             heads[r["object_id"]] = SourceItem(
-                r["object_id"], r["update_time"], r["version"], r["payload"]
+                r["object_id"], r["update_time"], r["version"], r["payload"], [], r["source"]
             )
         else:
             vector = np.asarray(r["vector"].to_numpy(), dtype=np.float32)
             parts.setdefault(r["object_id"], []).append(SourcePart(r["part_id"], r["text"], vector))
     return [
-        SourceItem(h.object_id, h.update_time, h.version, h.payload, parts.get(h.object_id, []))
+        SourceItem(
+            h.object_id, h.update_time, h.version, h.payload, parts.get(h.object_id, []), h.source
+        )
         for h in heads.values()
     ]
 
@@ -162,11 +167,12 @@ def build_destination_rows(
                     part.part_id,
                     False,
                     None,
-                    part.text,
+                    part.text if item.keep_text else None,
                     vector,
                     NO_PAYLOAD,
                     item.update_time,
                     item.version,
+                    None,
                 )
             )
         if not vectors:
@@ -183,6 +189,7 @@ def build_destination_rows(
                 item.payload,
                 item.update_time,
                 item.version,
+                item.source,
             )
         )
         rows[item.object_id] = item_rows

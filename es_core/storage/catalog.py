@@ -210,7 +210,8 @@ async def create_items_table(
             vector      vector({int(model.dimensions)}) NOT NULL,
             payload     jsonb NOT NULL DEFAULT '{{}}',
             update_time timestamptz NOT NULL DEFAULT now(),
-            version     bigint NOT NULL DEFAULT 0
+            version     bigint NOT NULL DEFAULT 0,
+            source      jsonb
         )
         """
     )

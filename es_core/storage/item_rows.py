@@ -15,10 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from es_core.domain import Collection
+from es_core.loaders.model import SourceSpec
 from es_core.storage.catalog import items_table, versions_table
 
 ROW_COLUMNS = ["object_id", "part_id", "is_average", "user_id", "text", "vector", "payload"]
 AVERAGE_PART_ID = ""
+#: Where an item's content was read from (a loader's source spec as JSON), on its head row;
+#: NULL for an item sent inline.
+SOURCE_COLUMN = "source"
 #: The payload column of every row but an item's head (its original average row): the payload
 #: is stored once per item, on the head, and read from there by searches and filters.
 NO_PAYLOAD: dict[str, Any] = {}
@@ -59,6 +63,7 @@ class StoredItem:
     user_id: str | None
     update_time: datetime
     version: int  # of the write that wrote it (0: written before writes had versions)
+    source: SourceSpec | None = None  # where its content was read from; None when inline
 
 
 def average_vector(vectors: npt.NDArray[np.float32], metric: str) -> npt.NDArray[np.float32]:
@@ -141,10 +146,12 @@ async def replace_items(
     *,
     version: int = UNVERSIONED,
     drop_user_copies: bool = True,
+    sources: dict[str, dict[str, Any]] | None = None,
 ) -> WriteOutcome:
     """For each of ``object_ids`` no newer write reached: drop its originals (and, by default,
     users' improved copies of it, which were learnt from the old content) and write its
-    ``rows`` instead, at ``version``. One transaction; the others are left as they are."""
+    ``rows`` instead, at ``version``, with the item's ``sources`` entry (where its content was
+    read from) on its head. One transaction; the others are left as they are."""
     async with conn.transaction():
         applied, superseded = await _take_items(
             conn, collection, object_ids, version, deleted=False
@@ -156,10 +163,17 @@ async def replace_items(
             drop_user_copies,
         )
         taken = set(applied)
-        records = [(*row, version) for row in rows if row[0] in taken]
+        sources = sources or {}
+        records = [
+            (*row, version, sources.get(row[0]) if row[2] and row[3] is None else None)
+            for row in rows
+            if row[0] in taken
+        ]
         if records:
             await conn.copy_records_to_table(
-                collection.table_name, records=records, columns=[*ROW_COLUMNS, "version"]
+                collection.table_name,
+                records=records,
+                columns=[*ROW_COLUMNS, "version", SOURCE_COLUMN],
             )
         await refresh_lexical(conn, collection, applied)
     return WriteOutcome(applied, superseded)
@@ -211,7 +225,7 @@ async def get_items(
     vector_column = "vector" if include_vectors else "NULL::vector"
     rows = await conn.fetch(
         f"SELECT object_id, part_id, is_average, text, {vector_column} AS vector, payload,"
-        f" update_time, version FROM {items_table(collection)}"
+        f" update_time, version, source FROM {items_table(collection)}"
         f" WHERE object_id = ANY($1::text[]) AND user_id IS NULL ORDER BY object_id, row_id",
         object_ids,
     )
@@ -231,6 +245,7 @@ async def get_items(
             None,
             heads[i]["update_time"],
             heads[i]["version"],
+            None if heads[i]["source"] is None else SourceSpec.from_json(heads[i]["source"]),
         )
         for i in dict.fromkeys(object_ids)
         if i in heads

@@ -15,6 +15,7 @@ TaskKind = Literal[
     "reindex",
     "ranking_fit",
     "categories_switch",
+    "import",
 ]
 TaskStatus = Literal["pending", "processing", "waiting", "done", "failed", "canceled"]
 
@@ -27,6 +28,7 @@ TASK_KINDS: tuple[TaskKind, ...] = (
     "reindex",
     "ranking_fit",
     "categories_switch",
+    "import",
 )
 TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "canceled"})
 
@@ -42,6 +44,9 @@ QUEUE_FOR_KIND: dict[str, str] = {
     "ranking_fit": "improvement",
     # Re-encoding a model's categories: encoding work, like a reindex.
     "categories_switch": "reindex",
+    # Reading a whole source and encoding it: bulk work, like a reindex, and off the queue of
+    # the upserts, which must not wait behind it.
+    "import": "reindex",
 }
 
 

@@ -4,13 +4,16 @@ without guessing keys. A figure the task did not report reads as zero or empty."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
 
+from es_core.loaders.model import ItemFailure
 from es_core.tasks.model import Task
 
 #: How many superseded ids a write's result lists (its count covers them all).
 MAX_SUPERSEDED_IDS_LISTED = 100
+#: How many failed items a write's or an import's result lists (its count covers them all).
+MAX_FAILED_ITEMS_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,17 @@ class UpsertionResult:
     upserted_count: int = 0
     superseded_count: int = 0  # left alone: a newer write had reached them
     superseded_object_ids: list[str] = field(default_factory=list)  # the first 100
+    failed_count: int = 0
+    failed_items: list[ItemFailure] = field(default_factory=list)  # the first 100
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported_count: int = 0
+    failed_count: int = 0
+    failed_items: list[ItemFailure] = field(default_factory=list)  # the first 100
+    superseded_count: int = 0
+    sources_done: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,7 @@ TaskResult: TypeAlias = (
     | ReindexResult
     | RankingFitResult
     | CategoriesSwitchResult
+    | ImportResult
 )
 
 #: The typed result of each kind that has one (a fine-tuning's is FineTuneService's own).
@@ -102,6 +117,7 @@ RESULT_TYPES: dict[str, type[TaskResult]] = {
     "reindex": ReindexResult,
     "ranking_fit": RankingFitResult,
     "categories_switch": CategoriesSwitchResult,
+    "import": ImportResult,
 }
 
 R = TypeVar("R", bound=TaskResult)
@@ -118,13 +134,23 @@ def parse_result(result_type: type[R], stored: dict[str, Any]) -> R:
             continue
         hint = hints[f.name]
         origin, args = get_origin(hint), get_args(hint)
-        if origin is list:
+        if origin is list and is_dataclass(args[0]):
+            values[f.name] = [_parse_record(args[0], v) for v in value]
+        elif origin is list:
             values[f.name] = [args[0](v) for v in value]
         elif origin is dict:
             values[f.name] = {str(k): args[1](v) for k, v in value.items()}
         else:
             values[f.name] = hint(value)
     return result_type(**values)
+
+
+def _parse_record(record_type: Any, stored: dict[str, Any]) -> Any:
+    """A listed record (a failed item) of a result: its known keys, each cast to its type."""
+    hints = get_type_hints(record_type)
+    return record_type(
+        **{f.name: hints[f.name](stored[f.name]) for f in fields(record_type) if f.name in stored}
+    )
 
 
 def result_of(task: Task) -> TaskResult | None:

@@ -1,4 +1,4 @@
-"""UpsertService: item writes become tasks; reads answer at once."""
+"""UpsertService: item writes and imports become tasks; reads answer at once."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from embedding_studio.v1 import upsert_pb2, upsert_pb2_grpc
 from es_core.items_use_case import (
     DeleteItemsInput,
     GetItemsInput,
+    ImportItemsInput,
     UpsertItemsInput,
     delete_items,
     get_items,
+    import_items,
     upsert_items,
 )
 from es_server.convert import item_to_proto, items_from_proto, task_to_proto
+from es_server.source_convert import source_from_proto
 from es_server.state import ServerState
 
 
@@ -53,3 +56,18 @@ class UpsertService(upsert_pb2_grpc.UpsertServiceServicer):
             items=[item_to_proto(item) for item in found.items],
             missing_object_ids=found.missing_object_ids,
         )
+
+    async def ImportItems(
+        self, request: upsert_pb2.ImportItemsRequest, context: grpc.aio.ServicerContext
+    ) -> upsert_pb2.ImportItemsResponse:
+        task = await import_items(
+            self.state.context,
+            ImportItemsInput(
+                request.collection_id,
+                [source_from_proto(s) for s in request.sources],
+                request.idempotency_key,
+                request.page_size,
+                request.max_failed_items,
+            ),
+        )
+        return upsert_pb2.ImportItemsResponse(task=task_to_proto(task))

@@ -14,6 +14,7 @@ from es_core.encoders.base import Vectors
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.experiments import MlflowExperiments
 from es_core.improvement.adjuster import TorchAdjuster, adjuster_settings
+from es_core.ingest.cleaning import TextCleaner
 from es_core.plugins.protocol import FineTuningBuilder, PluginMeta, SearchIndexInfo
 from es_core.plugins.text_minilm import QueryText, TableDataLoader
 
@@ -72,6 +73,9 @@ class TinyDotPlugin:
 
     def get_items_splitter(self) -> PipeSplitter:
         return PipeSplitter()
+
+    def get_items_cleaner(self) -> TextCleaner:
+        return TextCleaner(())  # its texts are laid out by hand, with " | " between parts
 
     def get_query_retriever(self) -> QueryText:
         return QueryText()

@@ -13,7 +13,10 @@ from google.protobuf.message import Message
 
 from embedding_studio.v1 import upsert_pb2
 from es_core.config import Settings
+from es_core.ingest.sources import check_source
 from es_core.item_input import check_items, check_object_ids
+from es_core.loaders.aggregated import AggregatedLoader
+from es_core.loaders.registry import Loaders
 from es_core.storage.catalog import check_collection_id
 from es_core.tasks.store import check_idempotency_key
 from es_server.convert import items_from_proto
@@ -30,6 +33,7 @@ from tests.bad_requests import (
 )
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))
+LOADERS = AggregatedLoader(Loaders(SETTINGS))
 
 
 def named_collection(collection_id: str) -> None:
@@ -45,6 +49,9 @@ def write_checks(request: Message) -> None:
         items = items_from_proto(request.items)
         named_collection(request.collection_id)
         check_items(items, BLUE, SETTINGS)
+        for i, one in enumerate(items):
+            if one.source is not None:
+                check_source(LOADERS, one.source, f"items[{i}].source", whole=False)
     else:
         assert isinstance(request, upsert_pb2.DeleteItemsRequest)
         check_object_ids(list(request.object_ids), "object_ids", SETTINGS)

@@ -136,17 +136,23 @@ def test_payload_with_literal_backslash_u0000_text_is_accepted() -> None:
     ],
 )
 def test_exactly_one_of_text_or_parts(item: ItemInput) -> None:
-    assert _refused([item]) == ("items[0]", "must have exactly one of text or parts")
+    assert _refused([item]) == ("items[0]", "must have exactly one of text, parts or source")
 
 
 @pytest.mark.parametrize(
     ("text", "why"),
-    [("", "blank"), ("  \n\t", "blank"), ("x" * 51, "at most 50"), ("a\x00b", "NUL")],
+    [("x" * 51, "at most 50"), ("a\x00b", "NUL")],
 )
 def test_bad_item_text(text: str, why: str) -> None:
     field, description = _refused([_text("a", text)])
     assert field == "items[0].text"
     assert why in description
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t"])
+def test_a_blank_text_is_let_through_to_fail_alone(text: str) -> None:
+    """An empty document fails that item at the split stage, not the whole request."""
+    check_items([_text("a", text), _text("b")], COSINE, SETTINGS)
 
 
 def test_too_many_parts() -> None:

@@ -28,6 +28,7 @@ from embedding_studio.v1 import (
     ranking_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
+    source_pb2,
     suggestion_pb2_grpc,
     task_pb2,
     task_pb2_grpc,
@@ -48,7 +49,8 @@ TERMINAL_TASK_STATUSES = frozenset(
 #: ``payload`` and exactly one of ``text`` / ``parts`` (parts: dicts with part_id, text, vector).
 ItemInput = upsert_pb2.UpsertItem | Mapping[str, Any]
 
-_ITEM_KEYS = frozenset({"object_id", "payload", "text", "parts"})
+_ITEM_KEYS = frozenset({"object_id", "payload", "text", "parts", "source"})
+SourceInput = source_pb2.ContentSource | Mapping[str, Any]
 _PART_KEYS = frozenset({"part_id", "text", "vector"})
 _ChannelOptions = Sequence[tuple[str, Any]]
 
@@ -87,13 +89,39 @@ def build_upsert_item(item: ItemInput) -> upsert_pb2.UpsertItem:
         raise ValueError(f"item {object_id!r}: unknown keys {sorted(unknown)}")
     if not object_id:
         raise ValueError("item without an object_id")
-    if ("text" in item) == ("parts" in item):
-        raise ValueError(f"item {object_id!r}: give exactly one of 'text' or 'parts'")
+    if sum(key in item for key in ("text", "parts", "source")) != 1:
+        raise ValueError(f"item {object_id!r}: give exactly one of 'text', 'parts' or 'source'")
     return upsert_pb2.UpsertItem(
         object_id=object_id,
         payload=to_struct(item.get("payload") or {}),
         text=str(item.get("text", "")),
         parts=[_build_part(part) for part in item.get("parts", ())],
+        source=build_content_source(item["source"]) if "source" in item else None,
+    )
+
+
+def build_content_source(source: SourceInput) -> source_pb2.ContentSource:
+    """A ContentSource from itself or its JSON form, e.g. {"loader": "s3", "bucket":
+    {"bucket": "docs", "key": "a.txt"}} or {"table": {"database": "shop", "table": "products"},
+    "fields": {"text": "description"}}."""
+    if isinstance(source, source_pb2.ContentSource):
+        return source
+    return json_format.ParseDict(dict(source), source_pb2.ContentSource())
+
+
+def build_import_request(
+    sources: Iterable[SourceInput],
+    collection_id: str,
+    page_size: int,
+    max_failed_items: int,
+    idempotency_key: str,
+) -> upsert_pb2.ImportItemsRequest:
+    return upsert_pb2.ImportItemsRequest(
+        sources=[build_content_source(source) for source in sources],
+        collection_id=collection_id,
+        page_size=page_size,
+        max_failed_items=max_failed_items,
+        idempotency_key=idempotency_key,
     )
 
 
@@ -342,6 +370,25 @@ class Client:
             idempotency_key=idempotency_key,
         )
         response: upsert_pb2.UpsertItemsResponse = self.upsert.UpsertItems(request, timeout=timeout)
+        return response.task
+
+    def import_items(
+        self,
+        sources: Iterable[SourceInput],
+        *,
+        collection_id: str = "",
+        page_size: int = 0,
+        max_failed_items: int = 0,
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> common_pb2.Task:
+        """Start an import of every item of 1..16 sources (a bucket prefix, a table, a file of
+        records, a URL); returns its task, whose ``import_result`` counts what was written and
+        lists what failed (wait with ``wait_for_task``)."""
+        request = build_import_request(
+            sources, collection_id, page_size, max_failed_items, idempotency_key
+        )
+        response: upsert_pb2.ImportItemsResponse = self.upsert.ImportItems(request, timeout=timeout)
         return response.task
 
     def start_fine_tuning(
@@ -599,6 +646,25 @@ class AsyncClient:
             idempotency_key=idempotency_key,
         )
         response: upsert_pb2.UpsertItemsResponse = await self.upsert.UpsertItems(
+            request, timeout=timeout
+        )
+        return response.task
+
+    async def import_items(
+        self,
+        sources: Iterable[SourceInput],
+        *,
+        collection_id: str = "",
+        page_size: int = 0,
+        max_failed_items: int = 0,
+        idempotency_key: str = "",
+        timeout: float | None = None,
+    ) -> common_pb2.Task:
+        """As ``Client.import_items``."""
+        request = build_import_request(
+            sources, collection_id, page_size, max_failed_items, idempotency_key
+        )
+        response: upsert_pb2.ImportItemsResponse = await self.upsert.ImportItems(
             request, timeout=timeout
         )
         return response.task

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from embedding_studio.v1 import source_pb2 as embedding__studio_dot_v1_dot_source__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/common.proto\x12\x13\x65mbedding_studio.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x03\n\x06\x46ilter\x12/\n\x04term\x18\x01 \x01(\x0b\x32\x1f.embedding_studio.v1.TermFilterH\x00\x12\x31\n\x05terms\x18\x02 \x01(\x0b\x32 .embedding_studio.v1.TermsFilterH\x00\x12\x31\n\x05range\x18\x03 \x01(\x0b\x32 .embedding_studio.v1.RangeFilterH\x00\x12\x33\n\x06\x65xists\x18\x04 \x01(\x0b\x32!.embedding_studio.v1.ExistsFilterH\x00\x12\x31\n\x05match\x18\x05 \x01(\x0b\x32 .embedding_studio.v1.MatchFilterH\x00\x12\x37\n\x08wildcard\x18\x06 \x01(\x0b\x32#.embedding_studio.v1.WildcardFilterH\x00\x12/\n\x04\x62ool\x18\x07 \x01(\x0b\x32\x1f.embedding_studio.v1.BoolFilterH\x00\x12\x33\n\x06nested\x18\x08 \x01(\x0b\x32!.embedding_studio.v1.NestedFilterH\x00\x42\x06\n\x04kind\"B\n\nTermFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"D\n\x0bTermsFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12&\n\x06values\x18\x02 \x03(\x0b\x32\x16.google.protobuf.Value\"\xae\x01\n\x0bRangeFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\"\n\x02gt\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03gte\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\"\n\x02lt\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03lte\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"\x1d\n\x0c\x45xistsFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\"a\n\x0bMatchFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x34\n\x08operator\x18\x03 \x01(\x0e\x32\".embedding_studio.v1.MatchOperator\"J\n\x0eWildcardFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61se_insensitive\x18\x03 \x01(\x08\"\xb1\x01\n\nBoolFilter\x12)\n\x04must\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12+\n\x06should\x18\x02 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12-\n\x08must_not\x18\x03 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\x1c\n\x14minimum_should_match\x18\x04 \x01(\x05\"I\n\x0cNestedFilter\x12\x0c\n\x04path\x18\x01 \x01(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\"F\n\x06SortBy\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12-\n\x05order\x18\x02 \x01(\x0e\x32\x1e.embedding_studio.v1.SortOrder\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"9\n\x08ItemPart\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"\xc4\x01\n\x04Item\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x05parts\x18\x03 \x03(\x0b\x32\x1d.embedding_studio.v1.ItemPart\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"\xad\x01\n\x0cSearchResult\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\x01\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fmatched_part_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x15\n\rlexical_score\x18\x07 \x01(\x01\"\x99\x07\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.embedding_studio.v1.TaskKind\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.embedding_studio.v1.TaskStatus\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\x18\n\x10progress_message\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\'\n\x06result\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eparent_task_id\x18\x0e \x01(\t\x12\x39\n\tupsertion\x18\x0f \x01(\x0b\x32$.embedding_studio.v1.UpsertionResultH\x00\x12\x37\n\x08\x64\x65letion\x18\x10 \x01(\x0b\x32#.embedding_studio.v1.DeletionResultH\x00\x12=\n\x0bimprovement\x18\x11 \x01(\x0b\x32&.embedding_studio.v1.ImprovementResultH\x00\x12;\n\ndeployment\x18\x12 \x01(\x0b\x32%.embedding_studio.v1.DeploymentResultH\x00\x12\x35\n\x07reindex\x18\x13 \x01(\x0b\x32\".embedding_studio.v1.ReindexResultH\x00\x12<\n\x0branking_fit\x18\x14 \x01(\x0b\x32%.embedding_studio.v1.RankingFitResultH\x00\x12H\n\x11\x63\x61tegories_switch\x18\x15 \x01(\x0b\x32+.embedding_studio.v1.CategoriesSwitchResultH\x00\x42\t\n\x07outcome\"\x98\x01\n\x16\x43\x61tegoriesSwitchResult\x12\x16\n\x0eitems_model_id\x18\x01 \x01(\t\x12)\n!previous_categories_collection_id\x18\x02 \x01(\t\x12 \n\x18\x63\x61tegories_collection_id\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61tegories_copied\x18\x04 \x01(\x03\"b\n\x0fUpsertionResult\x12\x16\n\x0eupserted_count\x18\x01 \x01(\x03\x12\x18\n\x10superseded_count\x18\x02 \x01(\x03\x12\x1d\n\x15superseded_object_ids\x18\x03 \x03(\t\"w\n\x0e\x44\x65letionResult\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03\x12\x15\n\rmissing_count\x18\x02 \x01(\x03\x12\x18\n\x10superseded_count\x18\x03 \x01(\x03\x12\x1d\n\x15superseded_object_ids\x18\x04 \x03(\t\"\xab\x02\n\x11ImprovementResult\x12\x19\n\x11improved_sessions\x18\x01 \x01(\x03\x12\x18\n\x10skipped_sessions\x18\x02 \x01(\x03\x12\x16\n\x0e\x63opies_written\x18\x03 \x01(\x03\x12S\n\x0fskipped_because\x18\x04 \x03(\x0b\x32:.embedding_studio.v1.ImprovementResult.SkippedBecauseEntry\x12\x15\n\rrecomputed_in\x18\x05 \x01(\t\x12\x17\n\x0frecomputed_from\x18\x06 \x01(\t\x12\r\n\x05users\x18\x07 \x01(\x03\x1a\x35\n\x13SkippedBecauseEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"]\n\x10\x44\x65ploymentResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rtriton_models\x18\x03 \x03(\t\x12\x10\n\x08\x64\x65ployed\x18\x04 \x01(\x08\"\x85\x02\n\rReindexResult\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x02 \x01(\x03\x12\x0c\n\x04gone\x18\x03 \x01(\x03\x12\x12\n\nitem_count\x18\x04 \x01(\x03\x12\x19\n\x11source_item_count\x18\x05 \x01(\x03\x12\x10\n\x08subtasks\x18\x06 \x01(\x03\x12!\n\x19\x64\x65stination_collection_id\x18\x07 \x01(\t\x12\x1b\n\x13user_copies_task_id\x18\x08 \x01(\t\x12\x12\n\ncheckpoint\x18\t \x01(\t\x12\r\n\x05pages\x18\n \x01(\x03\x12\x19\n\x11\x63\x61tegories_copied\x18\x0b \x01(\x03\"\xb9\x01\n\x10RankingFitResult\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x11\n\twent_live\x18\x02 \x01(\x08\x12\x43\n\x07metrics\x18\x03 \x03(\x0b\x32\x32.embedding_studio.v1.RankingFitResult.MetricsEntry\x12\x0c\n\x04note\x18\x04 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*^\n\rMatchOperator\x12\x1e\n\x1aMATCH_OPERATOR_UNSPECIFIED\x10\x00\x12\x15\n\x11MATCH_OPERATOR_OR\x10\x01\x12\x16\n\x12MATCH_OPERATOR_AND\x10\x02*P\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x12\n\x0eSORT_ORDER_ASC\x10\x01\x12\x13\n\x0fSORT_ORDER_DESC\x10\x02*Y\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\x0e\n\nMETRIC_DOT\x10\x02\x12\x14\n\x10METRIC_EUCLIDEAN\x10\x03*T\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_MIN\x10\x01\x12\x13\n\x0f\x41GGREGATION_AVG\x10\x02*\xf9\x01\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_KIND_UPSERTION\x10\x01\x12\x16\n\x12TASK_KIND_DELETION\x10\x02\x12\x19\n\x15TASK_KIND_IMPROVEMENT\x10\x03\x12\x19\n\x15TASK_KIND_FINE_TUNING\x10\x04\x12\x18\n\x14TASK_KIND_DEPLOYMENT\x10\x05\x12\x15\n\x11TASK_KIND_REINDEX\x10\x06\x12\x19\n\x15TASK_KIND_RANKING_FIT\x10\x07\x12\x1f\n\x1bTASK_KIND_CATEGORIES_SWITCH\x10\x08*\xbf\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1a\n\x16TASK_STATUS_PROCESSING\x10\x02\x12\x14\n\x10TASK_STATUS_DONE\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x18\n\x14TASK_STATUS_CANCELED\x10\x05\x12\x17\n\x13TASK_STATUS_WAITING\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/common.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/source.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x03\n\x06\x46ilter\x12/\n\x04term\x18\x01 \x01(\x0b\x32\x1f.embedding_studio.v1.TermFilterH\x00\x12\x31\n\x05terms\x18\x02 \x01(\x0b\x32 .embedding_studio.v1.TermsFilterH\x00\x12\x31\n\x05range\x18\x03 \x01(\x0b\x32 .embedding_studio.v1.RangeFilterH\x00\x12\x33\n\x06\x65xists\x18\x04 \x01(\x0b\x32!.embedding_studio.v1.ExistsFilterH\x00\x12\x31\n\x05match\x18\x05 \x01(\x0b\x32 .embedding_studio.v1.MatchFilterH\x00\x12\x37\n\x08wildcard\x18\x06 \x01(\x0b\x32#.embedding_studio.v1.WildcardFilterH\x00\x12/\n\x04\x62ool\x18\x07 \x01(\x0b\x32\x1f.embedding_studio.v1.BoolFilterH\x00\x12\x33\n\x06nested\x18\x08 \x01(\x0b\x32!.embedding_studio.v1.NestedFilterH\x00\x42\x06\n\x04kind\"B\n\nTermFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"D\n\x0bTermsFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12&\n\x06values\x18\x02 \x03(\x0b\x32\x16.google.protobuf.Value\"\xae\x01\n\x0bRangeFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\"\n\x02gt\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03gte\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\"\n\x02lt\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x03lte\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\"\x1d\n\x0c\x45xistsFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\"a\n\x0bMatchFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x34\n\x08operator\x18\x03 \x01(\x0e\x32\".embedding_studio.v1.MatchOperator\"J\n\x0eWildcardFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61se_insensitive\x18\x03 \x01(\x08\"\xb1\x01\n\nBoolFilter\x12)\n\x04must\x18\x01 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12+\n\x06should\x18\x02 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12-\n\x08must_not\x18\x03 \x03(\x0b\x32\x1b.embedding_studio.v1.Filter\x12\x1c\n\x14minimum_should_match\x18\x04 \x01(\x05\"I\n\x0cNestedFilter\x12\x0c\n\x04path\x18\x01 \x01(\t\x12+\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1b.embedding_studio.v1.Filter\"F\n\x06SortBy\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12-\n\x05order\x18\x02 \x01(\x0e\x32\x1e.embedding_studio.v1.SortOrder\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"9\n\x08ItemPart\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06vector\x18\x03 \x03(\x02\"\xf8\x01\n\x04Item\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x05parts\x18\x03 \x03(\x0b\x32\x1d.embedding_studio.v1.ItemPart\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x32\n\x06source\x18\x07 \x01(\x0b\x32\".embedding_studio.v1.ContentSource\"\xad\x01\n\x0cSearchResult\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\x01\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fmatched_part_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x15\n\rlexical_score\x18\x07 \x01(\x01\"\xd5\x07\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.embedding_studio.v1.TaskKind\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.embedding_studio.v1.TaskStatus\x12\x10\n\x08progress\x18\x04 \x01(\x01\x12\x18\n\x10progress_message\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\'\n\x06result\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eparent_task_id\x18\x0e \x01(\t\x12\x39\n\tupsertion\x18\x0f \x01(\x0b\x32$.embedding_studio.v1.UpsertionResultH\x00\x12\x37\n\x08\x64\x65letion\x18\x10 \x01(\x0b\x32#.embedding_studio.v1.DeletionResultH\x00\x12=\n\x0bimprovement\x18\x11 \x01(\x0b\x32&.embedding_studio.v1.ImprovementResultH\x00\x12;\n\ndeployment\x18\x12 \x01(\x0b\x32%.embedding_studio.v1.DeploymentResultH\x00\x12\x35\n\x07reindex\x18\x13 \x01(\x0b\x32\".embedding_studio.v1.ReindexResultH\x00\x12<\n\x0branking_fit\x18\x14 \x01(\x0b\x32%.embedding_studio.v1.RankingFitResultH\x00\x12H\n\x11\x63\x61tegories_switch\x18\x15 \x01(\x0b\x32+.embedding_studio.v1.CategoriesSwitchResultH\x00\x12:\n\rimport_result\x18\x16 \x01(\x0b\x32!.embedding_studio.v1.ImportResultH\x00\x42\t\n\x07outcome\"\x98\x01\n\x16\x43\x61tegoriesSwitchResult\x12\x16\n\x0eitems_model_id\x18\x01 \x01(\t\x12)\n!previous_categories_collection_id\x18\x02 \x01(\t\x12 \n\x18\x63\x61tegories_collection_id\x18\x03 \x01(\t\x12\x19\n\x11\x63\x61tegories_copied\x18\x04 \x01(\x03\"\xb0\x01\n\x0fUpsertionResult\x12\x16\n\x0eupserted_count\x18\x01 \x01(\x03\x12\x18\n\x10superseded_count\x18\x02 \x01(\x03\x12\x1d\n\x15superseded_object_ids\x18\x03 \x03(\t\x12\x14\n\x0c\x66\x61iled_count\x18\x04 \x01(\x03\x12\x36\n\x0c\x66\x61iled_items\x18\x05 \x03(\x0b\x32 .embedding_studio.v1.ItemFailure\"\xa4\x01\n\x0cImportResult\x12\x16\n\x0eimported_count\x18\x01 \x01(\x03\x12\x14\n\x0c\x66\x61iled_count\x18\x02 \x01(\x03\x12\x36\n\x0c\x66\x61iled_items\x18\x03 \x03(\x0b\x32 .embedding_studio.v1.ItemFailure\x12\x18\n\x10superseded_count\x18\x04 \x01(\x03\x12\x14\n\x0csources_done\x18\x05 \x01(\x05\"w\n\x0e\x44\x65letionResult\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03\x12\x15\n\rmissing_count\x18\x02 \x01(\x03\x12\x18\n\x10superseded_count\x18\x03 \x01(\x03\x12\x1d\n\x15superseded_object_ids\x18\x04 \x03(\t\"\xab\x02\n\x11ImprovementResult\x12\x19\n\x11improved_sessions\x18\x01 \x01(\x03\x12\x18\n\x10skipped_sessions\x18\x02 \x01(\x03\x12\x16\n\x0e\x63opies_written\x18\x03 \x01(\x03\x12S\n\x0fskipped_because\x18\x04 \x03(\x0b\x32:.embedding_studio.v1.ImprovementResult.SkippedBecauseEntry\x12\x15\n\rrecomputed_in\x18\x05 \x01(\t\x12\x17\n\x0frecomputed_from\x18\x06 \x01(\t\x12\r\n\x05users\x18\x07 \x01(\x03\x1a\x35\n\x13SkippedBecauseEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"]\n\x10\x44\x65ploymentResult\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rtriton_models\x18\x03 \x03(\t\x12\x10\n\x08\x64\x65ployed\x18\x04 \x01(\x08\"\x85\x02\n\rReindexResult\x12\x0e\n\x06\x63opied\x18\x01 \x01(\x03\x12\x17\n\x0f\x61lready_present\x18\x02 \x01(\x03\x12\x0c\n\x04gone\x18\x03 \x01(\x03\x12\x12\n\nitem_count\x18\x04 \x01(\x03\x12\x19\n\x11source_item_count\x18\x05 \x01(\x03\x12\x10\n\x08subtasks\x18\x06 \x01(\x03\x12!\n\x19\x64\x65stination_collection_id\x18\x07 \x01(\t\x12\x1b\n\x13user_copies_task_id\x18\x08 \x01(\t\x12\x12\n\ncheckpoint\x18\t \x01(\t\x12\r\n\x05pages\x18\n \x01(\x03\x12\x19\n\x11\x63\x61tegories_copied\x18\x0b \x01(\x03\"\xb9\x01\n\x10RankingFitResult\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x11\n\twent_live\x18\x02 \x01(\x08\x12\x43\n\x07metrics\x18\x03 \x03(\x0b\x32\x32.embedding_studio.v1.RankingFitResult.MetricsEntry\x12\x0c\n\x04note\x18\x04 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*^\n\rMatchOperator\x12\x1e\n\x1aMATCH_OPERATOR_UNSPECIFIED\x10\x00\x12\x15\n\x11MATCH_OPERATOR_OR\x10\x01\x12\x16\n\x12MATCH_OPERATOR_AND\x10\x02*P\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x12\n\x0eSORT_ORDER_ASC\x10\x01\x12\x13\n\x0fSORT_ORDER_DESC\x10\x02*Y\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\x0e\n\nMETRIC_DOT\x10\x02\x12\x14\n\x10METRIC_EUCLIDEAN\x10\x03*T\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_MIN\x10\x01\x12\x13\n\x0f\x41GGREGATION_AVG\x10\x02*\x8f\x02\n\x08TaskKind\x12\x19\n\x15TASK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_KIND_UPSERTION\x10\x01\x12\x16\n\x12TASK_KIND_DELETION\x10\x02\x12\x19\n\x15TASK_KIND_IMPROVEMENT\x10\x03\x12\x19\n\x15TASK_KIND_FINE_TUNING\x10\x04\x12\x18\n\x14TASK_KIND_DEPLOYMENT\x10\x05\x12\x15\n\x11TASK_KIND_REINDEX\x10\x06\x12\x19\n\x15TASK_KIND_RANKING_FIT\x10\x07\x12\x1f\n\x1bTASK_KIND_CATEGORIES_SWITCH\x10\x08\x12\x14\n\x10TASK_KIND_IMPORT\x10\t*\xbf\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x1a\n\x16TASK_STATUS_PROCESSING\x10\x02\x12\x14\n\x10TASK_STATUS_DONE\x10\x03\x12\x16\n\x12TASK_STATUS_FAILED\x10\x04\x12\x18\n\x14TASK_STATUS_CANCELED\x10\x05\x12\x17\n\x13TASK_STATUS_WAITING\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,64 +38,66 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMPROVEMENTRESULT_SKIPPEDBECAUSEENTRY']._serialized_options = b'8\001'
   _globals['_RANKINGFITRESULT_METRICSENTRY']._loaded_options = None
   _globals['_RANKINGFITRESULT_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_MATCHOPERATOR']._serialized_start=4010
-  _globals['_MATCHOPERATOR']._serialized_end=4104
-  _globals['_SORTORDER']._serialized_start=4106
-  _globals['_SORTORDER']._serialized_end=4186
-  _globals['_METRIC']._serialized_start=4188
-  _globals['_METRIC']._serialized_end=4277
-  _globals['_AGGREGATION']._serialized_start=4279
-  _globals['_AGGREGATION']._serialized_end=4363
-  _globals['_TASKKIND']._serialized_start=4366
-  _globals['_TASKKIND']._serialized_end=4615
-  _globals['_TASKSTATUS']._serialized_start=4618
-  _globals['_TASKSTATUS']._serialized_end=4809
-  _globals['_FILTER']._serialized_start=121
-  _globals['_FILTER']._serialized_end=551
-  _globals['_TERMFILTER']._serialized_start=553
-  _globals['_TERMFILTER']._serialized_end=619
-  _globals['_TERMSFILTER']._serialized_start=621
-  _globals['_TERMSFILTER']._serialized_end=689
-  _globals['_RANGEFILTER']._serialized_start=692
-  _globals['_RANGEFILTER']._serialized_end=866
-  _globals['_EXISTSFILTER']._serialized_start=868
-  _globals['_EXISTSFILTER']._serialized_end=897
-  _globals['_MATCHFILTER']._serialized_start=899
-  _globals['_MATCHFILTER']._serialized_end=996
-  _globals['_WILDCARDFILTER']._serialized_start=998
-  _globals['_WILDCARDFILTER']._serialized_end=1072
-  _globals['_BOOLFILTER']._serialized_start=1075
-  _globals['_BOOLFILTER']._serialized_end=1252
-  _globals['_NESTEDFILTER']._serialized_start=1254
-  _globals['_NESTEDFILTER']._serialized_end=1327
-  _globals['_SORTBY']._serialized_start=1329
-  _globals['_SORTBY']._serialized_end=1399
-  _globals['_VECTOR']._serialized_start=1401
-  _globals['_VECTOR']._serialized_end=1425
-  _globals['_ITEMPART']._serialized_start=1427
-  _globals['_ITEMPART']._serialized_end=1484
-  _globals['_ITEM']._serialized_start=1487
-  _globals['_ITEM']._serialized_end=1683
-  _globals['_SEARCHRESULT']._serialized_start=1686
-  _globals['_SEARCHRESULT']._serialized_end=1859
-  _globals['_TASK']._serialized_start=1862
-  _globals['_TASK']._serialized_end=2783
-  _globals['_CATEGORIESSWITCHRESULT']._serialized_start=2786
-  _globals['_CATEGORIESSWITCHRESULT']._serialized_end=2938
-  _globals['_UPSERTIONRESULT']._serialized_start=2940
-  _globals['_UPSERTIONRESULT']._serialized_end=3038
-  _globals['_DELETIONRESULT']._serialized_start=3040
-  _globals['_DELETIONRESULT']._serialized_end=3159
-  _globals['_IMPROVEMENTRESULT']._serialized_start=3162
-  _globals['_IMPROVEMENTRESULT']._serialized_end=3461
-  _globals['_IMPROVEMENTRESULT_SKIPPEDBECAUSEENTRY']._serialized_start=3408
-  _globals['_IMPROVEMENTRESULT_SKIPPEDBECAUSEENTRY']._serialized_end=3461
-  _globals['_DEPLOYMENTRESULT']._serialized_start=3463
-  _globals['_DEPLOYMENTRESULT']._serialized_end=3556
-  _globals['_REINDEXRESULT']._serialized_start=3559
-  _globals['_REINDEXRESULT']._serialized_end=3820
-  _globals['_RANKINGFITRESULT']._serialized_start=3823
-  _globals['_RANKINGFITRESULT']._serialized_end=4008
-  _globals['_RANKINGFITRESULT_METRICSENTRY']._serialized_start=3962
-  _globals['_RANKINGFITRESULT_METRICSENTRY']._serialized_end=4008
+  _globals['_MATCHOPERATOR']._serialized_start=4402
+  _globals['_MATCHOPERATOR']._serialized_end=4496
+  _globals['_SORTORDER']._serialized_start=4498
+  _globals['_SORTORDER']._serialized_end=4578
+  _globals['_METRIC']._serialized_start=4580
+  _globals['_METRIC']._serialized_end=4669
+  _globals['_AGGREGATION']._serialized_start=4671
+  _globals['_AGGREGATION']._serialized_end=4755
+  _globals['_TASKKIND']._serialized_start=4758
+  _globals['_TASKKIND']._serialized_end=5029
+  _globals['_TASKSTATUS']._serialized_start=5032
+  _globals['_TASKSTATUS']._serialized_end=5223
+  _globals['_FILTER']._serialized_start=155
+  _globals['_FILTER']._serialized_end=585
+  _globals['_TERMFILTER']._serialized_start=587
+  _globals['_TERMFILTER']._serialized_end=653
+  _globals['_TERMSFILTER']._serialized_start=655
+  _globals['_TERMSFILTER']._serialized_end=723
+  _globals['_RANGEFILTER']._serialized_start=726
+  _globals['_RANGEFILTER']._serialized_end=900
+  _globals['_EXISTSFILTER']._serialized_start=902
+  _globals['_EXISTSFILTER']._serialized_end=931
+  _globals['_MATCHFILTER']._serialized_start=933
+  _globals['_MATCHFILTER']._serialized_end=1030
+  _globals['_WILDCARDFILTER']._serialized_start=1032
+  _globals['_WILDCARDFILTER']._serialized_end=1106
+  _globals['_BOOLFILTER']._serialized_start=1109
+  _globals['_BOOLFILTER']._serialized_end=1286
+  _globals['_NESTEDFILTER']._serialized_start=1288
+  _globals['_NESTEDFILTER']._serialized_end=1361
+  _globals['_SORTBY']._serialized_start=1363
+  _globals['_SORTBY']._serialized_end=1433
+  _globals['_VECTOR']._serialized_start=1435
+  _globals['_VECTOR']._serialized_end=1459
+  _globals['_ITEMPART']._serialized_start=1461
+  _globals['_ITEMPART']._serialized_end=1518
+  _globals['_ITEM']._serialized_start=1521
+  _globals['_ITEM']._serialized_end=1769
+  _globals['_SEARCHRESULT']._serialized_start=1772
+  _globals['_SEARCHRESULT']._serialized_end=1945
+  _globals['_TASK']._serialized_start=1948
+  _globals['_TASK']._serialized_end=2929
+  _globals['_CATEGORIESSWITCHRESULT']._serialized_start=2932
+  _globals['_CATEGORIESSWITCHRESULT']._serialized_end=3084
+  _globals['_UPSERTIONRESULT']._serialized_start=3087
+  _globals['_UPSERTIONRESULT']._serialized_end=3263
+  _globals['_IMPORTRESULT']._serialized_start=3266
+  _globals['_IMPORTRESULT']._serialized_end=3430
+  _globals['_DELETIONRESULT']._serialized_start=3432
+  _globals['_DELETIONRESULT']._serialized_end=3551
+  _globals['_IMPROVEMENTRESULT']._serialized_start=3554
+  _globals['_IMPROVEMENTRESULT']._serialized_end=3853
+  _globals['_IMPROVEMENTRESULT_SKIPPEDBECAUSEENTRY']._serialized_start=3800
+  _globals['_IMPROVEMENTRESULT_SKIPPEDBECAUSEENTRY']._serialized_end=3853
+  _globals['_DEPLOYMENTRESULT']._serialized_start=3855
+  _globals['_DEPLOYMENTRESULT']._serialized_end=3948
+  _globals['_REINDEXRESULT']._serialized_start=3951
+  _globals['_REINDEXRESULT']._serialized_end=4212
+  _globals['_RANKINGFITRESULT']._serialized_start=4215
+  _globals['_RANKINGFITRESULT']._serialized_end=4400
+  _globals['_RANKINGFITRESULT_METRICSENTRY']._serialized_start=4354
+  _globals['_RANKINGFITRESULT_METRICSENTRY']._serialized_end=4400
 # @@protoc_insertion_point(module_scope)

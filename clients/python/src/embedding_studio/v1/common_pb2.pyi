@@ -1,5 +1,6 @@
 import datetime
 
+from embedding_studio.v1 import source_pb2 as _source_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -47,6 +48,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_REINDEX: _ClassVar[TaskKind]
     TASK_KIND_RANKING_FIT: _ClassVar[TaskKind]
     TASK_KIND_CATEGORIES_SWITCH: _ClassVar[TaskKind]
+    TASK_KIND_IMPORT: _ClassVar[TaskKind]
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -79,6 +81,7 @@ TASK_KIND_DEPLOYMENT: TaskKind
 TASK_KIND_REINDEX: TaskKind
 TASK_KIND_RANKING_FIT: TaskKind
 TASK_KIND_CATEGORIES_SWITCH: TaskKind
+TASK_KIND_IMPORT: TaskKind
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_PENDING: TaskStatus
 TASK_STATUS_PROCESSING: TaskStatus
@@ -208,20 +211,22 @@ class ItemPart(_message.Message):
     def __init__(self, part_id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("object_id", "payload", "parts", "user_id", "update_time", "version")
+    __slots__ = ("object_id", "payload", "parts", "user_id", "update_time", "version", "source")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     payload: _struct_pb2.Struct
     parts: _containers.RepeatedCompositeFieldContainer[ItemPart]
     user_id: str
     update_time: _timestamp_pb2.Timestamp
     version: int
-    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    source: _source_pb2.ContentSource
+    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ItemPart, _Mapping]]] = ..., user_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., source: _Optional[_Union[_source_pb2.ContentSource, _Mapping]] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("object_id", "distance", "payload", "matched_part_id", "user_id", "score", "lexical_score")
@@ -242,7 +247,7 @@ class SearchResult(_message.Message):
     def __init__(self, object_id: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., matched_part_id: _Optional[str] = ..., user_id: _Optional[str] = ..., score: _Optional[float] = ..., lexical_score: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id", "upsertion", "deletion", "improvement", "deployment", "reindex", "ranking_fit", "categories_switch")
+    __slots__ = ("task_id", "kind", "status", "progress", "progress_message", "error", "attempts", "idempotency_key", "result", "create_time", "update_time", "start_time", "finish_time", "parent_task_id", "upsertion", "deletion", "improvement", "deployment", "reindex", "ranking_fit", "categories_switch", "import_result")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +269,7 @@ class Task(_message.Message):
     REINDEX_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIT_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_SWITCH_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_RESULT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     kind: TaskKind
     status: TaskStatus
@@ -285,7 +291,8 @@ class Task(_message.Message):
     reindex: ReindexResult
     ranking_fit: RankingFitResult
     categories_switch: CategoriesSwitchResult
-    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ..., categories_switch: _Optional[_Union[CategoriesSwitchResult, _Mapping]] = ...) -> None: ...
+    import_result: ImportResult
+    def __init__(self, task_id: _Optional[str] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., progress: _Optional[float] = ..., progress_message: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., parent_task_id: _Optional[str] = ..., upsertion: _Optional[_Union[UpsertionResult, _Mapping]] = ..., deletion: _Optional[_Union[DeletionResult, _Mapping]] = ..., improvement: _Optional[_Union[ImprovementResult, _Mapping]] = ..., deployment: _Optional[_Union[DeploymentResult, _Mapping]] = ..., reindex: _Optional[_Union[ReindexResult, _Mapping]] = ..., ranking_fit: _Optional[_Union[RankingFitResult, _Mapping]] = ..., categories_switch: _Optional[_Union[CategoriesSwitchResult, _Mapping]] = ..., import_result: _Optional[_Union[ImportResult, _Mapping]] = ...) -> None: ...
 
 class CategoriesSwitchResult(_message.Message):
     __slots__ = ("items_model_id", "previous_categories_collection_id", "categories_collection_id", "categories_copied")
@@ -300,14 +307,32 @@ class CategoriesSwitchResult(_message.Message):
     def __init__(self, items_model_id: _Optional[str] = ..., previous_categories_collection_id: _Optional[str] = ..., categories_collection_id: _Optional[str] = ..., categories_copied: _Optional[int] = ...) -> None: ...
 
 class UpsertionResult(_message.Message):
-    __slots__ = ("upserted_count", "superseded_count", "superseded_object_ids")
+    __slots__ = ("upserted_count", "superseded_count", "superseded_object_ids", "failed_count", "failed_items")
     UPSERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
     SUPERSEDED_OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_ITEMS_FIELD_NUMBER: _ClassVar[int]
     upserted_count: int
     superseded_count: int
     superseded_object_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, upserted_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., superseded_object_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    failed_count: int
+    failed_items: _containers.RepeatedCompositeFieldContainer[_source_pb2.ItemFailure]
+    def __init__(self, upserted_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., superseded_object_ids: _Optional[_Iterable[str]] = ..., failed_count: _Optional[int] = ..., failed_items: _Optional[_Iterable[_Union[_source_pb2.ItemFailure, _Mapping]]] = ...) -> None: ...
+
+class ImportResult(_message.Message):
+    __slots__ = ("imported_count", "failed_count", "failed_items", "superseded_count", "sources_done")
+    IMPORTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_DONE_FIELD_NUMBER: _ClassVar[int]
+    imported_count: int
+    failed_count: int
+    failed_items: _containers.RepeatedCompositeFieldContainer[_source_pb2.ItemFailure]
+    superseded_count: int
+    sources_done: int
+    def __init__(self, imported_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., failed_items: _Optional[_Iterable[_Union[_source_pb2.ItemFailure, _Mapping]]] = ..., superseded_count: _Optional[int] = ..., sources_done: _Optional[int] = ...) -> None: ...
 
 class DeletionResult(_message.Message):
     __slots__ = ("deleted_count", "missing_count", "superseded_count", "superseded_object_ids")

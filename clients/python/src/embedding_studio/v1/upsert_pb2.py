@@ -23,30 +23,35 @@ _sym_db = _symbol_database.Default()
 
 
 from embedding_studio.v1 import common_pb2 as embedding__studio_dot_v1_dot_common__pb2
+from embedding_studio.v1 import source_pb2 as embedding__studio_dot_v1_dot_source__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/upsert.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x85\x01\n\nUpsertItem\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x03 \x01(\t\x12,\n\x05parts\x18\x04 \x03(\x0b\x32\x1d.embedding_studio.v1.ItemPart\"t\n\x12UpsertItemsRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.embedding_studio.v1.UpsertItem\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\">\n\x13UpsertItemsResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\"X\n\x12\x44\x65leteItemsRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\">\n\x13\x44\x65leteItemsResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\"U\n\x0fGetItemsRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0finclude_vectors\x18\x03 \x01(\x08\"X\n\x10GetItemsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.embedding_studio.v1.Item\x12\x1a\n\x12missing_object_ids\x18\x02 \x03(\t2\xac\x02\n\rUpsertService\x12`\n\x0bUpsertItems\x12\'.embedding_studio.v1.UpsertItemsRequest\x1a(.embedding_studio.v1.UpsertItemsResponse\x12`\n\x0b\x44\x65leteItems\x12\'.embedding_studio.v1.DeleteItemsRequest\x1a(.embedding_studio.v1.DeleteItemsResponse\x12W\n\x08GetItems\x12$.embedding_studio.v1.GetItemsRequest\x1a%.embedding_studio.v1.GetItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n embedding_studio/v1/upsert.proto\x12\x13\x65mbedding_studio.v1\x1a embedding_studio/v1/common.proto\x1a embedding_studio/v1/source.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xb9\x01\n\nUpsertItem\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04text\x18\x03 \x01(\t\x12,\n\x05parts\x18\x04 \x03(\x0b\x32\x1d.embedding_studio.v1.ItemPart\x12\x32\n\x06source\x18\x05 \x01(\x0b\x32\".embedding_studio.v1.ContentSource\"t\n\x12UpsertItemsRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.embedding_studio.v1.UpsertItem\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\">\n\x13UpsertItemsResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\"X\n\x12\x44\x65leteItemsRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\">\n\x13\x44\x65leteItemsResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task\"U\n\x0fGetItemsRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x17\n\x0finclude_vectors\x18\x03 \x01(\x08\"X\n\x10GetItemsResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.embedding_studio.v1.Item\x12\x1a\n\x12missing_object_ids\x18\x02 \x03(\t\"\xa6\x01\n\x12ImportItemsRequest\x12\x15\n\rcollection_id\x18\x01 \x01(\t\x12\x33\n\x07sources\x18\x02 \x03(\x0b\x32\".embedding_studio.v1.ContentSource\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x18\n\x10max_failed_items\x18\x05 \x01(\x03\">\n\x13ImportItemsResponse\x12\'\n\x04task\x18\x01 \x01(\x0b\x32\x19.embedding_studio.v1.Task2\x8e\x03\n\rUpsertService\x12`\n\x0bUpsertItems\x12\'.embedding_studio.v1.UpsertItemsRequest\x1a(.embedding_studio.v1.UpsertItemsResponse\x12`\n\x0b\x44\x65leteItems\x12\'.embedding_studio.v1.DeleteItemsRequest\x1a(.embedding_studio.v1.DeleteItemsResponse\x12W\n\x08GetItems\x12$.embedding_studio.v1.GetItemsRequest\x1a%.embedding_studio.v1.GetItemsResponse\x12`\n\x0bImportItems\x12\'.embedding_studio.v1.ImportItemsRequest\x1a(.embedding_studio.v1.ImportItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedding_studio.v1.upsert_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPSERTITEM']._serialized_start=122
-  _globals['_UPSERTITEM']._serialized_end=255
-  _globals['_UPSERTITEMSREQUEST']._serialized_start=257
-  _globals['_UPSERTITEMSREQUEST']._serialized_end=373
-  _globals['_UPSERTITEMSRESPONSE']._serialized_start=375
-  _globals['_UPSERTITEMSRESPONSE']._serialized_end=437
-  _globals['_DELETEITEMSREQUEST']._serialized_start=439
-  _globals['_DELETEITEMSREQUEST']._serialized_end=527
-  _globals['_DELETEITEMSRESPONSE']._serialized_start=529
-  _globals['_DELETEITEMSRESPONSE']._serialized_end=591
-  _globals['_GETITEMSREQUEST']._serialized_start=593
-  _globals['_GETITEMSREQUEST']._serialized_end=678
-  _globals['_GETITEMSRESPONSE']._serialized_start=680
-  _globals['_GETITEMSRESPONSE']._serialized_end=768
-  _globals['_UPSERTSERVICE']._serialized_start=771
-  _globals['_UPSERTSERVICE']._serialized_end=1071
+  _globals['_UPSERTITEM']._serialized_start=156
+  _globals['_UPSERTITEM']._serialized_end=341
+  _globals['_UPSERTITEMSREQUEST']._serialized_start=343
+  _globals['_UPSERTITEMSREQUEST']._serialized_end=459
+  _globals['_UPSERTITEMSRESPONSE']._serialized_start=461
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=523
+  _globals['_DELETEITEMSREQUEST']._serialized_start=525
+  _globals['_DELETEITEMSREQUEST']._serialized_end=613
+  _globals['_DELETEITEMSRESPONSE']._serialized_start=615
+  _globals['_DELETEITEMSRESPONSE']._serialized_end=677
+  _globals['_GETITEMSREQUEST']._serialized_start=679
+  _globals['_GETITEMSREQUEST']._serialized_end=764
+  _globals['_GETITEMSRESPONSE']._serialized_start=766
+  _globals['_GETITEMSRESPONSE']._serialized_end=854
+  _globals['_IMPORTITEMSREQUEST']._serialized_start=857
+  _globals['_IMPORTITEMSREQUEST']._serialized_end=1023
+  _globals['_IMPORTITEMSRESPONSE']._serialized_start=1025
+  _globals['_IMPORTITEMSRESPONSE']._serialized_end=1087
+  _globals['_UPSERTSERVICE']._serialized_start=1090
+  _globals['_UPSERTSERVICE']._serialized_end=1488
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from embedding_studio.v1 import common_pb2 as _common_pb2
+from embedding_studio.v1 import source_pb2 as _source_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -9,16 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UpsertItem(_message.Message):
-    __slots__ = ("object_id", "payload", "text", "parts")
+    __slots__ = ("object_id", "payload", "text", "parts", "source")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     payload: _struct_pb2.Struct
     text: str
     parts: _containers.RepeatedCompositeFieldContainer[_common_pb2.ItemPart]
-    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.ItemPart, _Mapping]]] = ...) -> None: ...
+    source: _source_pb2.ContentSource
+    def __init__(self, object_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., text: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[_common_pb2.ItemPart, _Mapping]]] = ..., source: _Optional[_Union[_source_pb2.ContentSource, _Mapping]] = ...) -> None: ...
 
 class UpsertItemsRequest(_message.Message):
     __slots__ = ("items", "collection_id", "idempotency_key")
@@ -69,3 +72,23 @@ class GetItemsResponse(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[_common_pb2.Item]
     missing_object_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, items: _Optional[_Iterable[_Union[_common_pb2.Item, _Mapping]]] = ..., missing_object_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImportItemsRequest(_message.Message):
+    __slots__ = ("collection_id", "sources", "idempotency_key", "page_size", "max_failed_items")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FAILED_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    sources: _containers.RepeatedCompositeFieldContainer[_source_pb2.ContentSource]
+    idempotency_key: str
+    page_size: int
+    max_failed_items: int
+    def __init__(self, collection_id: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_source_pb2.ContentSource, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., page_size: _Optional[int] = ..., max_failed_items: _Optional[int] = ...) -> None: ...
+
+class ImportItemsResponse(_message.Message):
+    __slots__ = ("task",)
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    task: _common_pb2.Task
+    def __init__(self, task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ...) -> None: ...

@@ -50,6 +50,11 @@ class UpsertServiceStub:
                 request_serializer=embedding__studio_dot_v1_dot_upsert__pb2.GetItemsRequest.SerializeToString,
                 response_deserializer=embedding__studio_dot_v1_dot_upsert__pb2.GetItemsResponse.FromString,
                 _registered_method=True)
+        self.ImportItems = channel.unary_unary(
+                '/embedding_studio.v1.UpsertService/ImportItems',
+                request_serializer=embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsRequest.SerializeToString,
+                response_deserializer=embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsResponse.FromString,
+                _registered_method=True)
 
 
 class UpsertServiceServicer:
@@ -77,6 +82,15 @@ class UpsertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportItems(self, request, context):
+        """Reads every item of one or more sources (a bucket prefix, a table, a directory or file of
+        records, a URL) and writes them, as one task that reports progress and resumes from its
+        checkpoint if its worker stops; an unreadable source is refused at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UpsertServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_UpsertServiceServicer_to_server(servicer, server):
                     servicer.GetItems,
                     request_deserializer=embedding__studio_dot_v1_dot_upsert__pb2.GetItemsRequest.FromString,
                     response_serializer=embedding__studio_dot_v1_dot_upsert__pb2.GetItemsResponse.SerializeToString,
+            ),
+            'ImportItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportItems,
+                    request_deserializer=embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsRequest.FromString,
+                    response_serializer=embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +197,33 @@ class UpsertService:
             '/embedding_studio.v1.UpsertService/GetItems',
             embedding__studio_dot_v1_dot_upsert__pb2.GetItemsRequest.SerializeToString,
             embedding__studio_dot_v1_dot_upsert__pb2.GetItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedding_studio.v1.UpsertService/ImportItems',
+            embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsRequest.SerializeToString,
+            embedding__studio_dot_v1_dot_upsert__pb2.ImportItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,

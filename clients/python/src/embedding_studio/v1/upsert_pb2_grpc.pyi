@@ -39,6 +39,11 @@ class UpsertServiceStub:
     """Deletes items and their personalised copies; unknown ids are ignored; returns a deletion task."""
     GetItems: _grpc.UnaryUnaryMultiCallable[_upsert_pb2.GetItemsRequest, _upsert_pb2.GetItemsResponse]
     """Reads stored items by id; ids that are not stored are listed in missing_object_ids."""
+    ImportItems: _grpc.UnaryUnaryMultiCallable[_upsert_pb2.ImportItemsRequest, _upsert_pb2.ImportItemsResponse]
+    """Reads every item of one or more sources (a bucket prefix, a table, a directory or file of
+    records, a URL) and writes them, as one task that reports progress and resumes from its
+    checkpoint if its worker stops; an unreadable source is refused at once.
+    """
 
 @_typing.type_check_only
 class UpsertServiceAsyncStub(UpsertServiceStub):
@@ -51,6 +56,11 @@ class UpsertServiceAsyncStub(UpsertServiceStub):
     """Deletes items and their personalised copies; unknown ids are ignored; returns a deletion task."""
     GetItems: _aio.UnaryUnaryMultiCallable[_upsert_pb2.GetItemsRequest, _upsert_pb2.GetItemsResponse]  # type: ignore[assignment]
     """Reads stored items by id; ids that are not stored are listed in missing_object_ids."""
+    ImportItems: _aio.UnaryUnaryMultiCallable[_upsert_pb2.ImportItemsRequest, _upsert_pb2.ImportItemsResponse]  # type: ignore[assignment]
+    """Reads every item of one or more sources (a bucket prefix, a table, a directory or file of
+    records, a URL) and writes them, as one task that reports progress and resumes from its
+    checkpoint if its worker stops; an unreadable source is refused at once.
+    """
 
 class UpsertServiceServicer(metaclass=_abc_1.ABCMeta):
     """Writes and reads items; writes are encoded by workers and return a Task."""
@@ -78,5 +88,16 @@ class UpsertServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_upsert_pb2.GetItemsResponse, _abc.Awaitable[_upsert_pb2.GetItemsResponse]]:
         """Reads stored items by id; ids that are not stored are listed in missing_object_ids."""
+
+    @_abc_1.abstractmethod
+    def ImportItems(
+        self,
+        request: _upsert_pb2.ImportItemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_upsert_pb2.ImportItemsResponse, _abc.Awaitable[_upsert_pb2.ImportItemsResponse]]:
+        """Reads every item of one or more sources (a bucket prefix, a table, a directory or file of
+        records, a URL) and writes them, as one task that reports progress and resumes from its
+        checkpoint if its worker stops; an unreadable source is refused at once.
+        """
 
 def add_UpsertServiceServicer_to_server(servicer: UpsertServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

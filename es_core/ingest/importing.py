@@ -1,0 +1,179 @@
+"""An import: every item of one or more sources, page by page, from its checkpoint.
+
+Each page is prepared (decoded, cleaned, split), encoded and written in one transaction with
+the import's state (which source, the checkpoint after the page, the counts and the first
+failed items) in its task row. A worker killed mid-import leaves the row at the last committed
+page; whoever takes the task over starts right after it, so every item is written once and
+counted once. Items that fail are counted and listed with their stage; the import goes on
+unless more than ``max_failed_items`` have failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import asyncpg
+
+from es_core.config import Settings
+from es_core.domain import Collection
+from es_core.encoders.registry import EncoderRegistry
+from es_core.errors import FailedPrecondition
+from es_core.ingest.prepare import Preparer
+from es_core.loaders.model import ItemFailure, SourceSpec
+from es_core.loaders.protocol import SourceLoader
+from es_core.tasks.model import Task
+from es_core.tasks.results import MAX_FAILED_ITEMS_LISTED
+from es_core.tasks.store import report_progress
+from es_core.upsertion import WriteReport, write_batch
+
+
+@dataclass(frozen=True)
+class ImportState:
+    """What the task row keeps while the import runs (ImportResult's figures among them)."""
+
+    source_index: int = 0  # the source being read
+    checkpoint: str | None = None  # within it: resume after this (None = its start)
+    imported_count: int = 0
+    failed_count: int = 0
+    failed_items: list[dict[str, str]] = field(default_factory=list)
+    superseded_count: int = 0
+    sources_done: int = 0
+    read_count: int = 0  # items read so far, written or failed
+    expected_count: int | None = None  # about how many the sources hold; None = unknown
+
+    @classmethod
+    def of(cls, task: Task) -> ImportState:
+        saved = task.result
+        if "source_index" not in saved:
+            return cls()
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
+    def after(
+        self, report: WriteReport, failures: Sequence[ItemFailure], checkpoint: str
+    ) -> ImportState:
+        failed = [*failures, *report.failures]
+        listed = self.failed_items + [
+            f.to_json() for f in failed[: max(0, MAX_FAILED_ITEMS_LISTED - len(self.failed_items))]
+        ]
+        return replace(
+            self,
+            checkpoint=checkpoint,
+            imported_count=self.imported_count + len(report.applied),
+            failed_count=self.failed_count + len(failed),
+            failed_items=listed,
+            superseded_count=self.superseded_count + len(report.superseded),
+            read_count=self.read_count + len(report.applied) + len(report.superseded) + len(failed),
+        )
+
+    def as_result(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fraction(self, sources: int) -> float:
+        if self.expected_count:
+            return min(0.99, self.read_count / self.expected_count)
+        return self.sources_done / sources
+
+    def message(self) -> str:
+        about = f" of about {self.expected_count}" if self.expected_count else ""
+        failed = f", {self.failed_count} failed" if self.failed_count else ""
+        return f"read {self.read_count}{about} items: {self.imported_count} imported{failed}"
+
+
+class _Stop(Exception):
+    """Canceled, or another worker took the task over: stop, touching nothing more."""
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    pool: asyncpg.Pool
+    collection: Collection
+    registry: EncoderRegistry
+    settings: Settings
+    preparer: Preparer
+    loader: SourceLoader  # the aggregated loader: each source's own loader by its name
+    owner: str  # the task's lease owner, whose progress writes count
+    version: int
+
+    async def run(
+        self, task: Task, sources: list[SourceSpec], page_size: int, max_failed: int
+    ) -> dict[str, Any]:
+        state = ImportState.of(task)
+        if state.expected_count is None and state.read_count == 0:
+            estimates = [await self.loader.estimate(spec) for spec in sources]
+            if all(e is not None for e in estimates):
+                state = replace(state, expected_count=sum(e or 0 for e in estimates))
+        try:
+            for index in range(state.source_index, len(sources)):
+                spec = sources[index]
+                checkpoint = state.checkpoint if index == state.source_index else None
+                state = replace(state, source_index=index, checkpoint=checkpoint)
+                async for page in self.loader.pages(spec, checkpoint, page_size):
+                    prepared = self.preparer.records(page.items, spec.fields)
+                    state = await self._write(
+                        task,
+                        state,
+                        prepared.items,
+                        prepared.failures,
+                        page.checkpoint,
+                        len(sources),
+                    )
+                    if max_failed and state.failed_count > max_failed:
+                        raise FailedPrecondition(
+                            f"{state.failed_count} items failed, more than max_failed_items"
+                            f" ({max_failed}); the first: {_first(state)}"
+                        )
+                state = replace(
+                    state, sources_done=index + 1, source_index=index + 1, checkpoint=None
+                )
+                await self._save(task, state, len(sources))
+        except _Stop:
+            return {"stopped": True}
+        return state.as_result()
+
+    async def _write(
+        self,
+        task: Task,
+        state: ImportState,
+        items: list[Any],
+        failures: list[ItemFailure],
+        checkpoint: str,
+        sources: int,
+    ) -> ImportState:
+        saved: list[ImportState] = []
+
+        async def then(conn: asyncpg.Connection, report: WriteReport) -> None:
+            new = state.after(report, failures, checkpoint)
+            await self._progress(conn, task, new, sources)
+            saved.append(new)
+
+        await write_batch(
+            self.pool, self.collection, items, self.registry, self.settings, self.version, then
+        )
+        return saved[0]
+
+    async def _save(self, task: Task, state: ImportState, sources: int) -> None:
+        async with self.pool.acquire() as conn:
+            await self._progress(conn, task, state, sources)
+
+    async def _progress(
+        self, conn: asyncpg.Connection, task: Task, state: ImportState, sources: int
+    ) -> None:
+        if not await report_progress(
+            conn,
+            task.task_id,
+            self.owner,
+            state.fraction(sources),
+            state.message(),
+            self.settings.task_lease_seconds,
+            state.as_result(),
+        ):
+            raise _Stop
+
+
+def _first(state: ImportState) -> str:
+    if not state.failed_items:
+        return "none listed"
+    first = state.failed_items[0]
+    return f"{first['object_id'] or '(no id)'} at {first['stage']}: {first['reason']}"
