@@ -210,9 +210,10 @@ class PostgresLoader:
         """One source's refs to one table under one id column: one query, or one per ref
         when an id does not cast to the column's type."""
         name = parse_table(table_text)
-        if name is None or database not in self._settings.postgres_sources:
-            what = "table name" if name is None else "source name"
-            return _failures(refs, f"{what} {table_text if name is None else database!r} is bad")
+        if database not in self._settings.postgres_sources:
+            return _failures(refs, f"no PostgreSQL source is called {database!r}")
+        if name is None:
+            return _failures(refs, f"{table_text!r} is not a table name")
         row_ids = [spec.locator.row_id or object_id for object_id, spec in refs]
         async with self._connection(database) as conn:
             table = await _find_table(conn, name)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -33,6 +34,7 @@ class Tables:
     notes: str  # text ids
     view: str
     loose: str  # int ids, two NULL
+    odd: str  # values of types JSON has no form for
     plain: str  # an unqualified name (in public)
 
 
@@ -62,11 +64,20 @@ async def tables(source_pg_dsn: str) -> AsyncIterator[Tables]:
                 WHERE id <= 10;
             CREATE TABLE {schema}.loose (id integer, text text);
             INSERT INTO {schema}.loose VALUES (1, 'a'), (NULL, 'b'), (2, 'c'), (NULL, 'd');
+            CREATE TABLE {schema}.odd (id integer PRIMARY KEY, whole numeric, nan numeric,
+                inf float8, span interval, day date, ip inet, spot point, blobs bytea[]);
+            INSERT INTO {schema}.odd VALUES (1, 12.000, 'NaN', '-Infinity', '1 day 2 hours',
+                '2024-02-29', '10.0.0.1', '(1.5, 2)', ARRAY['ok'::bytea, '\\xff'::bytea]);
             CREATE TABLE public.{plain} (id integer PRIMARY KEY, text text);
             INSERT INTO public.{plain} VALUES (1, 'only');
         """)
         yield Tables(
-            f"{schema}.docs", f"{schema}.notes", f"{schema}.docs_view", f"{schema}.loose", plain
+            f"{schema}.docs",
+            f"{schema}.notes",
+            f"{schema}.docs_view",
+            f"{schema}.loose",
+            f"{schema}.odd",
+            plain,
         )
         await conn.execute(f"DROP SCHEMA {schema} CASCADE; DROP TABLE public.{plain}")
     finally:
@@ -132,12 +143,31 @@ async def test_fetch_reads_each_row_as_json_values_under_the_given_object_id(
         "tags": ["a", "b"],
         "ref": "00000000-0000-0000-0000-000000000001",
     }
+    assert isinstance(second.content, dict)
     assert "raw" not in second.content  # bytea that is not UTF-8 is left out
     assert second.content["active"] is True
     assert isinstance(fifth.content, dict) and fifth.content["body"] is None
     assert first.reference == spec(tables.docs, "1")
     assert second.reference == spec(tables.docs, "2")  # an empty row_id is the object id
     assert json.dumps(first.content)  # every value is JSON
+
+
+async def test_values_json_has_no_form_for_become_text_numbers_or_null(
+    loader: PostgresLoader, tables: Tables
+) -> None:
+    [row] = await loader.fetch([("1", spec(tables.odd))])
+    assert isinstance(row, Record)
+    assert row.content == {
+        "id": 1,
+        "whole": 12,
+        "nan": "NaN",
+        "inf": "-inf",
+        "span": 93600.0,
+        "day": "2024-02-29",
+        "ip": "10.0.0.1",
+        "spot": [1.5, 2.0],
+        "blobs": ["ok", None],
+    }
 
 
 async def test_text_ids_are_read_as_given(loader: PostgresLoader, tables: Tables) -> None:
@@ -182,6 +212,8 @@ async def test_one_batch_reads_several_tables_and_sources(
             ("d", spec(tables.docs, "9", id="title")),  # another id column
             ("e", spec(tables.view, "2")),
             ("f", spec(tables.plain, "1")),
+            ("g", spec(tables.docs, "1", database="warehouse")),
+            ("h", spec("docs; --", "1")),
         ]
     )
     assert [type(item).__name__ for item in got] == [
@@ -191,7 +223,11 @@ async def test_one_batch_reads_several_tables_and_sources(
         "ItemFailure",
         "Record",
         "Record",
+        "ItemFailure",
+        "ItemFailure",
     ]
+    assert got[6] == ItemFailure("g", Stage.FETCH, "no PostgreSQL source is called 'warehouse'")
+    assert got[7] == ItemFailure("h", Stage.FETCH, "'docs; --' is not a table name")
     assert got[2] == ItemFailure(
         "c", Stage.FETCH, "no table or view 'no_such_table' in source 'customer'"
     )
@@ -308,10 +344,10 @@ async def test_probe_passes_a_readable_table_and_a_view(
     ],
 )
 async def test_probe_names_the_field_of_a_missing_column(
-    loader: PostgresLoader, tables: Tables, fields: dict[str, object], path: str, column: str
+    loader: PostgresLoader, tables: Tables, fields: dict[str, Any], path: str, column: str
 ) -> None:
     with pytest.raises(FailedPrecondition) as caught:
-        await loader.probe(spec(tables.docs, **fields), FIELD)
+        await loader.probe(replace(spec(tables.docs), fields=Fields(**fields)), FIELD)
     assert caught.value.violations[0].field == f"{FIELD}.{path}"
     assert f"no column {column!r}" in caught.value.message
 
