@@ -62,3 +62,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
 def client(stack: StackInfo) -> Iterator[Client]:
     with Client(stack.grpc_address) as c:
         yield c
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def source_pg_dsn(pg_server: EmbeddedPostgres) -> str:
+    """The DSN of a second database on the session's server: a customer's own PostgreSQL,
+    read by the postgres loader (tests/source_postgres.py)."""
+    from tests.source_postgres import create_source_database
+
+    return await create_source_database(pg_server.dsn)

@@ -1,0 +1,100 @@
+"""Reading from a mix of sources: each spec goes to the loader its ``loader`` names.
+
+An import of several sources reads them one after another, each page from one source only.
+Its checkpoint is JSON ``{"source": i, "checkpoint": c}``: source ``i`` of the list, resumed
+from its own loader's checkpoint ``c`` (null = its start), so a resumed import continues
+inside the right source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+
+from es_core.errors import EsError, InvalidArgument
+from es_core.loaders.model import ItemFailure, Page, Record, SourceSpec, Stage
+from es_core.loaders.registry import Loaders
+
+
+class AggregatedLoader:
+    def __init__(self, loaders: Loaders) -> None:
+        self._loaders = loaders
+
+    def check(self, spec: SourceSpec, field: str, *, whole: bool) -> None:
+        self._loaders.get(spec.loader, f"{field}.loader").check(spec, field, whole=whole)
+
+    async def probe(self, spec: SourceSpec, field: str) -> None:
+        await self._loaders.get(spec.loader, f"{field}.loader").probe(spec, field)
+
+    async def fetch(self, refs: Sequence[tuple[str, SourceSpec]]) -> list[Record | ItemFailure]:
+        """Each ref read by its own loader (each loader called once), in the order given."""
+        by_loader: dict[str, list[int]] = defaultdict(list)
+        for i, (_, spec) in enumerate(refs):
+            by_loader[spec.loader].append(i)
+        fetched = await asyncio.gather(
+            *(
+                self._fetch_with(name, [refs[i] for i in indexes])
+                for name, indexes in by_loader.items()
+            )
+        )
+        results: list[Record | ItemFailure | None] = [None] * len(refs)
+        for indexes, items in zip(by_loader.values(), fetched, strict=True):
+            for i, item in zip(indexes, items, strict=True):
+                results[i] = item
+        return [item for item in results if item is not None]
+
+    async def pages(
+        self, specs: Sequence[SourceSpec], checkpoint: str | None, page_size: int
+    ) -> AsyncIterator[Page]:
+        start, inner = _parse_checkpoint(checkpoint, len(specs))
+        for index in range(start, len(specs)):
+            spec = specs[index]
+            loader = self._loaders.get(spec.loader, f"sources[{index}].loader")
+            async for page in loader.pages(spec, inner, page_size):
+                yield Page(page.items, json.dumps({"source": index, "checkpoint": page.checkpoint}))
+            inner = None
+
+    async def estimate(self, specs: Sequence[SourceSpec]) -> int | None:
+        """The sum of the sources' estimates; None when any source's is unknown."""
+        counts = await asyncio.gather(
+            *(
+                self._loaders.get(spec.loader, f"sources[{i}].loader").estimate(spec)
+                for i, spec in enumerate(specs)
+            )
+        )
+        if any(count is None for count in counts):
+            return None
+        return sum(count for count in counts if count is not None)
+
+    async def close(self) -> None:
+        """Nothing of its own: the registry closes the loaders."""
+
+    async def _fetch_with(
+        self, name: str, refs: list[tuple[str, SourceSpec]]
+    ) -> list[Record | ItemFailure]:
+        try:
+            loader = self._loaders.get(name, "loader")
+        except EsError as exc:  # checked at the request; not installed where this runs
+            return [ItemFailure(object_id, Stage.FETCH, exc.message) for object_id, _ in refs]
+        return await loader.fetch(refs)
+
+
+def _parse_checkpoint(checkpoint: str | None, count: int) -> tuple[int, str | None]:
+    """(index of the source to resume, its own checkpoint) of a compound checkpoint."""
+    if checkpoint is None:
+        return 0, None
+    try:
+        data = json.loads(checkpoint)
+        index, inner = data["source"], data["checkpoint"]
+    except (ValueError, TypeError, KeyError):
+        index, inner = None, None
+    if (
+        not isinstance(index, int)
+        or isinstance(index, bool)
+        or not 0 <= index < count
+        or not (inner is None or isinstance(inner, str))
+    ):
+        raise InvalidArgument(f"not a checkpoint of these {count} sources: {checkpoint[:80]!r}")
+    return index, inner
