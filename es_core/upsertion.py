@@ -32,7 +32,7 @@ from es_core.ingest.cleaning import ItemsCleaner, TextCleaner
 from es_core.ingest.prepare import Preparer
 from es_core.item_input import ItemInput
 from es_core.loaders.model import ItemFailure, Stage
-from es_core.loaders.protocol import SourceLoader
+from es_core.loaders.protocol import Fetcher
 from es_core.splitter import split_text
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
@@ -207,7 +207,7 @@ async def run_upsertion(
     split: Split | None = None,
     *,
     version: int = UNVERSIONED,
-    loader: SourceLoader | None = None,
+    loader: Fetcher | None = None,
     cleaner: ItemsCleaner | None = None,
 ) -> dict[str, Any]:
     """Write ``items`` at ``version``, leaving those a newer write reached as they are (they

@@ -18,10 +18,10 @@ import asyncpg
 from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
-from es_core.errors import FailedPrecondition
+from es_core.errors import EsError, FailedPrecondition
 from es_core.ingest.prepare import Preparer
+from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.model import ItemFailure, SourceSpec
-from es_core.loaders.protocol import SourceLoader
 from es_core.tasks.model import Task
 from es_core.tasks.results import MAX_FAILED_ITEMS_LISTED
 from es_core.tasks.store import report_progress
@@ -32,8 +32,7 @@ from es_core.upsertion import WriteReport, write_batch
 class ImportState:
     """What the task row keeps while the import runs (ImportResult's figures among them)."""
 
-    source_index: int = 0  # the source being read
-    checkpoint: str | None = None  # within it: resume after this (None = its start)
+    checkpoint: str | None = None  # resume after this (None = the first source's start)
     imported_count: int = 0
     failed_count: int = 0
     failed_items: list[dict[str, str]] = field(default_factory=list)
@@ -41,14 +40,12 @@ class ImportState:
     sources_done: int = 0
     read_count: int = 0  # items read so far, written or failed
     expected_count: int | None = None  # about how many the sources hold; None = unknown
+    started: bool = False  # the expected count was asked for
 
     @classmethod
     def of(cls, task: Task) -> ImportState:
-        saved = task.result
-        if "source_index" not in saved:
-            return cls()
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in saved.items() if k in known})
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in task.result.items() if k in known})
 
     def after(
         self, report: WriteReport, failures: Sequence[ItemFailure], checkpoint: str
@@ -92,7 +89,7 @@ class ImportJob:
     registry: EncoderRegistry
     settings: Settings
     preparer: Preparer
-    loader: SourceLoader  # the aggregated loader: each source's own loader by its name
+    loader: AggregatedLoader  # each source read by its own loader
     owner: str  # the task's lease owner, whose progress writes count
     version: int
 
@@ -100,37 +97,33 @@ class ImportJob:
         self, task: Task, sources: list[SourceSpec], page_size: int, max_failed: int
     ) -> dict[str, Any]:
         state = ImportState.of(task)
-        if state.expected_count is None and state.read_count == 0:
-            estimates = [await self.loader.estimate(spec) for spec in sources]
-            if all(e is not None for e in estimates):
-                state = replace(state, expected_count=sum(e or 0 for e in estimates))
+        if not state.started:
+            state = replace(state, started=True, expected_count=await self._estimate(sources))
         try:
-            for index in range(state.source_index, len(sources)):
-                spec = sources[index]
-                checkpoint = state.checkpoint if index == state.source_index else None
-                state = replace(state, source_index=index, checkpoint=checkpoint)
-                async for page in self.loader.pages(spec, checkpoint, page_size):
-                    prepared = self.preparer.records(page.items, spec.fields)
-                    state = await self._write(
-                        task,
-                        state,
-                        prepared.items,
-                        prepared.failures,
-                        page.checkpoint,
-                        len(sources),
-                    )
-                    if max_failed and state.failed_count > max_failed:
-                        raise FailedPrecondition(
-                            f"{state.failed_count} items failed, more than max_failed_items"
-                            f" ({max_failed}); the first: {_first(state)}"
-                        )
-                state = replace(
-                    state, sources_done=index + 1, source_index=index + 1, checkpoint=None
+            async for page in self.loader.pages(sources, state.checkpoint, page_size):
+                prepared = self.preparer.records(page.items, sources[page.source].fields)
+                state = replace(state, sources_done=page.source)
+                state = await self._write(
+                    task, state, prepared.items, prepared.failures, page.checkpoint, len(sources)
                 )
-                await self._save(task, state, len(sources))
+                if max_failed and state.failed_count > max_failed:
+                    raise FailedPrecondition(
+                        f"{state.failed_count} items failed, more than max_failed_items"
+                        f" ({max_failed}); the first: {_first(state)}"
+                    )
+            state = replace(state, sources_done=len(sources))
+            await self._save(task, state, len(sources))
         except _Stop:
             return {"stopped": True}
         return state.as_result()
+
+    async def _estimate(self, sources: list[SourceSpec]) -> int | None:
+        """About how many items the sources hold, for progress; None when unknown or when a
+        source cannot say now (the import itself then tells whether it can be read)."""
+        try:
+            return await self.loader.estimate(sources)
+        except EsError:
+            return None
 
     async def _write(
         self,

@@ -16,7 +16,7 @@ from es_core.ingest.cleaning import ItemsCleaner
 from es_core.ingest.decode import Decoded, decode
 from es_core.item_input import ItemInput, PartInput
 from es_core.loaders.model import Fields, ItemFailure, Record, SourceSpec, Stage
-from es_core.loaders.protocol import SourceLoader
+from es_core.loaders.protocol import Fetcher
 
 Split = Callable[[str], list[str]]
 
@@ -71,7 +71,7 @@ class Preparer:
             return decoded
         return self.ready(record.object_id, decoded, record.reference)
 
-    async def items(self, items: Sequence[ItemInput], loader: SourceLoader | None) -> Prepared:
+    async def items(self, items: Sequence[ItemInput], loader: Fetcher | None) -> Prepared:
         """A request's items prepared, their references read in one call to ``loader``."""
         refs = [(item.object_id, item.source) for item in items if item.source is not None]
         fetched: dict[str, Record | ItemFailure] = {}

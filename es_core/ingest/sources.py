@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from es_core.errors import InvalidArgument
 from es_core.ingest.decode import check_template, media_type
+from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.model import Fields, SourceSpec
-from es_core.loaders.protocol import SourceLoader
 
 #: The most sources one import reads.
 MAX_IMPORT_SOURCES = 16
@@ -53,7 +53,7 @@ def check_content_type(content_type: str, field: str, *, whole: bool) -> None:
     raise _bad(field, f"cannot read {kind!r}: use a text/*, JSON, JSONL, CSV or Parquet type")
 
 
-def check_source(loader: SourceLoader, spec: SourceSpec, field: str, *, whole: bool) -> None:
+def check_source(loader: AggregatedLoader, spec: SourceSpec, field: str, *, whole: bool) -> None:
     """Everything about ``spec`` that can be known without reading it."""
     check_content_type(spec.content_type, f"{field}.content_type", whole=whole)
     check_fields(spec.fields, f"{field}.fields")

@@ -53,7 +53,8 @@ class AggregatedLoader:
             spec = specs[index]
             loader = self._loaders.get(spec.loader, f"sources[{index}].loader")
             async for page in loader.pages(spec, inner, page_size):
-                yield Page(page.items, json.dumps({"source": index, "checkpoint": page.checkpoint}))
+                checkpoint = json.dumps({"source": index, "checkpoint": page.checkpoint})
+                yield Page(page.items, checkpoint, index)
             inner = None
 
     async def estimate(self, specs: Sequence[SourceSpec]) -> int | None:

@@ -112,7 +112,9 @@ class ItemFailure:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of an import: its items, and the checkpoint that resumes after them."""
+    """One page of an import: its items, and the checkpoint that resumes after them;
+    ``source`` is the index of the source they came from when several are read in turn."""
 
     items: list[Record | ItemFailure]
     checkpoint: str
+    source: int = 0

@@ -50,5 +50,11 @@ class SourceLoader(Protocol):
         ...
 
 
+class Fetcher(Protocol):
+    """What reads items by reference: a loader, or the aggregated loader of them all."""
+
+    async def fetch(self, refs: Sequence[tuple[str, SourceSpec]]) -> list[Record | ItemFailure]: ...
+
+
 class LoaderFactory(Protocol):
     def __call__(self, settings: Settings) -> SourceLoader: ...

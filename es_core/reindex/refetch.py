@@ -16,7 +16,7 @@ from es_core.errors import FailedPrecondition
 from es_core.ingest.prepare import Preparer
 from es_core.item_input import ItemInput
 from es_core.loaders.model import SourceSpec
-from es_core.loaders.protocol import SourceLoader
+from es_core.loaders.protocol import Fetcher
 from es_core.reindex.pages import SourceItem, SourcePart
 
 Refetch = Callable[[list[SourceItem]], Awaitable[list[SourceItem]]]
@@ -26,7 +26,7 @@ def needs_refetch(item: SourceItem) -> bool:
     return item.source is not None and any(part.text is None for part in item.parts)
 
 
-def refetcher(loader: SourceLoader, preparer: Preparer) -> Refetch:
+def refetcher(loader: Fetcher, preparer: Preparer) -> Refetch:
     async def refetch(items: list[SourceItem]) -> list[SourceItem]:
         stale = [item for item in items if needs_refetch(item)]
         if not stale:

@@ -220,7 +220,7 @@ def test_zero_vector_is_fine_outside_cosine(metric: str) -> None:
 
 
 def test_first_offending_item_is_named() -> None:
-    items = [_text("a"), _text("b", " "), _text("")]
+    items = [_text("a"), _text("b", "a\x00b"), _text("")]
     assert _refused(items)[0] == "items[1].text"
 
 
