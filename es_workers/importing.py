@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from es_core.domain import Progress
@@ -38,3 +39,10 @@ async def _import(ctx: WorkerContext, task: Task, progress: Progress) -> dict[st
 @celery_app.task(name="es.import", acks_late=True, reject_on_worker_lost=True)
 def import_items(task_id: str) -> str:
     return run(execute(task_id, _import))
+
+
+if __name__ == "__main__":
+    # ``python -m es_workers.importing TASK_ID...`` runs imports here without a broker: for
+    # operators, and for tests that kill a real worker process.
+    for task_id in sys.argv[1:]:
+        print(task_id, run(execute(task_id, _import)), flush=True)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import asyncpg
@@ -40,8 +41,11 @@ class WorkerContext:
     pool: asyncpg.Pool
     encoders: EncoderRegistry
     plugin: FineTuningMethod
-    # The sources' loaders, reading items by reference and imports.
-    loaders: AggregatedLoader
+
+    @cached_property
+    def loaders(self) -> AggregatedLoader:
+        """The sources' loaders, reading items by reference and imports (built on first use)."""
+        return AggregatedLoader(Loaders(self.settings))
 
     @property
     def preparer(self) -> Preparer:
@@ -76,9 +80,7 @@ async def context() -> WorkerContext:
         encoders = EncoderRegistry(
             plugin.get_inference_client_factory().create, batch_size=settings.encode_batch_size
         )
-        _context = WorkerContext(
-            settings, pool, encoders, plugin, AggregatedLoader(Loaders(settings))
-        )
+        _context = WorkerContext(settings, pool, encoders, plugin)
     return _context
 
 
