@@ -19,7 +19,7 @@ from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 from es_core.config import Settings
-from es_core.errors import InvalidArgument
+from es_core.errors import EsError, InvalidArgument, Unavailable
 from es_core.loaders.model import ItemFailure, Locator, Page, Record, SourceSpec, Stage
 from es_core.loaders.record_files import (
     CSV,
@@ -280,7 +280,7 @@ class BlobLoader:
         unit = UNITS[media_type(kind)]
         try:
             parsed = read_records(kind, stream, skip, self._cap)
-            while batch := await asyncio.to_thread(_take, parsed, _RECORDS_PER_HOP):
+            while batch := await self._next_records(parsed, shown):
                 for each in batch:
                     where = f"{unit} {each.number} of {shown}"
                     item = (
@@ -291,6 +291,19 @@ class BlobLoader:
                     yield item, _inside(name, each.number)
         finally:
             await asyncio.to_thread(stream.close)
+
+    @staticmethod
+    async def _next_records(parsed: Iterator[Parsed], shown: str) -> list[Parsed]:
+        """The next records, parsed in a worker thread. Bad records come back as ``Parsed``
+        failures, so what raises here is the stream itself (a connection that broke off):
+        the import may resume from its last checkpoint later."""
+        try:
+            return await asyncio.to_thread(_take, parsed, _RECORDS_PER_HOP)
+        except EsError:
+            raise
+        except Exception as error:
+            reason = f"reading {shown} broke off ({type(error).__name__})"
+            raise Unavailable(reason) from error
 
     async def estimate(self, spec: SourceSpec) -> int | None:
         """The number of blobs under an import's place, listed (names only), when none is a

@@ -26,6 +26,8 @@ T = TypeVar("T")
 # Transient errors are retried for at most this long before the call fails.
 _RETRY = DEFAULT_RETRY.with_timeout(20.0)
 _UNREACHABLE = (requests.ConnectionError, requests.Timeout, TransportError)
+# Bytes a record file is read in, a ranged request at a time.
+_CHUNK = 1024 * 1024
 
 
 def _failure(error: Exception, shown: str) -> Exception:
@@ -35,7 +37,7 @@ def _failure(error: Exception, shown: str) -> Exception:
         return BlobFailure(f"{shown}: access denied")
     if isinstance(error, gexc.GoogleAPICallError):
         return BlobFailure(f"{shown}: GCS error {error.code}")
-    if isinstance(error, _UNREACHABLE | gexc.RetryError):
+    if isinstance(error, (*_UNREACHABLE, gexc.RetryError)):
         return Unavailable("GCS cannot be reached")
     return FailedPrecondition(f"GCS credentials are not usable ({type(error).__name__})")
 
@@ -133,7 +135,7 @@ class GcsStore:
     async def open(self, container: str, name: str) -> tuple[IO[bytes], str]:
         shown = self.show(container, name)
         blob = await self._call(lambda: self._blob(container, name), shown)
-        stream = await self._call(lambda: blob.open("rb", retry=_RETRY), shown)
+        stream = await self._call(lambda: blob.open("rb", chunk_size=_CHUNK, retry=_RETRY), shown)
         return stream, blob.content_type or ""
 
     async def close(self) -> None:

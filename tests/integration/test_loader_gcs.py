@@ -10,7 +10,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from es_core.config import Settings
-from es_core.errors import FailedPrecondition, InvalidArgument
+from es_core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from es_core.loaders.gcs import GcsLoader
 from es_core.loaders.model import ItemFailure, Locator, Record, SourceSpec, Stage
 from tests.integration.loader_checks import (
@@ -20,6 +20,7 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
+from tests.source_servers import free_port
 
 CAP = 1000
 
@@ -139,3 +140,11 @@ async def test_probe_names_the_missing_bucket_or_key(loader: GcsLoader) -> None:
     with pytest.raises(FailedPrecondition) as raised:
         await loader.probe(spec(key="data/none.jsonl"), "src")
     assert [v.field for v in raised.value.violations] == ["src.key"]
+
+
+async def test_unreachable_service_is_unavailable() -> None:
+    down = GcsLoader(Settings(gcs_endpoint_url=f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(Unavailable) as raised:
+        await down.fetch([("1", spec(key="notes/a.txt"))])
+    assert str(raised.value) == "GCS cannot be reached"
+    await down.close()
