@@ -13,9 +13,37 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 
-from es_core.errors import EsError, InvalidArgument
+from es_core.errors import EsError, FieldViolation, InvalidArgument
 from es_core.loaders.model import ItemFailure, Page, Record, SourceSpec, Stage
 from es_core.loaders.registry import Loaders
+
+#: Where each of the locator's fields sits in a request's ContentSource: loaders name them as
+#: the locator does (``<field>.key``), a request's caller reads them as the request does.
+REQUEST_PATHS = {
+    "bucket": "bucket.bucket",
+    "key": "bucket.key",
+    "prefix": "bucket.prefix",
+    "database": "table.database",
+    "table": "table.table",
+    "row_id": "table.row_id",
+}
+
+
+def in_request_terms(error: EsError, field: str) -> EsError:
+    """``error`` with each violation of a locator field under ``field`` renamed as the
+    request names it (``sources[0].key`` -> ``sources[0].bucket.key``)."""
+    renamed: list[FieldViolation] = []
+    message = error.message
+    for violation in error.violations:
+        name = violation.field
+        for locator_field, request_path in REQUEST_PATHS.items():
+            old = f"{field}.{locator_field}"
+            if name == old or name.startswith(old + "."):
+                name = f"{field}.{request_path}{name[len(old) :]}"
+                message = message.replace(violation.field, name, 1)
+                break
+        renamed.append(FieldViolation(name, violation.description))
+    return type(error)(message, renamed)
 
 
 class AggregatedLoader:
@@ -23,10 +51,18 @@ class AggregatedLoader:
         self._loaders = loaders
 
     def check(self, spec: SourceSpec, field: str, *, whole: bool) -> None:
-        self._loaders.get(spec.loader, f"{field}.loader").check(spec, field, whole=whole)
+        loader = self._loaders.get(spec.loader, f"{field}.loader")
+        try:
+            loader.check(spec, field, whole=whole)
+        except EsError as exc:
+            raise in_request_terms(exc, field) from None
 
     async def probe(self, spec: SourceSpec, field: str) -> None:
-        await self._loaders.get(spec.loader, f"{field}.loader").probe(spec, field)
+        loader = self._loaders.get(spec.loader, f"{field}.loader")
+        try:
+            await loader.probe(spec, field)
+        except EsError as exc:
+            raise in_request_terms(exc, field) from None
 
     async def fetch(self, refs: Sequence[tuple[str, SourceSpec]]) -> list[Record | ItemFailure]:
         """Each ref read by its own loader (each loader called once), in the order given."""
