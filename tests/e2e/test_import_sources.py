@@ -325,7 +325,7 @@ def test_bad_references_fail_their_item_with_the_stage_and_no_credential(client:
         (
             {"table": {"database": SOURCE_DB, "table": "no_such_table"}},
             grpc.StatusCode.FAILED_PRECONDITION,
-            "sources[0].table",
+            "sources[0].table.table",
         ),
         (
             {"table": {"database": "elsewhere", "table": "scifact"}},
