@@ -21,6 +21,7 @@ from es_core.item_input import ItemInput
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.copy_range import copy_range
 from es_core.reindex.parent import plan_subtasks, settle_parent
+from es_core.reindex.refetch import Refetch
 from es_core.storage import catalog
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
@@ -188,18 +189,26 @@ async def plan_reindex(world: World, parent_id: str) -> list[Task]:
 
 
 async def run_subtask(
-    world: World, task_id: str, owner: str, registry: EncoderRegistry | None = None
+    world: World,
+    task_id: str,
+    owner: str,
+    registry: EncoderRegistry | None = None,
+    refetch: Refetch | None = None,
 ) -> dict[str, Any]:
     """What a subtask's worker does: claim, copy, record the outcome, settle the parent (the
     part of ``es_core.tasks.workflow.after_run`` that concerns it; its chains are moved on by
     each test, step by step)."""
-    result = await copy_subtask(world, task_id, owner, registry)
+    result = await copy_subtask(world, task_id, owner, registry, refetch)
     await settle_parent(world.pool, str((await store.get_task(world.pool, task_id)).parent_task_id))
     return result
 
 
 async def copy_subtask(
-    world: World, task_id: str, owner: str, registry: EncoderRegistry | None = None
+    world: World,
+    task_id: str,
+    owner: str,
+    registry: EncoderRegistry | None = None,
+    refetch: Refetch | None = None,
 ) -> dict[str, Any]:
     """A subtask's run as the worker runtime does it: claim, copy, record the outcome."""
     task = await claim(world.pool, task_id, owner, lease=30)
@@ -211,6 +220,7 @@ async def copy_subtask(
             owner=owner,
             lease_seconds=30,
             batch_size=world.settings.reindex_batch_size,
+            refetch=refetch,
         )
     except EsError as exc:
         await store.finish_task(world.pool, task_id, owner, "failed", error=exc.message)
@@ -221,7 +231,8 @@ async def copy_subtask(
     return result
 
 
-async def run_reindex(world: World, parent_id: str) -> Task:
+async def run_reindex(world: World, parent_id: str, refetch: Refetch | None = None) -> Task:
     for child in await plan_reindex(world, parent_id):
-        await run_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
+        owner = f"worker-{child.params['range_index']}"
+        await run_subtask(world, child.task_id, owner, refetch=refetch)
     return await store.get_task(world.pool, parent_id)
