@@ -26,11 +26,11 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 @contextmanager
-def running_stack() -> Iterator[StackInfo]:
+def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[StackInfo]:
     """A whole `es up` stack (Postgres, Redis, worker, gRPC server) in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="es-bench-") as tmp:
         started = time.perf_counter()
-        with ThrowawayStack(Path(tmp) / "stack") as info:
+        with ThrowawayStack(Path(tmp) / "stack", extra_env=extra_env) as info:
             print(f"stack up in {time.perf_counter() - started:.1f} s at {info.grpc_address}")
             yield info
 

@@ -73,10 +73,10 @@ async def source_pg_dsn(pg_server: EmbeddedPostgres) -> str:
     return await create_source_database(pg_server.dsn)
 
 
-# Loaders: real source servers as processes (tests/source_servers.py).
+# Loaders: real source servers as processes (es_harness/source_servers.py).
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    from tests.source_servers import moto_s3
+    from es_harness.source_servers import moto_s3
 
     with moto_s3() as url:
         yield url
@@ -84,7 +84,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def gcs_endpoint() -> Iterator[str]:
-    from tests.source_servers import gcs_emulator
+    from es_harness.source_servers import gcs_emulator
 
     with gcs_emulator() as url:
         yield url
@@ -93,7 +93,7 @@ def gcs_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A directory served over HTTP, and its base URL (ending with "/")."""
-    from tests.source_servers import http_files
+    from es_harness.source_servers import http_files
 
     root = Path(tmp_path_factory.mktemp("http-root"))
     with http_files(root) as url:

@@ -19,7 +19,7 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
-from tests.source_servers import free_port
+from es_harness.source_servers import free_port
 
 CAP = 1000
 TOKEN = "tok-Distinctive-51b7"

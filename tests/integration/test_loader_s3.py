@@ -20,7 +20,7 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
-from tests.source_servers import free_port
+from es_harness.source_servers import free_port
 
 KEY_ID = "AKIADISTINCTIVE7Q3X"
 SECRET = "s3cr3t-Distinctive-9f2c"

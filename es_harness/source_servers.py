@@ -1,5 +1,5 @@
-"""Real servers for the loaders' tests, each run as a process on a free loopback port: an
-S3-compatible server (moto), a GCS emulator and a plain HTTP file server."""
+"""Real servers for the loaders' tests and benchmarks, each run as a process on a free
+loopback port: an S3-compatible server (moto), a GCS emulator and a plain HTTP file server."""
 
 from __future__ import annotations
 
