@@ -167,11 +167,10 @@ async def serve(settings: Settings) -> None:
     # Load the blue model now, so the first search does not pay for it.
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
-    server, health_servicer = build_server(
-        ServerState(
-            settings, pool, encoders, plugin, task_sender, tokens, search_pool, categories_plugin
-        )
+    state = ServerState(
+        settings, pool, encoders, plugin, task_sender, tokens, search_pool, categories_plugin
     )
+    server, health_servicer = build_server(state)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     if credentials is None:
         server.add_insecure_port(address)
@@ -212,5 +211,6 @@ async def serve(settings: Settings) -> None:
     await postgres.close()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    await state.context.loaders.close()
     await search_pool.close()
     await pool.close()

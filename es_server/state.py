@@ -9,6 +9,7 @@ the clickstream, upserts) still find a free connection in ``pool``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import asyncpg
 
@@ -32,8 +33,9 @@ class ServerState:
     search_pool: asyncpg.Pool
     categories: CategoriesFineTuningMethod
 
-    @property
+    @cached_property
     def context(self) -> Context:
+        """Built once: its loaders (and their connections) serve every request."""
         return Context(
             self.settings,
             self.pool,

@@ -106,7 +106,8 @@ class AggregatedLoader:
         return sum(count for count in counts if count is not None)
 
     async def close(self) -> None:
-        """Nothing of its own: the registry closes the loaders."""
+        """Close the loaders it built (their clients and connections)."""
+        await self._loaders.close()
 
     async def _fetch_with(
         self, name: str, refs: list[tuple[str, SourceSpec]]
