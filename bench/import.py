@@ -52,8 +52,8 @@ async def fill_table(dsn: str, ids: list[str], texts: list[str], generated: int)
         await conn.execute("CREATE TABLE generated (id integer PRIMARY KEY, text text, n int)")
         await conn.execute(
             "INSERT INTO generated SELECT g, 'item ' || g || ' about '"
-            " || (ARRAY[$2::text[]])[1 + g % $3] || ' and '"
-            " || (ARRAY[$2::text[]])[1 + (g / 7) % $3], g % 100"
+            " || ($2::text[])[1 + g % $3] || ' and '"
+            " || ($2::text[])[1 + (g / 7) % $3], g % 100"
             " FROM generate_series(0, $1 - 1) g",
             generated,
             WORDS,

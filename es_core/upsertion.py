@@ -241,6 +241,87 @@ def _upsertion_result(report: WriteReport, order: dict[str, int]) -> dict[str, A
 InTransaction = Callable[[asyncpg.Connection, WriteReport], Awaitable[None]]
 
 
+@dataclass
+class Encoded:
+    """A batch of prepared items encoded for the models of the collections a write reaches:
+    each model's rows and the items it failed on."""
+
+    collection: Collection
+    items: list[ItemInput]
+    by_model: dict[str, tuple[list[tuple[Any, ...]], list[ItemFailure]]] = field(
+        default_factory=dict
+    )
+
+    async def cover(
+        self, targets: list[Collection], registry: EncoderRegistry, settings: Settings
+    ) -> None:
+        """Encode for each target's model it is not yet encoded for. Encoding is CPU-bound:
+        it runs in a thread, keeping the event loop free for lease renewals and other pages."""
+        for target in targets:
+            if self.items and target.model.model_id not in self.by_model:
+                self.by_model[target.model.model_id] = await asyncio.to_thread(
+                    encode_rows,
+                    self.items,
+                    target,
+                    registry,
+                    settings,
+                    target.model.model_id == self.collection.model.model_id,
+                )
+
+    def covers(self, targets: list[Collection]) -> bool:
+        return not self.items or all(t.model.model_id in self.by_model for t in targets)
+
+
+async def encode_batch(
+    pool: asyncpg.Pool,
+    collection: Collection,
+    batch: list[ItemInput],
+    registry: EncoderRegistry,
+    settings: Settings,
+) -> Encoded:
+    """Prepared items encoded for every collection a write to ``collection`` reaches now."""
+    async with pool.acquire() as conn:
+        targets = await write_targets(conn, collection)
+    encoded = Encoded(collection, batch)
+    await encoded.cover(targets, registry, settings)
+    return encoded
+
+
+async def store_batch(
+    pool: asyncpg.Pool,
+    encoded: Encoded,
+    registry: EncoderRegistry,
+    settings: Settings,
+    version: int,
+    then: InTransaction | None = None,
+) -> WriteReport:
+    """Write an encoded batch to every target in one transaction, and run ``then`` in it (an
+    import's checkpoint). Should a target have appeared since it was encoded (a reindex
+    started), encode for it too and write again. The report is the addressed collection's."""
+    collection = encoded.collection
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            await lock_for_write(conn)
+            targets = await write_targets(conn, collection)
+            if encoded.covers(targets):
+                # An item any model failed on is left out of every target, so they stay alike.
+                failures = [f for _, fails in encoded.by_model.values() for f in fails]
+                failed = {f.object_id for f in failures}
+                ready = [item for item in encoded.items if item.object_id not in failed]
+                reports = {}
+                for target in targets:
+                    rows = encoded.by_model[target.model.model_id][0] if ready else []
+                    reports[target.collection_id] = await _store(
+                        conn, target, rows, ready, version, settings
+                    )
+                report = reports[collection.collection_id]
+                report.failures = list(dict.fromkeys(failures)) + report.failures
+                if then is not None:
+                    await then(conn, report)
+                return report
+        await encoded.cover(targets, registry, settings)
+
+
 async def write_batch(
     pool: asyncpg.Pool,
     collection: Collection,
@@ -248,47 +329,11 @@ async def write_batch(
     registry: EncoderRegistry,
     settings: Settings,
     version: int,
-    then: InTransaction | None = None,
 ) -> WriteReport:
-    """Encode prepared items for every target's model, then write all targets in one
-    transaction, and run ``then`` in it (an import's checkpoint). Encoding happens outside it;
-    should a target appear meanwhile (a reindex started), encode for it too and write again.
-    The report is the addressed collection's."""
-    encoded: dict[str, tuple[list[tuple[Any, ...]], list[ItemFailure]]] = {}
-    async with pool.acquire() as conn:
-        targets = await write_targets(conn, collection)
-    while True:
-        for target in targets:
-            if batch and target.model.model_id not in encoded:
-                # Encoding is CPU-bound: keep the event loop free for lease renewals meanwhile.
-                encoded[target.model.model_id] = await asyncio.to_thread(
-                    encode_rows,
-                    batch,
-                    target,
-                    registry,
-                    settings,
-                    target.model.model_id == collection.model.model_id,
-                )
-        async with pool.acquire() as conn, conn.transaction():
-            await lock_for_write(conn)
-            targets = await write_targets(conn, collection)
-            if batch and any(t.model.model_id not in encoded for t in targets):
-                continue
-            # An item any model failed on is left out of every target, so they stay alike.
-            failures = [f for rows, fails in encoded.values() for f in fails]
-            failed = {f.object_id for f in failures}
-            ready = [item for item in batch if item.object_id not in failed]
-            reports = {}
-            for target in targets:
-                rows = encoded[target.model.model_id][0] if batch else []
-                reports[target.collection_id] = await _store(
-                    conn, target, rows, ready, version, settings
-                )
-            report = reports[collection.collection_id]
-            report.failures = list(dict.fromkeys(failures)) + report.failures
-            if then is not None:
-                await then(conn, report)
-            return report
+    """Encode prepared items for every target's model, then write them to all targets in one
+    transaction (``encode_batch`` then ``store_batch``)."""
+    encoded = await encode_batch(pool, collection, batch, registry, settings)
+    return await store_batch(pool, encoded, registry, settings, version)
 
 
 async def _store(

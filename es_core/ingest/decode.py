@@ -77,9 +77,11 @@ def _structured(
         except ValueError as exc:
             return ItemFailure(record.object_id, Stage.PARSE, f"template does not parse: {exc}")
     else:
-        value = document.get(fields.text)
-        if value is None:
+        if fields.text not in document:
             return ItemFailure(record.object_id, Stage.PARSE, f"no {fields.text!r} field")
+        value = document[fields.text]
+        if value is None:
+            value = ""  # a NULL text is an empty document: it fails at split, as "" does
         if isinstance(value, (dict, list)):
             return ItemFailure(
                 record.object_id, Stage.PARSE, f"field {fields.text!r} is not a text"

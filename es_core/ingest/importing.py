@@ -9,6 +9,8 @@ unless more than ``max_failed_items`` have failed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -25,7 +27,7 @@ from es_core.loaders.model import ItemFailure, SourceSpec
 from es_core.tasks.model import Task
 from es_core.tasks.results import MAX_FAILED_ITEMS_LISTED
 from es_core.tasks.store import report_progress
-from es_core.upsertion import WriteReport, write_batch
+from es_core.upsertion import Encoded, WriteReport, encode_batch, store_batch
 
 
 @dataclass(frozen=True)
@@ -96,26 +98,47 @@ class ImportJob:
     async def run(
         self, task: Task, sources: list[SourceSpec], page_size: int, max_failed: int
     ) -> dict[str, Any]:
+        """Pages are read and encoded while the page before is written: the database's work
+        and the model's overlap, and pages are still written, and checkpointed, in order."""
         state = ImportState.of(task)
         if not state.started:
             state = replace(state, started=True, expected_count=await self._estimate(sources))
+        writing: asyncio.Task[ImportState] | None = None
         try:
             async for page in self.loader.pages(sources, state.checkpoint, page_size):
                 prepared = self.preparer.records(page.items, sources[page.source].fields)
-                state = replace(state, sources_done=page.source)
-                state = await self._write(
-                    task, state, prepared.items, prepared.failures, page.checkpoint, len(sources)
+                encoded = await encode_batch(
+                    self.pool, self.collection, prepared.items, self.registry, self.settings
                 )
-                if max_failed and state.failed_count > max_failed:
-                    raise FailedPrecondition(
-                        f"{state.failed_count} items failed, more than max_failed_items"
-                        f" ({max_failed}); the first: {_first(state)}"
-                    )
+                if writing is not None:
+                    state = await writing
+                    self._check_failures(state, max_failed)
+                state = replace(state, sources_done=page.source)
+                writing = asyncio.create_task(
+                    self._write(task, state, encoded, prepared.failures, page.checkpoint, sources)
+                )
+            if writing is not None:
+                state = await writing
+                writing = None
+                self._check_failures(state, max_failed)
             state = replace(state, sources_done=len(sources))
             await self._save(task, state, len(sources))
         except _Stop:
             return {"stopped": True}
+        finally:
+            if writing is not None:  # the run failed while a page was being written
+                writing.cancel()
+                with contextlib.suppress(BaseException):
+                    await writing
         return state.as_result()
+
+    @staticmethod
+    def _check_failures(state: ImportState, max_failed: int) -> None:
+        if max_failed and state.failed_count > max_failed:
+            raise FailedPrecondition(
+                f"{state.failed_count} items failed, more than max_failed_items"
+                f" ({max_failed}); the first: {_first(state)}"
+            )
 
     async def _estimate(self, sources: list[SourceSpec]) -> int | None:
         """About how many items the sources hold, for progress; None when unknown or when a
@@ -129,21 +152,20 @@ class ImportJob:
         self,
         task: Task,
         state: ImportState,
-        items: list[Any],
+        encoded: Encoded,
         failures: list[ItemFailure],
         checkpoint: str,
-        sources: int,
+        sources: list[SourceSpec],
     ) -> ImportState:
+        """Write a page and, in its transaction, the import's state after it."""
         saved: list[ImportState] = []
 
         async def then(conn: asyncpg.Connection, report: WriteReport) -> None:
             new = state.after(report, failures, checkpoint)
-            await self._progress(conn, task, new, sources)
+            await self._progress(conn, task, new, len(sources))
             saved.append(new)
 
-        await write_batch(
-            self.pool, self.collection, items, self.registry, self.settings, self.version, then
-        )
+        await store_batch(self.pool, encoded, self.registry, self.settings, self.version, then)
         return saved[0]
 
     async def _save(self, task: Task, state: ImportState, sources: int) -> None:

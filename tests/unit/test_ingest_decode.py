@@ -54,6 +54,10 @@ def test_a_json_document_is_a_record_read_through_its_fields() -> None:
     assert only == Decoded("A", {"year": 2020}, "text/plain")
 
 
+def test_a_null_text_is_an_empty_text() -> None:
+    assert _decode({"id": "1", "text": None}) == Decoded("", {}, "text/plain")
+
+
 def test_the_request_payload_wins_over_the_records() -> None:
     decoded = _decode({"id": "1", "text": "t", "lang": "en", "k": 1}, payload={"k": 2})
     assert isinstance(decoded, Decoded) and decoded.payload == {"lang": "en", "k": 2}
