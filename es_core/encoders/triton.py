@@ -161,13 +161,21 @@ class TritonEncoder:
         self._client.close()
 
     def _encode(self, triton_model: str, texts: list[str]) -> Vectors:
+        """Requests of texts of about one length (longest first), so a request's rows are
+        padded to little more than their own length; the vectors come back in ``texts``'s
+        order. sentence-transformers sorts a call's texts the same way in process."""
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        by_length = [texts[i] for i in order]
         chunks = [
-            self._infer(triton_model, texts[start : start + self._batch_size])
-            for start in range(0, len(texts), self._batch_size)
+            self._infer(triton_model, by_length[start : start + self._batch_size])
+            for start in range(0, len(by_length), self._batch_size)
         ]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        encoded = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        vectors = np.empty_like(encoded)
+        vectors[order] = encoded
+        return vectors
 
     def _infer(self, triton_model: str, texts: list[str]) -> Vectors:
         data = np.array([[text.encode("utf-8")] for text in texts], dtype=np.object_)
