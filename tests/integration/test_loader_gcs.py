@@ -13,6 +13,7 @@ from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from es_core.loaders.gcs import GcsLoader
 from es_core.loaders.model import ItemFailure, Locator, Record, SourceSpec, Stage
+from es_harness.source_servers import free_port
 from tests.integration.loader_checks import (
     assert_resumes,
     csv_file,
@@ -20,7 +21,6 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
-from es_harness.source_servers import free_port
 
 CAP = 1000
 

@@ -12,6 +12,7 @@ from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument
 from es_core.loaders.http import HttpLoader, allowed
 from es_core.loaders.model import ItemFailure, Locator, Record, SourceSpec, Stage
+from es_harness.source_servers import free_port
 from tests.integration.loader_checks import (
     assert_resumes,
     csv_file,
@@ -19,7 +20,6 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
-from es_harness.source_servers import free_port
 
 CAP = 1000
 TOKEN = "tok-Distinctive-51b7"

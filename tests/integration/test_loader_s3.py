@@ -13,6 +13,7 @@ from es_core.config import Settings
 from es_core.errors import FailedPrecondition, InvalidArgument, Unavailable
 from es_core.loaders.model import ItemFailure, Locator, Record, SourceSpec, Stage
 from es_core.loaders.s3 import S3Loader
+from es_harness.source_servers import free_port
 from tests.integration.loader_checks import (
     assert_resumes,
     csv_file,
@@ -20,7 +21,6 @@ from tests.integration.loader_checks import (
     jsonl_file,
     parquet_file,
 )
-from es_harness.source_servers import free_port
 
 KEY_ID = "AKIADISTINCTIVE7Q3X"
 SECRET = "s3cr3t-Distinctive-9f2c"
