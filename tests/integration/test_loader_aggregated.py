@@ -211,12 +211,14 @@ async def test_check_and_probe_go_to_the_named_loader(loaders: Loaders, table: s
     loader.check(counted("3"), FIELD, whole=True)
     loader.check(rows(table), FIELD, whole=True)
     await loader.probe(rows(table), FIELD)
+    # A loader names the flat locator's fields; the request nests them (ContentSource).
     with pytest.raises(InvalidArgument) as caught:
         loader.check(counted(""), FIELD, whole=True)
-    assert caught.value.violations[0].field == f"{FIELD}.key"
+    assert caught.value.violations[0].field == f"{FIELD}.bucket.key"
+    assert caught.value.message.startswith(f"{FIELD}.bucket.key: ")
     with pytest.raises(InvalidArgument) as caught:
         loader.check(rows(table, "1"), FIELD, whole=True)
-    assert caught.value.violations[0].field == f"{FIELD}.row_id"
+    assert caught.value.violations[0].field == f"{FIELD}.table.row_id"
 
 
 async def test_estimate_sums_the_sources_unless_one_is_unknown(
