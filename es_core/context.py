@@ -10,10 +10,12 @@ from functools import cached_property
 import asyncpg
 
 from es_core.config import Settings
+from es_core.fine_tuning.experiments import MlflowExperiments
 from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.registry import Loaders
 from es_core.page_tokens import PageTokens
 from es_core.plugins.protocol import SearchIndexInfo
+from es_core.serving.serving_aliases import AliasFollower
 from es_core.tasks import sender
 from es_core.tasks.model import Task
 from es_core.tasks.sender import TaskSender
@@ -27,6 +29,11 @@ class Context:
     # The plugin's search index info: how the collections a use case creates are laid out.
     index: SearchIndexInfo
     tokens: PageTokens
+
+    @cached_property
+    def aliases(self) -> AliasFollower:
+        """Moves the MLflow aliases blue/rollback after a switch or a rollback."""
+        return AliasFollower(MlflowExperiments(self.settings))
 
     @cached_property
     def loaders(self) -> AggregatedLoader:

@@ -20,11 +20,13 @@ from es_core.config import Settings, get_settings
 from es_core.domain import Progress
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError, failure_reason
+from es_core.fine_tuning.experiments import MlflowExperiments
 from es_core.ingest.prepare import Preparer
 from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.registry import Loaders
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
+from es_core.serving.serving_aliases import AliasFollower
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.tasks import store, workflow
@@ -41,6 +43,11 @@ class WorkerContext:
     pool: asyncpg.Pool
     encoders: EncoderRegistry
     plugin: FineTuningMethod
+
+    @cached_property
+    def aliases(self) -> AliasFollower:
+        """Keeps the MLflow aliases blue/rollback on what serves (the sweeper calls it)."""
+        return AliasFollower(MlflowExperiments(self.settings))
 
     @cached_property
     def loaders(self) -> AggregatedLoader:

@@ -1,6 +1,7 @@
 """Re-sends tasks left pending (lost between commit and broker) or abandoned by a dead worker,
 settles reindex parents whose subtasks ended (also those the sweeper itself failed), moves
-deploy_as_blue chains on, and folds the BM25 statistics deltas of live collections.
+deploy_as_blue chains on, folds the BM25 statistics deltas of live collections, and keeps the
+MLflow aliases blue/rollback on what serves.
 
 One pass runs at a time across all workers: a pass holds the "sweeper" lease lock, which a
 crashed sweeper loses when its lease runs out."""
@@ -35,6 +36,7 @@ async def _sweep() -> int:
         ):
             sent += await dispatch(ctx.pool, started)
         await compact_live_statistics(ctx.pool)
+        await ctx.aliases.follow(ctx.pool)  # after a deploy_as_blue switch, or a missed move
         return sent
 
 

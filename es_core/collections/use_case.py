@@ -39,12 +39,16 @@ async def get_blue(ctx: Context) -> CollectionInfo:
 
 async def switch_blue(ctx: Context, collection_id: str) -> BlueSwitch:
     async with ctx.pool.acquire() as conn:
-        return await _described(conn, await blue.switch_blue(conn, collection_id))
+        switched = await _described(conn, await blue.switch_blue(conn, collection_id))
+    ctx.aliases.follow_soon(ctx.pool)
+    return switched
 
 
 async def rollback_blue(ctx: Context) -> BlueSwitch:
     async with ctx.pool.acquire() as conn:
-        return await _described(conn, await blue.rollback_blue(conn))
+        rolled_back = await _described(conn, await blue.rollback_blue(conn))
+    ctx.aliases.follow_soon(ctx.pool)
+    return rolled_back
 
 
 async def delete_collection(ctx: Context, collection_id: str) -> None:
