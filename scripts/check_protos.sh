@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check the embedding_studio.v1 contract: buf lint, buf breaking against the previous commit,
-# and that the committed Python stubs match what scripts/gen_protos.sh produces now.
-# Runs from any directory; installs the pinned buf from npm when missing; needs grpcio-tools.
+# and that the committed Python stubs and TypeScript code match what scripts/gen_protos.sh and
+# scripts/gen_ts_protos.sh produce now. Runs from any directory; installs the pinned buf and
+# protoc-gen-es from npm when missing; needs grpcio-tools.
 # BUF_BREAKING_AGAINST overrides the breaking-change baseline (default: .git#ref=HEAD~1).
 set -euo pipefail
 
@@ -48,4 +49,14 @@ if ! diff -r -q -x __pycache__ -x '*.pyc' -x __init__.py "$TMP/embedding_studio/
     echo "check_protos: run 'bash scripts/gen_protos.sh' and commit the result." >&2
     exit 1
 fi
-echo "check_protos: OK (lint clean, no breaking change, stubs up to date)"
+
+echo "check_protos: regenerating the TypeScript code to compare with the committed one"
+bash scripts/gen_ts_protos.sh "$TMP/ts" >"$TMP.log" 2>&1 || { cat "$TMP.log" >&2; rm -f "$TMP.log"; exit 1; }
+rm -f "$TMP.log"
+COMMITTED_TS=clients/typescript/src/gen
+if ! diff -r -q "$TMP/ts/src/gen" "$COMMITTED_TS"; then
+    echo "check_protos: FAILED: the TypeScript code in $COMMITTED_TS is stale." >&2
+    echo "check_protos: run 'bash scripts/gen_ts_protos.sh' and commit the result." >&2
+    exit 1
+fi
+echo "check_protos: OK (lint clean, no breaking change, Python and TypeScript stubs up to date)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the Python stubs of the embedding_studio.v1 contract.
+# Regenerate the Python stubs of the embedding_studio.v1 contract (and, without OUT_DIR, the
+# TypeScript code of clients/typescript too: scripts/gen_ts_protos.sh).
 #
 # Usage: scripts/gen_protos.sh [OUT_DIR]
 #   OUT_DIR defaults to clients/python/src; files land in OUT_DIR/embedding_studio/v1/ so that
@@ -45,3 +46,7 @@ fi
 
 "$PY" -m grpc_tools.protoc "${ARGS[@]}" "${PROTOS[@]}"
 echo "gen_protos: generated $(find "$PKG_DIR" -maxdepth 1 -name '*_pb2*' | wc -l) files into $PKG_DIR"
+
+if [[ $# -eq 0 ]]; then
+    bash scripts/gen_ts_protos.sh
+fi

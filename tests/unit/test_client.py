@@ -298,16 +298,20 @@ def test_sync_and_async_clients_present_a_client_certificate(
     mtls_server: tuple[str, LocalTls, ClientCertificate],
 ) -> None:
     target, tls, cert = mtls_server
-    mutual = {
-        "root_certificates": tls.ca_file.read_bytes(),
-        "client_certificate_chain": cert.cert_file.read_bytes(),
-        "client_private_key": cert.key_file.read_bytes(),
-    }
-    with Client(target, **mutual) as c:
+    ca, chain, key = (
+        tls.ca_file.read_bytes(),
+        cert.cert_file.read_bytes(),
+        cert.key_file.read_bytes(),
+    )
+    with Client(
+        target, root_certificates=ca, client_certificate_chain=chain, client_private_key=key
+    ) as c:
         assert c.search_text("a").results
 
     async def search_async() -> int:
-        async with AsyncClient(target, **mutual) as c:
+        async with AsyncClient(
+            target, root_certificates=ca, client_certificate_chain=chain, client_private_key=key
+        ) as c:
             return len((await c.search_text("a")).results)
 
     assert asyncio.run(search_async()) == 1
@@ -338,3 +342,19 @@ def test_a_client_certificate_needs_its_key_and_a_target(
     with pytest.raises(ValueError, match="target"):
         Client(channel, client_certificate_chain=chain, client_private_key=key)
     channel.close()
+
+
+def _public_methods(cls: type) -> set[str]:
+    return {name for name in vars(cls) if not name.startswith("_") and callable(vars(cls)[name])}
+
+
+def test_the_async_client_has_every_method_of_the_blocking_one() -> None:
+    # The context-manager protocols differ by design (__enter__ / __aenter__).
+    assert _public_methods(AsyncClient) == _public_methods(Client)
+
+
+def test_the_package_has_a_version() -> None:
+    import embedding_studio
+
+    assert isinstance(embedding_studio.__version__, str)
+    assert embedding_studio.__version__[0].isdigit()

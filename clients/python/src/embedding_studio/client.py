@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 from google.protobuf import json_format, struct_pb2
 
+from embedding_studio.channel_defaults import DEFAULT_UNARY_TIMEOUT_SECONDS, channel_options
 from embedding_studio.v1 import (
     categories_pb2_grpc,
     clickstream_pb2_grpc,
@@ -220,59 +221,73 @@ def _no_tls_for_a_given_channel(
         raise ValueError("certificates need a target; put them in your own channel's credentials")
 
 
-def _bearer(details: Any, api_key: str) -> Any:
+def _with_key(details: Any, api_key: str | None) -> Any:
     """The call's details with ``authorization: Bearer <api_key>`` added to its metadata."""
+    if not api_key:
+        return details
     return details._replace(
         metadata=[*(details.metadata or ()), ("authorization", f"Bearer {api_key}")]
     )
 
 
-class _BearerKey(
+def _with_deadline(details: Any, timeout: float | None) -> Any:
+    """The call's details with ``timeout`` when the caller gave none."""
+    if details.timeout is not None or timeout is None:
+        return details
+    return details._replace(timeout=timeout)
+
+
+class _CallDefaults(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Sends the API key with every call of a blocking channel (TLS or not)."""
+    """Sends the API key (if any) with every call of a blocking channel and gives a unary call
+    made without a timeout the default deadline (streams keep none)."""
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str | None, unary_timeout: float | None) -> None:
         self.api_key = api_key
+        self.unary_timeout = unary_timeout
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(_bearer(details, self.api_key), request)
+        details = _with_deadline(_with_key(details, self.api_key), self.unary_timeout)
+        return continuation(details, request)
 
     def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(_bearer(details, self.api_key), request)
+        return continuation(_with_key(details, self.api_key), request)
 
     def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(_bearer(details, self.api_key), requests)
+        return continuation(_with_key(details, self.api_key), requests)
 
     def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(_bearer(details, self.api_key), requests)
+        return continuation(_with_key(details, self.api_key), requests)
 
 
-class _AioBearerKey(
+class _AioCallDefaults(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
     grpc.aio.StreamUnaryClientInterceptor,
     grpc.aio.StreamStreamClientInterceptor,
 ):
-    """Sends the API key with every call of an asyncio channel (TLS or not)."""
+    """``_CallDefaults`` for an asyncio channel."""
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str | None, unary_timeout: float | None) -> None:
         self.api_key = api_key
+        self.unary_timeout = unary_timeout
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_bearer(details, self.api_key), request)
+        details = _with_deadline(_with_key(details, self.api_key), self.unary_timeout)
+        return await continuation(details, request)
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_bearer(details, self.api_key), request)
+        return await continuation(_with_key(details, self.api_key), request)
 
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(_bearer(details, self.api_key), requests)
+        return await continuation(_with_key(details, self.api_key), requests)
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(_bearer(details, self.api_key), requests)
+        return await continuation(_with_key(details, self.api_key), requests)
 
 
 def _deadline(code: grpc.StatusCode) -> bool:
@@ -299,6 +314,10 @@ class Client:
     and ``tls/client-key.pem`` of ``es up --mtls``) make it mutual TLS: a server with
     ``ES_AUTH=required`` takes a certificate registered with ``es keys create --client-cert``
     for a key. ``close()`` closes the channel only when the client created it.
+
+    A channel the client makes starts with ``channel_defaults.channel_options`` (the server's
+    message size limit, keepalive, retries of UNAVAILABLE for reads), ``options`` put over them;
+    a unary call without a ``timeout`` gets ``default_timeout`` seconds (None: no deadline).
     """
 
     def __init__(
@@ -311,23 +330,25 @@ class Client:
         root_certificates: bytes | None = None,
         client_certificate_chain: bytes | None = None,
         client_private_key: bytes | None = None,
+        default_timeout: float | None = DEFAULT_UNARY_TIMEOUT_SECONDS,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
             tls = _channel_credentials(
                 credentials, root_certificates, client_certificate_chain, client_private_key
             )
+            merged = channel_options(options)
             self._own: grpc.Channel = (
-                grpc.secure_channel(target, tls, options=options)
+                grpc.secure_channel(target, tls, options=merged)
                 if tls
-                else grpc.insecure_channel(target, options=options)
+                else grpc.insecure_channel(target, options=merged)
             )
-            self.channel: grpc.Channel = self._own
         else:
             _no_tls_for_a_given_channel(root_certificates, client_certificate_chain)
-            self._own = self.channel = target
-        if api_key:
-            self.channel = grpc.intercept_channel(self.channel, _BearerKey(api_key))
+            self._own = target
+        self.channel: grpc.Channel = grpc.intercept_channel(
+            self._own, _CallDefaults(api_key, default_timeout)
+        )
         self.search = search_pb2_grpc.SearchServiceStub(self.channel)
         self.clickstream = clickstream_pb2_grpc.ClickstreamServiceStub(self.channel)
         self.upsert = upsert_pb2_grpc.UpsertServiceStub(self.channel)
@@ -556,7 +577,8 @@ class Client:
 
 
 class AsyncClient:
-    """Asyncio client over ``grpc.aio``; same shape as ``Client`` with awaitable methods."""
+    """Asyncio client over ``grpc.aio``; same shape as ``Client`` with awaitable methods. A
+    channel given to it keeps its own options, interceptors and deadlines."""
 
     def __init__(
         self,
@@ -568,6 +590,7 @@ class AsyncClient:
         root_certificates: bytes | None = None,
         client_certificate_chain: bytes | None = None,
         client_private_key: bytes | None = None,
+        default_timeout: float | None = DEFAULT_UNARY_TIMEOUT_SECONDS,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         if isinstance(target, str):
@@ -575,12 +598,13 @@ class AsyncClient:
                 credentials, root_certificates, client_certificate_chain, client_private_key
             )
             # An aio channel takes its interceptors when it is made, so only an own channel
-            # can carry the key.
-            interceptors = [_AioBearerKey(api_key)] if api_key else None
+            # can carry the key and the default deadline.
+            interceptors = [_AioCallDefaults(api_key, default_timeout)]
+            merged = channel_options(options)
             self.channel: grpc.aio.Channel = (
-                grpc.aio.secure_channel(target, tls, options=options, interceptors=interceptors)
+                grpc.aio.secure_channel(target, tls, options=merged, interceptors=interceptors)
                 if tls
-                else grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+                else grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors)
             )
         else:
             if api_key:
@@ -758,6 +782,37 @@ class AsyncClient:
             await self.deployment.GetInterleavingVerdict(request, timeout=timeout)
         )
         return response
+
+    async def get_blue_collection(
+        self, *, timeout: float | None = None
+    ) -> deployment_pb2.Collection:
+        """The collection searches use when they name none."""
+        request = deployment_pb2.GetBlueCollectionRequest()
+        response: deployment_pb2.GetBlueCollectionResponse = (
+            await self.deployment.GetBlueCollection(request, timeout=timeout)
+        )
+        return response.collection
+
+    async def list_collections(
+        self, *, page_size: int = 0, timeout: float | None = None
+    ) -> list[deployment_pb2.Collection]:
+        """Every live collection, newest first (all pages)."""
+        collections: list[deployment_pb2.Collection] = []
+        token = ""
+        while True:
+            request = deployment_pb2.ListCollectionsRequest(page_size=page_size, page_token=token)
+            response: deployment_pb2.ListCollectionsResponse = (
+                await self.deployment.ListCollections(request, timeout=timeout)
+            )
+            collections.extend(response.collections)
+            token = response.next_page_token
+            if not token:
+                return collections
+
+    async def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
+        """Delete a collection that is not blue, with its items."""
+        request = deployment_pb2.DeleteCollectionRequest(collection_id=collection_id)
+        await self.deployment.DeleteCollection(request, timeout=timeout)
 
     async def wait_for_task(self, task_id: str, timeout_seconds: float) -> common_pb2.Task:
         """Watch a task until it is DONE, FAILED or CANCELED and return that final state.
