@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from es_core.observability.task_origin import with_origin
 from es_core.page_tokens import PageTokens
 from es_core.pagination import time_cursor, time_page
 from es_core.tasks.model import Task, TaskKind, TaskStatus
@@ -85,7 +86,7 @@ async def create_task(
         f" ON CONFLICT (kind, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
         uuid.uuid4(),
         kind,
-        params,
+        with_origin(params),
         digest,
         key,
         None if parent_task_id is None else parse_task_id(parent_task_id, "parent_task_id"),
