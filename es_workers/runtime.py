@@ -120,12 +120,15 @@ async def execute(task_id: str, handler: Handler) -> str:
 
 
 async def _run_counted(ctx: WorkerContext, task: Task, owner: str, handler: Handler) -> str:
+    log.info("task %s (%s) started", task.task_id, task.kind)
     started = time.perf_counter()
     outcome: tuple[str, Any] = ("failed", None)
     try:
         outcome = await _run_claimed(ctx, task, owner, handler)
     finally:
-        metrics.task_ran(task.kind, outcome[0], time.perf_counter() - started, outcome[1])
+        seconds = time.perf_counter() - started
+        metrics.task_ran(task.kind, outcome[0], seconds, outcome[1])
+        log.info("task %s (%s) %s in %.2f s", task.task_id, task.kind, outcome[0], seconds)
     return outcome[0]
 
 

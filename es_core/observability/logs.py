@@ -54,3 +54,5 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python's warnings become log lines too (in JSON, one line each).
+    logging.captureWarnings(log_format == "json")
