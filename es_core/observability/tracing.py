@@ -22,7 +22,6 @@ def endpoint(configured: str) -> str:
 
 def configure_tracing(configured_endpoint: str, service_name: str) -> bool:
     """Send spans to the OTLP endpoint, if one is set; True when tracing is on."""
-    global _tracer, _propagator
     target = endpoint(configured_endpoint)
     if not target:
         return False
@@ -32,16 +31,26 @@ def configure_tracing(configured_endpoint: str, service_name: str) -> bool:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     except ImportError as exc:
         log.warning("tracing stays off: %s (install embedding-studio[tracing])", exc)
         return False
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=target)))
     trace.set_tracer_provider(provider)
-    _tracer = trace.get_tracer("embedding_studio")
-    _propagator = TraceContextTextMapPropagator()
+    use_provider(provider)
     return True
+
+
+def use_provider(provider: Any) -> None:
+    """Trace with ``provider`` (an OpenTelemetry TracerProvider); None turns tracing off."""
+    global _tracer, _propagator
+    if provider is None:
+        _tracer = _propagator = None
+        return
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _tracer = provider.get_tracer("embedding_studio")
+    _propagator = TraceContextTextMapPropagator()
 
 
 def enabled() -> bool:
