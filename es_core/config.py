@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     # operator; with ES_TLS_CLIENT_CA_FILE set, es up does the same without this setting.
     local_mtls: bool = False
 
+    # Observability (README "Observability"). Prometheus /metrics on this host and port
+    # (0 = off): the server on metrics_port, a worker on worker_metrics_port (0 = the
+    # server's port + 1, so both fit on one host).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # "json": every process logs one JSON object per line (time, level, logger, message,
+    # request_id and task_id when known).
+    log_format: Literal["text", "json"] = "text"
+    # OpenTelemetry traces are sent here (OTLP over gRPC) when set; OTEL_EXPORTER_OTLP_ENDPOINT
+    # counts too. Empty = no tracing.
+    otel_exporter_otlp_endpoint: str = ""
+
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
 
@@ -378,6 +391,18 @@ class Settings(BaseSettings):
         if not self.postgres_dsn:
             raise RuntimeError("ES_POSTGRES_DSN is not set; start the stack with `es up`")
         return self.postgres_dsn
+
+    @property
+    def resolved_worker_metrics_port(self) -> int:
+        """The port a worker serves /metrics on; 0 = metrics off."""
+        if self.metrics_port == 0 and self.worker_metrics_port == 0:
+            return 0
+        return self.worker_metrics_port or self.metrics_port + 1
+
+    @property
+    def metrics_multiproc_root(self) -> Path:
+        """Where workers keep prometheus_client's per-process files (one directory per worker)."""
+        return self.data_dir / "metrics"
 
     @property
     def mlflow_dir(self) -> Path:

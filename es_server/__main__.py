@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from es_core.config import get_settings
+from es_core.observability.logs import configure_logging
+from es_core.observability.tracing import configure_tracing
 from es_server.app import serve
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(get_settings()))
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    configure_tracing(settings.otel_exporter_otlp_endpoint, "embedding-studio-server")
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

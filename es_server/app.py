@@ -39,6 +39,7 @@ from es_core.api_keys.verifier import KeyVerifier
 from es_core.config import Settings
 from es_core.encoders.registry import EncoderRegistry
 from es_core.encoders.triton import server_live
+from es_core.observability.metrics import serve_metrics
 from es_core.page_token_keys import load_page_tokens
 from es_core.plugins.registry import load_categories_plugin, load_plugin
 from es_core.storage.bootstrap import prepare_database
@@ -56,6 +57,7 @@ from es_server.dependency_health import (
     needs_by_service,
 )
 from es_server.interceptors import ErrorInterceptor
+from es_server.observing import ObservingInterceptor
 from es_server.services.categories import CategoryService
 from es_server.services.clickstream import ClickstreamService
 from es_server.services.deployment import DeploymentService
@@ -124,6 +126,8 @@ def build_server(state: ServerState) -> tuple[grpc.aio.Server, health.aio.Health
                 client_certificates=settings.tls_client_ca_file is not None,
             ),
         )
+    # Outermost of all: counts every call, refused ones too, by the status the caller gets.
+    interceptors.insert(0, ObservingInterceptor())
     server = grpc.aio.server(
         interceptors=interceptors,
         options=server_options(settings),
@@ -177,6 +181,8 @@ async def serve(settings: Settings) -> None:
     else:
         server.add_secure_port(address, credentials)
     await server.start()
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_host, settings.metrics_port)
     postgres = PostgresProbe(dsn)
     probes: dict[str, Probe] = {POSTGRESQL: postgres, BROKER: in_thread(task_sender.reachable)}
     if settings.triton_url:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,7 @@ from es_core.errors import (
     connection_reason,
 )
 from es_core.storage.db import CONNECTION_ERRORS, database_unavailable
+from es_server.cached_wrapping import CachedWrappingInterceptor
 from es_server.request_checks import RefusedRequest, checking_decoder
 
 log = logging.getLogger("es_server.rpc")
@@ -97,35 +98,21 @@ async def _abort(context: grpc.aio.ServicerContext, error: BaseException, method
             f"({error}); a narrower filter, fewer clauses or a smaller page cost less"
         )
     if isinstance(error, EsError):
-        await context.abort_with_status(status_for(error))
+        status = status_for(error)
+        # Trailing metadata set before (the request id) goes with the status's details.
+        trailing = (*(context.trailing_metadata() or ()), *status.trailing_metadata)
+        await context.abort_with_status(status._replace(trailing_metadata=trailing))
     log.exception("%s failed", method, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}; see server log")
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(CachedWrappingInterceptor):
     """Decodes and checks requests (refused: INVALID_ARGUMENT); maps es_core errors to statuses
     and unreachable dependencies to UNAVAILABLE; hides unexpected errors behind INTERNAL
     (logged)."""
 
-    def __init__(self) -> None:
-        # Per method, the last handler wrapped and its wrapper: the wrapper depends on nothing
-        # else, so a call reuses it instead of building it again.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        known = self._wrapped.get(details.method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        wrapped = _wrapped(handler, details.method)
-        self._wrapped[details.method] = (handler, wrapped)
-        return wrapped
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return _wrapped(handler, method)
 
 
 def _wrapped(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -33,6 +33,7 @@ from es_core.config import Settings, get_settings
 from es_core.domain import Model
 from es_core.encoders.local import SentenceTransformerEncoder
 from es_core.encoders.triton import INPUT_NAME, OUTPUT_NAME, triton_model_names
+from es_core.observability.logs import configure_logging
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
 from es_core.storage import catalog
@@ -295,11 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Triton serving every deployed model version (ports from ES_TRITON_*)",
     )
     parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    configure_logging(settings.log_format, text_format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     set_library_path()
-    return asyncio.run(_main(get_settings()))
+    return asyncio.run(_main(settings))
 
 
 if __name__ == "__main__":

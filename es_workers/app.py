@@ -6,13 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import setup_logging, worker_init
 from kombu.entity import Queue
 
 from es_broker.celery_sender import broker_app
 from es_core.config import get_settings
+from es_core.observability.logs import configure_logging
+from es_core.observability.metrics import serve_metrics
+from es_core.observability.tracing import configure_tracing
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.tasks.model import QUEUE_FOR_KIND
+from es_workers.metrics import QueueDepth
 
 SWEEPER_QUEUE = "sweeper"
 QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
@@ -87,3 +91,22 @@ def _load_plugin_at_start(**_: object) -> None:
         load_plugin(get_settings())
     except PluginError as exc:
         raise SystemExit(f"embedding studio worker: {exc}") from exc
+
+
+@worker_init.connect
+def _observe_at_start(**_: object) -> None:
+    """/metrics (this worker's and its pool children's, and the queue depths) and traces."""
+    settings = get_settings()
+    configure_tracing(settings.otel_exporter_otlp_endpoint, "embedding-studio-worker")
+    port = settings.resolved_worker_metrics_port
+    if port:
+        serve_metrics(settings.metrics_host, port, [QueueDepth(settings.broker_url, QUEUES)])
+
+
+def _json_logs(loglevel: int | str = "INFO", **_: object) -> None:
+    configure_logging("json", loglevel)
+
+
+if get_settings().log_format == "json":
+    # Connected, it replaces Celery's own logging setup (worker and beat).
+    setup_logging.connect(_json_logs, weak=False)

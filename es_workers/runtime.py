@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from es_core.fine_tuning.experiments import MlflowExperiments
 from es_core.ingest.prepare import Preparer
 from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.registry import Loaders
+from es_core.observability import task_origin
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import load_plugin
 from es_core.serving.serving_aliases import AliasFollower
@@ -31,6 +33,7 @@ from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.tasks import store, workflow
 from es_core.tasks.model import Task, Waiting
+from es_workers import metrics
 from es_workers.dispatch import dispatch
 
 log = logging.getLogger(__name__)
@@ -108,23 +111,40 @@ async def execute(task_id: str, handler: Handler) -> str:
     exception fails it with its class and the first line of its message, its traceback only in
     this worker's log, to be restarted by an operator.
     """
-    status = await _run(task_id, handler)
-    if status != "skipped":
-        ctx = await context()
+    ctx = await context()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    task = await store.claim_task(ctx.pool, task_id, owner, ctx.settings.task_lease_seconds)
+    if task is None:
+        log.info("task %s is not claimable (done, canceled or held elsewhere)", task_id)
+        return "skipped"
+    # The tasks the workflows start come from the same request as this one.
+    with task_origin.running(task_id, task.kind, task.params):
+        status = await _run_counted(ctx, task, owner, handler)
         index = ctx.plugin.get_search_index_info()
         for started in await workflow.after_run(ctx.pool, ctx.settings, index, task_id):
             await dispatch(ctx.pool, started)
     return status
 
 
-async def _run(task_id: str, handler: Handler) -> str:
-    ctx = await context()
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+async def _run_counted(ctx: WorkerContext, task: Task, owner: str, handler: Handler) -> str:
+    log.info("task %s (%s) started", task.task_id, task.kind)
+    started = time.perf_counter()
+    outcome: tuple[str, Any] = ("failed", None)
+    try:
+        outcome = await _run_claimed(ctx, task, owner, handler)
+    finally:
+        seconds = time.perf_counter() - started
+        metrics.task_ran(task.kind, outcome[0], seconds, outcome[1])
+        log.info("task %s (%s) %s in %.2f s", task.task_id, task.kind, outcome[0], seconds)
+    return outcome[0]
+
+
+async def _run_claimed(
+    ctx: WorkerContext, task: Task, owner: str, handler: Handler
+) -> tuple[str, Any]:
+    """The claimed task run and recorded: its final status and its handler's result."""
+    task_id = task.task_id
     lease = ctx.settings.task_lease_seconds
-    task = await store.claim_task(ctx.pool, task_id, owner, lease)
-    if task is None:
-        log.info("task %s is not claimable (done, canceled or held elsewhere)", task_id)
-        return "skipped"
 
     async def heartbeat() -> None:
         while await store.renew_lease(ctx.pool, task_id, owner, lease):
@@ -139,18 +159,18 @@ async def _run(task_id: str, handler: Handler) -> str:
         result = await handler(ctx, task, progress)
     except EsError as exc:
         await store.finish_task(ctx.pool, task_id, owner, "failed", error=failure_reason(exc))
-        return "failed"
+        return "failed", None
     except Exception as exc:
         log.exception("task %s failed", task_id)
         await store.finish_task(ctx.pool, task_id, owner, "failed", error=failure_reason(exc))
-        return "failed"
+        return "failed", None
     finally:
         beat.cancel()
         task_owner.reset(token)
     if isinstance(result, Waiting):
         await store.start_waiting(ctx.pool, task_id, owner, result.result, result.message)
-        return "waiting"
+        return "waiting", result.result
     if result.get("stopped"):
-        return "canceled"
+        return "canceled", result
     await store.finish_task(ctx.pool, task_id, owner, "done", result=result)
-    return "done"
+    return "done", result

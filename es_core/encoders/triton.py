@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from typing import Any
 
 import numpy as np
 
 from es_core.encoders.base import Vectors
 from es_core.errors import EsError, FailedPrecondition, Unavailable
+from es_core.observability.metrics import TRITON_REQUEST_SECONDS
 
 INPUT_NAME = "text"
 OUTPUT_NAME = "embedding"
@@ -181,6 +183,7 @@ class TritonEncoder:
         data = np.array([[text.encode("utf-8")] for text in texts], dtype=np.object_)
         request = self._grpc.InferInput(INPUT_NAME, list(data.shape), "BYTES")
         request.set_data_from_numpy(data)
+        started = time.perf_counter()
         try:
             result: Any = self._client.infer(
                 triton_model,
@@ -190,6 +193,8 @@ class TritonEncoder:
             )
         except Exception as exc:
             raise triton_error(exc, self._url, self._model_id, triton_model) from None
+        finally:
+            TRITON_REQUEST_SECONDS.labels(triton_model).observe(time.perf_counter() - started)
         vectors = result.as_numpy(OUTPUT_NAME)
         if vectors is None or vectors.shape != (len(texts), self._dimensions):
             shape = None if vectors is None else vectors.shape

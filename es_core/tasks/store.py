@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from typing import Any
 
 import asyncpg
 
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from es_core.observability.task_origin import with_origin
 from es_core.page_tokens import PageTokens
 from es_core.pagination import time_cursor, time_page
 from es_core.tasks.model import Task, TaskKind, TaskStatus
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "task_id, kind, status, parent_task_id, params, result, progress, progress_message, error,"
@@ -85,13 +89,15 @@ async def create_task(
         f" ON CONFLICT (kind, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
         uuid.uuid4(),
         kind,
-        params,
+        with_origin(params),
         digest,
         key,
         None if parent_task_id is None else parse_task_id(parent_task_id, "parent_task_id"),
     )
     if row is not None:
-        return _task(row), True
+        task = _task(row)
+        log.info("task %s (%s) created", task.task_id, kind)
+        return task, True
     existing = await conn.fetchrow(
         f"SELECT {_COLUMNS}, params_digest FROM tasks WHERE kind = $1 AND idempotency_key = $2",
         kind,

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from es_core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from es_core.observability import request_context
 from es_core.tasks import store
 from tests.integration.helpers import unique_id
 from tests.page_tokens import TOKENS
@@ -29,6 +30,26 @@ async def _status(pool: asyncpg.Pool, task_id: str) -> str:
 
 
 # ---- create_task ----
+
+
+async def test_a_retry_from_another_request_is_the_same_task(pg_pool: asyncpg.Pool) -> None:
+    """The request id a task carries is not part of what its idempotency key stands for."""
+    key = unique_id("key")
+    params = {"collection_id": "c", "items": [1]}
+    created = []
+    async with pg_pool.acquire() as conn:
+        for request in ("first-request", "retry-request"):
+            token = request_context.request_id.set(request)
+            try:
+                created.append(
+                    await store.create_task(conn, "upsertion", params, idempotency_key=key)
+                )
+            finally:
+                request_context.request_id.reset(token)
+    (first, created1), (again, created2) = created
+    assert (created1, created2) == (True, False)
+    assert again.task_id == first.task_id
+    assert again.params == {**params, "request_id": "first-request"}
 
 
 async def test_same_key_and_params_returns_the_first_task(pg_pool: asyncpg.Pool) -> None:

@@ -36,6 +36,9 @@ class RecordingContext:
         self.code: grpc.StatusCode | None = None
         self.details = ""
 
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
     async def abort_with_status(self, status: grpc.Status) -> None:
         self.status = status
         raise Aborting
