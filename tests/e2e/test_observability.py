@@ -5,9 +5,11 @@ server's log line and in the worker's lines for the task the call created."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -19,6 +21,8 @@ from embedding_studio.v1 import common_pb2, search_pb2, upsert_pb2
 from es_cli.embedded import free_ports
 from es_harness.throwaway import StackInfo, ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
+
+T = TypeVar("T")
 
 DIM = 384  # the default plugin's model
 ITEMS = 20
@@ -59,6 +63,18 @@ def json_lines(path: Path) -> list[dict[str, object]]:
     """The log's JSON lines; every line that looks like an object must be one."""
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.startswith("{")]
     return [json.loads(line) for line in lines]
+
+
+def eventually(check: Callable[[], T], seconds: float = 15.0) -> T:
+    """``check()``'s value once it stops failing its asserts; its last failure after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, int]) -> None:
@@ -104,12 +120,25 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
     upserts = {"grpc_service": "embedding_studio.v1.UpsertService", "grpc_method": "UpsertItems"}
     assert value(server, "es_grpc_server_handled_total", **upserts, grpc_code="OK") == 1
 
-    worker = samples(worker_port)
-    assert value(worker, "es_tasks_total", kind="upsertion", status="done") == 1
+    # The worker counts and logs a task just after it records the task DONE, which is what
+    # the client saw: read its metrics and log until they show it (a few seconds at most).
+    def worker_counted() -> dict[str, Any]:
+        worker = samples(worker_port)
+        assert value(worker, "es_tasks_total", kind="upsertion", status="done") == 1
+        return worker
+
+    worker = eventually(worker_counted)
     assert value(worker, "es_task_duration_seconds_count", kind="upsertion") == 1
     assert value(worker, "es_items_written_total", kind="upsertion") == ITEMS
     assert value(worker, "es_queue_depth", queue="upsertion") == 0
 
+    def worker_logged_done() -> list[dict[str, Any]]:
+        lines = json_lines(info.data_dir / "logs" / "worker.log")
+        ran = [line for line in lines if line.get("request_id") == REQUEST_ID]
+        assert any("done" in str(line["message"]) for line in ran)
+        return lines
+
+    eventually(worker_logged_done)
     server_lines = json_lines(info.data_dir / "logs" / "server.log")
     worker_lines = json_lines(info.data_dir / "logs" / "worker.log")
     assert server_lines and worker_lines
