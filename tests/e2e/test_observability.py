@@ -122,7 +122,7 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
 
     # The worker counts and logs a task just after it records the task DONE, which is what
     # the client saw: read its metrics and log until they show it (a few seconds at most).
-    def worker_counted() -> dict[str, Any]:
+    def worker_counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         worker = samples(worker_port)
         assert value(worker, "es_tasks_total", kind="upsertion", status="done") == 1
         return worker
