@@ -12,10 +12,9 @@ from kombu.entity import Queue
 from es_broker.celery_sender import broker_app
 from es_core.config import get_settings
 from es_core.plugins.registry import PluginError, load_plugin
-from es_core.tasks.model import QUEUE_FOR_KIND
+from es_workers.queues import QUEUES, SWEEPER_QUEUE
 
-SWEEPER_QUEUE = "sweeper"
-QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
+__all__ = ["QUEUES", "SWEEPER_QUEUE", "celery_app", "create_app"]
 
 
 def create_app() -> Celery:
