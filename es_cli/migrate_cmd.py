@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    dsn = settings.require_postgres_dsn()
+    if not settings.postgres_dsn:
+        print("es migrate: ES_POSTGRES_DSN is not set: name the database to migrate")
+        return 1
+    dsn = settings.postgres_dsn
     try:
         if args.status:
             states = asyncio.run(_states(dsn))
@@ -31,7 +34,7 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         applied = asyncio.run(_migrate(dsn))
     except (OSError, asyncpg.PostgresError) as exc:
-        print(f"es migrate: cannot migrate the database: {exc}")
+        print(f"es migrate: cannot reach the database: {type(exc).__name__}: {exc}")
         return 1
     print(f"applied {len(applied)} migration(s)" + (f": {_names(applied)}" if applied else ""))
     return 0

@@ -84,7 +84,7 @@ def _watch(stub: object, task_id: str) -> int:
     when it is done, 1 when it failed or was canceled."""
     from tqdm import tqdm
 
-    with tqdm(total=100, unit="%", bar_format="{desc} {bar} {n:.0f}% {postfix}") as bar:
+    with tqdm(total=100, unit="%", bar_format="{desc} {bar} {n:.0f}%{postfix}") as bar:
         task = _follow(stub, task_id, bar)
     ending = f": {task.error}" if task.error else ""
     print(f"{task_id}: {_status(task)}{ending}")
