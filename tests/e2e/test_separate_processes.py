@@ -80,11 +80,13 @@ class Processes:
 def database(pg_server: EmbeddedPostgres) -> Iterator[str]:
     """A new database on the session's PostgreSQL (dropped after)."""
     fresh = fresh_database(pg_server.dsn)
-    dsn = asyncio.run(fresh.__aenter__())
-    try:
-        yield dsn
-    finally:
-        asyncio.run(fresh.__aexit__(None, None, None))
+    # One loop for both ends: a loop that closes finalizes the context's generator (a drop).
+    with asyncio.Runner() as runner:
+        dsn = runner.run(fresh.__aenter__())
+        try:
+            yield dsn
+        finally:
+            runner.run(fresh.__aexit__(None, None, None))
 
 
 @pytest.fixture
