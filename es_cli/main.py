@@ -109,24 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _worker(args: argparse.Namespace) -> int:
-    try:
-        argv = processes.worker_argv(args)
-    except ValueError as exc:
-        print(f"es worker: {exc}", file=sys.stderr)
-        return 2
-    return processes.become(argv)
-
-
 def _beat(args: argparse.Namespace) -> int:
     from es_core.config import get_settings
 
-    return processes.become(processes.beat_argv(args, str(get_settings().data_dir.resolve())))
+    return processes.run_beat(args, str(get_settings().data_dir.resolve()))
 
 
 PROCESSES: dict[str, Callable[[argparse.Namespace], int]] = {
     "server": lambda _: processes.run_server(),
-    "worker": _worker,
+    "worker": processes.run_worker,
     "beat": _beat,
     "triton": lambda _: processes.run_triton(),
 }

@@ -76,6 +76,22 @@ def beat_argv(args: argparse.Namespace, data_dir: str) -> list[str]:
     return [*_celery(), "beat", "--schedule", schedule, "--loglevel", args.loglevel]
 
 
+def run_worker(args: argparse.Namespace) -> int:
+    try:
+        argv = worker_argv(args)
+    except ValueError as exc:
+        print(f"es worker: {exc}", file=sys.stderr)
+        return 2
+    return become(argv)
+
+
+def run_beat(args: argparse.Namespace, data_dir: str) -> int:
+    argv = beat_argv(args, data_dir)
+    # Its state file's directory (a new data directory has none yet).
+    os.makedirs(os.path.dirname(os.path.abspath(argv[argv.index("--schedule") + 1])), exist_ok=True)
+    return become(argv)
+
+
 def _celery() -> list[str]:
     return [sys.executable, "-m", "celery", "-A", CELERY_APP]
 
