@@ -168,7 +168,7 @@ class Stack:
         if self.redis is not None:
             # The environment, never a command line: `ps` shows every user the arguments.
             env["ES_REDIS_PASSWORD"] = self.redis.password
-        self._start_triton(env, logs / f"{TRITON}.log", blue_model_id)
+        self._start_triton(env, logs, blue_model_id)
         if self.triton_url:
             env["ES_TRITON_URL"] = self.triton_url
         for group in GROUPS:
@@ -277,7 +277,7 @@ class Stack:
         finally:
             await pool.close()
 
-    def _start_triton(self, env: dict[str, str], log_path: Path, blue_model_id: str) -> None:
+    def _start_triton(self, env: dict[str, str], logs: Path, blue_model_id: str) -> None:
         """An external Triton (ES_TRITON_URL) is used as it is; else, unless models are served
         in-process, start the local one and wait until it serves the blue model."""
         if self.settings.triton_url:
@@ -295,7 +295,7 @@ class Stack:
         ]:
             if not _port_is_free(port):
                 raise RuntimeError(f"port {port} for Triton is in use; choose another with {what}")
-        self._spawn_es(TRITON, ["triton"], env, log_path.parent)
+        self._spawn_es(TRITON, ["triton"], env, logs)
         url = f"{s.triton_host}:{s.triton_grpc_port}"
         self._wait_until_triton_serves(url, blue_model_id, TRITON_READY_SECONDS)
         self.triton_url = url
