@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from es_cli.api_options import add_api_arguments, api_address, health_channel
 from es_core.config import Settings, redacted_url
 
-UP, DOWN, UNUSED = "up", "down", "not used"
+UP, DOWN, UNUSED = "up", "down", "unused"
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,8 @@ def test_a_stack_of_separate_processes_serves_and_training_does_not_hold_back_up
         found = client.search_text("bird migration routes", limit=3)
         assert "while-training" in [r.object_id for r in found.results]
 
-        client.tasks.CancelTask(task_pb2.CancelTaskRequest(task_id=training.task_id))
+        code, said = es("tasks", "cancel", training.task_id, "--address", address)
+        assert (code, said.strip()) == (0, f"{training.task_id}: canceled")
         assert _status(client, training.task_id) == common_pb2.TASK_STATUS_CANCELED
     # The upsertion worker ran its production pool (prefork, two processes), and each worker
     # took only its own group's queues.
