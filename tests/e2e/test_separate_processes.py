@@ -1,7 +1,7 @@
 """The stack as a compose file runs it: PostgreSQL and Redis of their own, then ``es migrate``,
 ``es server``, a worker per queue group (``es worker --queues upsertion`` with its production
 prefork pool, ``es worker --queues fine_tuning``) and ``es beat``, each a process of its own.
-Upserts and searches work, and a fine-tuning in training does not hold back an upsert: the
+Upserts and searches work, and a fine-tuning in progress does not hold back an upsert: the
 upsert is done while the fine-tuning is still processing (one worker for both would run them
 one after the other)."""
 
