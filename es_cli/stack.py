@@ -40,16 +40,24 @@ from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
-from es_workers.app import QUEUES
+from es_workers.queues import GROUPS
 
 log = logging.getLogger("es.up")
 STACK_FILE = "stack.json"
 MLFLOW_UI = "mlflow-ui"
 TRITON = "triton"
 BEAT = "beat"
+SERVER = "server"
+
+
+def worker_name(group: str) -> str:
+    """The child serving a queue group (its log: logs/worker-<group>.log)."""
+    return f"worker-{group}"
+
+
 # Stopped in this order: nothing new is scheduled or asked for, then the workers finish, and
-# Triton goes last (the server and the worker encode through it until they stop).
-STOP_ORDER = [MLFLOW_UI, BEAT, "server", "worker", TRITON]
+# Triton goes last (the server and the workers encode through it until they stop).
+STOP_ORDER = [MLFLOW_UI, BEAT, SERVER, *(worker_name(g) for g in GROUPS), TRITON]
 # Triton starts in seconds; loading the blue model's encoders takes a few more.
 TRITON_READY_SECONDS = 300.0
 # How long the UI gets to answer before `es up` logs a warning (the stack never waits for it).
@@ -160,50 +168,22 @@ class Stack:
         if self.redis is not None:
             # The environment, never a command line: `ps` shows every user the arguments.
             env["ES_REDIS_PASSWORD"] = self.redis.password
-        self._start_triton(env, logs / "triton.log", blue_model_id)
+        self._start_triton(env, logs, blue_model_id)
         if self.triton_url:
             env["ES_TRITON_URL"] = self.triton_url
-        self._spawn(
-            "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "es_workers.app:celery_app",
-                "worker",
-                "--queues",
-                ",".join(QUEUES),
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"es-worker-{os.getpid()}@%h",
-            ],
-            env,
-            logs / "worker.log",
-        )
+        for group in GROUPS:
+            # One task at a time per group, in the worker's own process: a small machine's
+            # choice (every worker loads the models it uses); `es worker` defaults are larger.
+            self._spawn_es(
+                worker_name(group),
+                ["worker", "--queues", group, "--pool", "solo", "--concurrency", "1"],
+                env,
+                logs,
+            )
         # The one scheduler of periodic tasks: its own child, so that a worker restarted (or
         # several workers) never means two beats sending every periodic task twice.
-        self._spawn(
-            BEAT,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "es_workers.app:celery_app",
-                "beat",
-                "--schedule",
-                str(data_dir / "celerybeat-schedule"),
-                "--loglevel",
-                "INFO",
-            ],
-            env,
-            logs / "beat.log",
-        )
-        self._spawn("server", [sys.executable, "-m", "es_server"], env, logs / "server.log")
+        self._spawn_es(BEAT, ["beat"], env, logs)
+        self._spawn_es(SERVER, ["server"], env, logs)
         self._wait_until_serving(timeout=180)
         self._write_stack_file()
 
@@ -297,7 +277,7 @@ class Stack:
         finally:
             await pool.close()
 
-    def _start_triton(self, env: dict[str, str], log_path: Path, blue_model_id: str) -> None:
+    def _start_triton(self, env: dict[str, str], logs: Path, blue_model_id: str) -> None:
         """An external Triton (ES_TRITON_URL) is used as it is; else, unless models are served
         in-process, start the local one and wait until it serves the blue model."""
         if self.settings.triton_url:
@@ -315,7 +295,7 @@ class Stack:
         ]:
             if not _port_is_free(port):
                 raise RuntimeError(f"port {port} for Triton is in use; choose another with {what}")
-        self._spawn(TRITON, [sys.executable, "-m", "es_triton"], env, log_path)
+        self._spawn_es(TRITON, ["triton"], env, logs)
         url = f"{s.triton_host}:{s.triton_grpc_port}"
         self._wait_until_triton_serves(url, blue_model_id, TRITON_READY_SECONDS)
         self.triton_url = url
@@ -336,7 +316,11 @@ class Stack:
             f"Triton at {url} did not serve model {model_id} within {timeout:.0f}s; see its log"
         )
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def _spawn_es(self, name: str, command: list[str], env: dict[str, str], logs: Path) -> None:
+        """Start ``es <command>`` as the child ``name``, logging to ``logs/<name>.log``."""
+        argv = [sys.executable, "-m", "es_cli.main", *command]
+        log_path = logs / f"{name}.log"
+
         def start() -> subprocess.Popen[bytes]:
             return spawn(argv, env, log_path)
 

@@ -37,8 +37,12 @@ class StackInfo:
     tls_client_key_file: str = ""
 
     def log(self, name: str) -> str:
-        """The log of one part: "server", "worker" or "triton"."""
-        return (self.data_dir / "logs" / f"{name}.log").read_text(errors="replace")
+        """The log of one part: "server", "beat", "triton", "worker-<queue group>", or
+        "worker": every worker's log, one after another."""
+        logs = self.data_dir / "logs"
+        if name == "worker":
+            return "".join(p.read_text(errors="replace") for p in sorted(logs.glob("worker-*.log")))
+        return (logs / f"{name}.log").read_text(errors="replace")
 
 
 class ThrowawayStack:

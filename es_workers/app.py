@@ -15,11 +15,10 @@ from es_core.observability.logs import configure_logging
 from es_core.observability.metrics import serve_metrics
 from es_core.observability.tracing import configure_tracing
 from es_core.plugins.registry import PluginError, load_plugin
-from es_core.tasks.model import QUEUE_FOR_KIND
 from es_workers.metrics import QueueDepth
+from es_workers.queues import QUEUES, SWEEPER_QUEUE
 
-SWEEPER_QUEUE = "sweeper"
-QUEUES = sorted(set(QUEUE_FOR_KIND.values())) + [SWEEPER_QUEUE]
+__all__ = ["QUEUES", "SWEEPER_QUEUE", "celery_app", "create_app"]
 
 
 def create_app() -> Celery:

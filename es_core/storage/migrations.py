@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 
 import asyncpg
@@ -21,6 +24,34 @@ def available_migrations() -> list[tuple[int, str, str]]:
             version, _, name = entry.name.removesuffix(".sql").partition("_")
             found.append((int(version), name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """One migration file, and when it was applied (None: pending)."""
+
+    version: int
+    name: str
+    # sha256 of the file's text, as it is now: what an operator compares across installs.
+    checksum: str
+    applied_time: datetime | None
+
+
+def checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+async def migration_states(conn: asyncpg.Connection) -> list[MigrationState]:
+    """Every migration file in version order, with its applied time when it was applied; a
+    database never migrated has them all pending (and is left as it is)."""
+    applied: dict[int, datetime] = {}
+    if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        rows = await conn.fetch("SELECT version, applied_time FROM schema_migrations")
+        applied = {r["version"]: r["applied_time"] for r in rows}
+    return [
+        MigrationState(version, name, checksum(sql), applied.get(version))
+        for version, name, sql in available_migrations()
+    ]
 
 
 async def migrate(conn: asyncpg.Connection, *, below: int | None = None) -> list[int]:

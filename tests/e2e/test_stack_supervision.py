@@ -15,10 +15,13 @@ import pytest
 
 from embedding_studio.client import Client
 from embedding_studio.v1 import common_pb2, upsert_pb2
+from es_cli.stack import worker_name
 from es_harness.throwaway import ThrowawayStack
 from tests.e2e.conftest import NO_TRITON
 
 pytestmark = pytest.mark.e2e
+# The worker child that runs upserts (one worker per queue group).
+UPSERTION_WORKER = worker_name("upsertion")
 
 FAST_RESTARTS = {
     **NO_TRITON,
@@ -88,10 +91,10 @@ def test_a_killed_worker_is_restarted_its_task_done_once_and_repeated_deaths_sto
         password = (data_dir / "redis" / "password").read_text()
         for process in psutil.process_iter(["cmdline"]):
             assert password not in " ".join(process.info["cmdline"] or [])
-        # One beat, a child of its own; the worker embeds none.
+        # One beat, a child of its own; the workers embed none.
         beats = _ours(_beats(), data_dir)
         assert [b.pid for b in beats] == [_pids(data_dir)["beat"]]
-        worker = psutil.Process(_pids(data_dir)["worker"])
+        worker = psutil.Process(_pids(data_dir)[UPSERTION_WORKER])
         assert "--beat" not in worker.cmdline() and "-B" not in worker.cmdline()
 
         worker.kill()
@@ -101,19 +104,19 @@ def test_a_killed_worker_is_restarted_its_task_done_once_and_repeated_deaths_sto
         final = client.wait_for_task(task.task_id, 180)
         assert final.status == common_pb2.TASK_STATUS_DONE, final.error
         assert final.attempts == 1
-        assert _pids(data_dir)["worker"] != worker.pid
+        assert _pids(data_dir)[UPSERTION_WORKER] != worker.pid
         reply = client.upsert.GetItems(upsert_pb2.GetItemsRequest(object_ids=["after-kill"]))
         assert [item.object_id for item in reply.items] == ["after-kill"]
-        assert info.log("worker").count(f"task {task.task_id} failed") == 0
+        assert info.log(UPSERTION_WORKER).count(f"task {task.task_id} failed") == 0
         assert [b.pid for b in _ours(_beats(), data_dir)] == [b.pid for b in beats]
 
         everything = _everything(stack)
         # The second death within the window: es up gives up, naming the worker.
-        psutil.Process(_pids(data_dir)["worker"]).kill()
+        psutil.Process(_pids(data_dir)[UPSERTION_WORKER]).kill()
         assert stack.process.wait(timeout=120) == 1
     said = (data_dir / "es-up.out").read_text()
-    assert "worker exited with code -9: 2 failures within 300s, giving up" in said
-    assert "worker.log" in said
+    assert f"{UPSERTION_WORKER} exited with code -9: 2 failures within 300s, giving up" in said
+    assert f"{UPSERTION_WORKER}.log" in said
     assert _wait_gone(everything, 30) == []
     for path in [data_dir / "es-up.out", *(data_dir / "logs").iterdir()]:
         assert password not in path.read_text(errors="replace"), path
@@ -127,7 +130,7 @@ def test_no_process_outlives_es_up(tmp_path: Path, how: signal.Signals) -> None:
         assert stack.process is not None
         everything = _everything(stack)
         names = {" ".join(p.cmdline()[:4]) for p in everything}
-        assert len(everything) >= 6, names  # es up, reaper, redis, worker, beat, server, ...
+        assert len(everything) >= 10, names  # es up, reaper, redis, 5 workers, beat, server, ...
         os.kill(stack.process.pid, how)
         stack.process.wait(timeout=90)
     assert _wait_gone(everything, 60) == []
