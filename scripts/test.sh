@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 bash scripts/check_protos.sh
+bash scripts/check_deploy.sh
 .venv/bin/ruff check es_core es_server es_workers es_cli es_triton es_harness clients/python/src/embedding_studio/client.py tests bench
 .venv/bin/mypy es_core es_broker es_server es_workers es_cli es_triton es_harness bench clients/python/src/embedding_studio/client.py
 # pytest exits 5 when it collected no test: that is a failure here, as any non-zero code is.
