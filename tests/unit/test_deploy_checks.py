@@ -161,8 +161,15 @@ def test_a_host_port_published_twice_is_found(compose: dict[str, Any]) -> None:
     ]
     compose["services"]["triton"]["ports"] = ["8000"]  # no host side: docker picks one
     problems = checks.compose_problems(compose)
-    assert len([p for p in problems if "host port" in p]) == 2
-    assert any(p.startswith("compose:beat: host port 127.0.0.1:5000 also") for p in problems)
+    assert sorted(p for p in problems if "host port" in p) == [
+        "compose:beat: host port 127.0.0.1:5000 clashes with mlflow's",
+        "compose:worker-bulk: host port 50051 clashes with server's",
+    ]
+
+
+def test_the_same_port_on_two_addresses_is_no_clash(compose: dict[str, Any]) -> None:
+    compose["services"]["beat"]["ports"] = ["10.0.0.5:5000:5000", "127.0.0.1:5001:80"]
+    assert checks.compose_problems(compose) == []
 
 
 def test_service_without_image_or_build_and_bad_env_are_found(compose: dict[str, Any]) -> None:
@@ -180,6 +187,17 @@ def test_a_process_of_ours_without_the_shared_settings_is_found(compose: dict[st
     problems = checks.compose_problems(compose)
     [problem] = [p for p in problems if p.startswith("compose:beat")]
     assert "lacks the shared settings" in problem and "ES_POSTGRES_DSN" in problem
+
+
+def test_dclint_reports_what_the_compose_schema_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    path.write_text('services:\n  a:\n    image: "x:1"\n    bogus: 1\n')
+    problems = checks.dclint_problems(path)
+    assert any("invalid-schema" in p and "/services/a" in p for p in problems)
+    # A port published on every interface of the host is refused too.
+    path.write_text('services:\n  a:\n    image: "x:1"\n    ports:\n      - "8080:80"\n')
+    problems = checks.dclint_problems(path)
+    assert any("no-unbound-port-interfaces" in p for p in problems)
 
 
 def test_compose_anchors_resolve_and_a_missing_alias_fails(tmp_path: Path) -> None:

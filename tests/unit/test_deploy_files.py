@@ -43,7 +43,8 @@ def _named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any
     return found
 
 
-def test_compose_passes_its_structure_checks(compose: dict[str, Any]) -> None:
+def test_compose_passes_dclint_and_its_structure_checks(compose: dict[str, Any]) -> None:
+    assert checks.dclint_problems() == []
     assert checks.compose_problems(compose) == []
 
 
