@@ -6,8 +6,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 bash scripts/check_protos.sh
-.venv/bin/ruff check es_core es_server es_workers es_cli es_triton es_harness clients/python/src/embedding_studio tests bench
-.venv/bin/mypy es_core es_broker es_server es_workers es_cli es_triton es_harness bench clients/python/src/embedding_studio/client.py clients/python/src/embedding_studio/channel_defaults.py clients/python/src/embedding_studio/__init__.py
+bash scripts/check_deploy.sh
+.venv/bin/ruff check es_core es_server es_workers es_cli es_triton es_harness clients/python/src/embedding_studio scripts/check_deploy.py tests bench
+.venv/bin/mypy es_core es_broker es_server es_workers es_cli es_triton es_harness bench scripts/check_deploy.py clients/python/src/embedding_studio/client.py clients/python/src/embedding_studio/channel_defaults.py clients/python/src/embedding_studio/__init__.py
 # pytest exits 5 when it collected no test: that is a failure here, as any non-zero code is.
 # Two pytest workers by default (ES_TEST_WORKERS; 0 = one process). A test file runs whole on
 # one worker, so module fixtures and the order of a file's tests hold; each worker starts its
