@@ -171,13 +171,20 @@ class Stack:
         self._start_triton(env, logs, blue_model_id)
         if self.triton_url:
             env["ES_TRITON_URL"] = self.triton_url
-        for group in GROUPS:
+        for index, group in enumerate(GROUPS):
             # One task at a time per group, in the worker's own process: a small machine's
             # choice (every worker loads the models it uses); `es worker` defaults are larger.
+            # One host, one worker metrics port: the first group's worker serves it, the
+            # others export none (in deploy/ each worker has its own container and port).
+            group_env = (
+                env
+                if index == 0
+                else {**env, "ES_METRICS_PORT": "0", "ES_WORKER_METRICS_PORT": "0"}
+            )
             self._spawn_es(
                 worker_name(group),
                 ["worker", "--queues", group, "--pool", "solo", "--concurrency", "1"],
-                env,
+                group_env,
                 logs,
             )
         # The one scheduler of periodic tasks: its own child, so that a worker restarted (or

@@ -133,14 +133,14 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
     assert value(worker, "es_queue_depth", queue="upsertion") == 0
 
     def worker_logged_done() -> list[dict[str, Any]]:
-        lines = json_lines(info.data_dir / "logs" / "worker.log")
+        lines = json_lines(info.data_dir / "logs" / "worker-upsertion.log")
         ran = [line for line in lines if line.get("request_id") == REQUEST_ID]
         assert any("done" in str(line["message"]) for line in ran)
         return lines
 
     eventually(worker_logged_done)
     server_lines = json_lines(info.data_dir / "logs" / "server.log")
-    worker_lines = json_lines(info.data_dir / "logs" / "worker.log")
+    worker_lines = json_lines(info.data_dir / "logs" / "worker-upsertion.log")
     assert server_lines and worker_lines
     assert all({"time", "level", "logger", "message"} <= set(line) for line in server_lines)
     created = [line for line in server_lines if line.get("request_id") == REQUEST_ID]
