@@ -15,6 +15,8 @@ import numpy as np
 
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import common_pb2
+from es_core.config import Settings
+from es_core.upsertion import splitter
 from es_harness.throwaway import StackInfo, ThrowawayStack
 
 
@@ -96,3 +98,10 @@ def report(
         }
         json_path.write_text(json.dumps(data, indent=2))
         print(f"(written to {json_path})")
+
+
+def worker_parts(texts: Sequence[str], settings: Settings) -> list[str]:
+    """The parts the worker encodes for ``texts``: each cut by the built-in sentence splitter
+    with the settings' window, as the text-minilm plugin cuts them."""
+    split = splitter(settings, None)
+    return [chunk for text in texts for chunk in split(text)]

@@ -20,20 +20,18 @@ import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import boto3
 
-from bench.common import Row, base_parser, report, running_stack, wait_all
+from bench.common import Row, base_parser, report, running_stack, wait_all, worker_parts
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import common_pb2, task_pb2
 from es_cli.embedded import start_postgres
 from es_core.config import Settings
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.splitter import split_text
 from es_harness.beir import load_dataset, scifact_dir
 from es_harness.source_servers import moto_s3
 
@@ -107,17 +105,6 @@ async def main_async(args: argparse.Namespace) -> None:
     n = len(texts)
     settings = Settings()
 
-    def split(batch: list[str]) -> list[str]:
-        return [
-            chunk
-            for text in batch
-            for chunk in split_text(
-                text,
-                max_words=settings.splitter_max_words,
-                overlap_words=settings.splitter_overlap_words,
-            )
-        ]
-
     with tempfile.TemporaryDirectory(prefix="es-bench-source-") as tmp, moto_s3() as s3_url:
         source_pg = start_postgres(Path(tmp) / "pg")
         try:
@@ -132,7 +119,7 @@ async def main_async(args: argparse.Namespace) -> None:
             }
             with running_stack(env) as stack:
                 async with AsyncClient(stack.grpc_address) as client:
-                    rows = await measure(client, ids, texts, split, settings, args)
+                    rows = await measure(client, texts, settings, args)
         finally:
             source_pg.stop()
     report(
@@ -145,9 +132,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 async def measure(
     client: AsyncClient,
-    ids: list[str],
     texts: list[str],
-    split: Callable[[list[str]], list[str]],
     settings: Settings,
     args: argparse.Namespace,
 ) -> list[Row]:
@@ -159,7 +144,7 @@ async def measure(
     encoder.encode_items(texts[:64])  # warm-up, untimed
     started = time.perf_counter()
     for start in range(0, n, 256):
-        encoder.encode_items(split(texts[start : start + 256]))
+        encoder.encode_items(worker_parts(texts[start : start + 256], settings))
     direct_s = time.perf_counter() - started
     direct = n / direct_s
     print(f"direct encode, split like the worker: {direct:.1f} items/s")

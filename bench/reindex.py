@@ -21,12 +21,11 @@ import uuid
 import asyncpg
 import grpc
 
-from bench.common import Row, base_parser, report, running_stack, wait_all
+from bench.common import Row, base_parser, report, running_stack, wait_all, worker_parts
 from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import common_pb2, deployment_pb2, upsert_pb2
 from es_core.config import Settings
 from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
-from es_core.splitter import split_text
 from es_harness.beir import load_dataset, scifact_dir
 
 
@@ -78,15 +77,7 @@ async def main_async(args: argparse.Namespace) -> None:
     corpus = list(load_dataset(scifact_dir()).corpus.values())[: args.items]
     ids, texts = [d.doc_id for d in corpus], [d.full_text for d in corpus]
     settings = Settings()
-    parts = [
-        chunk
-        for text in texts
-        for chunk in split_text(
-            text,
-            max_words=settings.splitter_max_words,
-            overlap_words=settings.splitter_overlap_words,
-        )
-    ]
+    parts = worker_parts(texts, settings)
     n = len(texts)
     print(f"{n} SciFact abstracts -> {len(parts)} parts ({len(parts) / n:.2f} per item)")
 

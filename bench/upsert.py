@@ -16,12 +16,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bench.common import Row, base_parser, report, running_stack, wait_all
+from bench.common import Row, base_parser, report, running_stack, wait_all, worker_parts
 from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import upsert_pb2
 from es_core.config import Settings
 from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
-from es_core.splitter import split_text
 from es_harness.beir import load_dataset, scifact_dir
 
 
@@ -59,15 +58,7 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = Settings()
 
     def split(batch: list[str]) -> list[str]:
-        return [
-            chunk
-            for text in batch
-            for chunk in split_text(
-                text,
-                max_words=settings.splitter_max_words,
-                overlap_words=settings.splitter_overlap_words,
-            )
-        ]
+        return worker_parts(batch, settings)
 
     n_parts = sum(len(split([t])) for t in texts)
     print(

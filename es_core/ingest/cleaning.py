@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from typing import Protocol
 
+from es_core.loaders.content_types import media_type
+
 Step = Callable[[str, str], str]
 
 _WHITESPACE = re.compile(r"\s+")
@@ -74,7 +76,7 @@ class _TextOf(HTMLParser):
 
 
 def is_html(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() in {"text/html", "application/xhtml+xml"}
+    return media_type(content_type) in {"text/html", "application/xhtml+xml"}
 
 
 def strip_html(text: str, content_type: str) -> str:

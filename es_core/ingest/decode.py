@@ -15,6 +15,7 @@ from typing import Any
 
 from es_core.errors import InvalidArgument
 from es_core.item_input import JsonDict, check_json
+from es_core.loaders.content_types import media_type
 from es_core.loaders.model import Fields, ItemFailure, Record, Stage
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -26,10 +27,6 @@ class Decoded:
     text: str
     payload: JsonDict
     content_type: str  # what the text is: text/html for markup still to strip, else text/plain
-
-
-def media_type(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
 
 
 def decode(record: Record, fields: Fields, max_payload_bytes: int) -> Decoded | ItemFailure:

@@ -5,17 +5,15 @@ whole source can be read at all (the loader's probe: FailedPrecondition or Unava
 from __future__ import annotations
 
 from es_core.errors import InvalidArgument
-from es_core.ingest.decode import check_template, media_type
+from es_core.ingest.decode import check_template
 from es_core.loaders.aggregated import AggregatedLoader
+from es_core.loaders.content_types import is_record_file, media_type
 from es_core.loaders.model import Fields, SourceSpec
 
 #: The most sources one import reads.
 MAX_IMPORT_SOURCES = 16
 MAX_FIELD_NAME_CHARS = 256
 _ITEM_TYPES = frozenset({"application/json", "text/json", "application/xhtml+xml"})
-_RECORD_FILE_TYPES = frozenset(
-    {"application/x-ndjson", "application/jsonl", "text/csv", "application/vnd.apache.parquet"}
-)
 
 
 def _bad(field: str, description: str) -> InvalidArgument:
@@ -46,7 +44,7 @@ def check_content_type(content_type: str, field: str, *, whole: bool) -> None:
     kind = media_type(content_type)
     if kind.startswith("text/") and kind != "text/csv" or kind in _ITEM_TYPES:
         return
-    if kind in _RECORD_FILE_TYPES:
+    if is_record_file(kind):
         if whole:
             return
         raise _bad(field, f"{kind} is a file of many items: import it with ImportItems")

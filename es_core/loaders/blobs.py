@@ -20,17 +20,9 @@ from urllib.parse import urlsplit
 
 from es_core.config import Settings
 from es_core.errors import EsError, InvalidArgument, Unavailable
+from es_core.loaders.content_types import CSV, JSONL, PARQUET, UNITS, is_record_file, media_type
 from es_core.loaders.model import ItemFailure, Locator, Page, Record, SourceSpec, Stage
-from es_core.loaders.record_files import (
-    CSV,
-    JSONL,
-    PARQUET,
-    UNITS,
-    Parsed,
-    is_record_file,
-    media_type,
-    read_records,
-)
+from es_core.loaders.record_files import Parsed, read_records
 from es_core.loaders.records import record_of
 
 # Headers that say nothing about the content: the name's extension decides instead.

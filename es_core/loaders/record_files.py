@@ -17,25 +17,11 @@ from typing import IO, Any, cast
 
 import pyarrow.parquet as pq
 
-JSONL = "application/x-ndjson"
-CSV = "text/csv"
-PARQUET = "application/vnd.apache.parquet"
-
-# What a record is called in a reason ("line 17 of docs.jsonl").
-UNITS = {JSONL: "line", CSV: "row", PARQUET: "row"}
+from es_core.loaders.content_types import CSV, JSONL, PARQUET, media_type
 
 # Parquet is read by row group from its footer, so a stream that cannot seek is first
 # copied to a temporary file (on disk once it passes this size).
 _SPOOL_BYTES = 8 * 1024 * 1024
-
-
-def media_type(content_type: str) -> str:
-    """``text/csv; charset=utf-8`` -> ``text/csv``."""
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def is_record_file(content_type: str) -> bool:
-    return media_type(content_type) in UNITS
 
 
 @dataclass(frozen=True)

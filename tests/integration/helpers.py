@@ -127,3 +127,22 @@ async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@asynccontextmanager
+async def prepared_database(server_dsn: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A fresh database prepared as a server or worker prepares one at start (migrated, the
+    base model's blue collection made); yields its DSN and a pool on it."""
+    from es_core.config import Settings
+    from es_core.plugins.registry import load_plugin
+    from es_core.storage.bootstrap import prepare_database
+    from es_core.storage.db import create_pool
+
+    async with fresh_database(server_dsn) as dsn:
+        settings = Settings()
+        pool = await create_pool(settings, dsn)
+        try:
+            await prepare_database(pool, settings, load_plugin(settings))
+            yield dsn, pool
+        finally:
+            await pool.close()

@@ -20,15 +20,11 @@ import pytest
 import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres
-from es_core.config import Settings
 from es_core.item_versions import stamp_write_version
 from es_core.loaders.model import Fields, Locator, SourceSpec
-from es_core.plugins.registry import load_plugin
 from es_core.storage import catalog
-from es_core.storage.bootstrap import prepare_database
-from es_core.storage.db import create_pool
 from es_core.tasks import store
-from tests.integration.helpers import fresh_database
+from tests.integration.helpers import fresh_database, prepared_database
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +36,8 @@ WORDS = "cell protein gene tumor immune signal brain heart drug dose risk trial 
 
 @pytest_asyncio.fixture
 async def database(pg_server: EmbeddedPostgres) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    async with fresh_database(pg_server.dsn) as dsn:
-        settings = Settings()
-        pool = await create_pool(settings, dsn)
-        try:
-            await prepare_database(pool, settings, load_plugin(settings))
-            yield dsn, pool
-        finally:
-            await pool.close()
+    async with prepared_database(pg_server.dsn) as prepared:
+        yield prepared
 
 
 @pytest_asyncio.fixture

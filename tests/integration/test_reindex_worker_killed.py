@@ -27,11 +27,9 @@ from es_core.plugins.registry import load_plugin
 from es_core.reindex.parent import subtasks
 from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
-from es_core.storage.bootstrap import prepare_database
-from es_core.storage.db import create_pool
 from es_core.storage.item_rows import AVERAGE_PART_ID, replace_items
 from es_core.tasks import store
-from tests.integration.helpers import fresh_database
+from tests.integration.helpers import prepared_database
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +41,8 @@ WORDS = "cell protein gene tumor immune signal brain heart drug dose risk trial 
 
 @pytest_asyncio.fixture
 async def database(pg_server: EmbeddedPostgres) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    async with fresh_database(pg_server.dsn) as dsn:
-        settings = Settings()
-        pool = await create_pool(settings, dsn)
-        try:
-            await prepare_database(pool, settings, load_plugin(settings))
-            yield dsn, pool
-        finally:
-            await pool.close()
+    async with prepared_database(pg_server.dsn) as prepared:
+        yield prepared
 
 
 async def _fill_blue(pool: asyncpg.Pool) -> Collection:

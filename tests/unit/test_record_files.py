@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from es_core.loaders.record_files import CSV, JSONL, PARQUET, read_records
+from es_core.loaders.content_types import CSV, JSONL, PARQUET
+from es_core.loaders.record_files import read_records
 
 
 class OneWay(io.RawIOBase):
