@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     # this often, and one that does not answer within the timeout counts as down.
     health_check_seconds: float = Field(default=5.0, gt=0)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Every process brings the schema up to date when it starts (under an advisory lock). With
+    # false, migrations are the operator's step (`es migrate`, the Kubernetes Job): a process
+    # waits up to migration_wait_seconds for the schema its release needs, then exits saying
+    # which migrations are pending; an old release never migrates a newer database's schema.
+    migrate_on_start: bool = True
+    migration_wait_seconds: float = Field(default=300.0, ge=0)
 
     # Limits enforced at the API edge.
     max_items_per_request: int = 1000

@@ -16,6 +16,10 @@ dependency it needs is down:
 - the other services need nothing else (sessions, events, ranking specs, tasks and suggestion
   phrases are rows in PostgreSQL; a task they start waits for the sweeper like any other);
 - SearchService.PredictCategories is part of SearchService (PostgreSQL, Triton for text).
+
+The service named ``liveness`` needs nothing: it is SERVING from the first round for as long as
+the process answers (until graceful shutdown), so an orchestrator's liveness probe restarts a
+server that hangs, not every server while the database is down.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from es_core.storage.db import connect_or_unavailable
 log = logging.getLogger(__name__)
 
 POSTGRESQL, BROKER, TRITON = "postgresql", "broker", "triton"
+LIVENESS = "liveness"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -59,6 +64,7 @@ def needs_by_service(through_triton: bool) -> dict[str, frozenset[str]]:
     database = frozenset({POSTGRESQL})
     with_broker = database | {BROKER}
     return {
+        LIVENESS: frozenset(),
         "": database,
         _service(search_pb2, "SearchService"): database | {TRITON} if through_triton else database,
         _service(clickstream_pb2, "ClickstreamService"): database,

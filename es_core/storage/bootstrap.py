@@ -13,7 +13,7 @@ from es_core.domain import Collection, Model
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import PluginError
 from es_core.storage import catalog
-from es_core.storage.migrations import MIGRATION_LOCK_KEY, migrate
+from es_core.storage.migrations import MIGRATION_LOCK_KEY, migrate, wait_for_schema
 
 
 def serves_through_triton(settings: Settings) -> bool:
@@ -43,10 +43,13 @@ def _checked_initial_model(plugin: FineTuningMethod, model: Model) -> Model:
 async def prepare_database(
     pool: asyncpg.Pool, settings: Settings, plugin: FineTuningMethod
 ) -> Collection:
-    """Migrate, and on a new database create the plugin's initial model and its collection;
-    returns the blue collection."""
+    """Migrate (or, with migrate_on_start off, wait for the schema), and on a new database
+    create the plugin's initial model and its collection; returns the blue collection."""
     async with pool.acquire() as conn:
-        await migrate(conn)
+        if settings.migrate_on_start:
+            await migrate(conn)
+        else:
+            await wait_for_schema(conn, settings.migration_wait_seconds)
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
             if not await conn.fetchval("SELECT count(*) FROM blue_collection"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -83,3 +85,27 @@ async def migrate(conn: asyncpg.Connection, *, below: int | None = None) -> list
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         await conn.execute("RESET statement_timeout")
     return applied_now
+
+
+class SchemaNotReady(RuntimeError):
+    """Migrations this release needs were not applied in time (migrate_on_start is off)."""
+
+
+async def wait_for_schema(
+    conn: asyncpg.Connection, timeout_s: float, *, poll_s: float = 2.0
+) -> None:
+    """Return once every migration of this release is applied (by `es migrate` or another
+    process); raise SchemaNotReady naming the pending ones after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = [s for s in await migration_states(conn) if s.applied_time is None]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            names = ", ".join(f"{s.version:04d}_{s.name}" for s in pending)
+            raise SchemaNotReady(
+                f"{len(pending)} migration(s) pending after {timeout_s:.0f} s: {names};"
+                " run `es migrate` (ES_MIGRATE_ON_START is false)"
+            )
+        log.info("waiting for %d pending migration(s): run `es migrate`", len(pending))
+        await asyncio.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))

@@ -107,6 +107,8 @@ def processes(tmp_path: Path, database: str) -> Iterator[tuple[Processes, str]]:
         "ES_FINE_TUNING_MAX_SEQ_LENGTH": "64",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # As compose and Kubernetes run it: `es migrate` first, the others only wait for it.
+        "ES_MIGRATE_ON_START": "false",
     }
     env.pop("ES_TRITON_URL", None)
     code, said = es("migrate", env=env)

@@ -19,6 +19,7 @@ from es_core.encoders.triton import server_live
 from es_server.app import SERVICE_NAMES
 from es_server.dependency_health import (
     BROKER,
+    LIVENESS,
     NOT_SERVING,
     POSTGRESQL,
     SERVING,
@@ -44,7 +45,8 @@ SEARCH, UPSERT, TASKS = (
 def test_every_served_service_has_its_needs() -> None:
     for through_triton in (False, True):
         needs = needs_by_service(through_triton)
-        assert sorted(needs) == sorted(["", *SERVICE_NAMES])
+        assert sorted(needs) == sorted(["", LIVENESS, *SERVICE_NAMES])
+        assert needs[LIVENESS] == frozenset()
         assert all(POSTGRESQL in needed for name, needed in needs.items() if needed)
         assert (TRITON in needs[SEARCH]) is through_triton
     assert needs_by_service(False)[UPSERT] == {POSTGRESQL, BROKER}
@@ -64,6 +66,7 @@ def test_a_service_is_not_serving_while_a_dependency_it_needs_is_down() -> None:
     assert statuses(needs, {TRITON})[SEARCH] == NOT_SERVING
     assert statuses(needs, {TRITON})[TASKS] == SERVING
     database_down = statuses(needs, {POSTGRESQL})
+    assert database_down.pop(LIVENESS) == SERVING
     assert set(database_down.values()) == {NOT_SERVING}
 
 
@@ -119,6 +122,32 @@ async def test_the_watch_sets_each_service_from_its_probes() -> None:
         answers[BROKER] = False
         assert await _status_soon(servicer, UPSERT, NOT_SERVING)
         assert await _status(servicer, SEARCH) == SERVING
+    finally:
+        watch.cancel()
+
+
+async def test_liveness_serves_while_the_database_is_down() -> None:
+    """The liveness probe's service needs nothing: a database outage takes every other service
+    out of rotation but does not ask the orchestrator to restart the server."""
+
+    async def down(timeout: float) -> bool:
+        return False
+
+    servicer = health.aio.HealthServicer()
+    watch = asyncio.create_task(
+        follow_dependencies(
+            servicer,
+            needs_by_service(False),
+            {POSTGRESQL: down, BROKER: down},
+            interval=0.05,
+            timeout=1,
+        )
+    )
+    try:
+        assert await _status_soon(servicer, "", NOT_SERVING)
+        assert await _status(servicer, LIVENESS) == SERVING
+        await servicer.enter_graceful_shutdown()
+        assert await _status(servicer, LIVENESS) == NOT_SERVING
     finally:
         watch.cancel()
 

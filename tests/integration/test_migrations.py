@@ -16,7 +16,12 @@ from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
 from es_core.storage.item_rows import UNVERSIONED, delete_items, get_items, replace_items
-from es_core.storage.migrations import MIGRATION_LOCK_KEY, available_migrations, migrate
+from es_core.storage.migrations import (
+    MIGRATION_LOCK_KEY,
+    SchemaNotReady,
+    available_migrations,
+    migrate,
+)
 from tests.integration.helpers import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -116,6 +121,35 @@ async def test_concurrent_prepare_database_creates_one_base_collection(
     assert blue.model.model_id == base_model_id and blue.model.dimensions == 384
     for c in (*blues, again):
         assert c.collection_id == base_model_id and c.state == "blue"
+
+
+async def test_without_migrate_on_start_a_process_waits_for_the_operators_migration(
+    pg_server: EmbeddedPostgres, settings: Settings
+) -> None:
+    """ES_MIGRATE_ON_START=false: nothing is migrated at start; a process gives up naming the
+    pending migrations, and starts once `es migrate` (here: migrate on another connection) ran."""
+    plugin = load_plugin(settings)
+    waiting = settings.model_copy(update={"migrate_on_start": False, "migration_wait_seconds": 0.3})
+    async with fresh_database(pg_server.dsn) as dsn:
+        pool = await create_pool(settings, dsn, max_size=2)
+        try:
+            with pytest.raises(SchemaNotReady) as refused:
+                await prepare_database(pool, waiting, plugin)
+            untouched = await pool.fetchval("SELECT to_regclass('schema_migrations') IS NULL")
+            patient = waiting.model_copy(update={"migration_wait_seconds": 60.0})
+            started = asyncio.create_task(prepare_database(pool, patient, plugin))
+            await asyncio.sleep(0.2)
+            assert not started.done()
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            blue = await asyncio.wait_for(started, 30)
+        finally:
+            await pool.close()
+    first = available_migrations()[0]
+    assert f"{first[0]:04d}_{first[1]}" in str(refused.value)
+    assert "es migrate" in str(refused.value)
+    assert untouched
+    assert blue.model.model_id == plugin.meta.base_model_id
 
 
 async def test_waiting_tasks_and_parent_links_of_an_older_database_migrate(
