@@ -36,6 +36,7 @@ from es_cli.restarts import RestartPolicy
 from es_core.config import Settings, redacted_url
 from es_core.encoders.triton import models_ready, triton_model_names
 from es_core.errors import Unavailable
+from es_core.observability import multiprocess
 from es_core.plugins.protocol import FineTuningMethod
 from es_core.plugins.registry import PluginError, load_plugin
 from es_core.storage.bootstrap import prepare_database
@@ -164,6 +165,9 @@ class Stack:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
         }
+        # Importing es_workers here chose this process's metrics directory: each child
+        # chooses its own (workers sharing one would count each other's tasks).
+        env.pop(multiprocess.ENV, None)
         self._prepare_tls(env, data_dir / "tls")
         if self.redis is not None:
             # The environment, never a command line: `ps` shows every user the arguments.
@@ -174,12 +178,11 @@ class Stack:
         for index, group in enumerate(GROUPS):
             # One task at a time per group, in the worker's own process: a small machine's
             # choice (every worker loads the models it uses); `es worker` defaults are larger.
-            # One host, one worker metrics port: the first group's worker serves it, the
-            # others export none (in deploy/ each worker has its own container and port).
+            # One host: each group's worker serves its metrics on the next port up from the
+            # worker metrics port (in deploy/ each worker has its own container and port).
+            first_port = self.settings.resolved_worker_metrics_port
             group_env = (
-                env
-                if index == 0
-                else {**env, "ES_METRICS_PORT": "0", "ES_WORKER_METRICS_PORT": "0"}
+                {**env, "ES_WORKER_METRICS_PORT": str(first_port + index)} if first_port else env
             )
             self._spawn_es(
                 worker_name(group),

@@ -32,6 +32,7 @@ SEARCH = {"grpc_service": "embedding_studio.v1.SearchService", "grpc_method": "S
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackInfo, int, int]]:
+    # The worker groups take the worker port and the four above it.
     server_port, worker_port = free_ports(2)
     env = {
         **NO_TRITON,
@@ -131,6 +132,11 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
     assert value(worker, "es_task_duration_seconds_count", kind="upsertion") == 1
     assert value(worker, "es_items_written_total", kind="upsertion") == ITEMS
     assert value(worker, "es_queue_depth", queue="upsertion") == 0
+    # Under `es up` every worker group serves its own metrics, on the next port up (the
+    # fine-tuning group is the fourth): it ran nothing here, and says so.
+    fine_tuning = samples(worker_port + 3)
+    assert value(fine_tuning, "es_tasks_total", kind="upsertion", status="done") == 0
+    assert ("es_queue_depth", frozenset({("queue", "fine_tuning")})) in fine_tuning
 
     def worker_logged_done() -> list[dict[str, Any]]:
         lines = json_lines(info.data_dir / "logs" / "worker-upsertion.log")
