@@ -1,6 +1,7 @@
 """The TypeScript SDK (clients/typescript) against a real stack: `npm ci` and `npm run build`
 (tsc, strict) succeed, and a small compiled program upserts three items with text over gRPC,
-waits for the task, searches by text and prints what it found."""
+waits for the task, searches by text and prints what it found. Against a server that refuses
+calls with UNAVAILABLE (tests/flaky_grpc.py): reads are retried, writes are not."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import pytest
 
 from es_cli.embedded import free_port
 from es_harness.throwaway import StackInfo
+from tests.flaky_grpc import Flaky, start_flaky
 
 pytestmark = pytest.mark.e2e
 
 SDK = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 EXAMPLE = SDK / "dist" / "examples" / "upsert_and_search.js"
+READ_AND_WRITE = SDK / "dist" / "examples" / "read_and_write_once.js"
 
 
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -61,3 +64,25 @@ def test_the_typescript_sdk_reports_a_server_it_cannot_reach(built_sdk: Path) ->
     done = subprocess.run(argv, cwd=SDK, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1
     assert "unavailable" in done.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("failures", "search", "search_attempts"),
+    [(2, "OK", 3), (1000, "Unavailable", 4)],
+)
+def test_the_typescript_sdk_retries_reads_and_not_writes(
+    built_sdk: Path, failures: int, search: str, search_attempts: int
+) -> None:
+    """The SDK's retry interceptor: a search refused twice answers on the third attempt, one
+    refused always gives up after four; an upsert refused once is never sent again."""
+    flaky = Flaky(failures=failures)
+    server, target = start_flaky(flaky)
+    try:
+        done = _run([str(built_sdk), str(READ_AND_WRITE), target], timeout=120)
+    finally:
+        server.stop(None)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "search": search,
+        "upsert": "Unavailable",
+    }
+    assert flaky.calls == {"Search": search_attempts, "UpsertItems": 1}

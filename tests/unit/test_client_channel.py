@@ -5,9 +5,7 @@ unary call without a timeout gets the default deadline, a caller's own timeout a
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from concurrent import futures
 
 import grpc
 import grpc.aio
@@ -22,71 +20,14 @@ from embedding_studio.channel_defaults import (
     channel_options,
     service_config,
 )
-from embedding_studio.v1 import (
-    common_pb2,
-    search_pb2,
-    search_pb2_grpc,
-    upsert_pb2,
-    upsert_pb2_grpc,
-)
-
-
-class Flaky:
-    """Counts calls per method and refuses the first ``failures`` of each with UNAVAILABLE."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls: dict[str, int] = {}
-        self.deadlines: dict[str, float | None] = {}
-        self._lock = threading.Lock()
-
-    def serve(self, method: str, context: grpc.ServicerContext) -> bool:
-        """Whether this call gets an answer (False: it was refused)."""
-        with self._lock:
-            self.calls[method] = self.calls.get(method, 0) + 1
-            self.deadlines[method] = context.time_remaining()
-            return self.calls[method] > self.failures
-
-
-class FlakySearch(search_pb2_grpc.SearchServiceServicer):
-    def __init__(self, flaky: Flaky) -> None:
-        self.flaky = flaky
-
-    def Search(
-        self, request: search_pb2.SearchRequest, context: grpc.ServicerContext
-    ) -> search_pb2.SearchResponse:
-        if not self.flaky.serve("Search", context):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
-        return search_pb2.SearchResponse(
-            results=[common_pb2.SearchResult(object_id=request.query_text)]
-        )
-
-
-class FlakyUpsert(upsert_pb2_grpc.UpsertServiceServicer):
-    def __init__(self, flaky: Flaky) -> None:
-        self.flaky = flaky
-
-    def UpsertItems(
-        self, request: upsert_pb2.UpsertItemsRequest, context: grpc.ServicerContext
-    ) -> upsert_pb2.UpsertItemsResponse:
-        if not self.flaky.serve("UpsertItems", context):
-            context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
-        return upsert_pb2.UpsertItemsResponse(task=common_pb2.Task(task_id="t1"))
-
-
-def _start(flaky: Flaky) -> tuple[grpc.Server, str]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    search_pb2_grpc.add_SearchServiceServicer_to_server(FlakySearch(flaky), server)  # type: ignore[abstract]
-    upsert_pb2_grpc.add_UpsertServiceServicer_to_server(FlakyUpsert(flaky), server)  # type: ignore[abstract]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    return server, f"127.0.0.1:{port}"
+from embedding_studio.v1 import search_pb2, upsert_pb2
+from tests.flaky_grpc import Flaky, start_flaky
 
 
 @pytest.fixture
 def fails_twice() -> Iterator[tuple[str, Flaky]]:
     flaky = Flaky(failures=2)
-    server, target = _start(flaky)
+    server, target = start_flaky(flaky)
     yield target, flaky
     server.stop(None)
 
@@ -94,7 +35,7 @@ def fails_twice() -> Iterator[tuple[str, Flaky]]:
 @pytest.fixture
 def fails_always() -> Iterator[tuple[str, Flaky]]:
     flaky = Flaky(failures=1000)
-    server, target = _start(flaky)
+    server, target = start_flaky(flaky)
     yield target, flaky
     server.stop(None)
 
@@ -162,7 +103,7 @@ def test_a_unary_call_without_a_timeout_gets_the_default_deadline(
 @pytest_asyncio.fixture(loop_scope="function")
 async def async_fails_twice() -> AsyncIterator[tuple[str, Flaky]]:
     flaky = Flaky(failures=2)
-    server, target = _start(flaky)
+    server, target = start_flaky(flaky)
     yield target, flaky
     server.stop(None)
 
