@@ -132,24 +132,36 @@ _CREATE_STAGE = (
     " session_id text NOT NULL, object_id text NOT NULL, event_type text NOT NULL,"
     " event_time timestamptz, meta text NOT NULL) ON COMMIT DELETE ROWS"
 )
-# One statement: the first staged event whose session is not in the caller's app (then nothing
-# is written), else the staged events joined to their sessions, inserted unless recorded before.
-_RECORD_STAGED = (
-    "WITH unknown AS (SELECT min(e.ord) AS ord FROM "
-    + _STAGE
-    + " e WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND "
-    + _IN_APP % (2, 2)
-    + ")), recorded AS ("
-    " INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
-    " meta, object_not_shown)"
-    " SELECT e.event_id, e.session_id, e.object_id, e.event_type, coalesce(e.event_time, $1),"
-    "  e.meta::jsonb,"
-    "  NOT (s.results @> jsonb_build_array(jsonb_build_object('object_id', e.object_id)))"
-    " FROM " + _STAGE + " e JOIN sessions s USING (session_id)"
-    " WHERE (SELECT ord FROM unknown) IS NULL ORDER BY e.ord"
-    " ON CONFLICT (session_id, event_id) DO NOTHING RETURNING 1)"
-    " SELECT (SELECT ord FROM unknown) AS unknown, (SELECT count(*) FROM recorded) AS recorded"
-)
+
+
+def _record_staged(on_conflict: str) -> str:
+    """One statement: the first staged event whose session is not in the caller's app (then
+    nothing is written), else the staged events joined to their sessions, inserted in key
+    order (index-friendly, and concurrent pushes take their row locks in one order)."""
+    return (
+        "WITH unknown AS (SELECT min(e.ord) AS ord FROM "
+        + _STAGE
+        + " e WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND "
+        + _IN_APP % (2, 2)
+        + ")), recorded AS ("
+        " INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
+        " meta, object_not_shown)"
+        " SELECT e.event_id, e.session_id, e.object_id, e.event_type,"
+        "  coalesce(e.event_time, $1), e.meta::jsonb,"
+        "  NOT (s.results @> jsonb_build_array(jsonb_build_object('object_id', e.object_id)))"
+        " FROM " + _STAGE + " e JOIN sessions s USING (session_id)"
+        " WHERE (SELECT ord FROM unknown) IS NULL ORDER BY e.session_id, e.event_id "
+        + on_conflict
+        + " RETURNING 1)"
+        " SELECT (SELECT ord FROM unknown) AS unknown, (SELECT count(*) FROM recorded) AS recorded"
+    )
+
+
+# Most pushes hold only new events: a plain INSERT records them ~20% cheaper than ON CONFLICT
+# (no speculative insertion). One that meets an event recorded before (a resend, or a push
+# running at the same time) rolls back to its savepoint and goes again skipping duplicates.
+_RECORD_NEW = _record_staged("")
+_RECORD_SKIPPING_DUPLICATES = _record_staged("ON CONFLICT (session_id, event_id) DO NOTHING")
 
 
 def _meta_text(meta: dict[str, Any]) -> str:
@@ -179,11 +191,18 @@ async def push_events(
                 e.event_time,
                 _meta_text(e.meta),
             )
+    nested = conn.is_in_transaction()
     async with conn.transaction():
         await conn.execute(_CREATE_STAGE)
         await conn.copy_records_to_table(_STAGE, records=first.values(), columns=_STAGE_COLUMNS)
-        row = await conn.fetchrow(_RECORD_STAGED, now, app)
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(_RECORD_NEW, now, app)
+        except asyncpg.UniqueViolationError:
+            row = await conn.fetchrow(_RECORD_SKIPPING_DUPLICATES, now, app)
         assert row is not None
+        if nested:  # the caller's transaction goes on: a next push in it must not see these
+            await conn.execute(f"DELETE FROM {_STAGE}")
         if row["unknown"] is not None:
             i = int(row["unknown"])
             raise NotFound.field_error(

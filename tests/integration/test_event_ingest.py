@@ -193,3 +193,20 @@ async def test_concurrent_pushes_on_the_pool_each_count_their_own_events(
     assert sum(p.duplicate_count for p in pushed) == 50
     assert total_new == sum(100 + 10 * b for b in range(8))
     assert len(await _recorded(pg_pool, sessions)) == total_new
+
+
+async def test_pushes_inside_one_caller_transaction_each_see_only_their_own(
+    pg_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The staged rows are emptied at commit; inside a caller's longer transaction a push
+    empties them itself, so the next push there checks and records only its own events (here
+    the first push's session is another app's, which the second caller may not reach)."""
+    ctx = _context(pg_pool, settings)
+    (mine,) = await _sessions(ctx, 1, app="app-a")
+    (theirs,) = await _sessions(ctx, 1, app="app-b")
+    first = [Event(f"e-{i}", theirs, "o1", "click") for i in range(3)]
+    second = [Event(f"e-{i}", mine, "o2", "click") for i in range(4)]
+    async with pg_pool.acquire() as conn, conn.transaction():
+        assert await store.push_events(conn, first, datetime.now(UTC)) == 3
+        assert await store.push_events(conn, second, datetime.now(UTC), "app-a") == 4
+    assert len(await _recorded(pg_pool, [mine, theirs])) == 7
