@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from es_core.context import Context
@@ -51,7 +51,7 @@ async def get_task_of_kind(ctx: Context, task_id: str, kind: TaskKind) -> Task:
     return task
 
 
-async def watch_task(ctx: Context, task_id: str) -> AsyncIterator[Task]:
+async def watch_task(ctx: Context, task_id: str) -> AsyncGenerator[Task, None]:
     """The task now, then every change (status, progress, attempts), until a terminal status
     has been yielded. The task is read again when a notification says it changed (and every
     ES_TASK_WATCH_FALLBACK_SECONDS, in case one was lost); without notifications it is polled
