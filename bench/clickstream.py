@@ -17,10 +17,17 @@ three ways, one after the other, every input built before its clock starts:
   event_time) index; LIKE copies no foreign keys, so there is no FK to sessions, and COPY neither
   checks that sessions exist nor deduplicates nor computes ``object_not_shown`` (passed as false).
 
-The server's path per batch: validate, look the sessions up, ``INSERT ... SELECT FROM unnest(...)
-JOIN sessions ON CONFLICT DO NOTHING``. The gRPC runs go in the order listed, so each later one
+The server's path per batch: validate, ``COPY`` the events (first occurrence of each
+(session_id, event_id)) into a per-connection temporary table, then one ``INSERT ... SELECT``
+from it joined to sessions (refusing the batch if a session is unknown) ``ON CONFLICT DO
+NOTHING``, in one transaction. The gRPC runs go in the order listed, so each later one
 writes into a larger ``session_events`` (0 -> 3N rows); COPY writes into the empty scratch table.
 Client, server and Postgres share this machine.
+
+Last, WatchTask latency: the time from a task change's commit to a watch receiving it, with
+the watch polling every ES_TASK_WATCH_POLL_SECONDS (0.25 s) and with it woken by LISTEN/NOTIFY.
+Both run ``es_core.tasks.use_case.watch_task`` in this process against the stack's Postgres
+(no gRPC), the changes ``--watch-changes`` progress reports spaced 50-350 ms apart at random.
 """
 
 from __future__ import annotations
@@ -38,6 +45,15 @@ from bench.common import Row, base_parser, report, running_stack
 from bench.search import load, texts, unit_vectors
 from embedding_studio.client import AsyncClient
 from embedding_studio.v1 import clickstream_pb2, common_pb2, search_pb2
+from es_core.config import Settings
+from es_core.context import Context
+from es_core.page_tokens import PageTokens
+from es_core.plugins.text_minilm import TextMiniLMPlugin
+from es_core.storage.db import create_pool
+from es_core.tasks import store
+from es_core.tasks.model import Task
+from es_core.tasks.updates import TaskUpdates
+from es_core.tasks.use_case import watch_task
 
 SHOWN = 10
 COPY_COLUMNS = (
@@ -128,6 +144,55 @@ async def push_events(
     return seconds, sum(a for a, _ in counts), sum(d for _, d in counts)
 
 
+class _NoSender:
+    def send(self, task: Task) -> None:
+        pass
+
+
+async def watch_latency(dsn: str, notify: bool, changes: int, rng: np.random.Generator) -> float:
+    """Median seconds from a task change's commit to a watch of it receiving the change."""
+    settings = Settings(task_watch_notify=notify)
+    pool = await create_pool(settings, dsn)
+    updates = TaskUpdates(dsn) if notify else None
+    try:
+        if updates is not None:
+            updates.start()
+            while updates.backend_pid is None:
+                await asyncio.sleep(0.01)
+        ctx = Context(
+            settings,
+            pool,
+            _NoSender(),
+            TextMiniLMPlugin(settings).get_search_index_info(),
+            PageTokens([b"bench-page-token-key-0123456789ab"]),
+            updates,
+        )
+        async with pool.acquire() as conn:
+            task, _ = await store.create_task(conn, "improvement", {"bench": "watch"})
+        await store.claim_task(pool, task.task_id, "bench", 600)
+        arrived: asyncio.Queue[float] = asyncio.Queue()
+
+        async def follow() -> None:
+            async for _ in watch_task(ctx, task.task_id):
+                arrived.put_nowait(time.perf_counter())
+
+        watcher = asyncio.create_task(follow())
+        await arrived.get()  # the task as it is now
+        seconds = []
+        for i in range(changes):
+            await asyncio.sleep(float(rng.uniform(0.05, 0.35)))
+            await store.report_progress(pool, task.task_id, "bench", 0.5, f"step {i}", 600)
+            committed = time.perf_counter()
+            seconds.append(await arrived.get() - committed)
+        await store.finish_task(pool, task.task_id, "bench", "done")
+        await watcher
+        return float(np.median(seconds))
+    finally:
+        if updates is not None:
+            await updates.close()
+        await pool.close()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     rows: list[Row] = []
@@ -213,6 +278,13 @@ async def main_async(args: argparse.Namespace) -> None:
             finally:
                 await conn.close()
 
+            watch_poll = await watch_latency(stack.postgres_dsn, False, args.watch_changes, rng)
+            watch_notify = await watch_latency(stack.postgres_dsn, True, args.watch_changes, rng)
+            print(
+                f"WatchTask latency (median of {args.watch_changes} changes): polling"
+                f" {watch_poll * 1000:.1f} ms, LISTEN/NOTIFY {watch_notify * 1000:.1f} ms"
+            )
+
     accepted, duplicates = (stream_acc, push_acc, push1_acc), (stream_dup, push_dup, push1_dup)
     ok = accepted == (n, n, n) and duplicates == (0, 0, 0) and all(v == n for v in landed.values())
     print(
@@ -235,6 +307,7 @@ async def main_async(args: argparse.Namespace) -> None:
         Row("StreamEvents: accepted", stream_acc, n, "events sent"),
         Row(f"{push_name}: accepted", push_acc, n, "events sent"),
         Row("PushEvents (1 in flight): accepted", push1_acc, n, "events sent"),
+        Row("WatchTask latency, notify: ms", watch_notify * 1000, watch_poll * 1000, "polling"),
     ]
     report(
         f"clickstream: {n:,} click events, {len(sessions)} sessions x {SHOWN} shown,"
@@ -258,9 +331,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="events per message / call")
     parser.add_argument("--inflight", type=int, default=4, help="PushEvents calls in flight")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--watch-changes", type=int, help="task changes per WatchTask mode (default 40; quick 10)"
+    )
     args = parser.parse_args()
     if args.events is None:
         args.events = 20_000 if args.quick else 200_000
+    if args.watch_changes is None:
+        args.watch_changes = 10 if args.quick else 40
     asyncio.run(main_async(args))
 
 

@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     task_max_attempts: int = 3
     sweeper_interval_seconds: float = 10.0
     task_watch_poll_seconds: float = 0.25
+    # WatchTask wakes on PostgreSQL notifications of task changes (one listening connection
+    # per server); it re-reads the task on this slower timer too, in case one was lost.
+    task_watch_notify: bool = True
+    task_watch_fallback_seconds: float = Field(default=5.0, gt=0)
 
     # Clickstream.
     max_meta_bytes: int = 16 * 1024

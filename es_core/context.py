@@ -19,6 +19,7 @@ from es_core.serving.serving_aliases import AliasFollower
 from es_core.tasks import sender
 from es_core.tasks.model import Task
 from es_core.tasks.sender import TaskSender
+from es_core.tasks.updates import TaskUpdates
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Context:
     # The plugin's search index info: how the collections a use case creates are laid out.
     index: SearchIndexInfo
     tokens: PageTokens
+    # Wakes task watches when a task changes; None: watches poll every
+    # ES_TASK_WATCH_POLL_SECONDS.
+    task_updates: TaskUpdates | None = None
 
     @cached_property
     def aliases(self) -> AliasFollower:

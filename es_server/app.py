@@ -44,6 +44,7 @@ from es_core.page_token_keys import load_page_tokens
 from es_core.plugins.registry import load_categories_plugin, load_plugin
 from es_core.storage.bootstrap import prepare_database
 from es_core.storage.db import create_pool
+from es_core.tasks.updates import TaskUpdates
 from es_server.auth import AuthInterceptor
 from es_server.deadlines import DeadlineInterceptor
 from es_server.dependency_health import (
@@ -171,8 +172,18 @@ async def serve(settings: Settings) -> None:
     # Load the blue model now, so the first search does not pay for it.
     await asyncio.to_thread(encoders.get, blue.model)
     task_sender = CelerySender(broker_app(settings))
+    task_updates = TaskUpdates(dsn)
+    task_updates.start()
     state = ServerState(
-        settings, pool, encoders, plugin, task_sender, tokens, search_pool, categories_plugin
+        settings,
+        pool,
+        encoders,
+        plugin,
+        task_sender,
+        tokens,
+        search_pool,
+        categories_plugin,
+        task_updates,
     )
     server, health_servicer = build_server(state)
     address = f"{settings.grpc_host}:{settings.grpc_port}"
@@ -218,5 +229,6 @@ async def serve(settings: Settings) -> None:
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
     await state.context.loaders.close()
+    await task_updates.close()
     await search_pool.close()
     await pool.close()

@@ -91,7 +91,8 @@ def events_from_proto(
             object_id=m.object_id,
             event_type=m.event_type,
             event_time=optional_time(m, "event_time"),
-            meta=struct_to_dict(m.meta, f"{where}[{i}].meta"),
+            # Most events carry no meta: skip the (pure Python) Struct to dict conversion.
+            meta=struct_to_dict(m.meta, f"{where}[{i}].meta") if m.meta.fields else {},
         )
         for i, m in enumerate(messages)
     ]

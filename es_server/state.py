@@ -20,6 +20,7 @@ from es_core.page_tokens import PageTokens
 from es_core.plugins.protocol import CategoriesFineTuningMethod, FineTuningMethod
 from es_core.search.use_case import SearchContext
 from es_core.tasks.sender import TaskSender
+from es_core.tasks.updates import TaskUpdates
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ServerState:
     tokens: PageTokens
     search_pool: asyncpg.Pool
     categories: CategoriesFineTuningMethod
+    task_updates: TaskUpdates | None = None
 
     @cached_property
     def context(self) -> Context:
@@ -42,6 +44,7 @@ class ServerState:
             self.sender,
             self.plugin.get_search_index_info(),
             self.tokens,
+            self.task_updates,
         )
 
     @property

@@ -122,50 +122,94 @@ async def register_session(
     return _session(existing), False
 
 
+# Events are staged by COPY into a table of the connection's own (a temporary table lives
+# and dies with its connection, so pooled connections never see each other's rows; ON COMMIT
+# DELETE ROWS empties it when the push commits or rolls back), then recorded by one statement.
+_STAGE = "pushed_events_stage"
+_STAGE_COLUMNS = ("ord", "event_id", "session_id", "object_id", "event_type", "event_time", "meta")
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (ord integer NOT NULL, event_id text NOT NULL,"
+    " session_id text NOT NULL, object_id text NOT NULL, event_type text NOT NULL,"
+    " event_time timestamptz, meta text NOT NULL) ON COMMIT DELETE ROWS"
+)
+
+
+def _record_staged(on_conflict: str) -> str:
+    """One statement: the first staged event whose session is not in the caller's app (then
+    nothing is written), else the staged events joined to their sessions, inserted in key
+    order (index-friendly, and concurrent pushes take their row locks in one order)."""
+    return (
+        "WITH unknown AS (SELECT min(e.ord) AS ord FROM "
+        + _STAGE
+        + " e WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id AND "
+        + _IN_APP % (2, 2)
+        + ")), recorded AS ("
+        " INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
+        " meta, object_not_shown)"
+        " SELECT e.event_id, e.session_id, e.object_id, e.event_type,"
+        "  coalesce(e.event_time, $1), e.meta::jsonb,"
+        "  NOT (s.results @> jsonb_build_array(jsonb_build_object('object_id', e.object_id)))"
+        " FROM " + _STAGE + " e JOIN sessions s USING (session_id)"
+        " WHERE (SELECT ord FROM unknown) IS NULL ORDER BY e.session_id, e.event_id "
+        + on_conflict
+        + " RETURNING 1)"
+        " SELECT (SELECT ord FROM unknown) AS unknown, (SELECT count(*) FROM recorded) AS recorded"
+    )
+
+
+# Most pushes hold only new events: a plain INSERT records them ~20% cheaper than ON CONFLICT
+# (no speculative insertion). One that meets an event recorded before (a resend, or a push
+# running at the same time) rolls back to its savepoint and goes again skipping duplicates.
+_RECORD_NEW = _record_staged("")
+_RECORD_SKIPPING_DUPLICATES = _record_staged("ON CONFLICT (session_id, event_id) DO NOTHING")
+
+
+def _meta_text(meta: dict[str, Any]) -> str:
+    if not meta:
+        return "{}"
+    return json.dumps(meta, separators=(",", ":"), ensure_ascii=False)
+
+
 async def push_events(
     conn: asyncpg.Connection, events: list[Event], now: datetime, app: str | None = None
 ) -> int:
-    """Record checked events in one statement; returns how many were new. An event is known by
+    """Record checked events in one transaction; returns how many were new. An event is known by
     its session_id and event_id (one event id may serve in many sessions); one recorded before,
     or repeated within ``events``, is a duplicate, and the first occurrence in request order is
     the one kept. Every session must exist in ``app``: NOT_FOUND names the first that does
-    not."""
-    session_ids = sorted({e.session_id for e in events})
-    known = {
-        r["session_id"]
-        for r in await conn.fetch(
-            "SELECT session_id FROM sessions WHERE session_id = ANY($1::text[]) AND "
-            + _IN_APP % (2, 2),
-            session_ids,
-            app,
-        )
-    }
-    for i, event in enumerate(events):
-        if event.session_id not in known:
-            raise NotFound.field_error(
-                f"events[{i}].session_id", f"session {event.session_id!r} was never registered"
+    not, and nothing is recorded."""
+    first: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for i, e in enumerate(events):
+        key = (e.session_id, e.event_id)
+        if key not in first:
+            first[key] = (
+                i,
+                e.event_id,
+                e.session_id,
+                e.object_id,
+                e.event_type,
+                e.event_time,
+                _meta_text(e.meta),
             )
-    first: dict[tuple[str, str], Event] = {}
-    for event in events:
-        first.setdefault((event.session_id, event.event_id), event)
-    unique = list(first.values())
-    inserted = await conn.fetch(
-        "INSERT INTO session_events (event_id, session_id, object_id, event_type, event_time,"
-        " meta, object_not_shown)"
-        " SELECT e.event_id, e.session_id, e.object_id, e.event_type, e.event_time, e.meta,"
-        "  NOT (s.results @> jsonb_build_array(jsonb_build_object('object_id', e.object_id)))"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],"
-        "  $6::jsonb[]) AS e(event_id, session_id, object_id, event_type, event_time, meta)"
-        " JOIN sessions s USING (session_id)"
-        " ON CONFLICT (session_id, event_id) DO NOTHING RETURNING event_id",
-        [e.event_id for e in unique],
-        [e.session_id for e in unique],
-        [e.object_id for e in unique],
-        [e.event_type for e in unique],
-        [e.event_time or now for e in unique],
-        [e.meta for e in unique],
-    )
-    return len(inserted)
+    nested = conn.is_in_transaction()
+    async with conn.transaction():
+        await conn.execute(_CREATE_STAGE)
+        await conn.copy_records_to_table(_STAGE, records=first.values(), columns=_STAGE_COLUMNS)
+        try:
+            async with conn.transaction():
+                row = await conn.fetchrow(_RECORD_NEW, now, app)
+        except asyncpg.UniqueViolationError:
+            row = await conn.fetchrow(_RECORD_SKIPPING_DUPLICATES, now, app)
+        assert row is not None
+        if nested:  # the caller's transaction goes on: a next push in it must not see these
+            await conn.execute(f"DELETE FROM {_STAGE}")
+        if row["unknown"] is not None:
+            i = int(row["unknown"])
+            raise NotFound.field_error(
+                f"events[{i}].session_id",
+                f"session {events[i].session_id!r} was never registered",
+            )
+    return int(row["recorded"])
 
 
 async def batch_state(conn: Conn, batch_id: str) -> str | None:

@@ -8,8 +8,9 @@ did not exist, and listings leave it out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,7 +89,7 @@ async def push_event_stream(
     accepted = duplicates = messages = 0
     try:
         async with asyncio.timeout(settings.stream_events_max_seconds) as timer:
-            async for events in batches:
+            async for events in _read_ahead(batches):
                 messages += 1
                 if messages > settings.stream_events_max_messages:
                     raise ResourceExhausted(
@@ -109,6 +110,33 @@ async def push_event_stream(
             f"accepted, {duplicates} duplicates): send the rest on a new stream"
         ) from None
     return PushedEvents(accepted, duplicates)
+
+
+async def _read_ahead(batches: AsyncIterable[list[Event]]) -> AsyncIterator[list[Event]]:
+    """The batches in order, the next one read (and converted) while the caller records this
+    one, so the stream's parsing overlaps the database's work. A batch that fails to read is
+    raised in its turn: every batch before it is recorded first."""
+    ahead: asyncio.Queue[list[Event] | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def read() -> None:
+        try:
+            async for events in batches:
+                await ahead.put(events)
+        except Exception as error:  # noqa: BLE001 - handed on, raised in order
+            await ahead.put(error)
+        else:
+            await ahead.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 async def mark_session_irrelevant(ctx: Context, session_id: str, app: str | None = None) -> Session:
