@@ -13,7 +13,6 @@ one. Users without copies run exactly the query everyone else runs.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -24,6 +23,7 @@ from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.cost import exact_is_cheaper
 from es_core.page_tokens import PageTokens
 from es_core.pagination import page_offset
+from es_core.search.filter_estimates import filter_estimate
 from es_core.search.keyset import SortKey, cursor_key, distance_key, payload_sort_key
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.storage.catalog import DISTANCE_OPERATORS, items_table
@@ -128,7 +128,7 @@ async def vector_page(
     exact = query.sort is not None
     candidates = first_candidates(query)
     if not exact and query.filter is not None:
-        matches, items = await filter_estimate(conn, collection, query)
+        matches, items = await filter_estimate(conn, collection, query.filter)
         exact = exact_is_cheaper(matches, items, candidates, settings.hnsw_ef_search)
     personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     while True:
@@ -158,37 +158,6 @@ async def vector_page(
     return hits, [last[f"k{i}"] for i in range(len(_key_casts(query)))]
 
 
-async def filter_estimate(
-    conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, query: VectorQuery
-) -> tuple[float, float]:
-    """How many items the query's filter admits, and how many items there are, as the planner
-    estimates them from the table's statistics (a term filter's from the payload index's):
-    planned, not run."""
-    params = SqlParams()
-    where = compile_filter(query.filter, params, "h.payload")
-    t = items_table(collection)
-    heads = f"SELECT count(*) FROM {t} h WHERE {head_rows('h')}"
-    sql = f"EXPLAIN (FORMAT JSON) SELECT ({heads} AND ({where})), ({heads})"
-    plan = await conn.fetchval(sql, *params.values)
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    subplans = [
-        p for p in plan[0]["Plan"].get("Plans", []) if p.get("Parent Relationship") == "InitPlan"
-    ]
-    matches, items = (_scanned_rows(p) for p in subplans)
-    return matches, items
-
-
-def _scanned_rows(node: dict[str, Any]) -> float:
-    """The estimated rows of the first table scan in a plan node (depth first)."""
-    if "Relation Name" in node:
-        return float(node["Plan Rows"])
-    for child in node.get("Plans", []):
-        if (rows := _scanned_rows(child)) >= 0:
-            return rows
-    return -1.0
-
-
 def first_candidates(query: VectorQuery) -> int:
     """How many parts the index is first asked for. Unfiltered, the index's first pass
     (hnsw.ef_search parts) costs the same whatever the number, so ask for a margin that covers
@@ -212,7 +181,7 @@ async def vector_pool(
     read may be missing; when the index stops short (a selective filter) it goes exact."""
     candidates, exact = max(query.limit, 1), False
     if query.filter is not None:
-        matches, items = await filter_estimate(conn, collection, query)
+        matches, items = await filter_estimate(conn, collection, query.filter)
         exact = exact_is_cheaper(matches, items, candidates, settings.hnsw_ef_search)
     personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     while True:

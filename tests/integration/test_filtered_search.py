@@ -3,6 +3,7 @@ selectivity, whether the payload index's matches are scored exactly or the HNSW 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from es_core.domain import Collection
 from es_core.filters import Bool, Filter, Range, Term
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.filters.cost import exact_is_cheaper
+from es_core.search import filter_estimates
+from es_core.search.filter_estimates import filter_estimate
 from es_core.search.query import VectorQuery
-from es_core.search.vector_search import filter_estimate, first_candidates, vector_page
+from es_core.search.vector_search import first_candidates, vector_page
 from es_core.storage.catalog import items_table
 from tests.integration.helpers import DIMS, load_items, new_collection
 
@@ -105,11 +108,12 @@ async def test_cost_model_walks_the_index_for_common_filters_only(
 ) -> None:
     """The planner's estimates (from ANALYZE) are near the true counts (within a factor of 3:
     it takes the exact test beside the containment for an independent one), and decide."""
-    q = VectorQuery(vector=np.ones(DIMS, np.float32), limit=LIMIT)
-    wanted = first_candidates(VectorQuery(vector=q.vector, filter=Term("half", 1), limit=LIMIT))
+    wanted = first_candidates(
+        VectorQuery(vector=np.ones(DIMS, np.float32), filter=Term("half", 1), limit=LIMIT)
+    )
     decisions = {}
     for f, true in [(Term("half", 1), 1000), (Term("hundredth", 42), 20), (Term("few", True), 4)]:
-        matches, items = await filter_estimate(pg_pool, data.collection, _with(q, f))
+        matches, items = await filter_estimate(pg_pool, data.collection, f)
         assert items == pytest.approx(ITEMS, rel=0.1)
         assert true / 3 - 3 <= matches <= true * 3 + 3
         decisions[true] = exact_is_cheaper(matches, items, wanted, settings.hnsw_ef_search)
@@ -161,5 +165,21 @@ async def test_migration_adds_the_payload_index_to_an_existing_table(
     assert len(hits) == LIMIT and all(h.payload["k"] == 1 for h in hits)
 
 
-def _with(q: VectorQuery, f: Filter) -> VectorQuery:
-    return VectorQuery(vector=q.vector, filter=f, limit=q.limit)
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_wrong_estimate_costs_time_not_hits(
+    data: Data, pg_pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """An estimate kept from before the data changed, claiming a selective filter admits every
+    item: the index walk comes back short, and the search goes exact."""
+    f = Term("few", True)
+    filter_estimates._kept[(data.collection.table_name, repr(f))] = (
+        time.monotonic(),
+        (float(ITEMS), float(ITEMS)),
+    )
+    try:
+        q = np.random.default_rng(5).standard_normal(DIMS)
+        query = VectorQuery(vector=q.astype(np.float32), filter=f, limit=LIMIT)
+        hits, _ = await vector_page(pg_pool, data.collection, query, settings)
+        assert [h.object_id for h in hits] == data.exact(q, lambda p: p["few"])
+    finally:
+        filter_estimates._kept.clear()
