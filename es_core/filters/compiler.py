@@ -63,7 +63,7 @@ def _compile(f: Filter, params: SqlParams, doc: str, level: int) -> str:
     if isinstance(f, Nested):
         return _nested(f, params, doc, level)
     if isinstance(f, Term):
-        return _term(f, params, doc)
+        return _term(f, params, doc, top_level=level == 0)
     if isinstance(f, Terms):
         return _terms(f, params, doc)
     if isinstance(f, Range):
@@ -96,9 +96,25 @@ def _when_type(value: str, json_type: str, condition: str) -> str:
     return f"coalesce(CASE WHEN jsonb_typeof({value}) = '{json_type}' THEN {condition} END, false)"
 
 
-def _term(f: Term, params: SqlParams, doc: str) -> str:
+def _term(f: Term, params: SqlParams, doc: str, *, top_level: bool) -> str:
     # jsonb @> with a scalar: equal scalars, or an array holding an equal element.
-    return f"coalesce({_value(f.field, params, doc)} @> {params.add(f.value)}::jsonb, false)"
+    exact = f"coalesce({_value(f.field, params, doc)} @> {params.add(f.value)}::jsonb, false)"
+    segments = f.field.split(".")
+    if not top_level or any(_POSITION_LIKE.fullmatch(s) for s in segments):
+        return exact
+    # The same test as containment of the whole document, which a GIN (jsonb_path_ops) index
+    # on it answers: the field holds the value, or an array holding it (nested, containment
+    # asks for the array form). Implied by the exact test, so the pair means what it alone does.
+    scalar, listed = _nest(segments, f.value), _nest(segments, [f.value])
+    contains = f"{doc} @> {params.add(scalar)}::jsonb OR {doc} @> {params.add(listed)}::jsonb"
+    return f"(({contains}) AND {exact})"
+
+
+def _nest(segments: list[str], value: object) -> object:
+    """``{"a": {"b": value}}`` for the path ``a.b``."""
+    for segment in reversed(segments):
+        value = {segment: value}
+    return value
 
 
 def _terms(f: Terms, params: SqlParams, doc: str) -> str:

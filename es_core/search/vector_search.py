@@ -20,8 +20,10 @@ import asyncpg
 from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.filters.compiler import SqlParams, compile_filter
+from es_core.filters.cost import exact_is_cheaper
 from es_core.page_tokens import PageTokens
 from es_core.pagination import page_offset
+from es_core.search.filter_estimates import filter_estimate
 from es_core.search.keyset import SortKey, cursor_key, distance_key, payload_sort_key
 from es_core.search.query import SearchHit, VectorQuery
 from es_core.storage.catalog import DISTANCE_OPERATORS, items_table
@@ -124,8 +126,11 @@ async def vector_page(
     None), and the sort key of the last of them when more follow (None on the last page)."""
     # Sorting by a payload field reads every matching item anyway: go exact at once.
     exact = query.sort is not None
+    candidates = first_candidates(query)
+    if not exact and query.filter is not None:
+        matches, items = await filter_estimate(conn, collection, query.filter)
+        exact = exact_is_cheaper(matches, items, candidates, settings.hnsw_ef_search)
     personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
-    candidates = max(4 * query.limit, 40)
     while True:
         rows, n_raw, max_raw = await _run(
             conn, collection, query, after, candidates, exact, personal
@@ -153,6 +158,17 @@ async def vector_page(
     return hits, [last[f"k{i}"] for i in range(len(_key_casts(query)))]
 
 
+def first_candidates(query: VectorQuery) -> int:
+    """How many parts the index is first asked for. Unfiltered, the index's first pass
+    (hnsw.ef_search parts) costs the same whatever the number, so ask for a margin that covers
+    items of several parts. Filtered, every part beyond that first pass is read by the iterative
+    scan, about 1/selectivity parts per match: ask for just enough to prove a page (grown when
+    it is not)."""
+    if query.filter is None:
+        return max(4 * query.limit, 40)
+    return query.limit + 1
+
+
 async def vector_pool(
     conn: asyncpg.Connection | asyncpg.Pool,
     collection: Collection,
@@ -163,8 +179,11 @@ async def vector_pool(
     that many parts (more while they belong to fewer items), their items scored exactly.
     Unlike a page it does not read on until its order is proven, so an item just past the
     read may be missing; when the index stops short (a selective filter) it goes exact."""
-    personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     candidates, exact = max(query.limit, 1), False
+    if query.filter is not None:
+        matches, items = await filter_estimate(conn, collection, query.filter)
+        exact = exact_is_cheaper(matches, items, candidates, settings.hnsw_ef_search)
+    personal = bool(query.user_id) and await has_copies(conn, collection, query.user_id)
     while True:
         rows, n_raw, max_raw = await _run(
             conn, collection, query, None, candidates, exact, personal
@@ -200,7 +219,8 @@ async def _fetch_on_index(
         async with conn.acquire() as acquired:
             return await _fetch_on_index(acquired, sql, values)
     async with conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
+        # No bitmap scans either: a filter's payload index would sort every match instead.
+        await conn.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
         return list(await conn.fetch(sql, *values))
 
 
@@ -282,8 +302,8 @@ async def _run(
         f" WHERE {' AND '.join(conditions)} ORDER BY {key.order_by()} LIMIT {limit}::int"
         f") page ON true"
     )
-    if exact or query.filter is not None:
-        # A selective filter is often cheaper as an exact scan: there the planner decides.
+    if exact:
+        # The planner picks how to find the matches: the payload index, or a scan.
         rows = await conn.fetch(sql, *params.values)
     else:
         rows = await _fetch_on_index(conn, sql, params.values)

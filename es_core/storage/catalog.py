@@ -224,6 +224,13 @@ async def create_items_table(
         f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
         " WHERE user_id IS NULL AND NOT is_average"
     )
+    # Term filters test containment of the heads' payloads (es_core/filters/compiler.py). No
+    # pending list: rows written wait in it until vacuum, and every search would read it whole.
+    await conn.execute(
+        f"CREATE INDEX {quote_ident(table_name + '_payload_gin')} ON {table}"
+        " USING gin (payload jsonb_path_ops) WITH (fastupdate = off)"
+        " WHERE is_average AND user_id IS NULL"
+    )
     await conn.execute("SELECT es_lexical_create($1)", table_name)
     await conn.execute("SELECT es_versions_create($1)", table_name)
 

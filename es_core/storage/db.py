@@ -58,13 +58,24 @@ def statement_timeout_seconds(settings: Settings, role: Role) -> float:
 def server_settings(settings: Settings, role: Role = "api") -> dict[str, str]:
     """Session settings: iterative HNSW scans keep filtered searches from coming back short;
     the role's statement timeout cancels a statement that runs past it."""
-    return {
+    common = {
         "hnsw.iterative_scan": "relaxed_order",
         "hnsw.ef_search": str(settings.hnsw_ef_search),
         "hnsw.max_scan_tuples": str(settings.hnsw_max_scan_tuples),
         "jit": "off",
         "statement_timeout": f"{round(statement_timeout_seconds(settings, role) * 1000)}ms",
     }
+    if role != "search":
+        return common
+    return common | SEARCH_PLANNING
+
+
+#: How searches are planned. A filter's values decide its plan: a selective term filter reads
+#: its few matches through the payload index, a common one walks the HNSW index until enough
+#: match. A generic plan (what a prepared statement switches to after five runs) would fix one
+#: plan for every value, so each search is planned for its own values. Searches run many at
+#: once, one per connection: parallel workers only take cores from the others.
+SEARCH_PLANNING = {"plan_cache_mode": "force_custom_plan", "max_parallel_workers_per_gather": "0"}
 
 
 class _BoundedAcquire(PoolAcquireContext):

@@ -7,7 +7,7 @@ import pytest
 
 from es_core.config import Settings
 from es_core.errors import InvalidArgument
-from es_core.filters.cost import check_filter_cost, filter_cost
+from es_core.filters.cost import check_filter_cost, exact_is_cheaper, filter_cost
 from es_core.filters.model import Bool, Exists, Match, Nested, Range, Term, Terms, Wildcard
 
 BUDGET = Settings().max_filter_cost
@@ -46,3 +46,21 @@ def test_sixty_four_match_clauses_are_refused_naming_the_filter_and_the_budget()
     assert violation.field == "filter"
     assert f"costs 6400, over the budget of {BUDGET}" in violation.description
     assert "ES_MAX_FILTER_COST" in violation.description
+
+
+@pytest.mark.parametrize(
+    ("matches", "items", "exact"),
+    [
+        (0, 100_000, True),  # nothing to walk for
+        (5, 100_000, True),  # fewer than the page wants
+        (1_000, 100_000, True),  # 1%: a walk would read ~1,100 parts
+        (10_000, 100_000, False),  # 10%: ~110 parts, about the first pass
+        (50_000, 100_000, False),
+        (200, 2_000, True),
+        (1_000, 2_000, False),
+    ],
+)
+def test_exact_scoring_is_chosen_for_selective_filters(
+    matches: float, items: float, exact: bool
+) -> None:
+    assert exact_is_cheaper(matches, items, 11, 100) is exact
