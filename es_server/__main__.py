@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from es_core.config import get_settings
-from es_core.storage.migrations import SchemaNotReady
 from es_core.observability.logs import configure_logging
 from es_core.observability.tracing import configure_tracing
+from es_core.storage.migrations import SchemaNotReady
 from es_server.app import serve
 
 
