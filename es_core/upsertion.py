@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,13 +256,34 @@ async def run_upsertion(
     size = settings.upsert_db_batch_size
     for start in range(0, len(items), size):
         batch = items[start : start + size]
+        began = time.perf_counter()
         prepared = await preparer.items(batch, loader)
         report.failures += prepared.failures
-        report.add(await write_batch(pool, collection, prepared.items, registry, settings, version))
+        prepared_at = time.perf_counter()
+        encoded = await encode_batch(pool, collection, prepared.items, registry, settings)
+        encoded_at = time.perf_counter()
+        report.add(await store_batch(pool, encoded, registry, settings, version))
+        _log_timings(len(batch), encoded, began, prepared_at, encoded_at)
         written += len(batch)
         if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
             return {**_upsertion_result(report, order), "stopped": True}
     return _upsertion_result(report, order)
+
+
+def _log_timings(
+    count: int, encoded: Encoded, began: float, prepared_at: float, encoded_at: float
+) -> None:
+    """One line per batch: where its time went (read by bench.upsert from the worker's log)."""
+    log.info(
+        "upsert batch: %d items, %d texts encoded, %d reused; prepare %.3f s, encode %.3f s,"
+        " store %.3f s",
+        count,
+        encoded.encoded_texts,
+        encoded.reused_texts,
+        prepared_at - began,
+        encoded_at - prepared_at,
+        time.perf_counter() - encoded_at,
+    )
 
 
 def _upsertion_result(report: WriteReport, order: dict[str, int]) -> dict[str, Any]:
@@ -285,6 +307,8 @@ class Encoded:
     by_model: dict[str, tuple[list[tuple[Any, ...]], list[ItemFailure]]] = field(
         default_factory=dict
     )
+    encoded_texts: int = 0  # distinct texts sent to the models
+    reused_texts: int = 0  # texts whose stored vector was taken instead
 
     async def cover(
         self,
@@ -304,12 +328,12 @@ class Encoded:
         for target in targets:
             if self.items and target.model.model_id not in self.by_model:
                 named = target.model.model_id == self.collection.model.model_id
+                hashes = reusable_hashes(self.items, named)
                 reuse = await stored_vectors(
-                    pool,
-                    target,
-                    [item.object_id for item in self.items],
-                    reusable_hashes(self.items, named),
+                    pool, target, [item.object_id for item in self.items], hashes
                 )
+                self.reused_texts += sum(h in reuse for h in hashes)
+                self.encoded_texts += len(set(hashes).difference(reuse))
                 self.by_model[target.model.model_id] = await asyncio.to_thread(
                     encode_rows, self.items, target, registry, settings, named, reuse
                 )
