@@ -94,13 +94,17 @@ async def blue_model_id(dsn: str) -> str:
 
 BATCH_LINE = re.compile(
     r"upsert batch: (\d+) items, (\d+) texts encoded, (\d+) reused; prepare ([\d.]+) s,"
-    r" encode ([\d.]+) s, store ([\d.]+) s"
+    r" encode ([\d.]+) s"
 )
+STORE_LINE = re.compile(r"upsert batch stored: \d+ items in ([\d.]+) s")
 
 
 def worker_stages(log_text: str) -> list[tuple[float, ...]]:
-    """(items, encoded, reused, prepare s, encode s, store s) of each batch the worker logged."""
-    return [tuple(float(g) for g in m.groups()) for m in BATCH_LINE.finditer(log_text)]
+    """(items, encoded, reused, prepare s, encode s) of each batch the worker logged, and the
+    batch's store seconds when logged."""
+    batches = [tuple(float(g) for g in m.groups()) for m in BATCH_LINE.finditer(log_text)]
+    stores = [float(m.group(1)) for m in STORE_LINE.finditer(log_text)]
+    return [(*b, stores[i] if i < len(stores) else 0.0) for i, b in enumerate(batches)]
 
 
 def stage_sums(stages: list[tuple[float, ...]]) -> tuple[float, ...]:

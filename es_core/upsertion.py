@@ -15,6 +15,7 @@ refuses, is reported with its stage and the rest of its batch is written."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -248,26 +249,74 @@ async def run_upsertion(
     """Write ``items`` at ``version``, leaving those a newer write reached as they are (they
     are reported superseded) and reporting those that failed on the way (read by ``loader``
     when they are references, cleaned by ``cleaner``, split by ``split``); re-running it
-    writes the same rows again."""
+    writes the same rows again.
+
+    Batches are prepared and encoded while the batch before is written, so the database's
+    work and the model's overlap; they are still written, and reported, in order."""
     preparer = Preparer(cleaner or TextCleaner(()), splitter(settings, split), settings)
     order = {item.object_id: i for i, item in enumerate(items)}
     report = WriteReport()
     written = 0
-    size = settings.upsert_db_batch_size
-    for start in range(0, len(items), size):
-        batch = items[start : start + size]
-        began = time.perf_counter()
-        prepared = await preparer.items(batch, loader)
-        report.failures += prepared.failures
-        prepared_at = time.perf_counter()
-        encoded = await encode_batch(pool, collection, prepared.items, registry, settings)
-        encoded_at = time.perf_counter()
-        report.add(await store_batch(pool, encoded, registry, settings, version))
-        _log_timings(len(batch), encoded, began, prepared_at, encoded_at)
-        written += len(batch)
-        if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
-            return {**_upsertion_result(report, order), "stopped": True}
+    size = write_batch_size(len(items), settings)
+    writing: asyncio.Task[WriteReport] | None = None
+    try:
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            began = time.perf_counter()
+            prepared = await preparer.items(batch, loader)
+            report.failures += prepared.failures
+            prepared_at = time.perf_counter()
+            encoded = await encode_batch(pool, collection, prepared.items, registry, settings)
+            _log_timings(len(batch), encoded, began, prepared_at, time.perf_counter())
+            if writing is not None:
+                report.add(await writing)
+                writing = None
+                written = start
+                if not await progress(written / len(items), _upserted(written, len(items))):
+                    return {**_upsertion_result(report, order), "stopped": True}
+            writing = asyncio.create_task(_timed_store(pool, encoded, registry, settings, version))
+        if writing is not None:
+            report.add(await writing)
+            writing = None
+            if not await progress(1.0, _upserted(len(items), len(items))):
+                return {**_upsertion_result(report, order), "stopped": True}
+    finally:
+        if writing is not None:  # the run failed while a batch was being written
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
     return _upsertion_result(report, order)
+
+
+def write_batch_size(count: int, settings: Settings) -> int:
+    """Items per batch for a write of ``count`` items: at most ``upsert_db_batch_size``, and a
+    quarter of the write when that is at least ``upsert_min_pipeline_batch`` items, so that
+    the encoding of one batch overlaps the writing of the one before."""
+    quarter = -(-count // 4)
+    wanted = max(settings.upsert_min_pipeline_batch, quarter)
+    return max(1, min(settings.upsert_db_batch_size, wanted))
+
+
+def _upserted(written: int, total: int) -> str:
+    return f"upserted {written} of {total} items"
+
+
+async def _timed_store(
+    pool: asyncpg.Pool,
+    encoded: Encoded,
+    registry: EncoderRegistry,
+    settings: Settings,
+    version: int,
+) -> WriteReport:
+    began = time.perf_counter()
+    try:
+        return await store_batch(pool, encoded, registry, settings, version)
+    finally:
+        log.info(
+            "upsert batch stored: %d items in %.3f s",
+            len(encoded.items),
+            time.perf_counter() - began,
+        )
 
 
 def _log_timings(
@@ -275,14 +324,12 @@ def _log_timings(
 ) -> None:
     """One line per batch: where its time went (read by bench.upsert from the worker's log)."""
     log.info(
-        "upsert batch: %d items, %d texts encoded, %d reused; prepare %.3f s, encode %.3f s,"
-        " store %.3f s",
+        "upsert batch: %d items, %d texts encoded, %d reused; prepare %.3f s, encode %.3f s",
         count,
         encoded.encoded_texts,
         encoded.reused_texts,
         prepared_at - began,
         encoded_at - prepared_at,
-        time.perf_counter() - encoded_at,
     )
 
 
