@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # Upsertion.
     encode_batch_size: int = 64
     upsert_db_batch_size: int = 256
+    # A write of more items than four times this is written in quarters (at most
+    # upsert_db_batch_size items each), each encoded while the one before is written.
+    upsert_min_pipeline_batch: int = Field(default=32, ge=1)
     splitter_max_words: int = 128
     splitter_overlap_words: int = 16
 

@@ -15,8 +15,10 @@ refuses, is reported with its stage and the rest of its batch is written."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,7 @@ from es_core.item_input import ItemInput
 from es_core.loaders.model import ItemFailure, Stage
 from es_core.loaders.protocol import Fetcher
 from es_core.splitter import split_text
+from es_core.storage.content_hashes import content_hash, stored_vectors
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     NO_PAYLOAD,
@@ -67,6 +70,9 @@ def _parts_of(
     return [(p.part_id, p.text, p.vector) for p in item.parts]
 
 
+Reuse = Mapping[bytes, Any]
+
+
 def build_rows(
     items: list[ItemInput],
     collection: Collection,
@@ -74,12 +80,17 @@ def build_rows(
     settings: Settings,
     split: Split | None = None,
     use_given_vectors: bool = True,
+    reuse: Reuse | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Encode every text part of ``items`` in one call and lay out their table rows.
+    """Encode the text parts of ``items`` in one call and lay out their table rows.
 
     A part with both a text and a vector keeps the given vector only in the collection the
     request named (``use_given_vectors``); another collection the write reaches encodes the
-    text with its own model, since the given vector belongs to the named collection's model."""
+    text with its own model, since the given vector belongs to the named collection's model.
+
+    An encoded part's row ends with the content hash of its text; a text whose hash is in
+    ``reuse`` (vectors this collection's model already made, by hash) takes that vector, and a
+    text met twice is encoded once. A given vector's row has no hash."""
     layout = [
         (
             item,
@@ -90,20 +101,27 @@ def build_rows(
         )
         for item in items
     ]
-    texts = [text for _, parts in layout for _, text, vector in parts if vector is None]
-    encoded = (
-        registry.get(collection.model).encode_items([t for t in texts if t is not None])
-        if texts
-        else np.zeros((0, collection.model.dimensions), dtype=np.float32)
-    )
+    known: dict[bytes, Any] = dict(reuse or {})
+    hashes: dict[str, bytes] = {}
+    to_encode: dict[bytes, str] = {}
+    for _, parts in layout:
+        for _, text, vector in parts:
+            if vector is None and text is not None:
+                wanted = hashes.setdefault(text, content_hash(text))
+                if wanted not in known:
+                    to_encode.setdefault(wanted, text)
+    if to_encode:
+        encoded = registry.get(collection.model).encode_items(list(to_encode.values()))
+        known.update(zip(to_encode, encoded, strict=True))
     rows: list[tuple[Any, ...]] = []
-    next_encoded = 0
     for item, parts in layout:
         vectors = []
         for part_id, text, given in parts:
+            digest: bytes | None = None
             if given is None:
-                vector = encoded[next_encoded]
-                next_encoded += 1
+                assert text is not None, "a part has a text or a vector"
+                digest = hashes[text]
+                vector = known[digest]
             else:
                 vector = np.asarray(given, dtype=np.float32)
                 if len(vector) != collection.model.dimensions:
@@ -114,10 +132,22 @@ def build_rows(
                     )
             vectors.append(vector)
             stored_text = text if item.store_text else None
-            rows.append((item.object_id, part_id, False, None, stored_text, vector, NO_PAYLOAD))
+            rows.append(
+                (item.object_id, part_id, False, None, stored_text, vector, NO_PAYLOAD, digest)
+            )
         average = average_vector(np.stack(vectors), collection.model.metric)
         rows.append((item.object_id, AVERAGE_PART_ID, True, None, None, average, item.payload))
     return rows
+
+
+def reusable_hashes(items: list[ItemInput], use_given_vectors: bool) -> list[bytes]:
+    """The content hashes of the parts ``build_rows`` would encode."""
+    return [
+        content_hash(p.text)
+        for item in items
+        for p in item.parts
+        if p.text is not None and (p.vector is None or not use_given_vectors)
+    ]
 
 
 def splitter(settings: Settings, split: Split | None) -> Split:
@@ -135,12 +165,16 @@ def encode_rows(
     registry: EncoderRegistry,
     settings: Settings,
     use_given_vectors: bool = True,
+    reuse: Reuse | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[ItemFailure]]:
     """``build_rows`` for the batch; when the model fails on it, each item alone, so the items
     it cannot encode fail (stage encode) and the rest are written. An error every item meets
     (the inference server down, a vector that cannot fit) is the batch's and is raised."""
     try:
-        return build_rows(items, collection, registry, settings, None, use_given_vectors), []
+        return (
+            build_rows(items, collection, registry, settings, None, use_given_vectors, reuse),
+            [],
+        )
     except EsError:
         raise
     except Exception as batch_error:
@@ -151,7 +185,9 @@ def encode_rows(
     failures: list[ItemFailure] = []
     for item in items:
         try:
-            rows += build_rows([item], collection, registry, settings, None, use_given_vectors)
+            rows += build_rows(
+                [item], collection, registry, settings, None, use_given_vectors, reuse
+            )
         except EsError:
             raise
         except Exception as exc:
@@ -213,21 +249,88 @@ async def run_upsertion(
     """Write ``items`` at ``version``, leaving those a newer write reached as they are (they
     are reported superseded) and reporting those that failed on the way (read by ``loader``
     when they are references, cleaned by ``cleaner``, split by ``split``); re-running it
-    writes the same rows again."""
+    writes the same rows again.
+
+    Batches are prepared and encoded while the batch before is written, so the database's
+    work and the model's overlap; they are still written, and reported, in order."""
     preparer = Preparer(cleaner or TextCleaner(()), splitter(settings, split), settings)
     order = {item.object_id: i for i, item in enumerate(items)}
     report = WriteReport()
     written = 0
-    size = settings.upsert_db_batch_size
-    for start in range(0, len(items), size):
-        batch = items[start : start + size]
-        prepared = await preparer.items(batch, loader)
-        report.failures += prepared.failures
-        report.add(await write_batch(pool, collection, prepared.items, registry, settings, version))
-        written += len(batch)
-        if not await progress(written / len(items), f"upserted {written} of {len(items)} items"):
-            return {**_upsertion_result(report, order), "stopped": True}
+    size = write_batch_size(len(items), settings)
+    writing: asyncio.Task[WriteReport] | None = None
+    try:
+        for start in range(0, len(items), size):
+            batch = items[start : start + size]
+            began = time.perf_counter()
+            prepared = await preparer.items(batch, loader)
+            report.failures += prepared.failures
+            prepared_at = time.perf_counter()
+            encoded = await encode_batch(pool, collection, prepared.items, registry, settings)
+            _log_timings(len(batch), encoded, began, prepared_at, time.perf_counter())
+            if writing is not None:
+                report.add(await writing)
+                writing = None
+                written = start
+                if not await progress(written / len(items), _upserted(written, len(items))):
+                    return {**_upsertion_result(report, order), "stopped": True}
+            writing = asyncio.create_task(_timed_store(pool, encoded, registry, settings, version))
+        if writing is not None:
+            report.add(await writing)
+            writing = None
+            if not await progress(1.0, _upserted(len(items), len(items))):
+                return {**_upsertion_result(report, order), "stopped": True}
+    finally:
+        if writing is not None:  # the run failed while a batch was being written
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
     return _upsertion_result(report, order)
+
+
+def write_batch_size(count: int, settings: Settings) -> int:
+    """Items per batch for a write of ``count`` items: at most ``upsert_db_batch_size``, and a
+    quarter of the write when that is at least ``upsert_min_pipeline_batch`` items, so that
+    the encoding of one batch overlaps the writing of the one before."""
+    quarter = -(-count // 4)
+    wanted = max(settings.upsert_min_pipeline_batch, quarter)
+    return max(1, min(settings.upsert_db_batch_size, wanted))
+
+
+def _upserted(written: int, total: int) -> str:
+    return f"upserted {written} of {total} items"
+
+
+async def _timed_store(
+    pool: asyncpg.Pool,
+    encoded: Encoded,
+    registry: EncoderRegistry,
+    settings: Settings,
+    version: int,
+) -> WriteReport:
+    began = time.perf_counter()
+    try:
+        return await store_batch(pool, encoded, registry, settings, version)
+    finally:
+        log.info(
+            "upsert batch stored: %d items in %.3f s",
+            len(encoded.items),
+            time.perf_counter() - began,
+        )
+
+
+def _log_timings(
+    count: int, encoded: Encoded, began: float, prepared_at: float, encoded_at: float
+) -> None:
+    """One line per batch: where its time went (read by bench.upsert from the worker's log)."""
+    log.info(
+        "upsert batch: %d items, %d texts encoded, %d reused; prepare %.3f s, encode %.3f s",
+        count,
+        encoded.encoded_texts,
+        encoded.reused_texts,
+        prepared_at - began,
+        encoded_at - prepared_at,
+    )
 
 
 def _upsertion_result(report: WriteReport, order: dict[str, int]) -> dict[str, Any]:
@@ -251,21 +354,35 @@ class Encoded:
     by_model: dict[str, tuple[list[tuple[Any, ...]], list[ItemFailure]]] = field(
         default_factory=dict
     )
+    encoded_texts: int = 0  # distinct texts sent to the models
+    reused_texts: int = 0  # texts whose stored vector was taken instead
 
     async def cover(
-        self, targets: list[Collection], registry: EncoderRegistry, settings: Settings
+        self,
+        pool: asyncpg.Pool,
+        targets: list[Collection],
+        registry: EncoderRegistry,
+        settings: Settings,
     ) -> None:
-        """Encode for each target's model it is not yet encoded for. Encoding is CPU-bound:
-        it runs in a thread, keeping the event loop free for lease renewals and other pages."""
+        """Encode for each target's model it is not yet encoded for, taking the vectors the
+        target already holds for unchanged part texts (``stored_vectors``). Encoding is
+        CPU-bound: it runs in a thread, keeping the event loop free for lease renewals and
+        other pages.
+
+        The stored vectors are read before the write's transaction: should the items change
+        or go in between, what is written is still the encoding of the same text by the same
+        model, and the write's own versions decide which write wins."""
         for target in targets:
             if self.items and target.model.model_id not in self.by_model:
+                named = target.model.model_id == self.collection.model.model_id
+                hashes = reusable_hashes(self.items, named)
+                reuse = await stored_vectors(
+                    pool, target, [item.object_id for item in self.items], hashes
+                )
+                self.reused_texts += sum(h in reuse for h in hashes)
+                self.encoded_texts += len(set(hashes).difference(reuse))
                 self.by_model[target.model.model_id] = await asyncio.to_thread(
-                    encode_rows,
-                    self.items,
-                    target,
-                    registry,
-                    settings,
-                    target.model.model_id == self.collection.model.model_id,
+                    encode_rows, self.items, target, registry, settings, named, reuse
                 )
 
     def covers(self, targets: list[Collection]) -> bool:
@@ -283,7 +400,7 @@ async def encode_batch(
     async with pool.acquire() as conn:
         targets = await write_targets(conn, collection)
     encoded = Encoded(collection, batch)
-    await encoded.cover(targets, registry, settings)
+    await encoded.cover(pool, targets, registry, settings)
     return encoded
 
 
@@ -319,7 +436,7 @@ async def store_batch(
                 if then is not None:
                     await then(conn, report)
                 return report
-        await encoded.cover(targets, registry, settings)
+        await encoded.cover(pool, targets, registry, settings)
 
 
 async def write_batch(

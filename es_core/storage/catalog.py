@@ -211,7 +211,8 @@ async def create_items_table(
             payload     jsonb NOT NULL DEFAULT '{{}}',
             update_time timestamptz NOT NULL DEFAULT now(),
             version     bigint NOT NULL DEFAULT 0,
-            source      jsonb
+            source      jsonb,
+            content_hash bytea
         )
         """
     )

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from es_core.domain import Collection
 from es_core.loaders.model import SourceSpec
 from es_core.storage.catalog import items_table, versions_table
+from es_core.storage.content_hashes import HASH_COLUMN
 
 ROW_COLUMNS = ["object_id", "part_id", "is_average", "user_id", "text", "vector", "payload"]
 AVERAGE_PART_ID = ""
@@ -151,7 +152,10 @@ async def replace_items(
     """For each of ``object_ids`` no newer write reached: drop its originals (and, by default,
     users' improved copies of it, which were learnt from the old content) and write its
     ``rows`` instead, at ``version``, with the item's ``sources`` entry (where its content was
-    read from) on its head. One transaction; the others are left as they are."""
+    read from) on its head. One transaction; the others are left as they are.
+
+    A row is the values of ``ROW_COLUMNS``, optionally followed by the content hash of the
+    text its vector was encoded from (``es_core.storage.content_hashes``)."""
     async with conn.transaction():
         applied, superseded = await _take_items(
             conn, collection, object_ids, version, deleted=False
@@ -164,8 +168,14 @@ async def replace_items(
         )
         taken = set(applied)
         sources = sources or {}
+        width = len(ROW_COLUMNS)
         records = [
-            (*row, version, sources.get(row[0]) if row[2] and row[3] is None else None)
+            (
+                *row[:width],
+                version,
+                sources.get(row[0]) if row[2] and row[3] is None else None,
+                row[width] if len(row) > width else None,
+            )
             for row in rows
             if row[0] in taken
         ]
@@ -173,7 +183,7 @@ async def replace_items(
             await conn.copy_records_to_table(
                 collection.table_name,
                 records=records,
-                columns=[*ROW_COLUMNS, "version", SOURCE_COLUMN],
+                columns=[*ROW_COLUMNS, "version", SOURCE_COLUMN, HASH_COLUMN],
             )
         await refresh_lexical(conn, collection, applied)
     return WriteOutcome(applied, superseded)
