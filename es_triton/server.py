@@ -138,7 +138,9 @@ class ServingTriton:
             encoder = self._loaded.get(model.model_id)
         if encoder is None:
             path = self._plugin.get_inference_client_factory().model_path(model)
-            encoder = model_encoder(path, self._settings, batch_size=self._settings.triton_batch_size)
+            encoder = model_encoder(
+                path, self._settings, batch_size=self._settings.triton_batch_size
+            )
             if encoder.dimensions != model.dimensions:
                 raise RuntimeError(
                     f"model {model.model_id!r} encodes {encoder.dimensions} dims, catalogue says"

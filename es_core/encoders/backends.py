@@ -41,7 +41,7 @@ def check_backend(value: str) -> Backend:
         raise ValueError(
             f"ES_ENCODER_BACKEND is {value!r}; it must be one of {', '.join(BACKENDS)}"
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 @dataclass(frozen=True)
