@@ -1,6 +1,7 @@
 """The quality guard of a faster encoder backend: a registered version runs ES_ENCODER_BACKEND
-only when, on the deploy gate's own evaluation (its held-out queries ranking its pool,
-``gate.score_queries``), the backend's judged NDCG@10 is at most
+only when, on the deploy gate's own evaluation (the same held-out queries and scoring that
+judged the version: ``gate.score_queries`` for items, category MRR for categories), the
+backend's figure the gate decides on (judged NDCG@10; MRR for categories) is at most
 ES_ENCODER_BACKEND_MAX_NDCG_DROP below the float (torch) model's.
 
 The outcome is measured, never assumed, and kept with the version: ``encoder_backend.json`` in
@@ -10,18 +11,24 @@ ONNX files beside it, and ``es.encoder_backend.*`` tags on the MLflow version.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from es_core.config import Settings
+from es_core.domain import Model
 from es_core.encoders.backends import RECORD_FILE, Backend, build_encoder, check_backend
 from es_core.encoders.base import Encoder
 from es_core.encoders.onnx_export import ensure_export, shipped_dir
-from es_core.fine_tuning.gate import JUDGED, Scores, summary
+from es_core.plugins.protocol import FineTuningMethod
+
+Scores = dict[str, list[float]]  # metric name -> one figure per held-out query
+Summarise = Callable[[Scores], dict[str, float]]  # the gate's means of ``Scores``
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +37,9 @@ log = logging.getLogger(__name__)
 class BackendCheck:
     backend: Backend
     passed: bool
-    float_ndcg: float
-    backend_ndcg: float
+    metric: str
+    float_value: float
+    backend_value: float
     drop: float
     max_drop: float
     queries: int
@@ -53,33 +61,32 @@ def compare(
     float_scores: Scores,
     backend_scores: Scores,
     *,
+    metric: str,
+    summarise: Summarise,
     max_drop: float,
-    confidence: float,
-    seed: int,
 ) -> BackendCheck:
-    """Passed when the backend's mean judged NDCG@10 is at most ``max_drop`` below the float
+    """Passed when the backend's mean ``metric`` is at most ``max_drop`` below the float
     model's on the same queries."""
-    before = summary(float_scores, confidence, seed)[JUDGED]
-    after = summary(backend_scores, confidence, seed)[JUDGED]
+    before = summarise(float_scores)[metric]
+    after = summarise(backend_scores)[metric]
     drop = before - after
     passed = not math.isnan(drop) and drop <= max_drop
+    queries = len(float_scores.get(metric, []))
     reason = (
-        f"{backend}: judged NDCG@10 {after:.4f} against {before:.4f} with torch on"
-        f" {len(float_scores.get(JUDGED, []))} held-out queries, a drop of {drop:+.4f}:"
+        f"{backend}: {metric} {after:.4f} against {before:.4f} with torch on"
+        f" {queries} held-out queries, a drop of {drop:+.4f}:"
         f" {'within' if passed else 'beyond'} {max_drop} (ES_ENCODER_BACKEND_MAX_NDCG_DROP)"
         f"{'' if passed else '; the model runs torch'}"
     )
-    return BackendCheck(
-        backend, passed, before, after, drop, max_drop, len(float_scores.get(JUDGED, [])), reason
-    )
+    return BackendCheck(backend, passed, metric, before, after, drop, max_drop, queries, reason)
 
 
-def failed(backend: Backend, max_drop: float, error: Exception) -> BackendCheck:
+def failed(backend: Backend, metric: str, max_drop: float, error: Exception) -> BackendCheck:
     nan = float("nan")
     reason = (
         f"{backend}: could not be measured ({type(error).__name__}: {error}); the model runs torch"
     )
-    return BackendCheck(backend, False, nan, nan, nan, max_drop, 0, reason)
+    return BackendCheck(backend, False, metric, nan, nan, nan, max_drop, 0, reason)
 
 
 def guard_backend(
@@ -87,6 +94,9 @@ def guard_backend(
     settings: Settings,
     float_scores: Scores,
     score: Callable[[Encoder], Scores],
+    *,
+    metric: str,
+    summarise: Summarise,
 ) -> BackendCheck | None:
     """Exports ``model_dir`` into its ``onnx/`` directory, scores the wanted backend with
     ``score`` (the gate's evaluation) and writes the record beside the weights. None when
@@ -100,15 +110,50 @@ def guard_backend(
         backend_scores = score(encoder)
     except Exception as error:  # a model the backend cannot run keeps running torch
         log.exception("could not measure %s on %s", backend, model_dir)
-        check = failed(backend, settings.encoder_backend_max_ndcg_drop, error)
+        check = failed(backend, metric, settings.encoder_backend_max_ndcg_drop, error)
     else:
         check = compare(
             backend,
             float_scores,
             backend_scores,
+            metric=metric,
+            summarise=summarise,
             max_drop=settings.encoder_backend_max_ndcg_drop,
-            confidence=settings.fine_tuning_gate_confidence,
-            seed=settings.fine_tuning_seed,
         )
     (model_dir / RECORD_FILE).write_text(json.dumps(asdict(check), indent=2, sort_keys=True))
     return check
+
+
+async def guard_registered_version(
+    settings: Settings,
+    plugin: FineTuningMethod,
+    model: Model,
+    run_id: str,
+    float_scores: Scores,
+    score: Callable[[Encoder], Scores],
+    *,
+    metric: str,
+    summarise: Summarise,
+) -> dict[str, Any] | None:
+    """With a non-torch ES_ENCODER_BACKEND: the registered version's files (downloaded once,
+    where every later load finds them) exported, the backend measured against the version's
+    own float scores (``float_scores``, of the trial ``run_id``), and the export and its record
+    logged as artifacts of the version. The check as JSON for the task's result; None with
+    torch."""
+    if settings.encoder_backend == "torch":
+        return None
+    model_dir = await asyncio.to_thread(plugin.get_inference_client_factory().model_path, model)
+    check = await asyncio.to_thread(
+        guard_backend, model_dir, settings, float_scores, score, metric=metric, summarise=summarise
+    )
+    assert check is not None
+    log.info("model %s: %s", model.model_id, check.reason)
+    await asyncio.to_thread(
+        plugin.get_experiment_manager().log_encoder_backend,
+        model.name,
+        model.version,
+        run_id,
+        model_dir,
+        check.tags(),
+    )
+    return asdict(check)

@@ -32,7 +32,7 @@ from es_core.domain import Collection, Model, Progress
 from es_core.encoders.base import Encoder
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
-from es_core.fine_tuning.backend_guard import guard_backend
+from es_core.fine_tuning.backend_guard import guard_registered_version
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.gate import (
@@ -251,7 +251,17 @@ async def run_fine_tuning(
         source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
         parent_model_id=blue.model.model_id,
     )
-    backend = await _guard_backend(settings, plugin, model, outcome)
+    confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
+    backend = await guard_registered_version(
+        settings,
+        plugin,
+        model,
+        best.run_id,
+        outcome.best_scores,
+        outcome.score,
+        metric=JUDGED,
+        summarise=lambda scores: summary(scores, confidence, seed),
+    )
     async with pool.acquire() as conn:
         await catalog.insert_model(conn, model)
     await asyncio.to_thread(
@@ -289,31 +299,6 @@ async def run_fine_tuning(
         "examples": {**report.as_dict(), "train": len(train), "test": len(test)},
         **({} if promotion is None else {"promotion": promotion.as_json()}),
     }
-
-
-async def _guard_backend(
-    settings: Settings, plugin: FineTuningMethod, model: Model, searched: Searched
-) -> dict[str, Any] | None:
-    """With a non-torch ES_ENCODER_BACKEND: the registered version's files (downloaded once,
-    where every later load finds them) exported, the backend measured against the best trial's
-    own scores, and the export and its record logged as artifacts of the version."""
-    if settings.encoder_backend == "torch":
-        return None
-    model_dir = await asyncio.to_thread(plugin.get_inference_client_factory().model_path, model)
-    check = await asyncio.to_thread(
-        guard_backend, model_dir, settings, searched.best_scores, searched.score
-    )
-    assert check is not None
-    log.info("model %s: %s", model.model_id, check.reason)
-    await asyncio.to_thread(
-        plugin.get_experiment_manager().log_encoder_backend,
-        model.name,
-        model.version,
-        searched.best.run_id,
-        model_dir,
-        check.tags(),
-    )
-    return asdict(check)
 
 
 def _parent_source(plugin: FineTuningMethod, blue: Collection, start_dir: Path) -> str:

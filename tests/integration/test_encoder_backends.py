@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,7 @@ from es_core.encoders.onnx_encoder import OnnxEncoder
 from es_core.encoders.onnx_export import FLOAT_FILE, ONNX_DIR, onnx_files
 from es_core.fine_tuning.backend_guard import guard_backend
 from es_core.fine_tuning.examples import Example
-from es_core.fine_tuning.gate import EvaluationPool, Scores, score_queries
+from es_core.fine_tuning.gate import JUDGED, EvaluationPool, Scores, score_queries, summary
 from es_core.plugins.text_minilm import TextMiniLMPlugin
 from es_harness.beir import load_dataset, scifact_dir
 from es_harness.lifecycle import split_dev
@@ -43,6 +44,8 @@ pytestmark = pytest.mark.integration
 
 QUERIES = 8
 ITEMS = 24
+# The items' deploy gate decides on judged NDCG@10; the guard compares the same figure.
+GATE: dict[str, Any] = {"metric": JUDGED, "summarise": lambda scores: summary(scores, 0.95, 0)}
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +173,7 @@ def test_the_guard_keeps_a_backend_within_the_margin(
     model_dir = _version_dir(tmp_path, exported)
     score = _gate_scoring(scifact)
     wanted = settings.model_copy(update={"encoder_backend": "onnx"})
-    check = guard_backend(model_dir, wanted, float_scores, score)
+    check = guard_backend(model_dir, wanted, float_scores, score, **GATE)
     assert check is not None and check.passed, check
     assert check.queries == QUERIES and abs(check.drop) <= 0.005
     assert json.loads((model_dir / RECORD_FILE).read_text())["passed"] is True
@@ -190,7 +193,7 @@ def test_the_guard_falls_back_to_torch_when_quality_drops_past_the_margin(
     strict = settings.model_copy(
         update={"encoder_backend": "onnx-int8", "encoder_backend_max_ndcg_drop": -1.0}
     )
-    check = guard_backend(model_dir, strict, float_scores, score)
+    check = guard_backend(model_dir, strict, float_scores, score, **GATE)
     assert check is not None and not check.passed
     assert check.tags()["es.encoder_backend"] == "torch"
     assert "beyond -1.0 (ES_ENCODER_BACKEND_MAX_NDCG_DROP)" in check.reason
@@ -212,12 +215,12 @@ def test_a_backend_that_cannot_run_the_model_is_recorded_as_failed(
     model_dir = _version_dir(tmp_path, broken)
     score = _gate_scoring(scifact)
     wanted = settings.model_copy(update={"encoder_backend": "onnx"})
-    check = guard_backend(model_dir, wanted, float_scores, score)
+    check = guard_backend(model_dir, wanted, float_scores, score, **GATE)
     assert check is not None and not check.passed
     assert "could not be measured" in check.reason
     assert choose_backend(model_dir, "onnx").backend == "torch"
 
 
 def test_with_torch_set_there_is_nothing_to_guard(settings: Settings, tmp_path: Path) -> None:
-    assert guard_backend(tmp_path, settings, {}, lambda encoder: {}) is None
+    assert guard_backend(tmp_path, settings, {}, lambda encoder: {}, **GATE) is None
     assert not (tmp_path / RECORD_FILE).exists()
