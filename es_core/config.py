@@ -150,6 +150,17 @@ class Settings(BaseSettings):
 
     # Upsertion.
     encode_batch_size: int = 64
+    # What runs the models, in this process and in Triton (es_core/encoders/backends.py):
+    # "torch" (sentence-transformers), "onnx" (ONNX Runtime, float32), "onnx-int8" (ONNX
+    # Runtime, weights quantized to int8) or "openvino" (OpenVINO on the float32 ONNX file).
+    # A fine-tuned version runs it only when its judged NDCG@10 on the deploy gate's held-out
+    # queries is at most encoder_backend_max_ndcg_drop below the float model's (measured when
+    # it is registered and kept with it; otherwise it runs torch). Models with no such
+    # measurement (the built-in base model) run it as set; bench.encode measures them.
+    encoder_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = "torch"
+    encoder_backend_max_ndcg_drop: float = 0.005
+    # Threads one ONNX Runtime / OpenVINO model uses; 0 = the runtime's default (every core).
+    encoder_threads: int = Field(default=0, ge=0)
     upsert_db_batch_size: int = 256
     # A write of more items than four times this is written in quarters (at most
     # upsert_db_batch_size items each), each encoded while the one before is written.

@@ -31,7 +31,8 @@ import numpy as np
 
 from es_core.config import Settings, get_settings
 from es_core.domain import Model
-from es_core.encoders.local import SentenceTransformerEncoder
+from es_core.encoders.backends import model_encoder
+from es_core.encoders.base import Encoder
 from es_core.encoders.triton import INPUT_NAME, OUTPUT_NAME, triton_model_names
 from es_core.observability.logs import configure_logging
 from es_core.plugins.protocol import FineTuningMethod
@@ -101,7 +102,7 @@ class ServingTriton:
         self._triton: Any = None
         self._served: dict[str, Served] = {}
         self._failed: dict[str, float] = {}
-        self._loaded: dict[str, SentenceTransformerEncoder] = {}
+        self._loaded: dict[str, Encoder] = {}
         self._lock = threading.Lock()
 
     @property
@@ -130,13 +131,16 @@ class ServingTriton:
             self._triton.stop()
             self._triton = None
 
-    def load(self, model: Model) -> SentenceTransformerEncoder:
-        """The model's weights in this process (loaded once; ``start`` may run meanwhile)."""
+    def load(self, model: Model) -> Encoder:
+        """The model's weights in this process, run by ES_ENCODER_BACKEND as the in-process
+        encoders run it (loaded once; ``start`` may run meanwhile)."""
         with self._lock:
             encoder = self._loaded.get(model.model_id)
         if encoder is None:
             path = self._plugin.get_inference_client_factory().model_path(model)
-            encoder = SentenceTransformerEncoder(path, batch_size=self._settings.triton_batch_size)
+            encoder = model_encoder(
+                path, self._settings, batch_size=self._settings.triton_batch_size
+            )
             if encoder.dimensions != model.dimensions:
                 raise RuntimeError(
                     f"model {model.model_id!r} encodes {encoder.dimensions} dims, catalogue says"

@@ -59,8 +59,10 @@ from es_core.categories.switch import copy_and_point
 from es_core.clickstream.store import batch_sessions
 from es_core.config import Settings
 from es_core.domain import Collection, Model, Progress
+from es_core.encoders.base import Encoder
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
+from es_core.fine_tuning.backend_guard import guard_registered_version
 from es_core.fine_tuning.examples import Example, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.run import TrialOutcome, run_trials, work_dir
@@ -225,6 +227,16 @@ async def run_category_fine_tuning(
         source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
         parent_model_id=start.model_id,
     )
+    backend = await guard_registered_version(
+        settings,
+        plugin,
+        model,
+        best.run_id,
+        best_scores,
+        _scoring(test, category_parts),
+        metric=JUDGED,
+        summarise=lambda scores: summary(scores, confidence, seed),
+    )
     async with pool.acquire() as conn:
         await catalog.insert_model(conn, model)
     await asyncio.to_thread(experiments.finish_task, task_run_id, verdict.figures, "FINISHED")
@@ -252,6 +264,7 @@ async def run_category_fine_tuning(
             "reason": verdict.reason,
             **{k: v for k, v in verdict.figures.items() if k.startswith("gain.")},
         },
+        **({} if backend is None else {"encoder_backend": backend}),
         "in_service_model_id": start.model_id,
         "deployable": verdict.deployable,
         "deploy_as_blue": deploy,
@@ -306,6 +319,17 @@ def _parent_source(plugin: FineTuningMethod, start: Model, start_dir: Path) -> s
     return models_uri(name, plugin.get_experiment_manager().upload_initial_model(name, start_dir))
 
 
+def _scoring(
+    test: list[Example], category_parts: dict[str, list[str]]
+) -> Callable[[Encoder], Scores]:
+    """How a trained model is scored on the held-out queries (and a faster backend of it)."""
+
+    def score(trained: Encoder) -> Scores:
+        return score_rankings(candidate_rankings(trained, test, category_parts), test)
+
+    return score
+
+
 async def _search(
     settings: Settings,
     plugin: FineTuningMethod,
@@ -331,9 +355,7 @@ async def _search(
         category_parts,
         task_run_id,
         progress,
-        score=lambda trained: score_rankings(
-            candidate_rankings(trained, test, category_parts), test
-        ),
+        score=_scoring(test, category_parts),
         summarise=lambda scores: summary(scores, confidence, seed),
         judged=JUDGED,
         label="mrr",

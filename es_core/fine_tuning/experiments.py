@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from es_core.config import Settings
+from es_core.encoders.backends import RECORD_FILE
+from es_core.encoders.onnx_export import ONNX_DIR
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,19 @@ class MlflowExperiments:
         if deployable:
             client.set_registered_model_alias(name, DEPLOYABLE_ALIAS, version.version)
         return str(version.version)
+
+    def log_encoder_backend(
+        self, name: str, version: str, run_id: str, model_dir: Path, tags: dict[str, str]
+    ) -> None:
+        """The version's ONNX export and backend quality record, logged beside its weights
+        (``model/onnx/``, ``model/encoder_backend.json``: a download of the version brings
+        them), and the record's figures as version tags."""
+        client = self.client()
+        if (model_dir / ONNX_DIR).is_dir():
+            client.log_artifacts(run_id, str(model_dir / ONNX_DIR), f"model/{ONNX_DIR}")
+        client.log_artifact(run_id, str(model_dir / RECORD_FILE), "model")
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
 
     def version_tags(self, name: str, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(name, version).tags)

@@ -4,9 +4,11 @@ Steps: build examples from the batch; split train / test by query; evaluate the 
 service on the test side, its queries ranking the whole collection (``gate``); train each
 trial of the hyperparameter search (an MLflow run each, nested under the task's run) and
 evaluate it the same way; register the best trial with its metrics and lineage; the gate marks
-it deployable only if the lower bound of its paired NDCG@10 gain is above the margin; the
-version enters the catalogue as a model (not yet deployed or searched). With deploy_as_blue,
-a version that passed the gate is then promoted (``es_core.serving.deploy_as_blue``).
+it deployable only if the lower bound of its paired NDCG@10 gain is above the margin; with a
+non-torch ES_ENCODER_BACKEND, that backend is measured on the same held-out queries and kept
+with the version (``backend_guard``); the version enters the catalogue as a model (not yet
+deployed or searched). With deploy_as_blue, a version that passed the gate is then promoted
+(``es_core.serving.deploy_as_blue``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from es_core.domain import Collection, Model, Progress
 from es_core.encoders.base import Encoder
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
+from es_core.fine_tuning.backend_guard import guard_registered_version
 from es_core.fine_tuning.examples import Example, build_examples, split_by_query
 from es_core.fine_tuning.experiments import MLFLOW_SOURCE_PREFIX, models_uri
 from es_core.fine_tuning.gate import (
     JUDGED,
+    Scores,
     Verdict,
     evaluation_pool,
     in_service_scores,
@@ -52,6 +56,20 @@ log = logging.getLogger(__name__)
 
 # Share of the progress bar before the trials (examples, baseline) and after them (registry).
 _BEFORE_TRIALS, _AFTER_TRIALS = 0.1, 0.95
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The hyperparameter search's outcome: the gate's verdict on the best trial, its scores,
+    every trial, how many items the held-out queries ranked, and the gate's scoring (to score
+    other encoders of the best model the same way)."""
+
+    verdict: Verdict
+    best: TrialOutcome
+    best_scores: Scores
+    outcomes: list[TrialOutcome]
+    pool_items: int
+    score: Callable[[Encoder], Scores]
 
 
 @dataclass
@@ -185,7 +203,12 @@ async def run_fine_tuning(
     if outcome is None:
         await asyncio.to_thread(experiments.finish_task, task_run_id, {}, "KILLED")
         return {"stopped": True}
-    verdict, best, outcomes, pool_size = outcome
+    verdict, best, outcomes, pool_size = (
+        outcome.verdict,
+        outcome.best,
+        outcome.outcomes,
+        outcome.pool_items,
+    )
     deployable = verdict.deployable
     baseline = {
         k[len("in_service.") :]: v
@@ -228,6 +251,17 @@ async def run_fine_tuning(
         source=MLFLOW_SOURCE_PREFIX + models_uri(name, version),
         parent_model_id=blue.model.model_id,
     )
+    confidence, seed = settings.fine_tuning_gate_confidence, settings.fine_tuning_seed
+    backend = await guard_registered_version(
+        settings,
+        plugin,
+        model,
+        best.run_id,
+        outcome.best_scores,
+        outcome.score,
+        metric=JUDGED,
+        summarise=lambda scores: summary(scores, confidence, seed),
+    )
     async with pool.acquire() as conn:
         await catalog.insert_model(conn, model)
     await asyncio.to_thread(
@@ -256,6 +290,7 @@ async def run_fine_tuning(
         "metrics": best.metrics,
         "in_service_metrics": baseline,
         "gate": gate,
+        **({} if backend is None else {"encoder_backend": backend}),
         "in_service_model_id": blue.model.model_id,
         "deployable": deployable,
         "deploy_as_blue": bool(task.params.get("deploy_as_blue")),
@@ -289,7 +324,7 @@ async def _search(
     start_dir: Path,
     task_run_id: str,
     progress: Progress,
-) -> tuple[Verdict, TrialOutcome, list[TrialOutcome], int] | None:
+) -> Searched | None:
     """Baseline, then every trial, then the gate's verdict on the best (and how many items
     the held-out queries ranked); None when the task was canceled on the way."""
     # Trials are ranked as the model they would register will rank (the plugin's index info).
@@ -310,6 +345,12 @@ async def _search(
         f" over {len(gate_pool.object_ids)} items",
     ):
         return None
+
+    def score(trained: Encoder) -> Scores:
+        return score_queries(
+            trained, test, gate_pool, metric=metric, aggregation=aggregation, position_bias=bias
+        )
+
     searched = await run_trials(
         settings,
         plugin,
@@ -320,14 +361,7 @@ async def _search(
         item_parts,
         task_run_id,
         progress,
-        score=lambda trained: score_queries(
-            trained,
-            test,
-            gate_pool,
-            metric=metric,
-            aggregation=aggregation,
-            position_bias=bias,
-        ),
+        score=score,
         summarise=lambda scores: summary(scores, confidence, seed),
         judged=JUDGED,
         label="judged ndcg@10",
@@ -342,7 +376,7 @@ async def _search(
         confidence=confidence,
         seed=seed,
     )
-    return verdict, best, outcomes, len(gate_pool.object_ids)
+    return Searched(verdict, best, best_scores, outcomes, len(gate_pool.object_ids), score)
 
 
 async def run_trials(

@@ -103,6 +103,12 @@ class ExperimentManager(Protocol):
 
     def download(self, uri: str, destination: Path) -> Path: ...
 
+    def log_encoder_backend(
+        self, name: str, version: str, run_id: str, model_dir: Path, tags: dict[str, str]
+    ) -> None:
+        """Keeps a version's exported files and its backend quality record with it."""
+        ...
+
     def upload_initial_model(self, name: str, model_dir: Path) -> str:
         """Registers the starting model's weights once, before its first fine-tuning; returns
         the registered version its fine-tuned versions name as their parent."""

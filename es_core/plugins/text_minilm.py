@@ -10,13 +10,9 @@ import asyncpg
 
 from es_core.config import Settings
 from es_core.domain import Model
+from es_core.encoders.backends import model_encoder
 from es_core.encoders.base import Encoder
-from es_core.encoders.local import (
-    BASE_MODEL_ID,
-    BASE_MODEL_SOURCE,
-    SentenceTransformerEncoder,
-    base_model_path,
-)
+from es_core.encoders.local import BASE_MODEL_ID, BASE_MODEL_SOURCE, base_model_path
 from es_core.encoders.triton import TritonEncoder, triton_model_names
 from es_core.errors import FailedPrecondition
 from es_core.fine_tuning.experiments import (
@@ -112,10 +108,11 @@ class LocalInferenceFactory:
             )
         return self.local_encoder(model)
 
-    def local_encoder(self, model: Model) -> SentenceTransformerEncoder:
-        """The model in this process (what the Triton process itself serves)."""
-        return SentenceTransformerEncoder(
-            self.model_path(model), batch_size=self._settings.encode_batch_size
+    def local_encoder(self, model: Model) -> Encoder:
+        """The model in this process, run by ES_ENCODER_BACKEND (``model_encoder``, as the
+        Triton process runs it)."""
+        return model_encoder(
+            self.model_path(model), self._settings, batch_size=self._settings.encode_batch_size
         )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from es_core.config import Settings
+from es_core.encoders.backends import RECORD_FILE
+from es_core.encoders.onnx_export import ONNX_DIR
 from es_core.fine_tuning.experiments import (
     BASE_ALIAS,
     CANDIDATE_ALIAS,
@@ -89,3 +91,29 @@ def test_models_uri_parsing_rejects_other_forms(bad: str) -> None:
     with pytest.raises(ValueError, match="models:/<name>/<version>"):
         parse_models_uri(bad)
     assert parse_models_uri("models:/a/b/3") == ("a/b", "3")
+
+
+def test_a_versions_export_and_backend_record_travel_with_it(
+    experiments: MlflowExperiments, tmp_path: Path
+) -> None:
+    task_run = experiments.start_task("task-2", {})
+    trial = experiments.log_trial(task_run, 0, {}, {"ndcg@10": 0.5}, _model_dir(tmp_path, "w"))
+    version = experiments.register("m", trial, {}, {}, True)
+    # What the guard leaves in the registered version's directory once it is downloaded.
+    local = experiments.download(models_uri("m", version), tmp_path / "cache" / "m-v1")
+    (local / ONNX_DIR).mkdir()
+    (local / ONNX_DIR / "model.onnx").write_bytes(b"graph")
+    (local / RECORD_FILE).write_text('{"backend": "onnx", "passed": true}')
+    experiments.log_encoder_backend(
+        "m",
+        version,
+        trial,
+        local,
+        {"es.encoder_backend": "onnx", "es.encoder_backend.passed": "true"},
+    )
+    elsewhere = experiments.download(models_uri("m", version), tmp_path / "other-host" / "m-v1")
+    assert (elsewhere / "weights.txt").read_text() == "w"
+    assert (elsewhere / ONNX_DIR / "model.onnx").read_bytes() == b"graph"
+    assert (elsewhere / RECORD_FILE).read_text() == '{"backend": "onnx", "passed": true}'
+    tags = experiments.version_tags("m", version)
+    assert tags["es.encoder_backend"] == "onnx" and tags["es.encoder_backend.passed"] == "true"
