@@ -18,8 +18,9 @@ import asyncpg
 from es_core.domain import Progress
 from es_core.reindex.categories import copy_categories
 from es_core.reindex.copy_range import copy_range
-from es_core.reindex.parent import plan_subtasks
+from es_core.reindex.parent import index_subtask, is_index_subtask, plan_subtasks
 from es_core.reindex.refetch import refetcher
+from es_core.storage.bulk_index import build_vector_index
 from es_core.tasks.model import Task, Waiting
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
@@ -33,6 +34,10 @@ def _handler(send: Send) -> Handler:
     async def handle(
         ctx: WorkerContext, task: Task, progress: Progress
     ) -> dict[str, Any] | Waiting:
+        if task.parent_task_id is not None and is_index_subtask(task.params):
+            return await build_vector_index(
+                ctx.pool, ctx.settings, task.params["destination_collection_id"]
+            )
         if task.parent_task_id is not None:
             return await copy_range(
                 ctx.pool,
@@ -56,6 +61,10 @@ def _handler(send: Send) -> Handler:
             return {"stopped": True}
         children, finished = await plan_subtasks(ctx.pool, ctx.settings, task)
         if finished is not None:
+            # An empty source: the destination's index is built here, over no rows.
+            await build_vector_index(
+                ctx.pool, ctx.settings, task.params["destination_collection_id"]
+            )
             return finished | {"categories_copied": categories}
         for child in children:
             await send(ctx.pool, child)
@@ -85,6 +94,10 @@ async def run_here(task_id: str) -> str:
         await run_reindex_task(child.task_id, keep)
     if queued:
         ctx = await context()
+        # Once the ranges are copied the parent waits for its index-building subtask.
+        index_task = await index_subtask(ctx.pool, task_id)
+        if index_task is not None and index_task.status == "pending":
+            await run_reindex_task(index_task.task_id, keep)
         status = (await get_task(ctx.pool, task_id)).status
     return status
 
