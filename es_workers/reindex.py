@@ -1,10 +1,11 @@
 """Reindex worker: the parent copies its model's categories (``es_core.reindex.categories``)
-and plans key-range subtasks; each subtask copies its range.
+and plans key-range subtasks; each subtask copies its range; a last one builds the
+destination's vector index (``es_core.storage.bulk_index``).
 
 One Celery task, ``es.reindex``, runs both kinds of row (a subtask's params name its parent).
 ``python -m es_workers.reindex TASK_ID...`` runs reindex tasks here without a broker (a
-parent's subtasks then run one after another in this process): for operators, and for tests
-that kill a real worker process.
+parent's subtasks, then the one that builds its destination's index, run one after another in
+this process): for operators, and for tests that kill a real worker process.
 """
 
 from __future__ import annotations
@@ -92,12 +93,13 @@ async def run_here(task_id: str) -> str:
     status = await run_reindex_task(task_id, keep)
     for child in queued:
         await run_reindex_task(child.task_id, keep)
+    ctx = await context()
+    # Once every range is copied, the parent waits for its index-building subtask.
+    parent_id = (await get_task(ctx.pool, task_id)).parent_task_id or task_id
+    index_task = await index_subtask(ctx.pool, parent_id)
+    if index_task is not None and index_task.status == "pending":
+        await run_reindex_task(index_task.task_id, keep)
     if queued:
-        ctx = await context()
-        # Once the ranges are copied the parent waits for its index-building subtask.
-        index_task = await index_subtask(ctx.pool, task_id)
-        if index_task is not None and index_task.status == "pending":
-            await run_reindex_task(index_task.task_id, keep)
         status = (await get_task(ctx.pool, task_id)).status
     return status
 
