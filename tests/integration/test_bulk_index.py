@@ -29,7 +29,7 @@ from es_core.reindex.start import create_reindex
 from es_core.search.query import VectorQuery
 from es_core.search.vector_search import vector_page
 from es_core.storage import catalog
-from es_core.storage.bulk_index import build_vector_index, vector_index_valid
+from es_core.storage.bulk_index import build_vector_index, start_bulk_fill, vector_index_valid
 from es_core.storage.item_rows import count_originals
 from es_core.tasks import store
 from es_core.upsertion import run_upsertion, splitter
@@ -112,7 +112,7 @@ async def test_a_bulk_reindex_ranks_like_the_row_path_once_its_index_is_built(
     for child in await plan_reindex(world, parent_id):
         await copy_subtask(world, child.task_id, f"worker-{child.params['range_index']}")
     assert await count_originals(world.pool, destination) == 40
-    await _switch_refused(world, destination.collection_id, "vector index is building")
+    await _switch_refused(world, destination.collection_id, "reindex task .* is waiting")
 
     assert await settle(world, parent_id) == "done"
     parent = await store.get_task(world.pool, parent_id)
@@ -175,7 +175,7 @@ async def test_a_reindex_failing_midway_leaves_its_collection_failed_and_never_b
     destination = await world.collection(destination.collection_id)
     assert destination.index_state == "failed"
     assert not await vector_index_valid(world.pool, destination.table_name)
-    await _switch_refused(world, destination.collection_id, "vector index is failed")
+    await _switch_refused(world, destination.collection_id, "reindex task .* is failed")
     # What serves kept its index all along.
     blue = await world.collection(world.blue.collection_id)
     assert blue.state == "blue" and blue.index_state == "ready"
@@ -304,6 +304,21 @@ async def test_imports_into_the_blue_collection_or_a_fuller_one_keep_the_row_pat
     small = await _plain_collection(world, "small")
     result = await _import(world, small, await _table(source_dsn, texts[:5]))
     assert result["bulk"] is False  # under bulk_import_min_items
+
+
+async def test_a_collection_without_its_index_cannot_become_blue(world: World) -> None:
+    collection = await _plain_collection(world, "mid-import")
+    await run_upsertion(
+        world.pool, collection, text_items(3), world.registry, world.settings, keep_going
+    )
+    async with world.pool.acquire() as conn:
+        await start_bulk_fill(conn, collection)
+    assert not await vector_index_valid(world.pool, collection.table_name)
+    await _switch_refused(world, "mid-import", "its vector index is building")
+    await build_vector_index(world.pool, world.settings, "mid-import")
+    async with world.pool.acquire() as conn:
+        change = await switch_blue(conn, "mid-import")
+    assert change.blue.index_state == "ready"
 
 
 async def test_a_bulk_import_that_fails_still_ends_with_its_index(
