@@ -65,7 +65,9 @@ async def plan_subtasks(
     destination_id = parent.params["destination_collection_id"]
     async with pool.acquire() as conn, conn.transaction():
         source = await get_collection(conn, source_id)
-        ranges = await split_ranges(conn, source, settings.reindex_parallelism)
+        ranges = await split_ranges(
+            conn, source, settings.reindex_parallelism, settings.reindex_batch_size
+        )
         if not ranges:
             return [], {"copied": 0, "item_count": 0, "source_item_count": 0, "subtasks": 0}
         children = []
