@@ -136,6 +136,13 @@ async def delete_collection(
             collection.reindex_task_id,
             f"collection {collection_id!r} was deleted",
         )
+        # A vector index build on the table would hold the DROP (and every write, behind the
+        # alias lock) until it ends: it is canceled; its subtask fails, its reindex is canceled.
+        await conn.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
+            " WHERE relid = to_regclass($1)",
+            items_table(collection),
+        )
         await conn.execute(
             f"DROP TABLE IF EXISTS {items_table(collection)}, {postings_table(collection)},"
             f" {termstats_table(collection)}, {versions_table(collection)}"

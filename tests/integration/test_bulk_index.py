@@ -4,6 +4,7 @@ then the collection cannot become blue, and a fill that fails is never switched 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,8 +17,9 @@ import pytest_asyncio
 
 from es_cli.embedded import EmbeddedPostgres
 from es_core.collections.blue import switch_blue
+from es_core.collections.lifecycle import delete_collection
 from es_core.domain import Collection
-from es_core.errors import FailedPrecondition
+from es_core.errors import FailedPrecondition, NotFound
 from es_core.ingest.cleaning import TextCleaner
 from es_core.ingest.importing import ImportJob
 from es_core.ingest.prepare import Preparer
@@ -217,6 +219,34 @@ async def test_an_interrupted_concurrent_build_is_dropped_and_built_again(world:
 async def test_a_reindex_that_was_deleted_cannot_have_its_index_built(world: World) -> None:
     with pytest.raises(Exception, match="does not exist"):
         await build_vector_index(world.pool, world.settings, "no-such-collection")
+
+
+async def test_deleting_a_collection_cancels_its_index_build(world: World) -> None:
+    collection = await _plain_collection(world, "doomed")
+    await run_upsertion(
+        world.pool, collection, text_items(3), world.registry, world.settings, keep_going
+    )
+    async with world.pool.acquire() as conn:
+        await start_bulk_fill(conn, collection)
+    # A transaction holding an old snapshot keeps the concurrent build waiting.
+    async with world.pool.acquire() as holder, holder.transaction(isolation="repeatable_read"):
+        await holder.fetchval("SELECT count(*) FROM collections")
+        build = asyncio.create_task(build_vector_index(world.pool, world.settings, "doomed"))
+        for _ in range(200):
+            building = await world.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = to_regclass($1)",
+                catalog.items_table(collection),
+            )
+            if building:
+                break
+            await asyncio.sleep(0.05)
+        assert building == 1
+        async with world.pool.acquire() as conn:
+            await delete_collection(conn, world.settings, "doomed")
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await build
+    with pytest.raises(NotFound):
+        await world.collection("doomed")
 
 
 # ---- imports -------------------------------------------------------------------------------
