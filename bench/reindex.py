@@ -4,11 +4,13 @@
 
 Upserts SciFact abstracts into the blue collection, registers the base model's weights under a
 second model id (no training needed), and times StartReindex until its task is DONE: keyset
-pages read from the source, every part re-encoded, written with the guards against concurrent
-writes, checkpoints in the task rows. The baseline, measured in the same run while the stack is
-idle, is the same part texts (split as the worker split them) encoded in this process with the
-same sentence-transformers model, once before and once after the reindex (the faster run
-counts: other work on the machine only ever slows a run down).
+pages read from the source, every part re-encoded (the next page while the one before is
+written), written with the guards against concurrent writes into the green collection without
+its HNSW index, checkpoints in the task rows, then the index built once. The baseline,
+measured in the same run while the stack is idle, is the same part texts (split as the worker
+split them) encoded in this process with the same sentence-transformers model, once before and
+once after the reindex (the faster run counts: other work on the machine only ever slows a run
+down).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ async def main_async(args: argparse.Namespace) -> None:
             reindex_s = time.perf_counter() - started
             if task.status != common_pb2.TASK_STATUS_DONE:
                 raise RuntimeError(f"reindex ended {task.status}: {task.error}")
-            copied = task.reindex.item_count
+            copied, ranges = task.reindex.item_count, task.reindex.subtasks
             print(
                 f"reindex: {copied} items in {reindex_s:.1f} s = {copied / reindex_s:.1f} items/s"
             )
@@ -133,8 +135,9 @@ async def main_async(args: argparse.Namespace) -> None:
         Row("parts per item", len(parts) / n),
     ]
     report(
-        f"reindex: {n} SciFact abstracts, {settings.reindex_parallelism} ranges,"
-        f" {settings.reindex_batch_size} items per page",
+        f"reindex: {n} SciFact abstracts, {ranges} ranges (at most"
+        f" {settings.reindex_parallelism}, no more than pages), {settings.reindex_batch_size}"
+        " items per page; rows first, the HNSW index built at the end",
         rows,
         args.json,
         {"args": {k: str(v) for k, v in vars(args).items()}},

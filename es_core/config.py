@@ -287,6 +287,18 @@ class Settings(BaseSettings):
     # users' sessions, their queries encoded by the destination's model).
     reindex_user_copies: Literal["drop", "recompute"] = "drop"
 
+    # Bulk fills (a reindex's green collection; a large import into a collection that is not
+    # read by default): rows first, the HNSW index built once at the end with this much
+    # maintenance_work_mem (a PostgreSQL size: the graph should fit, else the build spills
+    # and slows down) and this many parallel maintenance workers.
+    index_build_maintenance_work_mem: str = Field(
+        default="1GB", pattern=r"^[0-9]+ ?(kB|MB|GB|TB)?$"
+    )
+    index_build_parallel_workers: int = Field(default=2, ge=0, le=64)
+    # An import goes the bulk way into a collection that is neither blue nor the rollback
+    # target when it expects at least this many items and more than the collection holds.
+    bulk_import_min_items: int = Field(default=10_000, ge=1)
+
     # Plugins: the fine-tuning method (entry point group ``embedding_studio.plugins``) by name.
     plugin: str = "text-minilm"
     # The categories method (entry point group ``embedding_studio.categories_plugins``).

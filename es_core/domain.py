@@ -19,6 +19,8 @@ Aggregation = Literal["min", "avg"]
 CollectionKind = Literal["items", "categories"]
 """items: what searches return; categories: what PredictCategories returns (one per model)."""
 CollectionState = Literal["green", "blue", "retired"]
+# Whether a collection's HNSW vector index exists: bulk fills build it once, at their end.
+IndexState = Literal["building", "ready", "failed"]
 """green: being built or waiting; blue: the one searches use; retired: kept for a rollback."""
 
 Progress = Callable[[float, str], Awaitable[bool]]
@@ -64,3 +66,5 @@ class Collection:
     signal_fields: tuple[dict[str, str], ...] = field(default=(), hash=False)
     # What the collection holds: items, or the categories of its model (es_core/categories).
     kind: CollectionKind = "items"
+    # "ready" once its vector index exists; "building" while a bulk fill loads its rows first.
+    index_state: IndexState = "ready"

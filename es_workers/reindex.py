@@ -1,10 +1,11 @@
 """Reindex worker: the parent copies its model's categories (``es_core.reindex.categories``)
-and plans key-range subtasks; each subtask copies its range.
+and plans key-range subtasks; each subtask copies its range; a last one builds the
+destination's vector index (``es_core.storage.bulk_index``).
 
 One Celery task, ``es.reindex``, runs both kinds of row (a subtask's params name its parent).
 ``python -m es_workers.reindex TASK_ID...`` runs reindex tasks here without a broker (a
-parent's subtasks then run one after another in this process): for operators, and for tests
-that kill a real worker process.
+parent's subtasks, then the one that builds its destination's index, run one after another in
+this process): for operators, and for tests that kill a real worker process.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import asyncpg
 from es_core.domain import Progress
 from es_core.reindex.categories import copy_categories
 from es_core.reindex.copy_range import copy_range
-from es_core.reindex.parent import plan_subtasks
+from es_core.reindex.parent import index_subtask, is_index_subtask, plan_subtasks
 from es_core.reindex.refetch import refetcher
+from es_core.storage.bulk_index import build_vector_index
 from es_core.tasks.model import Task, Waiting
 from es_core.tasks.store import get_task
 from es_workers.app import celery_app
@@ -33,6 +35,10 @@ def _handler(send: Send) -> Handler:
     async def handle(
         ctx: WorkerContext, task: Task, progress: Progress
     ) -> dict[str, Any] | Waiting:
+        if task.parent_task_id is not None and is_index_subtask(task.params):
+            return await build_vector_index(
+                ctx.pool, ctx.settings, task.params["destination_collection_id"]
+            )
         if task.parent_task_id is not None:
             return await copy_range(
                 ctx.pool,
@@ -56,6 +62,10 @@ def _handler(send: Send) -> Handler:
             return {"stopped": True}
         children, finished = await plan_subtasks(ctx.pool, ctx.settings, task)
         if finished is not None:
+            # An empty source: the destination's index is built here, over no rows.
+            await build_vector_index(
+                ctx.pool, ctx.settings, task.params["destination_collection_id"]
+            )
             return finished | {"categories_copied": categories}
         for child in children:
             await send(ctx.pool, child)
@@ -83,8 +93,13 @@ async def run_here(task_id: str) -> str:
     status = await run_reindex_task(task_id, keep)
     for child in queued:
         await run_reindex_task(child.task_id, keep)
+    ctx = await context()
+    # Once every range is copied, the parent waits for its index-building subtask.
+    parent_id = (await get_task(ctx.pool, task_id)).parent_task_id or task_id
+    index_task = await index_subtask(ctx.pool, parent_id)
+    if index_task is not None and index_task.status == "pending":
+        await run_reindex_task(index_task.task_id, keep)
     if queued:
-        ctx = await context()
         status = (await get_task(ctx.pool, task_id)).status
     return status
 

@@ -70,6 +70,12 @@ async def switch_blue(conn: asyncpg.Connection, collection_id: str) -> BlueChang
                     f"its reindex task {target.reindex_task_id} is {status}; a collection can"
                     " become blue once its reindex is done",
                 )
+        if target.index_state != "ready":
+            raise FailedPrecondition.field_error(
+                "collection_id",
+                f"its vector index is {target.index_state} (a bulk fill builds it once its rows"
+                " are in); a collection can become blue once its index is ready",
+            )
         return await _point_blue_at(conn, target.collection_id, blue)
 
 

@@ -43,13 +43,16 @@ async def create_green_collection(
     *,
     reindex_task_id: str | None,
     field: str = "destination_model_id",
+    vector_index: bool = True,
 ) -> Collection:
     """The model's new green collection, in the caller's transaction (which should hold
     ``lock_for_change`` when a reindex is to fill it, so writes start reaching it at once).
 
     Its HNSW index is built with the plugin's parameters (``index``); its vectors' dimensions,
     metric and aggregation are the model row's, which the plugin's models take from ``index``
-    when they enter the catalogue."""
+    when they enter the catalogue. ``vector_index`` False (a reindex's bulk fill) leaves the
+    HNSW index to be built once the rows are in: the collection is 'building' until then, and
+    cannot become blue."""
     collection_id = model.model_id
     row = await conn.fetchrow(
         "SELECT delete_time, table_name FROM collections WHERE collection_id = $1 FOR UPDATE",
@@ -70,18 +73,25 @@ async def create_green_collection(
             hnsw_m=index.hnsw_m,
             hnsw_ef_construction=index.hnsw_ef_construction,
             text_search_config=settings.text_search_config,
+            vector_index=vector_index,
         )
     else:
         await conn.execute(
             "UPDATE collections SET state = 'green', delete_time = NULL, create_time = now(),"
-            " update_time = now(), hnsw_m = $2, hnsw_ef_construction = $3"
+            " update_time = now(), hnsw_m = $2, hnsw_ef_construction = $3, index_state = $4"
             " WHERE collection_id = $1",
             collection_id,
             index.hnsw_m,
             index.hnsw_ef_construction,
+            "ready" if vector_index else "building",
         )
         await create_items_table(
-            conn, row["table_name"], model, index.hnsw_m, index.hnsw_ef_construction
+            conn,
+            row["table_name"],
+            model,
+            index.hnsw_m,
+            index.hnsw_ef_construction,
+            vector_index=vector_index,
         )
     await conn.execute(
         "UPDATE collections SET reindex_task_id = $2 WHERE collection_id = $1",
@@ -125,6 +135,13 @@ async def delete_collection(
             collection_id,
             collection.reindex_task_id,
             f"collection {collection_id!r} was deleted",
+        )
+        # A vector index build on the table would hold the DROP (and every write, behind the
+        # alias lock) until it ends: it is canceled; its subtask fails, its reindex is canceled.
+        await conn.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index"
+            " WHERE relid = to_regclass($1)",
+            items_table(collection),
         )
         await conn.execute(
             f"DROP TABLE IF EXISTS {items_table(collection)}, {postings_table(collection)},"

@@ -21,9 +21,11 @@ from es_core.config import Settings
 from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError, FailedPrecondition
+from es_core.ingest.bulk_import import begin_bulk_import
 from es_core.ingest.prepare import Preparer
 from es_core.loaders.aggregated import AggregatedLoader
 from es_core.loaders.model import ItemFailure, SourceSpec
+from es_core.storage.bulk_index import build_vector_index, mark_index_failed
 from es_core.tasks.model import Task
 from es_core.tasks.results import MAX_FAILED_ITEMS_LISTED
 from es_core.tasks.store import report_progress
@@ -43,6 +45,7 @@ class ImportState:
     read_count: int = 0  # items read so far, written or failed
     expected_count: int | None = None  # about how many the sources hold; None = unknown
     started: bool = False  # the expected count was asked for
+    bulk: bool = False  # rows first, the vector index at the end (es_core.ingest.bulk_import)
 
     @classmethod
     def of(cls, task: Task) -> ImportState:
@@ -99,10 +102,40 @@ class ImportJob:
         self, task: Task, sources: list[SourceSpec], page_size: int, max_failed: int
     ) -> dict[str, Any]:
         """Pages are read and encoded while the page before is written: the database's work
-        and the model's overlap, and pages are still written, and checkpointed, in order."""
+        and the model's overlap, and pages are still written, and checkpointed, in order.
+
+        A bulk import (``es_core.ingest.bulk_import``) builds the collection's vector index
+        when it ends, however it ends; should the build fail, the collection is 'failed'."""
         state = ImportState.of(task)
         if not state.started:
             state = replace(state, started=True, expected_count=await self._estimate(sources))
+        bulk = await begin_bulk_import(
+            self.pool, self.settings, self.collection, state.expected_count
+        )
+        state = replace(state, bulk=state.bulk or bulk)
+        try:
+            return await self._pages(task, state, sources, page_size, max_failed)
+        finally:
+            if bulk:
+                await self._build_index()
+
+    async def _build_index(self) -> None:
+        collection_id = self.collection.collection_id
+        try:
+            await build_vector_index(self.pool, self.settings, collection_id)
+        except BaseException:
+            async with self.pool.acquire() as conn:
+                await mark_index_failed(conn, collection_id)
+            raise
+
+    async def _pages(
+        self,
+        task: Task,
+        state: ImportState,
+        sources: list[SourceSpec],
+        page_size: int,
+        max_failed: int,
+    ) -> dict[str, Any]:
         writing: asyncio.Task[ImportState] | None = None
         try:
             async for page in self.loader.pages(sources, state.checkpoint, page_size):

@@ -1,5 +1,8 @@
 """A reindex subtask: copy one key range of the source, page by page, from its checkpoint.
 
+The next page is read and encoded while the one before is written (the model's work and the
+database's overlap); pages are still written, and checkpointed, in key order.
+
 After each page the subtask writes its checkpoint (the last object id done) and its counts
 into its task row, in the same transaction as the page itself. A worker killed mid-range
 leaves the row at the last committed page; whoever takes the task over after its lease runs
@@ -19,6 +22,7 @@ from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import EsError
 from es_core.reindex.pages import (
     PageOutcome,
+    SourceItem,
     build_destination_rows,
     next_page_ids,
     read_items,
@@ -68,6 +72,9 @@ class RangeState:
         return asdict(self)
 
 
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
 class _ParentEnded(Exception):
     """The parent was canceled or failed: this subtask cancels itself and stops."""
 
@@ -100,18 +107,27 @@ async def copy_range(
     async with pool.acquire() as conn:
         source = await get_collection(conn, params["source_collection_id"])
         destination = await get_collection(conn, params["destination_collection_id"])
+
+    async def prepare(object_ids: list[str]) -> tuple[list[SourceItem], Rows]:
+        items = await read_items(pool, source, object_ids)
+        if refetch is not None:
+            items = await refetch(items)
+        # Encoding is CPU-bound: keep the loop free for the lease heartbeat meanwhile.
+        return items, await asyncio.to_thread(build_destination_rows, items, destination, registry)
+
+    until = params["until"]
+    ahead: asyncio.Task[tuple[list[SourceItem], Rows]] | None = None
     try:
-        while True:
-            ids = await next_page_ids(pool, source, state.checkpoint, params["until"], batch_size)
-            if not ids:
-                return state.as_result()
+        ids = await next_page_ids(pool, source, state.checkpoint, until, batch_size)
+        if ids:
+            ahead = asyncio.create_task(prepare(ids))
+        while ahead is not None:
+            items, rows = await ahead
+            # The next page is read and encoded while this one is written.
+            next_ids = await next_page_ids(pool, source, ids[-1], until, batch_size)
+            ahead = asyncio.create_task(prepare(next_ids)) if next_ids else None
             pending = ids
-            while pending:
-                items = await read_items(pool, source, pending)
-                if refetch is not None:
-                    items = await refetch(items)
-                # Encoding is CPU-bound: keep the loop free for the lease heartbeat meanwhile.
-                rows = await asyncio.to_thread(build_destination_rows, items, destination, registry)
+            while True:
                 async with pool.acquire() as conn, conn.transaction():
                     if await task_status(conn, parent_task_id) not in ACTIVE_PARENT:
                         raise _ParentEnded
@@ -136,6 +152,11 @@ async def copy_range(
                 # waits for the parent's row (a cancel may hold it and wait for this one's).
                 async with pool.acquire() as conn:
                     await report_parent_progress(conn, parent_task_id)
+                if not pending:
+                    break
+                items, rows = await prepare(pending)  # changed meanwhile: read them again
+            ids = next_ids
+        return state.as_result()
     except _ParentEnded:
         # A restart of the parent restarts this subtask from its last checkpoint.
         with contextlib.suppress(EsError):
@@ -143,3 +164,8 @@ async def copy_range(
         return {"stopped": True}
     except _LeaseLost:
         return {"stopped": True}
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead

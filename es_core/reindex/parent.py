@@ -6,6 +6,11 @@ Its progress is the sum of theirs, written by each range with every page it copi
 settled (``settle_parent``) by ``es_core.tasks.workflow`` when a subtask ends and by every
 sweeper pass, so a subtask failed by the sweeper itself still fails its parent: done when
 they all are, failed as soon as one failed.
+
+The destination is filled without its HNSW index (``es_core.storage.bulk_index``): once every
+range is copied, the parent gets one more subtask, which builds the index, and is done only
+after it. A parent that fails leaves its destination 'failed' (never switched to); a restart
+makes it 'building' again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncpg
 from es_core.config import Settings
 from es_core.improvement.recompute import recompute_params
 from es_core.reindex.ranges import split_ranges
+from es_core.storage.bulk_index import mark_index_building, mark_index_failed
 from es_core.storage.catalog import get_collection, items_table
 from es_core.storage.item_rows import head_rows
 from es_core.tasks import lookups
@@ -46,6 +52,8 @@ async def plan_subtasks(
     failed or canceled ones restarted from their checkpoints."""
     existing = await subtasks(pool, parent.task_id)
     if existing:
+        async with pool.acquire() as conn:
+            await mark_index_building(conn, parent.params["destination_collection_id"])
         to_send = []
         for child in existing:
             if child.status in ("failed", "canceled"):
@@ -57,7 +65,9 @@ async def plan_subtasks(
     destination_id = parent.params["destination_collection_id"]
     async with pool.acquire() as conn, conn.transaction():
         source = await get_collection(conn, source_id)
-        ranges = await split_ranges(conn, source, settings.reindex_parallelism)
+        ranges = await split_ranges(
+            conn, source, settings.reindex_parallelism, settings.reindex_batch_size
+        )
         if not ranges:
             return [], {"copied": 0, "item_count": 0, "source_item_count": 0, "subtasks": 0}
         children = []
@@ -78,23 +88,69 @@ async def plan_subtasks(
     return children, None
 
 
+INDEX_PARAM = "build_index"
+
+
+def is_index_subtask(params: dict[str, Any]) -> bool:
+    """Whether a reindex subtask builds the destination's index (not a range copy)."""
+    return bool(params.get(INDEX_PARAM))
+
+
+async def index_subtask(
+    conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str
+) -> Task | None:
+    """The parent's index-building subtask, once created."""
+    for child in await lookups.children(conn, parent_task_id):
+        if is_index_subtask(child["params"]):
+            return await get_task(conn, str(child["task_id"]))
+    return None
+
+
 async def settle_parent(pool: asyncpg.Pool, parent_task_id: str) -> str:
-    """Bring the parent up to date with its subtasks; returns the parent's status."""
+    """Bring the parent up to date with its subtasks; returns the parent's status, or
+    "indexing" when it just created the subtask that builds the destination's index (the
+    caller sends it)."""
     async with pool.acquire() as conn, conn.transaction():
         parent = await lookups.lock(conn, parent_task_id)
         if parent is None:
             return "missing"
         if parent["status"] != "waiting":
             return str(parent["status"])  # not planned yet, or already ended
-        children = await lookups.children(conn, parent_task_id)
-        ended_badly = [c for c in children if c["status"] in ("failed", "canceled")]
+        everything = await lookups.children(conn, parent_task_id)
+        children = [c for c in everything if not is_index_subtask(c["params"])]
+        indexing = [c for c in everything if is_index_subtask(c["params"])]
+        ended_badly = [c for c in everything if c["status"] in ("failed", "canceled")]
+        destination_id = parent["params"]["destination_collection_id"]
         if ended_badly:
             first = ended_badly[0]
             error = f"subtask {first['task_id']} {first['status']}: {first['error']}".rstrip(": ")
             await _finish(conn, parent_task_id, "failed", error, None)
+            await mark_index_failed(conn, destination_id)
             return "failed"
         if all(c["status"] == "done" for c in children):
-            destination = await get_collection(conn, parent["params"]["destination_collection_id"])
+            destination = await get_collection(conn, destination_id)
+            if destination.index_state != "ready" and not indexing:
+                await create_task(
+                    conn,
+                    "reindex",
+                    {
+                        INDEX_PARAM: True,
+                        "source_collection_id": parent["params"]["resolved_source_collection_id"],
+                        "destination_collection_id": destination_id,
+                        "expected_count": 0,
+                    },
+                    idempotency_key=f"{parent_task_id}/index",
+                    parent_task_id=parent_task_id,
+                )
+                await lookups.set_waiting_progress(
+                    conn, parent_task_id, 0.99, "all ranges copied; building the vector index"
+                )
+                return "indexing"
+            if indexing and indexing[0]["status"] != "done":
+                await lookups.set_waiting_progress(
+                    conn, parent_task_id, 0.99, "all ranges copied; building the vector index"
+                )
+                return "waiting"
             source = await get_collection(conn, parent["params"]["resolved_source_collection_id"])
             ranges = [parse_result(ReindexResult, c["result"]) for c in children]
             result: dict[str, Any] = {

@@ -26,16 +26,18 @@ class KeyRange:
 
 
 async def split_ranges(
-    conn: asyncpg.Connection, collection: Collection, parts: int
+    conn: asyncpg.Connection, collection: Collection, parts: int, min_size: int = 1
 ) -> list[KeyRange]:
-    """At most ``parts`` ranges covering every original item; none for an empty collection.
+    """At most ``parts`` ranges covering every original item, and no more than there are
+    pages of ``min_size`` items (a range of less than a page gains nothing from a subtask of
+    its own, which costs a task's round trip); none for an empty collection.
 
     The last range is open at the top, and the first at the bottom: items written after the
     split still fall in some range (they reach the destination by the write itself anyway)."""
     total = await count_originals(conn, collection)
     if total == 0:
         return []
-    size = math.ceil(total / min(parts, total))
+    size = math.ceil(total / min(parts, math.ceil(total / max(1, min_size))))
     ranks = list(range(size, total, size))
     bounds: list[str] = [
         r["object_id"]

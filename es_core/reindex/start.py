@@ -129,8 +129,9 @@ async def create_reindex(
                 " some source items have parts with a vector but no text, which no model can"
                 " re-encode",
             )
+        # Filled in bulk: rows first, the HNSW index once at the end (es_core.reindex.parent).
         destination = await create_green_collection(
-            conn, model, settings, index, reindex_task_id=task.task_id
+            conn, model, settings, index, reindex_task_id=task.task_id, vector_index=False
         )
         await inherit_ranking(conn, source, destination.collection_id)
         task = await merge_task_params(

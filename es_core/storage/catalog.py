@@ -42,7 +42,7 @@ def versions_table(collection: Collection) -> str:
 COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
        c.create_time AS c_create_time, c.reindex_task_id, c.text_search_config,
-       c.signal_fields, c.ranking_version, c.kind, r.spec AS ranking_spec, m.*
+       c.signal_fields, c.ranking_version, c.kind, c.index_state, r.spec AS ranking_spec, m.*
 FROM collections c JOIN models m USING (model_id)
 LEFT JOIN ranking_specs r
   ON r.collection_id = c.collection_id AND r.version = c.ranking_version
@@ -79,6 +79,7 @@ def collection_from_row(row: asyncpg.Record) -> Collection:
         ranking_version=row["ranking_version"],
         signal_fields=tuple(row["signal_fields"]),
         kind=row["kind"],
+        index_state=row["index_state"],
     )
 
 
@@ -172,13 +173,16 @@ async def create_collection(
     hnsw_ef_construction: int,
     text_search_config: str = "english",
     kind: CollectionKind = "items",
+    vector_index: bool = True,
 ) -> Collection:
-    """Register the collection and create its table and indexes, in the caller's transaction."""
+    """Register the collection and create its table and indexes, in the caller's transaction;
+    ``vector_index`` False leaves the HNSW index for a bulk fill to build once its rows are in
+    (``es_core.storage.bulk_index``): the collection is then ``index_state`` 'building'."""
     table_name = table_name_for(collection_id)
     await conn.execute(
         "INSERT INTO collections (collection_id, model_id, table_name, state, hnsw_m,"
-        " hnsw_ef_construction, text_search_config, kind)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " hnsw_ef_construction, text_search_config, kind, index_state)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         collection_id,
         model.model_id,
         table_name,
@@ -187,15 +191,25 @@ async def create_collection(
         hnsw_ef_construction,
         text_search_config,
         kind,
+        "ready" if vector_index else "building",
     )
-    await create_items_table(conn, table_name, model, hnsw_m, hnsw_ef_construction)
+    await create_items_table(
+        conn, table_name, model, hnsw_m, hnsw_ef_construction, vector_index=vector_index
+    )
     return await get_collection(conn, collection_id, kind=kind)
 
 
 async def create_items_table(
-    conn: asyncpg.Connection, table_name: str, model: Model, hnsw_m: int, hnsw_ef_construction: int
+    conn: asyncpg.Connection,
+    table_name: str,
+    model: Model,
+    hnsw_m: int,
+    hnsw_ef_construction: int,
+    *,
+    vector_index: bool = True,
 ) -> None:
-    """The table of one collection with its unique and HNSW indexes, in the caller's transaction."""
+    """The table of one collection with its unique and HNSW indexes, in the caller's
+    transaction (the HNSW one only when ``vector_index``)."""
     table = quote_ident(table_name)
     # One row per part; the is_average row doubles as the item's head row (one per item).
     await conn.execute(
@@ -220,11 +234,8 @@ async def create_items_table(
         f"CREATE UNIQUE INDEX ON {table} (object_id, coalesce(user_id, ''), is_average, part_id)"
     )
     await conn.execute(f"CREATE INDEX ON {table} (user_id, object_id) WHERE user_id IS NOT NULL")
-    await conn.execute(
-        f"CREATE INDEX ON {table} USING hnsw (vector {HNSW_OPCLASSES[model.metric]})"
-        f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
-        " WHERE user_id IS NULL AND NOT is_average"
-    )
+    if vector_index:
+        await conn.execute(vector_index_sql(table_name, model, hnsw_m, hnsw_ef_construction))
     # Term filters test containment of the heads' payloads (es_core/filters/compiler.py). No
     # pending list: rows written wait in it until vacuum, and every search would read it whole.
     await conn.execute(
@@ -234,6 +245,30 @@ async def create_items_table(
     )
     await conn.execute("SELECT es_lexical_create($1)", table_name)
     await conn.execute("SELECT es_versions_create($1)", table_name)
+
+
+def vector_index_name(table_name: str) -> str:
+    """The name of a collection table's HNSW index (PostgreSQL's own choice for it, which the
+    tables created before bulk fills already carry)."""
+    return table_name + "_vector_idx"
+
+
+def vector_index_sql(
+    table_name: str,
+    model: Model,
+    hnsw_m: int,
+    hnsw_ef_construction: int,
+    *,
+    concurrently: bool = False,
+) -> str:
+    """CREATE INDEX of the HNSW index over the original parts (what searches rank)."""
+    how = "CONCURRENTLY IF NOT EXISTS" if concurrently else "IF NOT EXISTS"
+    return (
+        f"CREATE INDEX {how} {quote_ident(vector_index_name(table_name))}"
+        f" ON {quote_ident(table_name)} USING hnsw (vector {HNSW_OPCLASSES[model.metric]})"
+        f" WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)})"
+        " WHERE user_id IS NULL AND NOT is_average"
+    )
 
 
 async def set_blue_collection(conn: asyncpg.Connection, collection_id: str) -> None:

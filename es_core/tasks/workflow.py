@@ -14,7 +14,7 @@ import asyncpg
 
 from es_core.config import Settings
 from es_core.plugins.protocol import SearchIndexInfo
-from es_core.reindex.parent import settle_parent, waiting_parents
+from es_core.reindex.parent import index_subtask, settle_parent, waiting_parents
 from es_core.serving.deploy_as_blue import advance, waiting_chains
 from es_core.tasks.model import Task
 from es_core.tasks.results import ReindexResult, parse_result
@@ -70,8 +70,13 @@ async def move_chains(pool: asyncpg.Pool, settings: Settings, index: SearchIndex
 
 
 async def _settle(pool: asyncpg.Pool, parent_id: str) -> tuple[bool, list[Task]]:
-    """The parent brought up to date: whether that ended it, and its user-copies follow-up."""
-    if await settle_parent(pool, parent_id) not in ("done", "failed"):
+    """The parent brought up to date: whether that ended it, and what it started (its
+    index-building subtask, or its user-copies follow-up)."""
+    status = await settle_parent(pool, parent_id)
+    if status == "indexing":
+        index_task = await index_subtask(pool, parent_id)
+        return False, [] if index_task is None else [index_task]
+    if status not in ("done", "failed"):
         return False, []
     parent = await get_task(pool, parent_id)
     follow_up = parse_result(ReindexResult, parent.result).user_copies_task_id

@@ -20,9 +20,10 @@ from es_core.errors import EsError
 from es_core.item_input import ItemInput
 from es_core.plugins.protocol import SearchIndexInfo
 from es_core.reindex.copy_range import copy_range
-from es_core.reindex.parent import plan_subtasks, settle_parent
+from es_core.reindex.parent import index_subtask, plan_subtasks, settle_parent
 from es_core.reindex.refetch import Refetch
 from es_core.storage import catalog
+from es_core.storage.bulk_index import build_vector_index
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
 from es_core.tasks import store
@@ -182,6 +183,9 @@ async def plan_reindex(world: World, parent_id: str) -> list[Task]:
     parent = await claim(world.pool, parent_id, "parent-worker")
     children, finished = await plan_subtasks(world.pool, world.settings, parent)
     if finished is not None:
+        await build_vector_index(
+            world.pool, world.settings, parent.params["destination_collection_id"]
+        )
         await store.finish_task(world.pool, parent_id, "parent-worker", "done", result=finished)
     else:
         await store.start_waiting(world.pool, parent_id, "parent-worker", {}, "waiting")
@@ -199,8 +203,27 @@ async def run_subtask(
     part of ``es_core.tasks.workflow.after_run`` that concerns it; its chains are moved on by
     each test, step by step)."""
     result = await copy_subtask(world, task_id, owner, registry, refetch)
-    await settle_parent(world.pool, str((await store.get_task(world.pool, task_id)).parent_task_id))
+    await settle(world, str((await store.get_task(world.pool, task_id)).parent_task_id))
     return result
+
+
+async def settle(world: World, parent_id: str) -> str:
+    """``settle_parent`` as the workflow runs it: once the ranges are copied, the subtask it
+    then starts builds the destination's vector index (run here, as its worker would), and
+    the parent is settled again."""
+    status = await settle_parent(world.pool, parent_id)
+    if status == "indexing":
+        index_task = await index_subtask(world.pool, parent_id)
+        assert index_task is not None
+        await claim(world.pool, index_task.task_id, "index-worker")
+        result = await build_vector_index(
+            world.pool, world.settings, index_task.params["destination_collection_id"]
+        )
+        await store.finish_task(
+            world.pool, index_task.task_id, "index-worker", "done", result=result
+        )
+        status = await settle_parent(world.pool, parent_id)
+    return status
 
 
 async def copy_subtask(

@@ -21,6 +21,7 @@ from es_core.reindex.parent import plan_subtasks
 from es_core.reindex.start import create_reindex
 from es_core.serving.deploy import start_undeploy
 from es_core.storage import catalog
+from es_core.storage.bulk_index import build_vector_index
 from es_core.tasks import store
 from es_core.upsertion import run_deletion, run_upsertion
 from tests.integration.blue_green import World, fresh_world, keep_going, text_items
@@ -49,6 +50,8 @@ async def _reindexed_green(world: World, status: str = "done") -> Collection:
         await conn.execute(
             "UPDATE tasks SET status = $2 WHERE task_id = $1", started.task.task_id, status
         )
+    if status == "done":  # a reindex is done once its collection's vector index is built
+        await build_vector_index(world.pool, world.settings, started.destination_collection_id)
     return await world.collection(started.destination_collection_id)
 
 

@@ -161,6 +161,20 @@ async def test_an_empty_source_finishes_at_once(world: World) -> None:
     assert parent.status == "done" and parent.result["item_count"] == 0
 
 
+async def test_a_source_of_few_pages_gets_no_more_ranges_than_pages(world: World) -> None:
+    # Pages of 5 items, 3 ranges at most: 6 items make 2 ranges, 4 items one.
+    await run_upsertion(
+        world.pool, world.blue, text_items(6), world.registry, world.settings, keep_going
+    )
+    started, _ = await _start(world)
+    children = await plan_reindex(world, started.task.task_id)
+    assert [c.params["expected_count"] for c in children] == [3, 3]
+    await run_deletion(world.pool, world.blue, ["doc-0000", "doc-0001"])
+    started, _ = await _start(world)
+    children = await plan_reindex(world, started.task.task_id)
+    assert [c.params["expected_count"] for c in children] == [4]
+
+
 async def test_start_reindex_is_idempotent_and_checks_its_request(world: World) -> None:
     model = await world.add_model()
     undeployed = await world.add_model(replace(hash_model(), deployed=False))

@@ -30,10 +30,12 @@ from es_core.improvement.recompute import (
 from es_core.improvement.run import improve_queued
 from es_core.reindex.start import create_reindex
 from es_core.storage import catalog
+from es_core.storage.bulk_index import build_vector_index
 from es_core.tasks import store, workflow
 from es_core.upsertion import run_upsertion
 from tests.integration.blue_green import (
     World,
+    claim,
     copy_subtask,
     fresh_world,
     hash_model,
@@ -259,11 +261,19 @@ async def test_the_workflow_gives_the_follow_up_to_the_worker_that_ended_the_rei
         sent.append(
             await workflow.after_run(world.pool, world.settings, world.index, child.task_id)
         )
+    # The range that ends the copy gets the subtask that builds the destination's index.
+    assert sent[:-1] == [[]] * (len(children) - 1)
+    [index_task] = sent[-1]
+    assert index_task.params["build_index"] is True and index_task.status == "pending"
+    assert (await store.get_task(world.pool, started.task.task_id)).status == "waiting"
+    await claim(world.pool, index_task.task_id, "index-worker")
+    result = await build_vector_index(world.pool, world.settings, started.destination_collection_id)
+    await store.finish_task(world.pool, index_task.task_id, "index-worker", "done", result=result)
+    followed = await workflow.after_run(world.pool, world.settings, world.index, index_task.task_id)
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "done"
-    assert sent[:-1] == [[]] * (len(children) - 1)
-    assert [t.task_id for t in sent[-1]] == [parent.result["user_copies_task_id"]]
-    assert sent[-1][0].kind == "improvement" and sent[-1][0].status == "pending"
+    assert [t.task_id for t in followed] == [parent.result["user_copies_task_id"]]
+    assert followed[0].kind == "improvement" and followed[0].status == "pending"
     # Asked again (the sweeper), the ended parent gives nothing more.
     assert await workflow.sweep(world.pool, world.settings, world.index) == []
 
