@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from es_server.dependency_health import LIVENESS
 from es_workers.app import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,8 +152,10 @@ def test_k8s_has_the_topology(objects: list[dict[str, Any]]) -> None:
 
 def test_server_probes_are_native_grpc(objects: list[dict[str, Any]]) -> None:
     [server] = checks.containers(_named(objects, "Deployment", "server"))
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert server[probe]["grpc"] == {"port": 50051}
+    # Liveness asks for the service that needs nothing: an outage of PostgreSQL restarts no pod.
+    assert server["livenessProbe"]["grpc"] == {"port": 50051, "service": LIVENESS}
 
 
 def test_secret_is_a_template_of_placeholders(objects: list[dict[str, Any]]) -> None:
