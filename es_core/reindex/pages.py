@@ -31,6 +31,7 @@ from es_core.domain import Collection
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import FailedPrecondition
 from es_core.storage.catalog import items_table
+from es_core.storage.content_hashes import HASH_COLUMN, content_hash
 from es_core.storage.item_rows import (
     AVERAGE_PART_ID,
     NO_PAYLOAD,
@@ -42,7 +43,8 @@ from es_core.storage.item_rows import (
     refresh_lexical,
 )
 
-COPY_COLUMNS = [*ROW_COLUMNS, "update_time", "version", SOURCE_COLUMN]
+# Parts encoded here keep their text's hash, so a later upsert of the same text reuses them.
+COPY_COLUMNS = [*ROW_COLUMNS, "update_time", "version", SOURCE_COLUMN, HASH_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,11 @@ def build_destination_rows(
         vectors = []
         item_rows: list[tuple[Any, ...]] = []
         for part in item.parts:
+            digest = None
             if part.text is not None:
                 vector = np.asarray(encoded[next_encoded], dtype=np.float32)
                 next_encoded += 1
+                digest = content_hash(part.text)
             elif len(part.vector) == model.dimensions:
                 vector = part.vector
             else:
@@ -173,6 +177,7 @@ def build_destination_rows(
                     item.update_time,
                     item.version,
                     None,
+                    digest,
                 )
             )
         if not vectors:
@@ -190,6 +195,7 @@ def build_destination_rows(
                 item.update_time,
                 item.version,
                 item.source,
+                None,
             )
         )
         rows[item.object_id] = item_rows

@@ -5,6 +5,7 @@ a page re-checks the source, so nothing is lost, doubled, resurrected or stale."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -275,6 +276,17 @@ async def test_vector_only_parts_are_copied_when_dimensions_match(world: World) 
     source, copied = await world.originals(world.blue), await world.originals(destination)
     _assert_mirrors(world, source, copied, destination)
     assert copied["vec-1"]["parts"]["v"][0] is None
+    # Parts the new model encoded keep their text's hash (a later upsert of the same text
+    # reuses them); a part copied with the user's vector has none, and neither do heads.
+    hashes = await world.pool.fetch(
+        f"SELECT object_id, text, is_average, content_hash FROM {catalog.items_table(destination)}"
+    )
+    for row in hashes:
+        if row["is_average"] or row["object_id"] == "vec-1":
+            assert row["content_hash"] is None
+        else:
+            assert row["content_hash"] == hashlib.sha256(row["text"].encode()).digest()
+    assert any(row["content_hash"] for row in hashes)
 
 
 async def test_vector_only_parts_refuse_a_model_of_other_dimensions(world: World) -> None:
