@@ -21,9 +21,22 @@ CollectionKind = Literal["items", "categories"]
 CollectionState = Literal["green", "blue", "retired"]
 """green: being built or waiting; blue: the one searches use; retired: kept for a rollback."""
 
+FilterableType = Literal["keyword", "number"]
+"""keyword: a field filtered by its string values; number: by its numeric values."""
+
 Progress = Callable[[float, str], Awaitable[bool]]
 """Reports a long job's progress (fraction done from 0 to 1, what it is doing); returns False once
 its task was canceled or taken over by another worker, and the job then stops."""
+
+
+@dataclass(frozen=True)
+class FilterableField:
+    """A payload field a collection declares as filterable: its heads have an index on the
+    field's values of that type, which filters on the field use (es_core/collections/filterable.py).
+    """
+
+    field: str
+    type: FilterableType
 
 
 @dataclass(frozen=True)
@@ -64,3 +77,5 @@ class Collection:
     signal_fields: tuple[dict[str, str], ...] = field(default=(), hash=False)
     # What the collection holds: items, or the categories of its model (es_core/categories).
     kind: CollectionKind = "items"
+    # Payload fields declared filterable, each with a btree expression index on the heads.
+    filterable_fields: tuple[FilterableField, ...] = ()

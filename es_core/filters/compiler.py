@@ -9,8 +9,11 @@ are Python values: the connection needs the JSON codec the project's pool instal
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 
+from es_core.domain import FilterableField
+from es_core.filters.declared import field_expression
 from es_core.filters.model import (
     Bool,
     Exists,
@@ -44,30 +47,75 @@ class SqlParams:
 
 
 def compile_filter(
-    f: Filter | None, params: SqlParams, document: str = "payload", *, field: str = "filter"
+    f: Filter | None,
+    params: SqlParams,
+    document: str = "payload",
+    *,
+    field: str = "filter",
+    declared: Iterable[FilterableField] = (),
 ) -> str:
     """A never-NULL SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields
     the jsonb document, e.g. ``"p.payload"``); ``"true"`` when there is no filter.
+
+    ``declared``: the collection's filterable fields (es_core/collections/filterable.py). A
+    top-level range or term on one of them also gets a clause over its indexed expression,
+    implied by the exact test and ANDed with it, so the result is the same with or without.
 
     Raises InvalidArgument, with field paths under ``field``, if ``f`` is not a valid filter.
     """
     if f is None:
         return "true"
     validate_filter(f, field)
-    return _compile(f, params, document, 0)
+    return _Compiler(params, {d.field: d for d in declared}).compile(f, document, 0)
 
 
-def _compile(f: Filter, params: SqlParams, doc: str, level: int) -> str:
-    if isinstance(f, Bool):
-        return _bool(f, params, doc, level)
-    if isinstance(f, Nested):
-        return _nested(f, params, doc, level)
-    if isinstance(f, Term):
-        return _term(f, params, doc, top_level=level == 0)
-    if isinstance(f, Terms):
-        return _terms(f, params, doc)
-    if isinstance(f, Range):
-        return _range(f, params, doc)
+class _Compiler:
+    def __init__(self, params: SqlParams, declared: dict[str, FilterableField]) -> None:
+        self.params = params
+        self.declared = declared
+
+    def compile(self, f: Filter, doc: str, level: int) -> str:
+        params = self.params
+        if isinstance(f, Bool):
+            return _bool(f, self, doc, level)
+        if isinstance(f, Nested):
+            return _nested(f, self, doc, level)
+        if isinstance(f, Term):
+            exact = _term(f, params, doc, top_level=level == 0)
+            return self._with_index(f, exact, doc, level)
+        if isinstance(f, Terms):
+            return _terms(f, params, doc)
+        if isinstance(f, Range):
+            return self._with_index(f, _range(f, params, doc), doc, level)
+        return _leaf(f, params, doc)
+
+    def _with_index(self, f: Term | Range, exact: str, doc: str, level: int) -> str:
+        """``exact`` ANDed with a clause over the declared field's index, when there is one
+        for this clause (the field's own document, a value of the declared type)."""
+        declared = self.declared.get(f.field)
+        if declared is None or level > 0:
+            return exact
+        indexed = field_expression(doc, declared)
+        if isinstance(f, Range):
+            bounds = [(op, getattr(f, name)) for name, op in _OPERATORS.items()]
+            given = [(op, b) for op, b in bounds if b is not None]
+            strings = isinstance(given[0][1], str)
+            if strings != (declared.type == "keyword"):
+                return exact
+            cast = "text" if strings else "numeric"
+            values = [(op, b if isinstance(b, str) else _decimal(b)) for op, b in given]
+            tests = [f"{indexed} {op} {self.params.add(v)}::{cast}" for op, v in values]
+            return f"(({' AND '.join(tests)}) AND {exact})"
+        if declared.type != "keyword" or not isinstance(f.value, str):
+            return exact
+        # The field is the string, or an array holding it (which the index does not answer,
+        # the payload's GIN index does).
+        listed = _nest(f.field.split("."), [f.value])
+        equal = f"{indexed} = {self.params.add(f.value)}::text"
+        return f"(({equal} OR {doc} @> {self.params.add(listed)}::jsonb) AND {exact})"
+
+
+def _leaf(f: Exists | Match | Wildcard, params: SqlParams, doc: str) -> str:
     if isinstance(f, Exists):
         return _exists(f, params, doc)
     if isinstance(f, Match):
@@ -184,12 +232,12 @@ def _wildcard(f: Wildcard, params: SqlParams, doc: str) -> str:
     return _when_type(value, "string", test)
 
 
-def _bool(f: Bool, params: SqlParams, doc: str, level: int) -> str:
-    parts = [_compile(c, params, doc, level) for c in f.must]
-    parts += [f"NOT {_compile(c, params, doc, level)}" for c in f.must_not]
+def _bool(f: Bool, compiler: _Compiler, doc: str, level: int) -> str:
+    parts = [compiler.compile(c, doc, level) for c in f.must]
+    parts += [f"NOT {compiler.compile(c, doc, level)}" for c in f.must_not]
     wanted = f.minimum_should_match or (1 if f.should and not f.must else 0)
     # An unused should list adds no parameters: PostgreSQL rejects a parameter it never sees.
-    should = [_compile(c, params, doc, level) for c in f.should] if wanted else []
+    should = [compiler.compile(c, doc, level) for c in f.should] if wanted else []
     if wanted == 1:
         parts.append("(" + " OR ".join(should) + ")")
     elif wanted == len(should):
@@ -199,10 +247,10 @@ def _bool(f: Bool, params: SqlParams, doc: str, level: int) -> str:
     return "(" + " AND ".join(parts) + ")" if parts else "true"
 
 
-def _nested(f: Nested, params: SqlParams, doc: str, level: int) -> str:
+def _nested(f: Nested, compiler: _Compiler, doc: str, level: int) -> str:
     alias = f"_nested{level + 1}"
-    array = _value(f.path, params, doc)
-    inner = _compile(f.filter, params, f"{alias}.elem", level + 1)
+    array = _value(f.path, compiler.params, doc)
+    inner = compiler.compile(f.filter, f"{alias}.elem", level + 1)
     return (
         f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
         f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "
