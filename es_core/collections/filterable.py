@@ -22,7 +22,6 @@ from collections.abc import Sequence
 import asyncpg
 
 from es_core.collections.listing import CollectionInfo, describe
-from es_core.context import Context
 from es_core.domain import Collection, FilterableField
 from es_core.errors import Aborted, InvalidArgument, NotFound
 from es_core.filters.declared import field_expression
@@ -109,14 +108,14 @@ def _lock_key(collection: Collection) -> str:
 
 
 async def set_filterable_fields(
-    ctx: Context, collection_id: str, fields: Sequence[FilterableField]
+    pool: asyncpg.Pool, collection_id: str, fields: Sequence[FilterableField]
 ) -> CollectionInfo:
     """Replace the collection's (the blue one's when ``collection_id`` is empty) declared
     filterable fields: build the indexes of new ones, record the set, drop the indexes of
     fields no longer declared. Another declaration running on the same collection: Aborted."""
     check_filterable_fields(fields)
     wanted = list(fields)
-    async with ctx.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         collection = await resolve_collection(conn, collection_id)
         key = _lock_key(collection)
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
@@ -125,7 +124,7 @@ async def set_filterable_fields(
                 f" {collection.collection_id!r}; send the request again once it is done"
             )
         try:
-            await _build(ctx.pool, conn, collection, wanted)
+            await _build(pool, conn, collection, wanted)
             updated = await conn.fetchval(
                 "UPDATE collections SET filterable_fields = $2, update_time = now()"
                 " WHERE collection_id = $1 AND delete_time IS NULL RETURNING true",

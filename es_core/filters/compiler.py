@@ -1,8 +1,10 @@
 """Compiles a filter to one SQL boolean expression over a jsonb document.
 
 Every user value (field names, values, patterns, queries) travels as a bind parameter; the SQL
-text holds only fixed fragments and parameter numbers. Each leaf is wrapped so that it is true
-or false, never NULL, which keeps NOT and the should-count exact. Parameters carrying ``jsonb``
+text holds only fixed fragments and parameter numbers (and the paths of a collection's declared
+filterable fields, as constants: es_core/filters/declared.py). Each leaf is wrapped so that it is
+true or false, never NULL, which keeps NOT and the should-count exact (compile_filter says where
+a clause on a declared field may be NULL). Parameters carrying ``jsonb``
 are Python values: the connection needs the JSON codec the project's pool installs.
 """
 
@@ -54,19 +56,23 @@ def compile_filter(
     field: str = "filter",
     declared: Iterable[FilterableField] = (),
 ) -> str:
-    """A never-NULL SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields
-    the jsonb document, e.g. ``"p.payload"``); ``"true"`` when there is no filter.
+    """An SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields the jsonb
+    document, e.g. ``"p.payload"``), for a WHERE clause; ``"true"`` when there is no filter.
 
     ``declared``: the collection's filterable fields (es_core/collections/filterable.py). A
-    top-level range or term on one of them also gets a clause over its indexed expression,
-    implied by the exact test and ANDed with it, so the result is the same with or without.
+    range (bounds of the field's type) or a term (a string, on a keyword field) on one of them
+    that decides the filter positively (not under must_not, nor counted by minimum_should_match)
+    compiles to a test of its indexed expression instead: the same rows, but the planner can
+    read the index and estimate from its statistics. Such a test is NULL rather than false
+    where it fails, which in a WHERE selects the same rows; every other clause is never NULL,
+    which keeps NOT and the should-count exact.
 
     Raises InvalidArgument, with field paths under ``field``, if ``f`` is not a valid filter.
     """
     if f is None:
         return "true"
     validate_filter(f, field)
-    return _Compiler(params, {d.field: d for d in declared}).compile(f, document, 0)
+    return _Compiler(params, {d.field: d for d in declared}).compile(f, document, 0, True)
 
 
 class _Compiler:
@@ -74,45 +80,51 @@ class _Compiler:
         self.params = params
         self.declared = declared
 
-    def compile(self, f: Filter, doc: str, level: int) -> str:
+    def compile(self, f: Filter, doc: str, level: int, positive: bool) -> str:
+        """``positive``: the clause's value reaches the WHERE through AND and OR alone."""
         params = self.params
         if isinstance(f, Bool):
-            return _bool(f, self, doc, level)
+            return _bool(f, self, doc, level, positive)
         if isinstance(f, Nested):
             return _nested(f, self, doc, level)
+        if isinstance(f, (Term, Range)) and positive and level == 0:
+            indexed = self._indexed(f, doc)
+            if indexed is not None:
+                return indexed
         if isinstance(f, Term):
-            exact = _term(f, params, doc, top_level=level == 0)
-            return self._with_index(f, exact, doc, level)
+            return _term(f, params, doc, top_level=level == 0)
         if isinstance(f, Terms):
             return _terms(f, params, doc)
         if isinstance(f, Range):
-            return self._with_index(f, _range(f, params, doc), doc, level)
+            return _range(f, params, doc)
         return _leaf(f, params, doc)
 
-    def _with_index(self, f: Term | Range, exact: str, doc: str, level: int) -> str:
-        """``exact`` ANDed with a clause over the declared field's index, when there is one
-        for this clause (the field's own document, a value of the declared type)."""
+    def _indexed(self, f: Term | Range, doc: str) -> str | None:
+        """The test of ``f`` over its declared field's indexed expression; None when the field
+        is not declared, or the clause compares values of another type."""
         declared = self.declared.get(f.field)
-        if declared is None or level > 0:
-            return exact
+        if declared is None:
+            return None
         indexed = field_expression(doc, declared)
         if isinstance(f, Range):
             bounds = [(op, getattr(f, name)) for name, op in _OPERATORS.items()]
             given = [(op, b) for op, b in bounds if b is not None]
             strings = isinstance(given[0][1], str)
             if strings != (declared.type == "keyword"):
-                return exact
+                return None
+            # The expression is NULL unless the field holds a value of the bounds' type: what
+            # the exact range tests first (an array never matches a range).
             cast = "text" if strings else "numeric"
             values = [(op, b if isinstance(b, str) else _decimal(b)) for op, b in given]
             tests = [f"{indexed} {op} {self.params.add(v)}::{cast}" for op, v in values]
-            return f"(({' AND '.join(tests)}) AND {exact})"
+            return f"({' AND '.join(tests)})"
         if declared.type != "keyword" or not isinstance(f.value, str):
-            return exact
-        # The field is the string, or an array holding it (which the index does not answer,
-        # the payload's GIN index does).
+            return None
+        # As the term's containment test: the field is the string (the index answers), or an
+        # array holding it (the payload's GIN index answers).
         listed = _nest(f.field.split("."), [f.value])
         equal = f"{indexed} = {self.params.add(f.value)}::text"
-        return f"(({equal} OR {doc} @> {self.params.add(listed)}::jsonb) AND {exact})"
+        return f"({equal} OR {doc} @> {self.params.add(listed)}::jsonb)"
 
 
 def _leaf(f: Exists | Match | Wildcard, params: SqlParams, doc: str) -> str:
@@ -232,12 +244,18 @@ def _wildcard(f: Wildcard, params: SqlParams, doc: str) -> str:
     return _when_type(value, "string", test)
 
 
-def _bool(f: Bool, compiler: _Compiler, doc: str, level: int) -> str:
-    parts = [compiler.compile(c, doc, level) for c in f.must]
-    parts += [f"NOT {compiler.compile(c, doc, level)}" for c in f.must_not]
+def _bool(f: Bool, compiler: _Compiler, doc: str, level: int, positive: bool) -> str:
+    parts = [compiler.compile(c, doc, level, positive) for c in f.must]
+    parts += [f"NOT {compiler.compile(c, doc, level, False)}" for c in f.must_not]
     wanted = f.minimum_should_match or (1 if f.should and not f.must else 0)
+    # Should clauses ORed (one wanted) or ANDed (all wanted) stay positive; counted ones not.
+    counted = wanted not in (1, len(f.should))
     # An unused should list adds no parameters: PostgreSQL rejects a parameter it never sees.
-    should = [compiler.compile(c, doc, level) for c in f.should] if wanted else []
+    should = (
+        [compiler.compile(c, doc, level, positive and not counted) for c in f.should]
+        if wanted
+        else []
+    )
     if wanted == 1:
         parts.append("(" + " OR ".join(should) + ")")
     elif wanted == len(should):
@@ -250,7 +268,7 @@ def _bool(f: Bool, compiler: _Compiler, doc: str, level: int) -> str:
 def _nested(f: Nested, compiler: _Compiler, doc: str, level: int) -> str:
     alias = f"_nested{level + 1}"
     array = _value(f.path, compiler.params, doc)
-    inner = compiler.compile(f.filter, f"{alias}.elem", level + 1)
+    inner = compiler.compile(f.filter, f"{alias}.elem", level + 1, False)
     return (
         f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
         f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "

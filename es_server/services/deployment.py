@@ -117,7 +117,7 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> deployment_pb2.SetFilterableFieldsResponse:
         info = await set_filterable_fields(
-            self.state.context,
+            self.state.context.pool,
             request.collection_id,
             filterable_fields_from_proto(list(request.fields)),
         )
