@@ -61,7 +61,7 @@ def _payload(i: int) -> dict[str, Any]:
 
 
 class Data:
-    def __init__(self, collection: Collection, vectors: np.ndarray) -> None:
+    def __init__(self, collection: Collection, vectors: np.ndarray[Any, Any]) -> None:
         self.collection = collection
         self.vectors = vectors.astype(np.float64)
         self.payloads = [_payload(i) for i in range(ITEMS)]
