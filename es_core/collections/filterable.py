@@ -140,7 +140,10 @@ async def set_filterable_fields(
             collection = await get_collection(conn, collection.collection_id)
             return await describe(conn, collection)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+            try:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # a connection cut mid-call: the pool's reset or its end releases the lock
 
 
 async def _build(
@@ -161,11 +164,18 @@ async def _build(
         try:
             await conn.execute(_create_sql(collection, f, concurrently=True))
         except asyncpg.PostgresError as exc:
-            await _drop(conn, name)
+            left = ""
+            try:
+                await _drop(conn, name)
+            except asyncpg.PostgresError as drop_exc:
+                left = (
+                    f"; its invalid index {name} could not be dropped ({drop_exc}), the next"
+                    " SetFilterableFields on this collection drops it"
+                )
             raise Aborted.field_error(
                 f"fields[{i}].field",
                 f"building its index failed ({exc.__class__.__name__}: {exc}); no declaration"
-                " changed, send the request again",
+                f" changed, send the request again{left}",
             ) from None
         except BaseException:
             # Cancelled (the call's deadline): the index the build created is invalid.

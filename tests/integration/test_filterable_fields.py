@@ -364,6 +364,9 @@ async def test_a_cancelled_call_drops_its_invalid_index(pg_pool: asyncpg.Pool) -
             break
         await asyncio.sleep(0.05)
     assert await _pf_indexes(pg_pool, collection) == {}
+    # The call's lock went with it: the same request now succeeds.
+    info = await set_filterable_fields(pg_pool, collection.collection_id, _fields(("a", "number")))
+    assert info.collection.filterable_fields == tuple(_fields(("a", "number")))
 
 
 @pytest_asyncio.fixture
