@@ -2,13 +2,20 @@
 
     .venv/bin/python -m bench.search [--quick] [--items N] [--queries N] [--json out.json]
 
-Loads random unit vectors through UpsertItems (pre-computed vectors, each part with a text of
-words drawn from a Zipf vocabulary, so the lexical index is filled as for real texts), then runs
-a fixed number of random-vector queries from concurrent clients: gRPC ``Search`` (one grpc.aio
-channel per client) vs ``es_core.search.vector_search.vector_page`` called directly on an
-asyncpg pool (the server's own code and session settings), then term-filtered searches at 10%
-and 1% selectivity against unfiltered gRPC, and hybrid ranking (the same vectors plus 3-5 query
-words, BM25 fused with the vector side at the default window) against vector ranking.
+Loads unit vectors through UpsertItems (pre-computed vectors, each part with a text of words
+drawn from a Zipf vocabulary, so the lexical index is filled as for real texts), then runs a
+fixed number of queries from concurrent clients: gRPC ``Search`` (one grpc.aio channel per
+client) vs ``es_core.search.vector_search.vector_page`` called directly on an asyncpg pool (the
+server's own code and session settings), then filtered searches against unfiltered gRPC (term
+filters at 10% and 1% selectivity, and a 1% range on ``price``, a number field the bench
+declares filterable with SetFilterableFields before it searches), and hybrid ranking (the same
+vectors plus 3-5 query words, BM25 fused with the vector side at the default window) against
+vector ranking.
+
+Vectors, items' and queries' alike, are drawn like real embeddings, not uniformly: around
+CLUSTERS random centres, spread over a shared LOCAL_DIMS-dimensional subspace, plus a little
+noise in every dimension. Uniform random vectors in 384 dimensions have no near neighbours to
+find (their distances all concentrate), so an HNSW index's recall on them says nothing.
 
 Filtered searches also report the share of queries that returned ``limit`` results and their
 recall@10 against an exact filtered search (the same SQL with index scans disabled, on
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -32,7 +40,7 @@ from embedding_studio.client import AsyncClient, to_struct, to_value
 from embedding_studio.v1 import common_pb2, ranking_pb2, search_pb2, upsert_pb2
 from es_core.config import Settings
 from es_core.domain import Collection
-from es_core.filters import Filter, Term
+from es_core.filters import Filter, Range, Term
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.search.query import VectorQuery
 from es_core.search.vector_search import vector_page
@@ -45,10 +53,38 @@ Vectors = np.ndarray[Any, np.dtype[np.float32]]
 Query = Callable[[int], Awaitable[int]]  # query index -> number of results returned
 
 
-def unit_vectors(rng: np.random.Generator, n: int) -> Vectors:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
+def unit_vectors(rng: np.random.Generator, n: int, dim: int = DIM) -> Vectors:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
     unit: Vectors = v / np.linalg.norm(v, axis=1, keepdims=True)
     return unit
+
+
+CLUSTERS = 500
+LOCAL_DIMS = 32
+SPREAD = 1.0  # the spread within a cluster (a standard deviation), as long as a centre
+NOISE = 0.3  # the length of the noise every dimension adds
+
+
+class EmbeddingSpace:
+    """A Gaussian mixture: CLUSTERS unit centres, each item its centre plus a Gaussian in a
+    LOCAL_DIMS-dimensional subspace (the same for every cluster) and isotropic noise; unit
+    length, as a cosine model's embeddings are."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.centres = unit_vectors(rng, CLUSTERS)
+        self.basis = unit_vectors(rng, LOCAL_DIMS)
+
+    def draw(self, rng: np.random.Generator, n: int) -> Vectors:
+        cluster = rng.integers(CLUSTERS, size=n)
+        local = rng.standard_normal((n, LOCAL_DIMS)).astype(np.float32) @ self.basis
+        noise = rng.standard_normal((n, DIM)).astype(np.float32)
+        v = (
+            self.centres[cluster]
+            + SPREAD * local / np.sqrt(LOCAL_DIMS)
+            + NOISE * noise / np.sqrt(DIM)
+        )
+        unit: Vectors = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+        return unit
 
 
 VOCABULARY = 50_000
@@ -83,6 +119,11 @@ def query_words(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
+def price(i: int) -> float:
+    """Item ``i``'s price: uniform in [0, 1000), in cents, the same on every run."""
+    return int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8).digest()) % 100_000 / 100
+
+
 def upsert_request(
     vectors: Vectors, words: list[str], start: int, stop: int
 ) -> upsert_pb2.UpsertItemsRequest:
@@ -90,7 +131,7 @@ def upsert_request(
         items=[
             upsert_pb2.UpsertItem(
                 object_id=f"v{i}",
-                payload=to_struct({"bucket": i % 100, "group": f"g{i % 10}"}),
+                payload=to_struct({"bucket": i % 100, "group": f"g{i % 10}", "price": price(i)}),
                 parts=[common_pb2.ItemPart(part_id="0", vector=vectors[i].tolist(), text=words[i])],
             )
             for i in range(start, stop)
@@ -139,16 +180,29 @@ async def run(queries: Sequence[Query], indices: range) -> tuple[list[float], fl
     return latencies, time.perf_counter() - started, counts
 
 
-def term(field: str, value: Any) -> common_pb2.Filter:
-    return common_pb2.Filter(term=common_pb2.TermFilter(field=field, value=to_value(value)))
+def to_proto(f: Filter | None) -> common_pb2.Filter | None:
+    """The request form of the bench's filters (a term or a range)."""
+    if isinstance(f, Term):
+        return common_pb2.Filter(term=common_pb2.TermFilter(field=f.field, value=to_value(f.value)))
+    if isinstance(f, Range):
+        bounds = {
+            b: to_value(getattr(f, b))
+            for b in ("gt", "gte", "lt", "lte")
+            if getattr(f, b) is not None
+        }
+        return common_pb2.Filter(range=common_pb2.RangeFilter(field=f.field, **bounds))
+    return None
 
 
 # The filtered cases: the same filter for gRPC and for the exact SQL recall is measured against.
-FILTERS: dict[str, tuple[str, Any]] = {
-    "gRPC": ("", None),
-    "gRPC filter 10%": ("group", "g3"),
-    "gRPC filter 1%": ("bucket", 7),
+FILTERS: dict[str, Filter | None] = {
+    "gRPC": None,
+    "gRPC filter 10%": Term("group", "g3"),
+    "gRPC filter 1%": Term("bucket", 7),
+    "gRPC range 1% (declared)": Range("price", gte=500, lt=510),
 }
+# Declared filterable before the searches (SetFilterableFields): the range above uses its index.
+DECLARED = {"price": "number"}
 
 
 async def exact_top(
@@ -159,7 +213,7 @@ async def exact_top(
     op = DISTANCE_OPERATORS[collection.model.metric]
     t = items_table(collection)
     vec = params.add(vector)
-    where = compile_filter(flt, params, "h.payload")
+    where = compile_filter(flt, params, "h.payload", declared=collection.filterable_fields)
     sql = (
         f"SELECT p.object_id, min(p.vector {op} {vec}) AS d FROM {t} p JOIN {t} h"
         f" ON h.object_id = p.object_id AND h.is_average AND h.user_id IS NULL"
@@ -176,8 +230,9 @@ async def exact_top(
 
 async def main_async(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
-    vectors = unit_vectors(rng, args.items)
-    query_vectors = unit_vectors(rng, args.warmup + args.queries)
+    space = EmbeddingSpace(rng)
+    vectors = space.draw(rng, args.items)
+    query_vectors = space.draw(rng, args.warmup + args.queries)
     item_texts = texts(rng, args.items)
     query_texts = query_words(rng, args.warmup + args.queries)
     warm, timed = range(args.warmup), range(args.warmup, args.warmup + args.queries)
@@ -224,6 +279,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
                 return [bind(c) for c in clients]
 
+            started = time.perf_counter()
+            await clients[0].set_filterable_fields(DECLARED, timeout=3600)
+            print(f"SetFilterableFields {DECLARED}: {time.perf_counter() - started:.1f} s")
             async with pool.acquire() as conn:
                 collection = await get_blue_collection(conn)
                 started = time.perf_counter()
@@ -234,12 +292,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 query = VectorQuery(vector=query_vectors[i], limit=LIMIT)
                 return len((await vector_page(pool, collection, query, settings))[0])
 
-            filtered = {n: requests(term(*f) if f[0] else None) for n, f in FILTERS.items()}
+            filtered = {n: requests(to_proto(f)) for n, f in FILTERS.items()}
             cases: dict[str, list[Query]] = {
                 "gRPC": grpc_queries(filtered["gRPC"]),
                 "direct SQL": [direct] * args.concurrency,
-                "gRPC filter 10%": grpc_queries(filtered["gRPC filter 10%"]),
-                "gRPC filter 1%": grpc_queries(filtered["gRPC filter 1%"]),
+                **{n: grpc_queries(filtered[n]) for n in FILTERS if n != "gRPC"},
                 "gRPC hybrid": grpc_queries(requests(None, hybrid=True)),
             }
             stats: dict[str, tuple[float, float, float, list[int]]] = {}
@@ -265,8 +322,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     )
 
             recall: dict[str, float] = {}
-            for name, (field, value) in FILTERS.items():
-                flt = Term(field, value) if field else None
+            for name, flt in FILTERS.items():
                 found = []
                 for i in list(timed)[: args.recall_queries]:
                     reply = await clients[0].search.Search(filtered[name][i], timeout=60)
@@ -291,6 +347,7 @@ async def main_async(args: argparse.Namespace) -> None:
         ("gRPC", "direct SQL", f"direct SQL ({args.concurrency} asyncpg conns)"),
         ("gRPC filter 10%", "gRPC", "unfiltered gRPC"),
         ("gRPC filter 1%", "gRPC", "unfiltered gRPC"),
+        ("gRPC range 1% (declared)", "gRPC", "unfiltered gRPC"),
         ("gRPC hybrid", "gRPC", "vector ranking gRPC"),
     ]:
         (p50, p99, qps, counts), (b50, b99, bqps, _) = stats[name], stats[base]
@@ -300,7 +357,7 @@ async def main_async(args: argparse.Namespace) -> None:
             Row(f"{name}: QPS", qps, bqps, base_name),
         ]
         rows.append(Row(f"{name}: p50 / {base_name} p50", p50 / b50))
-        if "filter" in name:
+        if name in FILTERS and FILTERS[name] is not None:
             full = sum(c == LIMIT for c in counts) / len(counts)
             rows += [
                 Row(f"{name}: results/query min", min(counts), LIMIT, "limit"),

@@ -19,13 +19,26 @@ Aggregation = Literal["min", "avg"]
 CollectionKind = Literal["items", "categories"]
 """items: what searches return; categories: what PredictCategories returns (one per model)."""
 CollectionState = Literal["green", "blue", "retired"]
-# Whether a collection's HNSW vector index exists: bulk fills build it once, at their end.
-IndexState = Literal["building", "ready", "failed"]
 """green: being built or waiting; blue: the one searches use; retired: kept for a rollback."""
+IndexState = Literal["building", "ready", "failed"]
+"""Whether a collection's HNSW vector index exists: bulk fills build it once, at their end."""
+
+FilterableType = Literal["keyword", "number"]
+"""keyword: a field filtered by its string values; number: by its numeric values."""
 
 Progress = Callable[[float, str], Awaitable[bool]]
 """Reports a long job's progress (fraction done from 0 to 1, what it is doing); returns False once
 its task was canceled or taken over by another worker, and the job then stops."""
+
+
+@dataclass(frozen=True)
+class FilterableField:
+    """A payload field a collection declares as filterable: its heads have an index on the
+    field's values of that type, which filters on the field use (es_core/collections/filterable.py).
+    """
+
+    field: str
+    type: FilterableType
 
 
 @dataclass(frozen=True)
@@ -68,3 +81,5 @@ class Collection:
     kind: CollectionKind = "items"
     # "ready" once its vector index exists; "building" while a bulk fill loads its rows first.
     index_state: IndexState = "ready"
+    # Payload fields declared filterable, each with a btree expression index on the heads.
+    filterable_fields: tuple[FilterableField, ...] = ()

@@ -11,7 +11,7 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from embedding_studio.v1 import common_pb2, deployment_pb2, fine_tune_pb2
-from es_core.domain import Collection, Model
+from es_core.domain import Collection, FilterableField, FilterableType, Model
 from es_core.errors import InvalidArgument
 from es_core.filters import model as fm
 from es_core.filters.validation import check_field_path, validate_filter
@@ -375,6 +375,28 @@ _COLLECTION_STATES = {
 }
 
 
+_FIELD_TYPES: dict[FilterableType, deployment_pb2.FieldType] = {
+    "keyword": deployment_pb2.FIELD_TYPE_KEYWORD,
+    "number": deployment_pb2.FIELD_TYPE_NUMBER,
+}
+
+
+def filterable_fields_from_proto(
+    fields: Sequence[deployment_pb2.FilterableField], field_path: str = "fields"
+) -> list[FilterableField]:
+    """The declared fields of a request; a type not set is InvalidArgument naming it."""
+    by_number = {number: name for name, number in _FIELD_TYPES.items()}
+    out = []
+    for i, f in enumerate(fields):
+        kind = by_number.get(f.type)
+        if kind is None:
+            raise InvalidArgument.field_error(
+                f"{field_path}[{i}].type", "must be FIELD_TYPE_KEYWORD or FIELD_TYPE_NUMBER"
+            )
+        out.append(FilterableField(f.field, kind))
+    return out
+
+
 def collection_to_proto(collection: Collection, item_count: int) -> deployment_pb2.Collection:
     model = collection.model
     return deployment_pb2.Collection(
@@ -386,6 +408,10 @@ def collection_to_proto(collection: Collection, item_count: int) -> deployment_p
         aggregation=_AGGREGATIONS[model.aggregation],
         item_count=item_count,
         create_time=timestamp(collection.create_time),
+        filterable_fields=[
+            deployment_pb2.FilterableField(field=f.field, type=_FIELD_TYPES[f.type])
+            for f in collection.filterable_fields
+        ],
     )
 
 

@@ -70,6 +70,7 @@ _BY_SERVICE: dict[str, dict[str, Role]] = {
         "StartReindex": _ADMIN,
         "DeleteCollection": _ADMIN,
         "GetInterleavingVerdict": _ADMIN,
+        "SetFilterableFields": _ADMIN,
     },
     "RankingService": {
         "GetRankingSettings": _ADMIN,

@@ -1,16 +1,21 @@
 """Compiles a filter to one SQL boolean expression over a jsonb document.
 
 Every user value (field names, values, patterns, queries) travels as a bind parameter; the SQL
-text holds only fixed fragments and parameter numbers. Each leaf is wrapped so that it is true
-or false, never NULL, which keeps NOT and the should-count exact. Parameters carrying ``jsonb``
+text holds only fixed fragments and parameter numbers (and the paths of a collection's declared
+filterable fields, as constants: es_core/filters/declared.py). Each leaf is wrapped so that it is
+true or false, never NULL, which keeps NOT and the should-count exact (compile_filter says where
+a clause on a declared field may be NULL). Parameters carrying ``jsonb``
 are Python values: the connection needs the JSON codec the project's pool installs.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 
+from es_core.domain import FilterableField
+from es_core.filters.declared import field_expression
 from es_core.filters.model import (
     Bool,
     Exists,
@@ -44,30 +49,85 @@ class SqlParams:
 
 
 def compile_filter(
-    f: Filter | None, params: SqlParams, document: str = "payload", *, field: str = "filter"
+    f: Filter | None,
+    params: SqlParams,
+    document: str = "payload",
+    *,
+    field: str = "filter",
+    declared: Iterable[FilterableField] = (),
 ) -> str:
-    """A never-NULL SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields
-    the jsonb document, e.g. ``"p.payload"``); ``"true"`` when there is no filter.
+    """An SQL boolean expression for ``f`` over ``document`` (trusted SQL that yields the jsonb
+    document, e.g. ``"p.payload"``), for a WHERE clause; ``"true"`` when there is no filter.
+
+    ``declared``: the collection's filterable fields (es_core/collections/filterable.py). A
+    range (bounds of the field's type) or a term (a string, on a keyword field) on one of them
+    that decides the filter positively (not under must_not, nor counted by minimum_should_match)
+    compiles to a test of its indexed expression instead: the same rows, but the planner can
+    read the index and estimate from its statistics. Such a test is NULL rather than false
+    where it fails, which in a WHERE selects the same rows; every other clause is never NULL,
+    which keeps NOT and the should-count exact.
 
     Raises InvalidArgument, with field paths under ``field``, if ``f`` is not a valid filter.
     """
     if f is None:
         return "true"
     validate_filter(f, field)
-    return _compile(f, params, document, 0)
+    return _Compiler(params, {d.field: d for d in declared}).compile(f, document, 0, True)
 
 
-def _compile(f: Filter, params: SqlParams, doc: str, level: int) -> str:
-    if isinstance(f, Bool):
-        return _bool(f, params, doc, level)
-    if isinstance(f, Nested):
-        return _nested(f, params, doc, level)
-    if isinstance(f, Term):
-        return _term(f, params, doc, top_level=level == 0)
-    if isinstance(f, Terms):
-        return _terms(f, params, doc)
-    if isinstance(f, Range):
-        return _range(f, params, doc)
+class _Compiler:
+    def __init__(self, params: SqlParams, declared: dict[str, FilterableField]) -> None:
+        self.params = params
+        self.declared = declared
+
+    def compile(self, f: Filter, doc: str, level: int, positive: bool) -> str:
+        """``positive``: the clause's value reaches the WHERE through AND and OR alone."""
+        params = self.params
+        if isinstance(f, Bool):
+            return _bool(f, self, doc, level, positive)
+        if isinstance(f, Nested):
+            return _nested(f, self, doc, level)
+        if isinstance(f, (Term, Range)) and positive and level == 0:
+            indexed = self._indexed(f, doc)
+            if indexed is not None:
+                return indexed
+        if isinstance(f, Term):
+            return _term(f, params, doc, top_level=level == 0)
+        if isinstance(f, Terms):
+            return _terms(f, params, doc)
+        if isinstance(f, Range):
+            return _range(f, params, doc)
+        return _leaf(f, params, doc)
+
+    def _indexed(self, f: Term | Range, doc: str) -> str | None:
+        """The test of ``f`` over its declared field's indexed expression; None when the field
+        is not declared, or the clause compares values of another type."""
+        declared = self.declared.get(f.field)
+        if declared is None:
+            return None
+        indexed = field_expression(doc, declared)
+        if isinstance(f, Range):
+            bounds = [(op, getattr(f, name)) for name, op in _OPERATORS.items()]
+            given = [(op, b) for op, b in bounds if b is not None]
+            strings = isinstance(given[0][1], str)
+            if strings != (declared.type == "keyword"):
+                return None
+            # The expression is NULL unless the field holds a value of the bounds' type: what
+            # the exact range tests first (an array never matches a range).
+            cast = "text" if strings else "numeric"
+            values = [(op, b if isinstance(b, str) else _decimal(b)) for op, b in given]
+            tests = [f"{indexed} {op} {self.params.add(v)}::{cast}" for op, v in values]
+            return f"({' AND '.join(tests)})"
+        if declared.type != "keyword" or not isinstance(f.value, str):
+            return None
+        # As the term's containment test: the field is the string (the index answers), or an
+        # array holding it (the payload's GIN index answers).
+        listed = _nest(f.field.split("."), [f.value])
+        equal = f"{indexed} = {self.params.add(f.value)}::text"
+        return f"({equal} OR {doc} @> {self.params.add(listed)}::jsonb)"
+
+
+def _leaf(f: Exists | Match | Wildcard, params: SqlParams, doc: str) -> str:
     if isinstance(f, Exists):
         return _exists(f, params, doc)
     if isinstance(f, Match):
@@ -184,12 +244,18 @@ def _wildcard(f: Wildcard, params: SqlParams, doc: str) -> str:
     return _when_type(value, "string", test)
 
 
-def _bool(f: Bool, params: SqlParams, doc: str, level: int) -> str:
-    parts = [_compile(c, params, doc, level) for c in f.must]
-    parts += [f"NOT {_compile(c, params, doc, level)}" for c in f.must_not]
+def _bool(f: Bool, compiler: _Compiler, doc: str, level: int, positive: bool) -> str:
+    parts = [compiler.compile(c, doc, level, positive) for c in f.must]
+    parts += [f"NOT {compiler.compile(c, doc, level, False)}" for c in f.must_not]
     wanted = f.minimum_should_match or (1 if f.should and not f.must else 0)
+    # Should clauses ORed (one wanted) or ANDed (all wanted) stay positive; counted ones not.
+    counted = wanted not in (1, len(f.should))
     # An unused should list adds no parameters: PostgreSQL rejects a parameter it never sees.
-    should = [_compile(c, params, doc, level) for c in f.should] if wanted else []
+    should = (
+        [compiler.compile(c, doc, level, positive and not counted) for c in f.should]
+        if wanted
+        else []
+    )
     if wanted == 1:
         parts.append("(" + " OR ".join(should) + ")")
     elif wanted == len(should):
@@ -199,10 +265,10 @@ def _bool(f: Bool, params: SqlParams, doc: str, level: int) -> str:
     return "(" + " AND ".join(parts) + ")" if parts else "true"
 
 
-def _nested(f: Nested, params: SqlParams, doc: str, level: int) -> str:
+def _nested(f: Nested, compiler: _Compiler, doc: str, level: int) -> str:
     alias = f"_nested{level + 1}"
-    array = _value(f.path, params, doc)
-    inner = _compile(f.filter, params, f"{alias}.elem", level + 1)
+    array = _value(f.path, compiler.params, doc)
+    inner = compiler.compile(f.filter, f"{alias}.elem", level + 1, False)
     return (
         f"EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({array}) = 'array' "
         f"THEN {array} ELSE '[]'::jsonb END) AS {alias}(elem) "

@@ -102,7 +102,12 @@ async def lexical_pool(
             f" LIMIT {params.add(limit)}::int) s {heads}"
         )
     else:
-        where = " AND ".join([compile_filter(filter, params, "h.payload"), *ranked])
+        where = " AND ".join(
+            [
+                compile_filter(filter, params, "h.payload", declared=collection.filterable_fields),
+                *ranked,
+            ]
+        )
         page = (
             f"SELECT s.object_id, s.score, h.payload FROM scored s {heads} WHERE {where}"
             f" ORDER BY s.score DESC, s.object_id LIMIT {params.add(limit)}::int"

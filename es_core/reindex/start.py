@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from es_core.collections.filterable import inherit_filterable_fields
 from es_core.collections.lifecycle import create_green_collection
 from es_core.collections.write_targets import lock_for_change
 from es_core.config import Settings
@@ -134,6 +135,7 @@ async def create_reindex(
             conn, model, settings, index, reindex_task_id=task.task_id, vector_index=False
         )
         await inherit_ranking(conn, source, destination.collection_id)
+        await inherit_filterable_fields(conn, source, destination)
         task = await merge_task_params(
             conn,
             task.task_id,

@@ -31,7 +31,7 @@ async def filter_estimate(
 ) -> tuple[float, float]:
     """How many items ``f`` admits and how many there are, as the planner estimates them
     (planned, not run); kept for KEEP_SECONDS."""
-    key = (collection.table_name, repr(f))
+    key = (collection.table_name, repr((f, collection.filterable_fields)))
     now = time.monotonic()
     kept = _kept.get(key)
     if kept is not None and now - kept[0] < KEEP_SECONDS:
@@ -49,7 +49,7 @@ async def _planned(
     conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, f: Filter | None
 ) -> tuple[float, float]:
     params = SqlParams()
-    where = compile_filter(f, params, "h.payload")
+    where = compile_filter(f, params, "h.payload", declared=collection.filterable_fields)
     heads = f"SELECT count(*) FROM {items_table(collection)} h WHERE {head_rows('h')}"
     plan = await conn.fetchval(
         f"EXPLAIN (FORMAT JSON) SELECT ({heads} AND ({where})), ({heads})", *params.values

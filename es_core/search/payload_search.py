@@ -37,7 +37,10 @@ async def payload_search(
 ) -> tuple[list[PayloadHit], str]:
     scope = query.scope(collection.collection_id)
     params = SqlParams()
-    where = [compile_filter(query.filter, params, "payload"), HEADS]
+    where = [
+        compile_filter(query.filter, params, "payload", declared=collection.filterable_fields),
+        HEADS,
+    ]
     if query.sort is None:
         key, casts = SortKey([("object_id", False)]), ["text"]
     else:
@@ -65,7 +68,7 @@ async def count_items(
     conn: asyncpg.Connection | asyncpg.Pool, collection: Collection, filter: Filter | None
 ) -> int:
     params = SqlParams()
-    where = compile_filter(filter, params, "payload")
+    where = compile_filter(filter, params, "payload", declared=collection.filterable_fields)
     return int(
         await conn.fetchval(
             f"SELECT count(*) FROM {items_table(collection)} WHERE {HEADS} AND ({where})",

@@ -51,7 +51,7 @@ def _scored_sql(
     agg = "min" if collection.model.aggregation == "min" else "avg"
     t = items_table(collection)
     vec = params.add(query.vector)
-    where = compile_filter(query.filter, params, "h.payload")
+    where = compile_filter(query.filter, params, "h.payload", declared=collection.filterable_fields)
     heads = f"{t} h WHERE {head_rows('h')} AND ({where})"
     if object_ids is not None:
         raw = "SELECT NULL::float8 AS d WHERE false"

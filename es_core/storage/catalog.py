@@ -6,7 +6,14 @@ import hashlib
 
 import asyncpg
 
-from es_core.domain import Collection, CollectionKind, CollectionState, Metric, Model
+from es_core.domain import (
+    Collection,
+    CollectionKind,
+    CollectionState,
+    FilterableField,
+    Metric,
+    Model,
+)
 from es_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from es_core.storage.db import quote_ident
 
@@ -42,7 +49,8 @@ def versions_table(collection: Collection) -> str:
 COLLECTION_SELECT = """
 SELECT c.collection_id, c.table_name, c.state, c.hnsw_m, c.hnsw_ef_construction,
        c.create_time AS c_create_time, c.reindex_task_id, c.text_search_config,
-       c.signal_fields, c.ranking_version, c.kind, c.index_state, r.spec AS ranking_spec, m.*
+       c.signal_fields, c.ranking_version, c.kind, c.index_state, c.filterable_fields,
+       r.spec AS ranking_spec, m.*
 FROM collections c JOIN models m USING (model_id)
 LEFT JOIN ranking_specs r
   ON r.collection_id = c.collection_id AND r.version = c.ranking_version
@@ -80,6 +88,9 @@ def collection_from_row(row: asyncpg.Record) -> Collection:
         signal_fields=tuple(row["signal_fields"]),
         kind=row["kind"],
         index_state=row["index_state"],
+        filterable_fields=tuple(
+            FilterableField(f["field"], f["type"]) for f in row["filterable_fields"]
+        ),
     )
 
 

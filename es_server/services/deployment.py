@@ -9,13 +9,19 @@ import grpc
 
 from embedding_studio.v1 import deployment_pb2, deployment_pb2_grpc
 from es_core.collections import use_case as collections
+from es_core.collections.filterable import set_filterable_fields
 from es_core.collections.listing import CollectionInfo
 from es_core.interleaving.pair import interleaving_verdict
 from es_core.pagination import PageRequest
 from es_core.reindex.start import StartReindexInput, start_reindex
 from es_core.serving.deploy import deploy_model, undeploy_model
 from es_core.serving.model_listing import list_models
-from es_server.convert import collection_to_proto, model_to_proto, task_to_proto
+from es_server.convert import (
+    collection_to_proto,
+    filterable_fields_from_proto,
+    model_to_proto,
+    task_to_proto,
+)
 from es_server.state import ServerState
 
 
@@ -104,6 +110,18 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
     ) -> deployment_pb2.DeleteCollectionResponse:
         await collections.delete_collection(self.state.context, request.collection_id)
         return deployment_pb2.DeleteCollectionResponse()
+
+    async def SetFilterableFields(
+        self,
+        request: deployment_pb2.SetFilterableFieldsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> deployment_pb2.SetFilterableFieldsResponse:
+        info = await set_filterable_fields(
+            self.state.context.pool,
+            request.collection_id,
+            filterable_fields_from_proto(list(request.fields)),
+        )
+        return deployment_pb2.SetFilterableFieldsResponse(collection=_collection(info))
 
     async def GetInterleavingVerdict(
         self,

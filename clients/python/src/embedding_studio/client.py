@@ -179,6 +179,27 @@ def build_start_fine_tuning_request(
     return request
 
 
+_FIELD_TYPES = {
+    "keyword": deployment_pb2.FIELD_TYPE_KEYWORD,
+    "number": deployment_pb2.FIELD_TYPE_NUMBER,
+}
+
+
+def _filterable_request(
+    fields: Mapping[str, str], collection_id: str
+) -> deployment_pb2.SetFilterableFieldsRequest:
+    """A type other than "keyword" or "number" is sent unset, for the server to refuse."""
+    return deployment_pb2.SetFilterableFieldsRequest(
+        collection_id=collection_id,
+        fields=[
+            deployment_pb2.FilterableField(
+                field=name, type=_FIELD_TYPES.get(kind, deployment_pb2.FIELD_TYPE_UNSPECIFIED)
+            )
+            for name, kind in fields.items()
+        ],
+    )
+
+
 def _ended_early(task_id: str, last: common_pb2.Task | None) -> RuntimeError:
     return RuntimeError(
         f"WatchTask stream for task {task_id!r} ended before a terminal status"
@@ -526,6 +547,22 @@ class Client:
             if not token:
                 return collections
 
+    def set_filterable_fields(
+        self,
+        fields: Mapping[str, str],
+        collection_id: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> deployment_pb2.Collection:
+        """Declare the collection's (empty: blue's) filterable payload fields, replacing the
+        previous set: ``{"price": "number", "brand": "keyword"}``. The server builds an index for
+        each new field before it answers: on a large collection give a ``timeout`` to match."""
+        request = _filterable_request(fields, collection_id)
+        response: deployment_pb2.SetFilterableFieldsResponse = self.deployment.SetFilterableFields(
+            request, timeout=timeout
+        )
+        return response.collection
+
     def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
         """Delete a collection that is not blue, with its items."""
         request = deployment_pb2.DeleteCollectionRequest(collection_id=collection_id)
@@ -808,6 +845,22 @@ class AsyncClient:
             token = response.next_page_token
             if not token:
                 return collections
+
+    async def set_filterable_fields(
+        self,
+        fields: Mapping[str, str],
+        collection_id: str = "",
+        *,
+        timeout: float | None = None,
+    ) -> deployment_pb2.Collection:
+        """Declare the collection's (empty: blue's) filterable payload fields, replacing the
+        previous set: ``{"price": "number", "brand": "keyword"}``. The server builds an index for
+        each new field before it answers: on a large collection give a ``timeout`` to match."""
+        request = _filterable_request(fields, collection_id)
+        response: deployment_pb2.SetFilterableFieldsResponse = (
+            await self.deployment.SetFilterableFields(request, timeout=timeout)
+        )
+        return response.collection
 
     async def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
         """Delete a collection that is not blue, with its items."""

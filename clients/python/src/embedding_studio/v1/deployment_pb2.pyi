@@ -18,6 +18,12 @@ class CollectionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COLLECTION_STATE_BLUE: _ClassVar[CollectionState]
     COLLECTION_STATE_RETIRED: _ClassVar[CollectionState]
 
+class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIELD_TYPE_UNSPECIFIED: _ClassVar[FieldType]
+    FIELD_TYPE_KEYWORD: _ClassVar[FieldType]
+    FIELD_TYPE_NUMBER: _ClassVar[FieldType]
+
 class InterleavingDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INTERLEAVING_DECISION_UNSPECIFIED: _ClassVar[InterleavingDecision]
@@ -28,6 +34,9 @@ COLLECTION_STATE_UNSPECIFIED: CollectionState
 COLLECTION_STATE_GREEN: CollectionState
 COLLECTION_STATE_BLUE: CollectionState
 COLLECTION_STATE_RETIRED: CollectionState
+FIELD_TYPE_UNSPECIFIED: FieldType
+FIELD_TYPE_KEYWORD: FieldType
+FIELD_TYPE_NUMBER: FieldType
 INTERLEAVING_DECISION_UNSPECIFIED: InterleavingDecision
 INTERLEAVING_DECISION_NO_DIFFERENCE: InterleavingDecision
 INTERLEAVING_DECISION_GREEN_BETTER: InterleavingDecision
@@ -56,7 +65,7 @@ class Model(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., dimensions: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., aggregation: _Optional[_Union[_common_pb2.Aggregation, str]] = ..., parent_model_id: _Optional[str] = ..., deployed: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("collection_id", "model_id", "state", "dimensions", "metric", "aggregation", "item_count", "create_time")
+    __slots__ = ("collection_id", "model_id", "state", "dimensions", "metric", "aggregation", "item_count", "create_time", "filterable_fields")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +74,7 @@ class Collection(_message.Message):
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     ITEM_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FILTERABLE_FIELDS_FIELD_NUMBER: _ClassVar[int]
     collection_id: str
     model_id: str
     state: CollectionState
@@ -73,7 +83,16 @@ class Collection(_message.Message):
     aggregation: _common_pb2.Aggregation
     item_count: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, collection_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[CollectionState, str]] = ..., dimensions: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., aggregation: _Optional[_Union[_common_pb2.Aggregation, str]] = ..., item_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    filterable_fields: _containers.RepeatedCompositeFieldContainer[FilterableField]
+    def __init__(self, collection_id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[CollectionState, str]] = ..., dimensions: _Optional[int] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., aggregation: _Optional[_Union[_common_pb2.Aggregation, str]] = ..., item_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filterable_fields: _Optional[_Iterable[_Union[FilterableField, _Mapping]]] = ...) -> None: ...
+
+class FilterableField(_message.Message):
+    __slots__ = ("field", "type")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    type: FieldType
+    def __init__(self, field: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ...) -> None: ...
 
 class DeployModelRequest(_message.Message):
     __slots__ = ("model_id",)
@@ -230,3 +249,17 @@ class GetInterleavingVerdictResponse(_message.Message):
     green_win_rate_upper: float
     confidence: float
     def __init__(self, green_collection_id: _Optional[str] = ..., blue_collection_id: _Optional[str] = ..., decision: _Optional[_Union[InterleavingDecision, str]] = ..., sessions: _Optional[int] = ..., green_wins: _Optional[int] = ..., blue_wins: _Optional[int] = ..., ties: _Optional[int] = ..., p_value: _Optional[float] = ..., green_win_rate: _Optional[float] = ..., green_win_rate_lower: _Optional[float] = ..., green_win_rate_upper: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class SetFilterableFieldsRequest(_message.Message):
+    __slots__ = ("collection_id", "fields")
+    COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    collection_id: str
+    fields: _containers.RepeatedCompositeFieldContainer[FilterableField]
+    def __init__(self, collection_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FilterableField, _Mapping]]] = ...) -> None: ...
+
+class SetFilterableFieldsResponse(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: Collection
+    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ...) -> None: ...

@@ -85,6 +85,11 @@ class DeploymentServiceStub:
                 request_serializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.SerializeToString,
                 response_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.FromString,
                 _registered_method=True)
+        self.SetFilterableFields = channel.unary_unary(
+                '/embedding_studio.v1.DeploymentService/SetFilterableFields',
+                request_serializer=embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsRequest.SerializeToString,
+                response_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentServiceServicer:
@@ -163,6 +168,17 @@ class DeploymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetFilterableFields(self, request, context):
+        """Replaces the payload fields a collection declares as filterable, building an index for each
+        new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
+        of fields left out. On a large collection this takes about a scan of its table: give the call
+        a deadline to match. ABORTED when another declaration is building on the same collection,
+        or an index build failed (nothing changed; send it again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +231,11 @@ def add_DeploymentServiceServicer_to_server(servicer, server):
                     servicer.GetInterleavingVerdict,
                     request_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.FromString,
                     response_serializer=embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.SerializeToString,
+            ),
+            'SetFilterableFields': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFilterableFields,
+                    request_deserializer=embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsRequest.FromString,
+                    response_serializer=embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +509,33 @@ class DeploymentService:
             '/embedding_studio.v1.DeploymentService/GetInterleavingVerdict',
             embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictRequest.SerializeToString,
             embedding__studio_dot_v1_dot_deployment__pb2.GetInterleavingVerdictResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFilterableFields(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/embedding_studio.v1.DeploymentService/SetFilterableFields',
+            embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsRequest.SerializeToString,
+            embedding__studio_dot_v1_dot_deployment__pb2.SetFilterableFieldsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,13 @@ class DeploymentServiceStub:
     """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
     FAILED_PRECONDITION when there is no ready green collection.
     """
+    SetFilterableFields: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.SetFilterableFieldsRequest, _deployment_pb2.SetFilterableFieldsResponse]
+    """Replaces the payload fields a collection declares as filterable, building an index for each
+    new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
+    of fields left out. On a large collection this takes about a scan of its table: give the call
+    a deadline to match. ABORTED when another declaration is building on the same collection,
+    or an index build failed (nothing changed; send it again).
+    """
 
 @_typing.type_check_only
 class DeploymentServiceAsyncStub(DeploymentServiceStub):
@@ -86,6 +93,13 @@ class DeploymentServiceAsyncStub(DeploymentServiceStub):
     GetInterleavingVerdict: _aio.UnaryUnaryMultiCallable[_deployment_pb2.GetInterleavingVerdictRequest, _deployment_pb2.GetInterleavingVerdictResponse]  # type: ignore[assignment]
     """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
     FAILED_PRECONDITION when there is no ready green collection.
+    """
+    SetFilterableFields: _aio.UnaryUnaryMultiCallable[_deployment_pb2.SetFilterableFieldsRequest, _deployment_pb2.SetFilterableFieldsResponse]  # type: ignore[assignment]
+    """Replaces the payload fields a collection declares as filterable, building an index for each
+    new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
+    of fields left out. On a large collection this takes about a scan of its table: give the call
+    a deadline to match. ABORTED when another declaration is building on the same collection,
+    or an index build failed (nothing changed; send it again).
     """
 
 class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +187,19 @@ class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deployment_pb2.GetInterleavingVerdictResponse, _abc.Awaitable[_deployment_pb2.GetInterleavingVerdictResponse]]:
         """Which of a green collection and blue users prefer, from the clicks of interleaved searches;
         FAILED_PRECONDITION when there is no ready green collection.
+        """
+
+    @_abc_1.abstractmethod
+    def SetFilterableFields(
+        self,
+        request: _deployment_pb2.SetFilterableFieldsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_pb2.SetFilterableFieldsResponse, _abc.Awaitable[_deployment_pb2.SetFilterableFieldsResponse]]:
+        """Replaces the payload fields a collection declares as filterable, building an index for each
+        new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
+        of fields left out. On a large collection this takes about a scan of its table: give the call
+        a deadline to match. ABORTED when another declaration is building on the same collection,
+        or an index build failed (nothing changed; send it again).
         """
 
 def add_DeploymentServiceServicer_to_server(servicer: DeploymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

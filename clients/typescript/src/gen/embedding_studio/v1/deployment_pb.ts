@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file embedding_studio/v1/deployment.proto.
  */
 export const file_embedding_studio_v1_deployment: GenFile = /*@__PURE__*/
-  fileDesc("CiRlbWJlZGRpbmdfc3R1ZGlvL3YxL2RlcGxveW1lbnQucHJvdG8SE2VtYmVkZGluZ19zdHVkaW8udjEijAIKBU1vZGVsEhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgpkaW1lbnNpb25zGAQgASgFEisKBm1ldHJpYxgFIAEoDjIbLmVtYmVkZGluZ19zdHVkaW8udjEuTWV0cmljEjUKC2FnZ3JlZ2F0aW9uGAYgASgOMiAuZW1iZWRkaW5nX3N0dWRpby52MS5BZ2dyZWdhdGlvbhIXCg9wYXJlbnRfbW9kZWxfaWQYByABKAkSEAoIZGVwbG95ZWQYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqcCCgpDb2xsZWN0aW9uEhUKDWNvbGxlY3Rpb25faWQYASABKAkSEAoIbW9kZWxfaWQYAiABKAkSMwoFc3RhdGUYAyABKA4yJC5lbWJlZGRpbmdfc3R1ZGlvLnYxLkNvbGxlY3Rpb25TdGF0ZRISCgpkaW1lbnNpb25zGAQgASgFEisKBm1ldHJpYxgFIAEoDjIbLmVtYmVkZGluZ19zdHVkaW8udjEuTWV0cmljEjUKC2FnZ3JlZ2F0aW9uGAYgASgOMiAuZW1iZWRkaW5nX3N0dWRpby52MS5BZ2dyZWdhdGlvbhISCgppdGVtX2NvdW50GAcgASgDEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCImChJEZXBsb3lNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkiPgoTRGVwbG95TW9kZWxSZXNwb25zZRInCgR0YXNrGAEgASgLMhkuZW1iZWRkaW5nX3N0dWRpby52MS5UYXNrIigKFFVuZGVwbG95TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIkAKFVVuZGVwbG95TW9kZWxSZXNwb25zZRInCgR0YXNrGAEgASgLMhkuZW1iZWRkaW5nX3N0dWRpby52MS5UYXNrIjoKEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlkKEkxpc3RNb2RlbHNSZXNwb25zZRIqCgZtb2RlbHMYASADKAsyGi5lbWJlZGRpbmdfc3R1ZGlvLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI/ChZMaXN0Q29sbGVjdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImgKF0xpc3RDb2xsZWN0aW9uc1Jlc3BvbnNlEjQKC2NvbGxlY3Rpb25zGAEgAygLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIaChhHZXRCbHVlQ29sbGVjdGlvblJlcXVlc3QiUAoZR2V0Qmx1ZUNvbGxlY3Rpb25SZXNwb25zZRIzCgpjb2xsZWN0aW9uGAEgASgLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uIjQKG1N3aXRjaEJsdWVDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIoABChxTd2l0Y2hCbHVlQ29sbGVjdGlvblJlc3BvbnNlEi0KBGJsdWUYASABKAsyHy5lbWJlZGRpbmdfc3R1ZGlvLnYxLkNvbGxlY3Rpb24SMQoIcHJldmlvdXMYAiABKAsyHy5lbWJlZGRpbmdfc3R1ZGlvLnYxLkNvbGxlY3Rpb24iHwodUm9sbGJhY2tCbHVlQ29sbGVjdGlvblJlcXVlc3QiggEKHlJvbGxiYWNrQmx1ZUNvbGxlY3Rpb25SZXNwb25zZRItCgRibHVlGAEgASgLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uEjEKCHByZXZpb3VzGAIgASgLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uImoKE1N0YXJ0UmVpbmRleFJlcXVlc3QSHAoUc291cmNlX2NvbGxlY3Rpb25faWQYASABKAkSHAoUZGVzdGluYXRpb25fbW9kZWxfaWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJImIKFFN0YXJ0UmVpbmRleFJlc3BvbnNlEicKBHRhc2sYASABKAsyGS5lbWJlZGRpbmdfc3R1ZGlvLnYxLlRhc2sSIQoZZGVzdGluYXRpb25fY29sbGVjdGlvbl9pZBgCIAEoCSIwChdEZWxldGVDb2xsZWN0aW9uUmVxdWVzdBIVCg1jb2xsZWN0aW9uX2lkGAEgASgJIhoKGERlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZSJQCh1HZXRJbnRlcmxlYXZpbmdWZXJkaWN0UmVxdWVzdBIbChNncmVlbl9jb2xsZWN0aW9uX2lkGAEgASgJEhIKCmNvbmZpZGVuY2UYAiABKAEi1gIKHkdldEludGVybGVhdmluZ1ZlcmRpY3RSZXNwb25zZRIbChNncmVlbl9jb2xsZWN0aW9uX2lkGAEgASgJEhoKEmJsdWVfY29sbGVjdGlvbl9pZBgCIAEoCRI7CghkZWNpc2lvbhgDIAEoDjIpLmVtYmVkZGluZ19zdHVkaW8udjEuSW50ZXJsZWF2aW5nRGVjaXNpb24SEAoIc2Vzc2lvbnMYBCABKAMSEgoKZ3JlZW5fd2lucxgFIAEoAxIRCglibHVlX3dpbnMYBiABKAMSDAoEdGllcxgHIAEoAxIPCgdwX3ZhbHVlGAggASgBEhYKDmdyZWVuX3dpbl9yYXRlGAkgASgBEhwKFGdyZWVuX3dpbl9yYXRlX2xvd2VyGAogASgBEhwKFGdyZWVuX3dpbl9yYXRlX3VwcGVyGAsgASgBEhIKCmNvbmZpZGVuY2UYDCABKAEqiAEKD0NvbGxlY3Rpb25TdGF0ZRIgChxDT0xMRUNUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWQ09MTEVDVElPTl9TVEFURV9HUkVFThABEhkKFUNPTExFQ1RJT05fU1RBVEVfQkxVRRACEhwKGENPTExFQ1RJT05fU1RBVEVfUkVUSVJFRBADKrUBChRJbnRlcmxlYXZpbmdEZWNpc2lvbhIlCiFJTlRFUkxFQVZJTkdfREVDSVNJT05fVU5TUEVDSUZJRUQQABInCiNJTlRFUkxFQVZJTkdfREVDSVNJT05fTk9fRElGRkVSRU5DRRABEiYKIklOVEVSTEVBVklOR19ERUNJU0lPTl9HUkVFTl9CRVRURVIQAhIlCiFJTlRFUkxFQVZJTkdfREVDSVNJT05fQkxVRV9CRVRURVIQAzL5CAoRRGVwbG95bWVudFNlcnZpY2USYAoLRGVwbG95TW9kZWwSJy5lbWJlZGRpbmdfc3R1ZGlvLnYxLkRlcGxveU1vZGVsUmVxdWVzdBooLmVtYmVkZGluZ19zdHVkaW8udjEuRGVwbG95TW9kZWxSZXNwb25zZRJmCg1VbmRlcGxveU1vZGVsEikuZW1iZWRkaW5nX3N0dWRpby52MS5VbmRlcGxveU1vZGVsUmVxdWVzdBoqLmVtYmVkZGluZ19zdHVkaW8udjEuVW5kZXBsb3lNb2RlbFJlc3BvbnNlEl0KCkxpc3RNb2RlbHMSJi5lbWJlZGRpbmdfc3R1ZGlvLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GicuZW1iZWRkaW5nX3N0dWRpby52MS5MaXN0TW9kZWxzUmVzcG9uc2USbAoPTGlzdENvbGxlY3Rpb25zEisuZW1iZWRkaW5nX3N0dWRpby52MS5MaXN0Q29sbGVjdGlvbnNSZXF1ZXN0GiwuZW1iZWRkaW5nX3N0dWRpby52MS5MaXN0Q29sbGVjdGlvbnNSZXNwb25zZRJyChFHZXRCbHVlQ29sbGVjdGlvbhItLmVtYmVkZGluZ19zdHVkaW8udjEuR2V0Qmx1ZUNvbGxlY3Rpb25SZXF1ZXN0Gi4uZW1iZWRkaW5nX3N0dWRpby52MS5HZXRCbHVlQ29sbGVjdGlvblJlc3BvbnNlEnsKFFN3aXRjaEJsdWVDb2xsZWN0aW9uEjAuZW1iZWRkaW5nX3N0dWRpby52MS5Td2l0Y2hCbHVlQ29sbGVjdGlvblJlcXVlc3QaMS5lbWJlZGRpbmdfc3R1ZGlvLnYxLlN3aXRjaEJsdWVDb2xsZWN0aW9uUmVzcG9uc2USgQEKFlJvbGxiYWNrQmx1ZUNvbGxlY3Rpb24SMi5lbWJlZGRpbmdfc3R1ZGlvLnYxLlJvbGxiYWNrQmx1ZUNvbGxlY3Rpb25SZXF1ZXN0GjMuZW1iZWRkaW5nX3N0dWRpby52MS5Sb2xsYmFja0JsdWVDb2xsZWN0aW9uUmVzcG9uc2USYwoMU3RhcnRSZWluZGV4EiguZW1iZWRkaW5nX3N0dWRpby52MS5TdGFydFJlaW5kZXhSZXF1ZXN0GikuZW1iZWRkaW5nX3N0dWRpby52MS5TdGFydFJlaW5kZXhSZXNwb25zZRJvChBEZWxldGVDb2xsZWN0aW9uEiwuZW1iZWRkaW5nX3N0dWRpby52MS5EZWxldGVDb2xsZWN0aW9uUmVxdWVzdBotLmVtYmVkZGluZ19zdHVkaW8udjEuRGVsZXRlQ29sbGVjdGlvblJlc3BvbnNlEoEBChZHZXRJbnRlcmxlYXZpbmdWZXJkaWN0EjIuZW1iZWRkaW5nX3N0dWRpby52MS5HZXRJbnRlcmxlYXZpbmdWZXJkaWN0UmVxdWVzdBozLmVtYmVkZGluZ19zdHVkaW8udjEuR2V0SW50ZXJsZWF2aW5nVmVyZGljdFJlc3BvbnNlYgZwcm90bzM", [file_embedding_studio_v1_common, file_google_protobuf_timestamp]);
+  fileDesc("CiRlbWJlZGRpbmdfc3R1ZGlvL3YxL2RlcGxveW1lbnQucHJvdG8SE2VtYmVkZGluZ19zdHVkaW8udjEijAIKBU1vZGVsEhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRISCgpkaW1lbnNpb25zGAQgASgFEisKBm1ldHJpYxgFIAEoDjIbLmVtYmVkZGluZ19zdHVkaW8udjEuTWV0cmljEjUKC2FnZ3JlZ2F0aW9uGAYgASgOMiAuZW1iZWRkaW5nX3N0dWRpby52MS5BZ2dyZWdhdGlvbhIXCg9wYXJlbnRfbW9kZWxfaWQYByABKAkSEAoIZGVwbG95ZWQYCCABKAgSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIugCCgpDb2xsZWN0aW9uEhUKDWNvbGxlY3Rpb25faWQYASABKAkSEAoIbW9kZWxfaWQYAiABKAkSMwoFc3RhdGUYAyABKA4yJC5lbWJlZGRpbmdfc3R1ZGlvLnYxLkNvbGxlY3Rpb25TdGF0ZRISCgpkaW1lbnNpb25zGAQgASgFEisKBm1ldHJpYxgFIAEoDjIbLmVtYmVkZGluZ19zdHVkaW8udjEuTWV0cmljEjUKC2FnZ3JlZ2F0aW9uGAYgASgOMiAuZW1iZWRkaW5nX3N0dWRpby52MS5BZ2dyZWdhdGlvbhISCgppdGVtX2NvdW50GAcgASgDEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI/ChFmaWx0ZXJhYmxlX2ZpZWxkcxgJIAMoCzIkLmVtYmVkZGluZ19zdHVkaW8udjEuRmlsdGVyYWJsZUZpZWxkIk4KD0ZpbHRlcmFibGVGaWVsZBINCgVmaWVsZBgBIAEoCRIsCgR0eXBlGAIgASgOMh4uZW1iZWRkaW5nX3N0dWRpby52MS5GaWVsZFR5cGUiJgoSRGVwbG95TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIj4KE0RlcGxveU1vZGVsUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmVtYmVkZGluZ19zdHVkaW8udjEuVGFzayIoChRVbmRlcGxveU1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSJAChVVbmRlcGxveU1vZGVsUmVzcG9uc2USJwoEdGFzaxgBIAEoCzIZLmVtYmVkZGluZ19zdHVkaW8udjEuVGFzayI6ChFMaXN0TW9kZWxzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJZChJMaXN0TW9kZWxzUmVzcG9uc2USKgoGbW9kZWxzGAEgAygLMhouZW1iZWRkaW5nX3N0dWRpby52MS5Nb2RlbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPwoWTGlzdENvbGxlY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJoChdMaXN0Q29sbGVjdGlvbnNSZXNwb25zZRI0Cgtjb2xsZWN0aW9ucxgBIAMoCzIfLmVtYmVkZGluZ19zdHVkaW8udjEuQ29sbGVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGgoYR2V0Qmx1ZUNvbGxlY3Rpb25SZXF1ZXN0IlAKGUdldEJsdWVDb2xsZWN0aW9uUmVzcG9uc2USMwoKY29sbGVjdGlvbhgBIAEoCzIfLmVtYmVkZGluZ19zdHVkaW8udjEuQ29sbGVjdGlvbiI0ChtTd2l0Y2hCbHVlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSKAAQocU3dpdGNoQmx1ZUNvbGxlY3Rpb25SZXNwb25zZRItCgRibHVlGAEgASgLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uEjEKCHByZXZpb3VzGAIgASgLMh8uZW1iZWRkaW5nX3N0dWRpby52MS5Db2xsZWN0aW9uIh8KHVJvbGxiYWNrQmx1ZUNvbGxlY3Rpb25SZXF1ZXN0IoIBCh5Sb2xsYmFja0JsdWVDb2xsZWN0aW9uUmVzcG9uc2USLQoEYmx1ZRgBIAEoCzIfLmVtYmVkZGluZ19zdHVkaW8udjEuQ29sbGVjdGlvbhIxCghwcmV2aW91cxgCIAEoCzIfLmVtYmVkZGluZ19zdHVkaW8udjEuQ29sbGVjdGlvbiJqChNTdGFydFJlaW5kZXhSZXF1ZXN0EhwKFHNvdXJjZV9jb2xsZWN0aW9uX2lkGAEgASgJEhwKFGRlc3RpbmF0aW9uX21vZGVsX2lkGAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSJiChRTdGFydFJlaW5kZXhSZXNwb25zZRInCgR0YXNrGAEgASgLMhkuZW1iZWRkaW5nX3N0dWRpby52MS5UYXNrEiEKGWRlc3RpbmF0aW9uX2NvbGxlY3Rpb25faWQYAiABKAkiMAoXRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QSFQoNY29sbGVjdGlvbl9pZBgBIAEoCSIaChhEZWxldGVDb2xsZWN0aW9uUmVzcG9uc2UiUAodR2V0SW50ZXJsZWF2aW5nVmVyZGljdFJlcXVlc3QSGwoTZ3JlZW5fY29sbGVjdGlvbl9pZBgBIAEoCRISCgpjb25maWRlbmNlGAIgASgBItYCCh5HZXRJbnRlcmxlYXZpbmdWZXJkaWN0UmVzcG9uc2USGwoTZ3JlZW5fY29sbGVjdGlvbl9pZBgBIAEoCRIaChJibHVlX2NvbGxlY3Rpb25faWQYAiABKAkSOwoIZGVjaXNpb24YAyABKA4yKS5lbWJlZGRpbmdfc3R1ZGlvLnYxLkludGVybGVhdmluZ0RlY2lzaW9uEhAKCHNlc3Npb25zGAQgASgDEhIKCmdyZWVuX3dpbnMYBSABKAMSEQoJYmx1ZV93aW5zGAYgASgDEgwKBHRpZXMYByABKAMSDwoHcF92YWx1ZRgIIAEoARIWCg5ncmVlbl93aW5fcmF0ZRgJIAEoARIcChRncmVlbl93aW5fcmF0ZV9sb3dlchgKIAEoARIcChRncmVlbl93aW5fcmF0ZV91cHBlchgLIAEoARISCgpjb25maWRlbmNlGAwgASgBImkKGlNldEZpbHRlcmFibGVGaWVsZHNSZXF1ZXN0EhUKDWNvbGxlY3Rpb25faWQYASABKAkSNAoGZmllbGRzGAIgAygLMiQuZW1iZWRkaW5nX3N0dWRpby52MS5GaWx0ZXJhYmxlRmllbGQiUgobU2V0RmlsdGVyYWJsZUZpZWxkc1Jlc3BvbnNlEjMKCmNvbGxlY3Rpb24YASABKAsyHy5lbWJlZGRpbmdfc3R1ZGlvLnYxLkNvbGxlY3Rpb24qiAEKD0NvbGxlY3Rpb25TdGF0ZRIgChxDT0xMRUNUSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGgoWQ09MTEVDVElPTl9TVEFURV9HUkVFThABEhkKFUNPTExFQ1RJT05fU1RBVEVfQkxVRRACEhwKGENPTExFQ1RJT05fU1RBVEVfUkVUSVJFRBADKlYKCUZpZWxkVHlwZRIaChZGSUVMRF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRklFTERfVFlQRV9LRVlXT1JEEAESFQoRRklFTERfVFlQRV9OVU1CRVIQAiq1AQoUSW50ZXJsZWF2aW5nRGVjaXNpb24SJQohSU5URVJMRUFWSU5HX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASJwojSU5URVJMRUFWSU5HX0RFQ0lTSU9OX05PX0RJRkZFUkVOQ0UQARImCiJJTlRFUkxFQVZJTkdfREVDSVNJT05fR1JFRU5fQkVUVEVSEAISJQohSU5URVJMRUFWSU5HX0RFQ0lTSU9OX0JMVUVfQkVUVEVSEAMy8wkKEURlcGxveW1lbnRTZXJ2aWNlEmAKC0RlcGxveU1vZGVsEicuZW1iZWRkaW5nX3N0dWRpby52MS5EZXBsb3lNb2RlbFJlcXVlc3QaKC5lbWJlZGRpbmdfc3R1ZGlvLnYxLkRlcGxveU1vZGVsUmVzcG9uc2USZgoNVW5kZXBsb3lNb2RlbBIpLmVtYmVkZGluZ19zdHVkaW8udjEuVW5kZXBsb3lNb2RlbFJlcXVlc3QaKi5lbWJlZGRpbmdfc3R1ZGlvLnYxLlVuZGVwbG95TW9kZWxSZXNwb25zZRJdCgpMaXN0TW9kZWxzEiYuZW1iZWRkaW5nX3N0dWRpby52MS5MaXN0TW9kZWxzUmVxdWVzdBonLmVtYmVkZGluZ19zdHVkaW8udjEuTGlzdE1vZGVsc1Jlc3BvbnNlEmwKD0xpc3RDb2xsZWN0aW9ucxIrLmVtYmVkZGluZ19zdHVkaW8udjEuTGlzdENvbGxlY3Rpb25zUmVxdWVzdBosLmVtYmVkZGluZ19zdHVkaW8udjEuTGlzdENvbGxlY3Rpb25zUmVzcG9uc2UScgoRR2V0Qmx1ZUNvbGxlY3Rpb24SLS5lbWJlZGRpbmdfc3R1ZGlvLnYxLkdldEJsdWVDb2xsZWN0aW9uUmVxdWVzdBouLmVtYmVkZGluZ19zdHVkaW8udjEuR2V0Qmx1ZUNvbGxlY3Rpb25SZXNwb25zZRJ7ChRTd2l0Y2hCbHVlQ29sbGVjdGlvbhIwLmVtYmVkZGluZ19zdHVkaW8udjEuU3dpdGNoQmx1ZUNvbGxlY3Rpb25SZXF1ZXN0GjEuZW1iZWRkaW5nX3N0dWRpby52MS5Td2l0Y2hCbHVlQ29sbGVjdGlvblJlc3BvbnNlEoEBChZSb2xsYmFja0JsdWVDb2xsZWN0aW9uEjIuZW1iZWRkaW5nX3N0dWRpby52MS5Sb2xsYmFja0JsdWVDb2xsZWN0aW9uUmVxdWVzdBozLmVtYmVkZGluZ19zdHVkaW8udjEuUm9sbGJhY2tCbHVlQ29sbGVjdGlvblJlc3BvbnNlEmMKDFN0YXJ0UmVpbmRleBIoLmVtYmVkZGluZ19zdHVkaW8udjEuU3RhcnRSZWluZGV4UmVxdWVzdBopLmVtYmVkZGluZ19zdHVkaW8udjEuU3RhcnRSZWluZGV4UmVzcG9uc2USbwoQRGVsZXRlQ29sbGVjdGlvbhIsLmVtYmVkZGluZ19zdHVkaW8udjEuRGVsZXRlQ29sbGVjdGlvblJlcXVlc3QaLS5lbWJlZGRpbmdfc3R1ZGlvLnYxLkRlbGV0ZUNvbGxlY3Rpb25SZXNwb25zZRKBAQoWR2V0SW50ZXJsZWF2aW5nVmVyZGljdBIyLmVtYmVkZGluZ19zdHVkaW8udjEuR2V0SW50ZXJsZWF2aW5nVmVyZGljdFJlcXVlc3QaMy5lbWJlZGRpbmdfc3R1ZGlvLnYxLkdldEludGVybGVhdmluZ1ZlcmRpY3RSZXNwb25zZRJ4ChNTZXRGaWx0ZXJhYmxlRmllbGRzEi8uZW1iZWRkaW5nX3N0dWRpby52MS5TZXRGaWx0ZXJhYmxlRmllbGRzUmVxdWVzdBowLmVtYmVkZGluZ19zdHVkaW8udjEuU2V0RmlsdGVyYWJsZUZpZWxkc1Jlc3BvbnNlYgZwcm90bzM", [file_embedding_studio_v1_common, file_google_protobuf_timestamp]);
 
 /**
  * A registered model version.
@@ -156,6 +156,13 @@ export type Collection = Message<"embedding_studio.v1.Collection"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 8;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Payload fields declared filterable (SetFilterableFields), each with an index on its values.
+   *
+   * @generated from field: repeated embedding_studio.v1.FilterableField filterable_fields = 9;
+   */
+  filterableFields: FilterableField[];
 };
 
 /**
@@ -164,6 +171,36 @@ export type Collection = Message<"embedding_studio.v1.Collection"> & {
  */
 export const CollectionSchema: GenMessage<Collection> = /*@__PURE__*/
   messageDesc(file_embedding_studio_v1_deployment, 1);
+
+/**
+ * A payload field a collection declares as filterable. Filters on it return what they would
+ * without the declaration; values of another type (arrays, other JSON types) are simply not indexed.
+ *
+ * @generated from message embedding_studio.v1.FilterableField
+ */
+export type FilterableField = Message<"embedding_studio.v1.FilterableField"> & {
+  /**
+   * Dotted path through nested objects ("author.age"), as in filters: at most 16 segments of
+   * 1 to 128 characters, none that reads as an array position ("0", "-1").
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * The type of values indexed.
+   *
+   * @generated from field: embedding_studio.v1.FieldType type = 2;
+   */
+  type: FieldType;
+};
+
+/**
+ * Describes the message embedding_studio.v1.FilterableField.
+ * Use `create(FilterableFieldSchema)` to create a new message.
+ */
+export const FilterableFieldSchema: GenMessage<FilterableField> = /*@__PURE__*/
+  messageDesc(file_embedding_studio_v1_deployment, 2);
 
 /**
  * Request for DeploymentService.DeployModel.
@@ -184,7 +221,7 @@ export type DeployModelRequest = Message<"embedding_studio.v1.DeployModelRequest
  * Use `create(DeployModelRequestSchema)` to create a new message.
  */
 export const DeployModelRequestSchema: GenMessage<DeployModelRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 2);
+  messageDesc(file_embedding_studio_v1_deployment, 3);
 
 /**
  * Response of DeploymentService.DeployModel.
@@ -205,7 +242,7 @@ export type DeployModelResponse = Message<"embedding_studio.v1.DeployModelRespon
  * Use `create(DeployModelResponseSchema)` to create a new message.
  */
 export const DeployModelResponseSchema: GenMessage<DeployModelResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 3);
+  messageDesc(file_embedding_studio_v1_deployment, 4);
 
 /**
  * Request for DeploymentService.UndeployModel.
@@ -226,7 +263,7 @@ export type UndeployModelRequest = Message<"embedding_studio.v1.UndeployModelReq
  * Use `create(UndeployModelRequestSchema)` to create a new message.
  */
 export const UndeployModelRequestSchema: GenMessage<UndeployModelRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 4);
+  messageDesc(file_embedding_studio_v1_deployment, 5);
 
 /**
  * Response of DeploymentService.UndeployModel.
@@ -247,7 +284,7 @@ export type UndeployModelResponse = Message<"embedding_studio.v1.UndeployModelRe
  * Use `create(UndeployModelResponseSchema)` to create a new message.
  */
 export const UndeployModelResponseSchema: GenMessage<UndeployModelResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 5);
+  messageDesc(file_embedding_studio_v1_deployment, 6);
 
 /**
  * Request for DeploymentService.ListModels.
@@ -275,7 +312,7 @@ export type ListModelsRequest = Message<"embedding_studio.v1.ListModelsRequest">
  * Use `create(ListModelsRequestSchema)` to create a new message.
  */
 export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 6);
+  messageDesc(file_embedding_studio_v1_deployment, 7);
 
 /**
  * Response of DeploymentService.ListModels.
@@ -303,7 +340,7 @@ export type ListModelsResponse = Message<"embedding_studio.v1.ListModelsResponse
  * Use `create(ListModelsResponseSchema)` to create a new message.
  */
 export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 7);
+  messageDesc(file_embedding_studio_v1_deployment, 8);
 
 /**
  * Request for DeploymentService.ListCollections.
@@ -331,7 +368,7 @@ export type ListCollectionsRequest = Message<"embedding_studio.v1.ListCollection
  * Use `create(ListCollectionsRequestSchema)` to create a new message.
  */
 export const ListCollectionsRequestSchema: GenMessage<ListCollectionsRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 8);
+  messageDesc(file_embedding_studio_v1_deployment, 9);
 
 /**
  * Response of DeploymentService.ListCollections.
@@ -359,7 +396,7 @@ export type ListCollectionsResponse = Message<"embedding_studio.v1.ListCollectio
  * Use `create(ListCollectionsResponseSchema)` to create a new message.
  */
 export const ListCollectionsResponseSchema: GenMessage<ListCollectionsResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 9);
+  messageDesc(file_embedding_studio_v1_deployment, 10);
 
 /**
  * Request for DeploymentService.GetBlueCollection.
@@ -374,7 +411,7 @@ export type GetBlueCollectionRequest = Message<"embedding_studio.v1.GetBlueColle
  * Use `create(GetBlueCollectionRequestSchema)` to create a new message.
  */
 export const GetBlueCollectionRequestSchema: GenMessage<GetBlueCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 10);
+  messageDesc(file_embedding_studio_v1_deployment, 11);
 
 /**
  * Response of DeploymentService.GetBlueCollection.
@@ -395,7 +432,7 @@ export type GetBlueCollectionResponse = Message<"embedding_studio.v1.GetBlueColl
  * Use `create(GetBlueCollectionResponseSchema)` to create a new message.
  */
 export const GetBlueCollectionResponseSchema: GenMessage<GetBlueCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 11);
+  messageDesc(file_embedding_studio_v1_deployment, 12);
 
 /**
  * Request for DeploymentService.SwitchBlueCollection.
@@ -416,7 +453,7 @@ export type SwitchBlueCollectionRequest = Message<"embedding_studio.v1.SwitchBlu
  * Use `create(SwitchBlueCollectionRequestSchema)` to create a new message.
  */
 export const SwitchBlueCollectionRequestSchema: GenMessage<SwitchBlueCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 12);
+  messageDesc(file_embedding_studio_v1_deployment, 13);
 
 /**
  * Response of DeploymentService.SwitchBlueCollection.
@@ -444,7 +481,7 @@ export type SwitchBlueCollectionResponse = Message<"embedding_studio.v1.SwitchBl
  * Use `create(SwitchBlueCollectionResponseSchema)` to create a new message.
  */
 export const SwitchBlueCollectionResponseSchema: GenMessage<SwitchBlueCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 13);
+  messageDesc(file_embedding_studio_v1_deployment, 14);
 
 /**
  * Request for DeploymentService.RollbackBlueCollection.
@@ -459,7 +496,7 @@ export type RollbackBlueCollectionRequest = Message<"embedding_studio.v1.Rollbac
  * Use `create(RollbackBlueCollectionRequestSchema)` to create a new message.
  */
 export const RollbackBlueCollectionRequestSchema: GenMessage<RollbackBlueCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 14);
+  messageDesc(file_embedding_studio_v1_deployment, 15);
 
 /**
  * Response of DeploymentService.RollbackBlueCollection.
@@ -487,7 +524,7 @@ export type RollbackBlueCollectionResponse = Message<"embedding_studio.v1.Rollba
  * Use `create(RollbackBlueCollectionResponseSchema)` to create a new message.
  */
 export const RollbackBlueCollectionResponseSchema: GenMessage<RollbackBlueCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 15);
+  messageDesc(file_embedding_studio_v1_deployment, 16);
 
 /**
  * Request for DeploymentService.StartReindex.
@@ -522,7 +559,7 @@ export type StartReindexRequest = Message<"embedding_studio.v1.StartReindexReque
  * Use `create(StartReindexRequestSchema)` to create a new message.
  */
 export const StartReindexRequestSchema: GenMessage<StartReindexRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 16);
+  messageDesc(file_embedding_studio_v1_deployment, 17);
 
 /**
  * Response of DeploymentService.StartReindex.
@@ -550,7 +587,7 @@ export type StartReindexResponse = Message<"embedding_studio.v1.StartReindexResp
  * Use `create(StartReindexResponseSchema)` to create a new message.
  */
 export const StartReindexResponseSchema: GenMessage<StartReindexResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 17);
+  messageDesc(file_embedding_studio_v1_deployment, 18);
 
 /**
  * Request for DeploymentService.DeleteCollection.
@@ -571,7 +608,7 @@ export type DeleteCollectionRequest = Message<"embedding_studio.v1.DeleteCollect
  * Use `create(DeleteCollectionRequestSchema)` to create a new message.
  */
 export const DeleteCollectionRequestSchema: GenMessage<DeleteCollectionRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 18);
+  messageDesc(file_embedding_studio_v1_deployment, 19);
 
 /**
  * Response of DeploymentService.DeleteCollection (empty: the collection is gone).
@@ -586,7 +623,7 @@ export type DeleteCollectionResponse = Message<"embedding_studio.v1.DeleteCollec
  * Use `create(DeleteCollectionResponseSchema)` to create a new message.
  */
 export const DeleteCollectionResponseSchema: GenMessage<DeleteCollectionResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 19);
+  messageDesc(file_embedding_studio_v1_deployment, 20);
 
 /**
  * Request for DeploymentService.GetInterleavingVerdict.
@@ -615,7 +652,7 @@ export type GetInterleavingVerdictRequest = Message<"embedding_studio.v1.GetInte
  * Use `create(GetInterleavingVerdictRequestSchema)` to create a new message.
  */
 export const GetInterleavingVerdictRequestSchema: GenMessage<GetInterleavingVerdictRequest> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 20);
+  messageDesc(file_embedding_studio_v1_deployment, 21);
 
 /**
  * Response of DeploymentService.GetInterleavingVerdict.
@@ -713,7 +750,57 @@ export type GetInterleavingVerdictResponse = Message<"embedding_studio.v1.GetInt
  * Use `create(GetInterleavingVerdictResponseSchema)` to create a new message.
  */
 export const GetInterleavingVerdictResponseSchema: GenMessage<GetInterleavingVerdictResponse> = /*@__PURE__*/
-  messageDesc(file_embedding_studio_v1_deployment, 21);
+  messageDesc(file_embedding_studio_v1_deployment, 22);
+
+/**
+ * Request for DeploymentService.SetFilterableFields.
+ *
+ * @generated from message embedding_studio.v1.SetFilterableFieldsRequest
+ */
+export type SetFilterableFieldsRequest = Message<"embedding_studio.v1.SetFilterableFieldsRequest"> & {
+  /**
+   * The collection (at most 128 characters); empty = the blue collection.
+   *
+   * @generated from field: string collection_id = 1;
+   */
+  collectionId: string;
+
+  /**
+   * The fields declared from now on, replacing the previous set (at most 16, each path once);
+   * empty drops every declaration.
+   *
+   * @generated from field: repeated embedding_studio.v1.FilterableField fields = 2;
+   */
+  fields: FilterableField[];
+};
+
+/**
+ * Describes the message embedding_studio.v1.SetFilterableFieldsRequest.
+ * Use `create(SetFilterableFieldsRequestSchema)` to create a new message.
+ */
+export const SetFilterableFieldsRequestSchema: GenMessage<SetFilterableFieldsRequest> = /*@__PURE__*/
+  messageDesc(file_embedding_studio_v1_deployment, 23);
+
+/**
+ * Response of DeploymentService.SetFilterableFields.
+ *
+ * @generated from message embedding_studio.v1.SetFilterableFieldsResponse
+ */
+export type SetFilterableFieldsResponse = Message<"embedding_studio.v1.SetFilterableFieldsResponse"> & {
+  /**
+   * The collection as it is now, with its declared fields.
+   *
+   * @generated from field: embedding_studio.v1.Collection collection = 1;
+   */
+  collection?: Collection | undefined;
+};
+
+/**
+ * Describes the message embedding_studio.v1.SetFilterableFieldsResponse.
+ * Use `create(SetFilterableFieldsResponseSchema)` to create a new message.
+ */
+export const SetFilterableFieldsResponseSchema: GenMessage<SetFilterableFieldsResponse> = /*@__PURE__*/
+  messageDesc(file_embedding_studio_v1_deployment, 24);
 
 /**
  * Role of a collection in the blue/green scheme.
@@ -757,6 +844,40 @@ export const CollectionStateSchema: GenEnum<CollectionState> = /*@__PURE__*/
   enumDesc(file_embedding_studio_v1_deployment, 0);
 
 /**
+ * The type of values a filterable field is indexed by.
+ *
+ * @generated from enum embedding_studio.v1.FieldType
+ */
+export enum FieldType {
+  /**
+   * Not set; refused.
+   *
+   * @generated from enum value: FIELD_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * String values, compared by code point: term filters with a string and string ranges use the index.
+   *
+   * @generated from enum value: FIELD_TYPE_KEYWORD = 1;
+   */
+  KEYWORD = 1,
+
+  /**
+   * Number values: ranges with number bounds use the index.
+   *
+   * @generated from enum value: FIELD_TYPE_NUMBER = 2;
+   */
+  NUMBER = 2,
+}
+
+/**
+ * Describes the enum embedding_studio.v1.FieldType.
+ */
+export const FieldTypeSchema: GenEnum<FieldType> = /*@__PURE__*/
+  enumDesc(file_embedding_studio_v1_deployment, 1);
+
+/**
  * What interleaved sessions say about a green collection against blue.
  *
  * @generated from enum embedding_studio.v1.InterleavingDecision
@@ -795,7 +916,7 @@ export enum InterleavingDecision {
  * Describes the enum embedding_studio.v1.InterleavingDecision.
  */
 export const InterleavingDecisionSchema: GenEnum<InterleavingDecision> = /*@__PURE__*/
-  enumDesc(file_embedding_studio_v1_deployment, 1);
+  enumDesc(file_embedding_studio_v1_deployment, 2);
 
 /**
  * Deploys model versions to the inference server and manages blue/green collections.
@@ -904,6 +1025,20 @@ export const DeploymentService: GenService<{
     methodKind: "unary";
     input: typeof GetInterleavingVerdictRequestSchema;
     output: typeof GetInterleavingVerdictResponseSchema;
+  },
+  /**
+   * Replaces the payload fields a collection declares as filterable, building an index for each
+   * new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
+   * of fields left out. On a large collection this takes about a scan of its table: give the call
+   * a deadline to match. ABORTED when another declaration is building on the same collection,
+   * or an index build failed (nothing changed; send it again).
+   *
+   * @generated from rpc embedding_studio.v1.DeploymentService.SetFilterableFields
+   */
+  setFilterableFields: {
+    methodKind: "unary";
+    input: typeof SetFilterableFieldsRequestSchema;
+    output: typeof SetFilterableFieldsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_embedding_studio_v1_deployment, 0);
