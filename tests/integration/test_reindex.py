@@ -378,12 +378,13 @@ async def test_writes_and_deletes_racing_a_reindex_leave_both_collections_equal(
     started, destination = await _start(world)
     children = await plan_reindex(world, started.task.task_id)
     stop = asyncio.Event()
-    writes = 0
+    writes = during_copy = 0
 
     async def writer(seed: int) -> None:
         nonlocal writes
         rng = random.Random(seed)
-        while not stop.is_set():
+        # Until the copy is over, and at least 40 writes (the mirror must hold after it too).
+        while not stop.is_set() or writes < 40:
             n = rng.randrange(200)  # ids past 150 are new items
             if rng.random() < 0.3:
                 await run_deletion(world.pool, world.blue, [f"doc-{n:04d}"])
@@ -395,13 +396,15 @@ async def test_writes_and_deletes_racing_a_reindex_leave_both_collections_equal(
             writes += 1
 
     async def copy_all() -> None:
+        nonlocal during_copy
         await asyncio.gather(
             *(run_subtask(world, c.task_id, f"w{c.params['range_index']}") for c in children)
         )
+        during_copy = writes
         stop.set()
 
     await asyncio.gather(writer(1), writer(2), copy_all())
-    assert writes > 20
+    assert during_copy > 5 and writes >= 40
     parent = await store.get_task(world.pool, started.task.task_id)
     assert parent.status == "done", parent.error
     source, copied = await world.originals(world.blue), await world.originals(destination)
