@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     encoder_backend_max_ndcg_drop: float = 0.005
     # Threads one ONNX Runtime / OpenVINO model uses; 0 = the runtime's default (every core).
     encoder_threads: int = Field(default=0, ge=0)
+    # Where ONNX exports of models that ship none are kept (None: <data_dir>/models/exports).
+    # Exports are named for the model's path and weights, so several stacks may share one.
+    exports_dir: Path | None = None
     upsert_db_batch_size: int = 256
     # A write of more items than four times this is written in quarters (at most
     # upsert_db_batch_size items each), each encoded while the one before is written.

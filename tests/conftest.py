@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from es_core.config import Settings
 from es_core.storage.db import create_pool
 from es_core.storage.migrations import migrate
 from es_harness.throwaway import StackInfo, ThrowawayStack
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every stack and process of the run shares one cache of model exports (an export takes
+    seconds; each test stack has a data directory of its own)."""
+    root = Path(__file__).resolve().parents[1]
+    os.environ.setdefault("ES_EXPORTS_DIR", str(root / ".test-cache" / "exports"))
 
 
 @pytest.fixture(scope="session")

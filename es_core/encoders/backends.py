@@ -32,7 +32,7 @@ RECORD_FILE = "encoder_backend.json"
 
 def exports_cache_dir(settings: Settings) -> Path:
     """Where exports of models that ship none are kept (one directory per model directory)."""
-    return settings.models_cache_dir / "exports"
+    return settings.exports_dir or settings.models_cache_dir / "exports"
 
 
 def check_backend(value: str) -> Backend:
