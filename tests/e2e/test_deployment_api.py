@@ -530,6 +530,14 @@ def _bad_requests(blue: deployment_pb2.Collection) -> list[Any]:
         ("DeployModel", D.DeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
         ("UndeployModel", D.UndeployModelRequest(), "INVALID_ARGUMENT", "model_id"),
         ("ListModels", D.ListModelsRequest(page_size=-1), "INVALID_ARGUMENT", "page_size"),
+        (
+            "SetFilterableFields",
+            D.SetFilterableFieldsRequest(
+                fields=[D.FilterableField(field="", type=D.FIELD_TYPE_NUMBER)]
+            ),
+            "INVALID_ARGUMENT",
+            "fields[0].field",
+        ),
     ]
     return cases
 

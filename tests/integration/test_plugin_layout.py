@@ -23,6 +23,7 @@ from es_core.reindex.start import create_reindex
 from es_core.search.use_case import SearchContext, SearchInput, page_options, search
 from es_core.storage import catalog
 from es_core.storage.bootstrap import prepare_database
+from es_core.storage.bulk_index import build_vector_index
 from es_core.storage.db import create_pool
 from es_core.upsertion import run_upsertion
 from tests.integration.blue_green import keep_going
@@ -142,7 +143,11 @@ async def test_a_reindex_destination_is_indexed_as_the_plugin_says(pool: asyncpg
         destination = await catalog.get_collection(conn, started.destination_collection_id)
     assert (destination.hnsw_m, destination.hnsw_ef_construction) == (8, 24)
     assert (destination.model.metric, destination.model.aggregation) == ("dot", "avg")
-    assert "m='8'" in await _hnsw_index(pool, destination)
+    # A green collection's vector index is built once its rows are in (the bulk path).
+    assert destination.index_state == "building"
+    await build_vector_index(pool, SETTINGS, destination.collection_id)
+    index = await _hnsw_index(pool, destination)
+    assert "vector_ip_ops" in index and "m='8'" in index and "ef_construction='24'" in index
 
 
 class ContradictingPlugin(TinyDotPlugin):
