@@ -439,20 +439,6 @@ async def store_batch(
         await encoded.cover(pool, targets, registry, settings)
 
 
-async def write_batch(
-    pool: asyncpg.Pool,
-    collection: Collection,
-    batch: list[ItemInput],
-    registry: EncoderRegistry,
-    settings: Settings,
-    version: int,
-) -> WriteReport:
-    """Encode prepared items for every target's model, then write them to all targets in one
-    transaction (``encode_batch`` then ``store_batch``)."""
-    encoded = await encode_batch(pool, collection, batch, registry, settings)
-    return await store_batch(pool, encoded, registry, settings, version)
-
-
 async def _store(
     conn: asyncpg.Connection,
     target: Collection,

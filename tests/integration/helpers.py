@@ -75,6 +75,25 @@ async def new_collection(
         )
 
 
+async def word_count_collection(pool: asyncpg.Pool) -> Collection:
+    """A green collection of its own word-count model (tests.integration.tiny_plugin's
+    vocabulary: one dimension per word, dot product, average aggregation)."""
+    from tests.integration.tiny_plugin import TINY_SOURCE, VOCABULARY
+
+    model = Model(
+        model_id=unique_id("wc"),
+        name="word-counts",
+        version="1",
+        dimensions=len(VOCABULARY),
+        metric="dot",
+        aggregation="avg",
+        source=TINY_SOURCE,
+    )
+    async with pool.acquire() as conn:
+        await catalog.insert_model(conn, model)
+    return await new_collection(pool, "dot", "avg", len(VOCABULARY), model=model)
+
+
 async def load_items(
     pool: asyncpg.Pool,
     collection: Collection,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from es_core.config import Settings
-from es_core.domain import Collection, Model
+from es_core.domain import Model
 from es_core.encoders.base import Encoder, Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.item_input import ItemInput, PartInput
@@ -19,8 +19,8 @@ from es_core.storage import catalog
 from es_core.storage.content_hashes import content_hash, stored_vectors
 from es_core.storage.item_rows import get_items
 from es_core.upsertion import encode_batch, run_deletion, run_upsertion, store_batch
-from tests.integration.helpers import new_collection, unique_id
-from tests.integration.tiny_plugin import TINY_SOURCE, VOCABULARY, WordCountEncoder
+from tests.integration.helpers import new_collection, word_count_collection
+from tests.integration.tiny_plugin import WordCountEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +52,6 @@ async def keep_going(fraction: float, message: str) -> bool:
     return True
 
 
-async def _word_count_collection(pool: asyncpg.Pool) -> Collection:
-    model = Model(
-        model_id=unique_id("wc"),
-        name="word-counts",
-        version="1",
-        dimensions=len(VOCABULARY),
-        metric="dot",
-        aggregation="avg",
-        source=TINY_SOURCE,
-    )
-    async with pool.acquire() as conn:
-        await catalog.insert_model(conn, model)
-    return await new_collection(pool, "dot", "avg", len(VOCABULARY), model=model)
-
-
 def _pipe_settings(settings: Settings) -> Settings:
     """Sentences of at most a few words: "apple pear. plum fig." gives two parts."""
     return settings.model_copy(update={"splitter_max_words": 2, "splitter_overlap_words": 0})
@@ -90,7 +75,7 @@ def _items(texts: dict[str, str]) -> list[ItemInput]:
 async def test_a_second_upsert_of_the_same_texts_encodes_nothing(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _word_count_collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     counting = Counting(WordCountEncoder())
     registry = EncoderRegistry(lambda model: counting)
     small = _pipe_settings(settings)
@@ -113,7 +98,7 @@ async def test_a_second_upsert_of_the_same_texts_encodes_nothing(
 async def test_only_a_changed_part_is_encoded_again(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _word_count_collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     counting = Counting(WordCountEncoder())
     registry = EncoderRegistry(lambda model: counting)
     small = _pipe_settings(settings)
@@ -132,7 +117,7 @@ async def test_only_a_changed_part_is_encoded_again(
 async def test_a_text_met_twice_in_a_batch_is_encoded_once(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _word_count_collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     counting = Counting(WordCountEncoder())
     registry = EncoderRegistry(lambda model: counting)
     items = [ItemInput("x", text="apple fig"), ItemInput("y", text="apple fig")]
@@ -145,7 +130,7 @@ async def test_a_text_met_twice_in_a_batch_is_encoded_once(
 async def test_another_model_does_not_reuse_the_vectors_of_the_first(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    first, second = await _word_count_collection(pg_pool), await _word_count_collection(pg_pool)
+    first, second = await word_count_collection(pg_pool), await word_count_collection(pg_pool)
     encoders: dict[str, Counting] = {}
 
     def factory(model: Model) -> Counting:
@@ -169,7 +154,7 @@ async def test_another_model_does_not_reuse_the_vectors_of_the_first(
 async def test_given_vectors_are_kept_and_never_reused_for_their_text(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _word_count_collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     counting = Counting(WordCountEncoder())
     registry = EncoderRegistry(lambda model: counting)
     given = [0.5, 0.5, 0.5, 0.5]
@@ -224,7 +209,7 @@ async def test_a_delete_between_lookup_and_write_leaves_no_half_written_item(
 ) -> None:
     """The stored vectors are read before the write's transaction; a deletion that commits in
     between wins or loses by version, and the item is then wholly gone or wholly written."""
-    collection = await _word_count_collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     counting = Counting(WordCountEncoder())
     registry = EncoderRegistry(lambda model: counting)
     small = _pipe_settings(settings)

@@ -16,11 +16,10 @@ from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.ingest.cleaning import TextCleaner
 from es_core.item_input import ItemInput, PartInput
-from es_core.storage import catalog
 from es_core.storage.item_rows import get_items
 from es_core.upsertion import run_upsertion
-from tests.integration.helpers import new_collection, unique_id
-from tests.integration.tiny_plugin import TINY_SOURCE, VOCABULARY, WordCountEncoder
+from tests.integration.helpers import word_count_collection
+from tests.integration.tiny_plugin import WordCountEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -34,21 +33,6 @@ class PoisonedWordCounts(WordCountEncoder):
         return super().encode_items(texts)
 
 
-async def _collection(pool: asyncpg.Pool) -> catalog.Collection:
-    model = catalog.Model(
-        model_id=unique_id("wc"),
-        name="word-counts",
-        version="1",
-        dimensions=len(VOCABULARY),
-        metric="dot",
-        aggregation="avg",
-        source=TINY_SOURCE,
-    )
-    async with pool.acquire() as conn:
-        await catalog.insert_model(conn, model)
-    return await new_collection(pool, "dot", "avg", len(VOCABULARY), model=model)
-
-
 async def keep_going(fraction: float, message: str) -> bool:
     return True
 
@@ -56,7 +40,7 @@ async def keep_going(fraction: float, message: str) -> bool:
 async def test_blank_unencodable_and_refused_items_fail_alone(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     registry = EncoderRegistry(lambda model: PoisonedWordCounts())
     nan = [math.nan, 1.0, 0.0, 0.0]
     items = [
@@ -97,7 +81,7 @@ async def test_blank_unencodable_and_refused_items_fail_alone(
 async def test_a_model_that_fails_on_every_item_fails_the_task(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     registry = EncoderRegistry(lambda model: PoisonedWordCounts())
     items = [ItemInput(f"p{i}", text="poison apple") for i in range(3)]
     with pytest.raises(RuntimeError, match="encoded none of 3 items"):

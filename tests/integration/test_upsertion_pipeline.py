@@ -7,15 +7,15 @@ import asyncpg
 import pytest
 
 from es_core.config import Settings
-from es_core.domain import Collection, Model
+from es_core.domain import Collection
 from es_core.encoders.base import Vectors
 from es_core.encoders.registry import EncoderRegistry
 from es_core.errors import Unavailable
 from es_core.item_input import ItemInput
 from es_core.storage import catalog
 from es_core.upsertion import run_upsertion
-from tests.integration.helpers import new_collection, unique_id
-from tests.integration.tiny_plugin import TINY_SOURCE, VOCABULARY, WordCountEncoder
+from tests.integration.helpers import word_count_collection
+from tests.integration.tiny_plugin import WordCountEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +32,6 @@ class FailsFrom(WordCountEncoder):
         if self.calls == self.failing_call:
             raise Unavailable("the inference server is gone")
         return super().encode_items(texts)
-
-
-async def _collection(pool: asyncpg.Pool) -> Collection:
-    model = Model(
-        model_id=unique_id("wc"),
-        name="word-counts",
-        version="1",
-        dimensions=len(VOCABULARY),
-        metric="dot",
-        aggregation="avg",
-        source=TINY_SOURCE,
-    )
-    async with pool.acquire() as conn:
-        await catalog.insert_model(conn, model)
-    return await new_collection(pool, "dot", "avg", len(VOCABULARY), model=model)
 
 
 def _small_batches(settings: Settings) -> Settings:
@@ -74,7 +59,7 @@ async def _part_counts(pool: asyncpg.Pool, collection: Collection) -> dict[str, 
 async def test_pipelined_batches_are_all_written_and_reported_in_order(
     pg_pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    collection = await _collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     registry = EncoderRegistry(lambda model: WordCountEncoder())
     calls: list[tuple[float, str]] = []
 
@@ -95,7 +80,7 @@ async def test_a_failure_while_a_batch_is_written_leaves_no_half_written_item(
 ) -> None:
     """The third batch's encoding fails while the second is being written: the task fails,
     the first batch is written, the third is not, and the second is whole or absent."""
-    collection = await _collection(pg_pool)
+    collection = await word_count_collection(pg_pool)
     registry = EncoderRegistry(lambda model: FailsFrom(failing_call=3))
 
     async def progress(fraction: float, message: str) -> bool:
