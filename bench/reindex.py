@@ -8,9 +8,9 @@ pages read from the source, every part re-encoded (the next page while the one b
 written), written with the guards against concurrent writes into the green collection without
 its HNSW index, checkpoints in the task rows, then the index built once. The baseline,
 measured in the same run while the stack is idle, is the same part texts (split as the worker
-split them) encoded in this process with the same sentence-transformers model, once before and
-once after the reindex (the faster run counts: other work on the machine only ever slows a run
-down).
+split them) encoded in this process with the same model and backend (ES_ENCODER_BACKEND), once
+before and once after the reindex (the faster run counts: other work on the machine only ever
+slows a run down).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from bench.common import Row, base_parser, report, running_stack, wait_all, work
 from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import common_pb2, deployment_pb2, upsert_pb2
 from es_core.config import Settings
-from es_core.encoders.local import BASE_MODEL_SOURCE, SentenceTransformerEncoder, base_model_path
+from es_core.encoders.backends import model_encoder
+from es_core.encoders.local import BASE_MODEL_SOURCE, base_model_path
 from es_harness.beir import load_dataset, scifact_dir
 
 
@@ -89,8 +90,8 @@ async def main_async(args: argparse.Namespace) -> None:
             await upsert_all(client, ids, texts, 250)
             print(f"upserted {n} items in {time.perf_counter() - started:.1f} s")
 
-            encoder = SentenceTransformerEncoder(
-                base_model_path(), batch_size=settings.encode_batch_size
+            encoder = model_encoder(
+                base_model_path(), settings, batch_size=settings.encode_batch_size
             )
             encoder.encode_items(parts[:64])  # warm-up, untimed
 

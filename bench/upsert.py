@@ -4,9 +4,9 @@
 
 Times UpsertItems of SciFact abstracts (``title + ". " + text``; all requests sent, then every
 task waited for) and, as the baseline, the same texts encoded in this process with the same
-sentence-transformers model: split the way the worker splits them, and also whole. The worker
-shares this machine, so the direct baseline runs while the stack is idle (after a one-item
-warm-up upsert has loaded the model in the worker).
+model and backend (ES_ENCODER_BACKEND, as the stack runs it): split the way the worker splits
+them, and also whole. The worker shares this machine, so the direct baseline runs while the
+stack is idle (after a one-item warm-up upsert has loaded the model in the worker).
 
 Where the upsert's time goes: the same split texts encoded through the stack's Triton from
 this process (the worker's encoder, without the worker), the tasks' own run time against the
@@ -29,7 +29,8 @@ from bench.common import Row, base_parser, report, running_stack, wait_all, work
 from embedding_studio.client import AsyncClient, build_upsert_item
 from embedding_studio.v1 import upsert_pb2
 from es_core.config import Settings
-from es_core.encoders.local import SentenceTransformerEncoder, base_model_path
+from es_core.encoders.backends import model_encoder
+from es_core.encoders.local import base_model_path
 from es_core.encoders.triton import TritonEncoder, triton_model_names
 from es_harness.beir import load_dataset, scifact_dir
 from es_harness.throwaway import StackInfo
@@ -142,8 +143,8 @@ async def main_async(args: argparse.Namespace) -> None:
             warm = await client.upsert_items([{"object_id": "warm-up", "text": "warm-up text"}])
             await wait_all(client, [warm.task_id])  # loads the model in the worker
 
-            encoder = SentenceTransformerEncoder(
-                base_model_path(), batch_size=settings.encode_batch_size
+            encoder = model_encoder(
+                base_model_path(), settings, batch_size=settings.encode_batch_size
             )
             encoder.encode_items(texts[:64])  # warm-up, untimed
             split_s = timed(

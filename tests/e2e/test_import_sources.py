@@ -225,7 +225,9 @@ def test_every_source_gives_the_search_results_of_the_inline_upsert(
         got = _results(client, claims)
         for q in claims:
             assert [d for d, _ in got[q]] == [d for d, _ in inline[q]], (name, q)
-            assert [s for _, s in got[q]] == pytest.approx([s for _, s in inline[q]], abs=1e-5)
+            # Texts meet in other batches (other padding) than inline: OpenVINO's bf16 kernels
+            # move a score by up to about 1e-4 with that, torch's float32 by 1e-6.
+            assert [s for _, s in got[q]] == pytest.approx([s for _, s in inline[q]], abs=1e-3)
 
 
 def test_an_item_by_reference_keeps_its_source_and_the_tables_payload(

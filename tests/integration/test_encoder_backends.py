@@ -222,5 +222,6 @@ def test_a_backend_that_cannot_run_the_model_is_recorded_as_failed(
 
 
 def test_with_torch_set_there_is_nothing_to_guard(settings: Settings, tmp_path: Path) -> None:
-    assert guard_backend(tmp_path, settings, {}, lambda encoder: {}, **GATE) is None
+    torch_set = settings.model_copy(update={"encoder_backend": "torch"})
+    assert guard_backend(tmp_path, torch_set, {}, lambda encoder: {}, **GATE) is None
     assert not (tmp_path / RECORD_FILE).exists()
