@@ -24,13 +24,13 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from es_core.collections.listing import CollectionInfo, describe
 from es_core.context import Context
-from es_core.domain import Collection, FilterableField, Progress
+from es_core.domain import Collection, FilterableField, FilterableType, Progress
 from es_core.errors import Aborted, InvalidArgument, NotFound
 from es_core.filters.declared import field_expression
 from es_core.filters.validation import check_field_path
@@ -137,7 +137,7 @@ def fields_to_json(fields: Sequence[FilterableField]) -> list[dict[str, str]]:
 
 
 def fields_from_json(stored: Sequence[dict[str, str]]) -> list[FilterableField]:
-    return [FilterableField(d["field"], d["type"]) for d in stored]  # type: ignore[arg-type]
+    return [FilterableField(d["field"], cast(FilterableType, d["type"])) for d in stored]
 
 
 async def start_declaration(
