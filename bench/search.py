@@ -280,7 +280,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 return [bind(c) for c in clients]
 
             started = time.perf_counter()
-            await clients[0].set_filterable_fields(DECLARED, timeout=3600)
+            declared = await clients[0].set_filterable_fields(DECLARED, timeout=60)
+            built = await clients[0].wait_for_task(declared.task.task_id, timeout_seconds=3600)
+            if built.status != common_pb2.TASK_STATUS_DONE:
+                raise SystemExit(f"SetFilterableFields {DECLARED}: task ended {built}")
             print(f"SetFilterableFields {DECLARED}: {time.perf_counter() - started:.1f} s")
             async with pool.acquire() as conn:
                 collection = await get_blue_collection(conn)

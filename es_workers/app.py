@@ -65,6 +65,7 @@ def create_app() -> Celery:
         include=[
             "es_workers.upsertion",
             "es_workers.importing",
+            "es_workers.filterable_fields",
             "es_workers.sweeper",
             "es_workers.improvement",
             "es_workers.fine_tuning",

@@ -6,7 +6,8 @@ waits behind another's: a fine-tuning that trains for an hour does not hold back
 
 - ``upsertion``: upserts and deletions (queue ``upsertion``), and the ``sweeper`` queue the beat
   sends its periodic ticks to (light: they look at rows and send tasks to the other queues);
-- ``bulk``: reindexes, imports and categories switches (queue ``reindex``): long encoding work;
+- ``bulk``: reindexes, imports, categories switches and filterable-field index builds (queue
+  ``reindex``): long encoding work, and scans of whole tables;
 - ``improvement``: improvement and ranking-weight fitting (queues ``improvement``);
 - ``fine_tuning``: training (queue ``fine_tuning``): one task at a time per process, in the
   worker's own process (solo pool), since training uses every core it gets;

@@ -16,6 +16,7 @@ TaskKind = Literal[
     "ranking_fit",
     "categories_switch",
     "import",
+    "filterable_fields",
 ]
 TaskStatus = Literal["pending", "processing", "waiting", "done", "failed", "canceled"]
 
@@ -29,6 +30,7 @@ TASK_KINDS: tuple[TaskKind, ...] = (
     "ranking_fit",
     "categories_switch",
     "import",
+    "filterable_fields",
 )
 TERMINAL_STATUSES: frozenset[str] = frozenset({"done", "failed", "canceled"})
 
@@ -47,6 +49,9 @@ QUEUE_FOR_KIND: dict[str, str] = {
     # Reading a whole source and encoding it: bulk work, like a reindex, and off the queue of
     # the upserts, which must not wait behind it.
     "import": "reindex",
+    # Building a collection's declared-field indexes: about a scan of its table per field,
+    # bulk work like a reindex.
+    "filterable_fields": "reindex",
 }
 
 

@@ -1,7 +1,8 @@
 """DeploymentService: model versions in the inference server, and blue/green collections.
 
-The deploy RPCs and StartReindex return a task at once (AIP-151): the model serves, or the
-green collection is filled, once it is TASK_STATUS_DONE."""
+The deploy RPCs, StartReindex and SetFilterableFields return a task at once (AIP-151): the
+model serves, the green collection is filled, or the declared fields' indexes are built, once it
+is TASK_STATUS_DONE."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import grpc
 
 from embedding_studio.v1 import deployment_pb2, deployment_pb2_grpc
 from es_core.collections import use_case as collections
-from es_core.collections.filterable import set_filterable_fields
+from es_core.collections.filterable import start_declaration
 from es_core.collections.listing import CollectionInfo
 from es_core.interleaving.pair import interleaving_verdict
 from es_core.pagination import PageRequest
@@ -116,12 +117,15 @@ class DeploymentService(deployment_pb2_grpc.DeploymentServiceServicer):
         request: deployment_pb2.SetFilterableFieldsRequest,
         context: grpc.aio.ServicerContext,
     ) -> deployment_pb2.SetFilterableFieldsResponse:
-        info = await set_filterable_fields(
-            self.state.context.pool,
+        started = await start_declaration(
+            self.state.context,
             request.collection_id,
             filterable_fields_from_proto(list(request.fields)),
+            request.idempotency_key,
         )
-        return deployment_pb2.SetFilterableFieldsResponse(collection=_collection(info))
+        return deployment_pb2.SetFilterableFieldsResponse(
+            collection=_collection(started.collection), task=task_to_proto(started.task)
+        )
 
     async def GetInterleavingVerdict(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -19,11 +20,11 @@ from es_core.collections.filterable import (
     MAX_FILTERABLE_FIELDS,
     check_filterable_fields,
     index_name,
-    set_filterable_fields,
+    run_declaration,
 )
 from es_core.config import Settings
 from es_core.domain import Collection, FilterableField
-from es_core.errors import Aborted, EsError, InvalidArgument, NotFound
+from es_core.errors import Aborted, AlreadyExists, EsError, InvalidArgument, NotFound
 from es_core.filters import Bool, Filter, Range, Term
 from es_core.filters.compiler import SqlParams, compile_filter
 from es_core.reindex.start import create_reindex
@@ -31,8 +32,10 @@ from es_core.search.filter_estimates import filter_estimate
 from es_core.search.query import VectorQuery
 from es_core.search.vector_search import vector_page
 from es_core.storage.catalog import get_collection, items_table
+from es_core.tasks import store
 from tests.filter_reference import evaluate
 from tests.integration.blue_green import World, fresh_world, hash_model
+from tests.integration.filterable_tasks import declare, run_task, start
 from tests.integration.helpers import DIMS, load_items, new_collection
 
 pytestmark = pytest.mark.integration
@@ -77,7 +80,7 @@ async def data(pg_pool: asyncpg.Pool) -> Data:
     await load_items(
         pg_pool, collection, [(f"i{i}", vectors[i : i + 1], _payload(i)) for i in range(ITEMS)]
     )
-    info = await set_filterable_fields(pg_pool, collection.collection_id, DECLARED)
+    info = await declare(pg_pool, collection.collection_id, DECLARED)
     assert info.collection.filterable_fields == tuple(DECLARED)
     await pg_pool.execute(f"ANALYZE {items_table(collection)}")
     return Data(info.collection, vectors)
@@ -251,7 +254,7 @@ async def test_declarations_replace_the_set_and_its_indexes(pg_pool: asyncpg.Poo
         [(f"i{i}", np.ones((1, DIMS)), {"a": i, "b": {"c": str(i)}}) for i in range(50)],
     )
     first = _fields(("a", "number"), ("b.c", "keyword"))
-    info = await set_filterable_fields(pg_pool, collection.collection_id, first)
+    info = await declare(pg_pool, collection.collection_id, first)
     assert info.item_count == 50 and info.collection.filterable_fields == tuple(first)
     table = collection.table_name
     assert await _pf_indexes(pg_pool, collection) == {index_name(table, f): True for f in first}
@@ -259,29 +262,42 @@ async def test_declarations_replace_the_set_and_its_indexes(pg_pool: asyncpg.Poo
     oids = await pg_pool.fetch(
         f"SELECT indexrelid FROM pg_index WHERE indrelid = '{table}'::regclass"
     )
-    await set_filterable_fields(pg_pool, collection.collection_id, first)
+    await declare(pg_pool, collection.collection_id, first)
     again = await pg_pool.fetch(
         f"SELECT indexrelid FROM pg_index WHERE indrelid = '{table}'::regclass"
     )
     assert {r[0] for r in oids} == {r[0] for r in again}
     second = _fields(("a", "keyword"))
-    info = await set_filterable_fields(pg_pool, collection.collection_id, second)
+    info = await declare(pg_pool, collection.collection_id, second)
     assert info.collection.filterable_fields == tuple(second)
     assert await _pf_indexes(pg_pool, collection) == {index_name(table, second[0]): True}
     async with pg_pool.acquire() as conn:
         assert (await get_collection(conn, collection.collection_id)).filterable_fields == tuple(
             second
         )
-    info = await set_filterable_fields(pg_pool, collection.collection_id, [])
+    info = await declare(pg_pool, collection.collection_id, [])
     assert info.collection.filterable_fields == ()
     assert await _pf_indexes(pg_pool, collection) == {}
 
 
+async def _declaration_tasks(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM tasks WHERE kind = 'filterable_fields'"))
+
+
 @pytest.mark.asyncio(loop_scope="session")
-async def test_an_unknown_collection_is_not_found(pg_pool: asyncpg.Pool) -> None:
+async def test_an_unknown_collection_is_not_found_before_any_task(pg_pool: asyncpg.Pool) -> None:
+    before = await _declaration_tasks(pg_pool)
     with pytest.raises(NotFound) as raised:
-        await set_filterable_fields(pg_pool, "no-such-collection", _fields(("a", "number")))
+        await start(pg_pool, "no-such-collection", _fields(("a", "number")))
     assert [v.field for v in raised.value.violations] == ["collection_id"]
+    collection = await new_collection(pg_pool)
+    with pytest.raises(InvalidArgument) as bad:
+        await start(pg_pool, collection.collection_id, _fields(("a", "number"), ("a", "keyword")))
+    assert [v.field for v in bad.value.violations] == ["fields[1].field"]
+    with pytest.raises(InvalidArgument) as bad:
+        await start(pg_pool, collection.collection_id, _fields(("a", "number")), "k" * 129)
+    assert [v.field for v in bad.value.violations] == ["idempotency_key"]
+    assert await _declaration_tasks(pg_pool) == before
 
 
 async def _wait_for_build(pool: asyncpg.Pool, collection: Collection) -> int:
@@ -298,75 +314,147 @@ async def _wait_for_build(pool: asyncpg.Pool, collection: Collection) -> int:
     raise AssertionError("no index build started")
 
 
+async def _wait_until_built_no_more(pool: asyncpg.Pool, pid: int) -> None:
+    """Until the backend ``pid`` no longer runs its index build (it was cancelled)."""
+    for _ in range(400):
+        running = await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1"
+            " AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active')",
+            pid,
+        )
+        if not running:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the index build went on")
+
+
+async def _twenty_items(pool: asyncpg.Pool) -> Collection:
+    collection = await new_collection(pool)
+    await load_items(
+        pool,
+        collection,
+        [(f"i{i}", np.ones((1, DIMS)), {"a": i, "b": i}) for i in range(20)],
+    )
+    return collection
+
+
+@asynccontextmanager
+async def _open_write(pool: asyncpg.Pool, collection: Collection) -> AsyncIterator[Any]:
+    """An open write on the collection: a concurrent build (and drop) waits for it after
+    creating its (invalid) index. Yields the transaction, to roll back when the test says."""
+    writer = await pool.acquire()
+    try:
+        tx = writer.transaction()
+        await tx.start()
+        await writer.execute(f"UPDATE {items_table(collection)} SET version = version")
+        try:
+            yield tx
+        finally:
+            with suppress(asyncpg.InterfaceError):  # rolled back already
+                await tx.rollback()
+    finally:
+        await pool.release(writer)
+
+
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_failed_build_leaves_no_invalid_index_and_a_second_caller_is_aborted(
+async def test_a_failed_build_leaves_no_invalid_index_and_a_second_declaration_is_aborted(
     pg_pool: asyncpg.Pool,
 ) -> None:
-    collection = await new_collection(pg_pool)
-    await load_items(
-        pg_pool, collection, [(f"i{i}", np.ones((1, DIMS)), {"a": i}) for i in range(20)]
-    )
+    collection = await _twenty_items(pg_pool)
+    previous = _fields(("b", "number"))
+    await declare(pg_pool, collection.collection_id, previous)
     fields = _fields(("a", "number"))
-    writer = await pg_pool.acquire()
-    try:
-        # An open write: the concurrent build waits for it after creating its (invalid) index.
-        tx = writer.transaction()
-        await tx.start()
-        await writer.execute(f"UPDATE {items_table(collection)} SET version = version")
-        building = asyncio.ensure_future(
-            set_filterable_fields(pg_pool, collection.collection_id, fields)
-        )
+    task = await start(pg_pool, collection.collection_id, fields)
+    async with _open_write(pg_pool, collection) as tx:
+        running = asyncio.ensure_future(run_task(pg_pool, task.task_id))
         pid = await _wait_for_build(pg_pool, collection)
-        with pytest.raises(Aborted, match="another SetFilterableFields"):
-            await set_filterable_fields(pg_pool, collection.collection_id, fields)
+        before = await _declaration_tasks(pg_pool)
+        with pytest.raises(Aborted, match=f"another SetFilterableFields \\(task {task.task_id}"):
+            await start(pg_pool, collection.collection_id, fields)
+        assert await _declaration_tasks(pg_pool) == before  # refused: no task recorded
         await pg_pool.execute("SELECT pg_cancel_backend($1)", pid)  # an operator's cancel
-        await asyncio.sleep(0.2)
+        await _wait_until_built_no_more(pg_pool, pid)
         await tx.rollback()  # the clean-up's drop waits for the write as well
-    finally:
-        await pg_pool.release(writer)
-    with pytest.raises(Aborted) as raised:
-        await building
-    assert [v.field for v in raised.value.violations] == ["fields[0].field"]
-    assert "QueryCanceledError" in raised.value.message
-    assert await _pf_indexes(pg_pool, collection) == {}
+    failed = await running
+    assert failed.status == "failed"
+    assert failed.error.startswith("fields[0].field: building its index failed")
+    assert "QueryCanceledError" in failed.error
+    table = collection.table_name
+    assert await _pf_indexes(pg_pool, collection) == {index_name(table, previous[0]): True}
     async with pg_pool.acquire() as conn:
-        assert (await get_collection(conn, collection.collection_id)).filterable_fields == ()
-    # Nothing held: the same request now succeeds.
-    info = await set_filterable_fields(pg_pool, collection.collection_id, fields)
-    assert info.collection.filterable_fields == tuple(fields)
+        assert (await get_collection(conn, collection.collection_id)).filterable_fields == tuple(
+            previous
+        )
+    # Nothing held: the task restarted now succeeds, and so would a new declaration.
+    await store.restart_task(pg_pool, task.task_id)
+    done = await run_task(pg_pool, task.task_id)
+    assert done.status == "done" and done.result["indexes_built"] == 1
+    assert done.result["indexes_dropped"] == 1  # the index of "b", left out
+    assert await _pf_indexes(pg_pool, collection) == {index_name(table, fields[0]): True}
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_a_cancelled_call_drops_its_invalid_index(pg_pool: asyncpg.Pool) -> None:
-    """The call's deadline passing cancels it mid-build."""
-    collection = await new_collection(pg_pool)
-    await load_items(
-        pg_pool, collection, [(f"i{i}", np.ones((1, DIMS)), {"a": i}) for i in range(20)]
-    )
-    writer = await pg_pool.acquire()
-    try:
-        tx = writer.transaction()
-        await tx.start()
-        await writer.execute(f"UPDATE {items_table(collection)} SET version = version")
-        building = asyncio.ensure_future(
-            set_filterable_fields(pg_pool, collection.collection_id, _fields(("a", "number")))
-        )
-        await _wait_for_build(pg_pool, collection)
-        building.cancel()
-        await asyncio.sleep(0.2)
+async def test_a_canceled_task_drops_its_invalid_index_and_changes_no_declaration(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    collection = await _twenty_items(pg_pool)
+    previous = _fields(("b", "number"))
+    await declare(pg_pool, collection.collection_id, previous)
+    task = await start(pg_pool, collection.collection_id, _fields(("a", "number")))
+    async with _open_write(pg_pool, collection) as tx:
+        running = asyncio.ensure_future(run_task(pg_pool, task.task_id))
+        pid = await _wait_for_build(pg_pool, collection)
+        building = await store.get_task(pg_pool, task.task_id)
+        assert building.status == "processing"
+        assert building.progress_message == "building the index of 'a' (1/1)"
+        await store.cancel_task(pg_pool, task.task_id)  # CancelTask
+        await _wait_until_built_no_more(pg_pool, pid)  # the worker saw it and stopped the build
         await tx.rollback()
-    finally:
-        await pg_pool.release(writer)
-    with pytest.raises(asyncio.CancelledError):
-        await building
-    for _ in range(100):  # asyncpg cancels the statement server-side; the drop follows
-        if not await _pf_indexes(pg_pool, collection):
-            break
-        await asyncio.sleep(0.05)
-    assert await _pf_indexes(pg_pool, collection) == {}
-    # The call's lock went with it: the same request now succeeds.
-    info = await set_filterable_fields(pg_pool, collection.collection_id, _fields(("a", "number")))
+    canceled = await running
+    assert canceled.status == "canceled"
+    table = collection.table_name
+    assert await _pf_indexes(pg_pool, collection) == {index_name(table, previous[0]): True}
+    async with pg_pool.acquire() as conn:
+        assert (await get_collection(conn, collection.collection_id)).filterable_fields == tuple(
+            previous
+        )
+    # The run's lock went with it: a new declaration builds and records.
+    info = await declare(pg_pool, collection.collection_id, _fields(("a", "number")))
     assert info.collection.filterable_fields == tuple(_fields(("a", "number")))
+
+
+async def _keep_going(fraction: float, message: str) -> bool:
+    return True
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_replayed_declaration_builds_nothing_twice(pg_pool: asyncpg.Pool) -> None:
+    collection = await _twenty_items(pg_pool)
+    fields = _fields(("a", "number"), ("b", "keyword"))
+    task = await start(pg_pool, collection.collection_id, fields, idempotency_key="declare-ab")
+    # The same request with the same key: the same task, nothing new recorded.
+    again = await start(pg_pool, collection.collection_id, fields, idempotency_key="declare-ab")
+    assert again.task_id == task.task_id
+    with pytest.raises(AlreadyExists) as other:
+        await start(pg_pool, collection.collection_id, fields[:1], idempotency_key="declare-ab")
+    assert [v.field for v in other.value.violations] == ["idempotency_key"]
+    # A worker that took it and died: the task's lease runs out, another worker runs it.
+    assert await store.claim_task(pg_pool, task.task_id, "lost-worker", 0) is not None
+    done = await run_task(pg_pool, task.task_id)
+    assert (done.status, done.attempts, done.result["indexes_built"]) == ("done", 2, 2)
+    table = collection.table_name
+    indexes = {index_name(table, f): True for f in fields}
+    assert await _pf_indexes(pg_pool, collection) == indexes
+    # Its message delivered once more after it ended: the runtime leaves it alone; and its
+    # work run again (a replay) builds nothing and records the same set.
+    assert (await run_task(pg_pool, task.task_id)).attempts == 2
+    replayed = await run_declaration(pg_pool, done, _keep_going)
+    assert (replayed["indexes_built"], replayed["indexes_dropped"]) == (0, 0)
+    assert await _pf_indexes(pg_pool, collection) == indexes
+    async with pg_pool.acquire() as conn:
+        assert (await get_collection(conn, collection.collection_id)).filterable_fields == tuple(
+            fields
+        )
 
 
 @pytest_asyncio.fixture
@@ -378,7 +466,7 @@ async def world(pg_server: EmbeddedPostgres) -> AsyncIterator[World]:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_a_reindex_destination_declares_what_its_source_declares(world: World) -> None:
     fields = _fields(("price", "number"), ("brand.name", "keyword"))
-    info = await set_filterable_fields(world.pool, "", fields)  # empty: the blue collection
+    info = await declare(world.pool, "", fields)  # empty: the blue collection
     assert info.collection.collection_id == world.blue.collection_id
     model = await world.add_model(hash_model())
     async with world.pool.acquire() as conn:

@@ -1,6 +1,7 @@
 """SetFilterableFields through gRPC on an in-process server (es_server.app.build_server) and a
-real PostgreSQL: the client's method, ListCollections reporting the declaration, and refusals
-that name the field."""
+real PostgreSQL: the client's method answering with a task (run here as a bulk worker runs it),
+ListCollections reporting the declaration once it is done, refusals that name the field and
+record no task, and a second declaration refused while one has not ended."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from embedding_studio.client import AsyncClient
+from embedding_studio.v1 import common_pb2, deployment_pb2_grpc
 from embedding_studio.v1 import deployment_pb2 as dp
-from embedding_studio.v1 import deployment_pb2_grpc
 from es_cli.embedded import EmbeddedPostgres
 from es_core.config import Settings
+from es_core.storage.catalog import items_table
+from tests.integration.filterable_tasks import run_task
 from tests.integration.helpers import load_items, new_collection
 from tests.integration.test_budgets import refusal, serving
 
@@ -47,16 +50,33 @@ async def test_declare_list_and_refuse_through_grpc(
         [(f"i{i}", np.ones((1, 8)), {"price": i, "brand": {"name": f"b{i}"}}) for i in range(5)],
     )
     cid = collection.collection_id
-    async with serving(pg_server, settings) as (channel, _):
+    async with serving(pg_server, settings) as (channel, state):
         client = AsyncClient(channel)
-        declared = await client.set_filterable_fields(
+        response = await client.set_filterable_fields(
             {"price": "number", "brand.name": "keyword"}, cid
         )
         expected = [_field("price", NUMBER), _field("brand.name", KEYWORD)]
-        assert declared.collection_id == cid and declared.item_count == 5
-        assert list(declared.filterable_fields) == expected
+        # Answered at once: the task pending (sent to the workers), the collection as it is.
+        task = response.task
+        assert task.kind == common_pb2.TASK_KIND_FILTERABLE_FIELDS
+        assert task.status == common_pb2.TASK_STATUS_PENDING
+        assert state.context.sender.sent[-1] == task.task_id  # type: ignore[attr-defined]
+        assert response.collection.collection_id == cid and response.collection.item_count == 5
+        assert list(response.collection.filterable_fields) == []
+        assert (await run_task(pg_pool, task.task_id)).status == "done"
+        done = await client.wait_for_task(task.task_id, timeout_seconds=60)
+        assert done.status == common_pb2.TASK_STATUS_DONE and done.progress == 1.0
+        assert done.result["indexes_built"] == 2 and done.result["collection_id"] == cid
         listed = {c.collection_id: c for c in await client.list_collections()}
         assert list(listed[cid].filterable_fields) == expected
+        assert (
+            await pg_pool.fetchval(
+                "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+                " WHERE x.indrelid = $1::regclass AND x.indisvalid AND c.relname LIKE '%\\_pf\\_%'",
+                items_table(collection),
+            )
+            == 2
+        )
 
         stub = deployment_pb2_grpc.DeploymentServiceStub(channel)
         bad = [
@@ -66,6 +86,7 @@ async def test_declare_list_and_refuse_through_grpc(
             ([_field("a", NUMBER), _field("a", KEYWORD)], "fields[1].field"),
             ([_field(f"f{i}", NUMBER) for i in range(17)], "fields"),
         ]
+        tasks_before = await _declaration_tasks(pg_pool)
         for fields, named in bad:
             error = await refusal(
                 stub.SetFilterableFields(
@@ -81,8 +102,27 @@ async def test_declare_list_and_refuse_through_grpc(
         )
         assert error.code() == grpc.StatusCode.NOT_FOUND
         assert _violations(error) == ["collection_id"]
-        # Refusals changed nothing; an empty set drops the declaration.
+        # Refusals recorded no task and changed nothing.
+        assert await _declaration_tasks(pg_pool) == tasks_before
         listed = {c.collection_id: c for c in await client.list_collections()}
         assert list(listed[cid].filterable_fields) == expected
-        cleared = await client.set_filterable_fields({}, cid)
-        assert list(cleared.filterable_fields) == []
+
+        # A second declaration while the first has not ended: ABORTED, naming its task.
+        cleared = await client.set_filterable_fields({}, cid, idempotency_key="clear")
+        error = await refusal(
+            stub.SetFilterableFields(dp.SetFilterableFieldsRequest(collection_id=cid))
+        )
+        assert error.code() == grpc.StatusCode.ABORTED
+        assert cleared.task.task_id in (error.details() or "")
+        # A retry with the same key: the same task; an empty set drops the declaration.
+        retried = await client.set_filterable_fields({}, cid, idempotency_key="clear")
+        assert retried.task.task_id == cleared.task.task_id
+        assert (await run_task(pg_pool, cleared.task.task_id)).status == "done"
+        done = await client.wait_for_task(cleared.task.task_id, timeout_seconds=60)
+        assert done.result["indexes_dropped"] == 2
+        listed = {c.collection_id: c for c in await client.list_collections()}
+        assert list(listed[cid].filterable_fields) == []
+
+
+async def _declaration_tasks(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM tasks WHERE kind = 'filterable_fields'"))

@@ -31,9 +31,18 @@ def test_the_celery_app_declares_the_same_queues() -> None:
 
 def test_long_work_is_kept_apart_from_upserts() -> None:
     upserts = group_of_queue(QUEUE_FOR_KIND["upsertion"])
-    for kind in ("fine_tuning", "reindex", "import", "categories_switch", "improvement"):
+    for kind in (
+        "fine_tuning",
+        "reindex",
+        "import",
+        "categories_switch",
+        "improvement",
+        "filterable_fields",
+    ):
         assert group_of_queue(QUEUE_FOR_KIND[kind]) != upserts, kind
     assert group_of_queue(QUEUE_FOR_KIND["deletion"]) == upserts
+    # Index builds scan whole tables: the bulk workers run them, as they run reindexes.
+    assert group_of_queue(QUEUE_FOR_KIND["filterable_fields"]) == GROUPS["bulk"]
     fine_tuning = GROUPS["fine_tuning"]
     assert (fine_tuning.pool, fine_tuning.concurrency) == ("solo", 1)
     assert (GROUPS["upsertion"].pool, GROUPS["upsertion"].concurrency) == ("prefork", 2)

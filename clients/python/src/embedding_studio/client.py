@@ -186,11 +186,12 @@ _FIELD_TYPES = {
 
 
 def _filterable_request(
-    fields: Mapping[str, str], collection_id: str
+    fields: Mapping[str, str], collection_id: str, idempotency_key: str
 ) -> deployment_pb2.SetFilterableFieldsRequest:
     """A type other than "keyword" or "number" is sent unset, for the server to refuse."""
     return deployment_pb2.SetFilterableFieldsRequest(
         collection_id=collection_id,
+        idempotency_key=idempotency_key,
         fields=[
             deployment_pb2.FilterableField(
                 field=name, type=_FIELD_TYPES.get(kind, deployment_pb2.FIELD_TYPE_UNSPECIFIED)
@@ -552,16 +553,19 @@ class Client:
         fields: Mapping[str, str],
         collection_id: str = "",
         *,
+        idempotency_key: str = "",
         timeout: float | None = None,
-    ) -> deployment_pb2.Collection:
+    ) -> deployment_pb2.SetFilterableFieldsResponse:
         """Declare the collection's (empty: blue's) filterable payload fields, replacing the
-        previous set: ``{"price": "number", "brand": "keyword"}``. The server builds an index for
-        each new field before it answers: on a large collection give a ``timeout`` to match."""
-        request = _filterable_request(fields, collection_id)
+        previous set: ``{"price": "number", "brand": "keyword"}``. Returns at once with the task
+        that builds the new fields' indexes (``.task``; wait with ``wait_for_task``) and the
+        collection as it is now (``.collection``, its previous declaration until the task is
+        done)."""
+        request = _filterable_request(fields, collection_id, idempotency_key)
         response: deployment_pb2.SetFilterableFieldsResponse = self.deployment.SetFilterableFields(
             request, timeout=timeout
         )
-        return response.collection
+        return response
 
     def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
         """Delete a collection that is not blue, with its items."""
@@ -851,16 +855,19 @@ class AsyncClient:
         fields: Mapping[str, str],
         collection_id: str = "",
         *,
+        idempotency_key: str = "",
         timeout: float | None = None,
-    ) -> deployment_pb2.Collection:
+    ) -> deployment_pb2.SetFilterableFieldsResponse:
         """Declare the collection's (empty: blue's) filterable payload fields, replacing the
-        previous set: ``{"price": "number", "brand": "keyword"}``. The server builds an index for
-        each new field before it answers: on a large collection give a ``timeout`` to match."""
-        request = _filterable_request(fields, collection_id)
+        previous set: ``{"price": "number", "brand": "keyword"}``. Returns at once with the task
+        that builds the new fields' indexes (``.task``; wait with ``wait_for_task``) and the
+        collection as it is now (``.collection``, its previous declaration until the task is
+        done)."""
+        request = _filterable_request(fields, collection_id, idempotency_key)
         response: deployment_pb2.SetFilterableFieldsResponse = (
             await self.deployment.SetFilterableFields(request, timeout=timeout)
         )
-        return response.collection
+        return response
 
     async def delete_collection(self, collection_id: str, *, timeout: float | None = None) -> None:
         """Delete a collection that is not blue, with its items."""

@@ -49,6 +49,7 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_RANKING_FIT: _ClassVar[TaskKind]
     TASK_KIND_CATEGORIES_SWITCH: _ClassVar[TaskKind]
     TASK_KIND_IMPORT: _ClassVar[TaskKind]
+    TASK_KIND_FILTERABLE_FIELDS: _ClassVar[TaskKind]
 
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -82,6 +83,7 @@ TASK_KIND_REINDEX: TaskKind
 TASK_KIND_RANKING_FIT: TaskKind
 TASK_KIND_CATEGORIES_SWITCH: TaskKind
 TASK_KIND_IMPORT: TaskKind
+TASK_KIND_FILTERABLE_FIELDS: TaskKind
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_PENDING: TaskStatus
 TASK_STATUS_PROCESSING: TaskStatus

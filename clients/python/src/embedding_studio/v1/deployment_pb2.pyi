@@ -251,15 +251,19 @@ class GetInterleavingVerdictResponse(_message.Message):
     def __init__(self, green_collection_id: _Optional[str] = ..., blue_collection_id: _Optional[str] = ..., decision: _Optional[_Union[InterleavingDecision, str]] = ..., sessions: _Optional[int] = ..., green_wins: _Optional[int] = ..., blue_wins: _Optional[int] = ..., ties: _Optional[int] = ..., p_value: _Optional[float] = ..., green_win_rate: _Optional[float] = ..., green_win_rate_lower: _Optional[float] = ..., green_win_rate_upper: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class SetFilterableFieldsRequest(_message.Message):
-    __slots__ = ("collection_id", "fields")
+    __slots__ = ("collection_id", "fields", "idempotency_key")
     COLLECTION_ID_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     collection_id: str
     fields: _containers.RepeatedCompositeFieldContainer[FilterableField]
-    def __init__(self, collection_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FilterableField, _Mapping]]] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, collection_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[FilterableField, _Mapping]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class SetFilterableFieldsResponse(_message.Message):
-    __slots__ = ("collection",)
+    __slots__ = ("collection", "task")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     collection: Collection
-    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ...) -> None: ...
+    task: _common_pb2.Task
+    def __init__(self, collection: _Optional[_Union[Collection, _Mapping]] = ..., task: _Optional[_Union[_common_pb2.Task, _Mapping]] = ...) -> None: ...

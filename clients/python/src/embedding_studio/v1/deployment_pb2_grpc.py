@@ -169,11 +169,14 @@ class DeploymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetFilterableFields(self, request, context):
-        """Replaces the payload fields a collection declares as filterable, building an index for each
-        new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
-        of fields left out. On a large collection this takes about a scan of its table: give the call
-        a deadline to match. ABORTED when another declaration is building on the same collection,
-        or an index build failed (nothing changed; send it again).
+        """Replaces the payload fields a collection declares as filterable; returns a task at once.
+        The task builds an index for each new field (concurrently: writes and searches go on; on a
+        large collection about a scan of its table per field), then records the set and drops the
+        indexes of fields left out; the declaration holds once it is TASK_STATUS_DONE. A task that
+        fails (an index build failed) or is canceled changes no declaration and leaves no invalid
+        index. Bad fields are INVALID_ARGUMENT naming the field, and an unknown collection
+        NOT_FOUND, before any task exists; ABORTED when another declaration of the same collection
+        has not ended yet (the message names its task).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

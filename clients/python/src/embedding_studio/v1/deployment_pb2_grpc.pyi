@@ -58,11 +58,14 @@ class DeploymentServiceStub:
     FAILED_PRECONDITION when there is no ready green collection.
     """
     SetFilterableFields: _grpc.UnaryUnaryMultiCallable[_deployment_pb2.SetFilterableFieldsRequest, _deployment_pb2.SetFilterableFieldsResponse]
-    """Replaces the payload fields a collection declares as filterable, building an index for each
-    new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
-    of fields left out. On a large collection this takes about a scan of its table: give the call
-    a deadline to match. ABORTED when another declaration is building on the same collection,
-    or an index build failed (nothing changed; send it again).
+    """Replaces the payload fields a collection declares as filterable; returns a task at once.
+    The task builds an index for each new field (concurrently: writes and searches go on; on a
+    large collection about a scan of its table per field), then records the set and drops the
+    indexes of fields left out; the declaration holds once it is TASK_STATUS_DONE. A task that
+    fails (an index build failed) or is canceled changes no declaration and leaves no invalid
+    index. Bad fields are INVALID_ARGUMENT naming the field, and an unknown collection
+    NOT_FOUND, before any task exists; ABORTED when another declaration of the same collection
+    has not ended yet (the message names its task).
     """
 
 @_typing.type_check_only
@@ -95,11 +98,14 @@ class DeploymentServiceAsyncStub(DeploymentServiceStub):
     FAILED_PRECONDITION when there is no ready green collection.
     """
     SetFilterableFields: _aio.UnaryUnaryMultiCallable[_deployment_pb2.SetFilterableFieldsRequest, _deployment_pb2.SetFilterableFieldsResponse]  # type: ignore[assignment]
-    """Replaces the payload fields a collection declares as filterable, building an index for each
-    new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
-    of fields left out. On a large collection this takes about a scan of its table: give the call
-    a deadline to match. ABORTED when another declaration is building on the same collection,
-    or an index build failed (nothing changed; send it again).
+    """Replaces the payload fields a collection declares as filterable; returns a task at once.
+    The task builds an index for each new field (concurrently: writes and searches go on; on a
+    large collection about a scan of its table per field), then records the set and drops the
+    indexes of fields left out; the declaration holds once it is TASK_STATUS_DONE. A task that
+    fails (an index build failed) or is canceled changes no declaration and leaves no invalid
+    index. Bad fields are INVALID_ARGUMENT naming the field, and an unknown collection
+    NOT_FOUND, before any task exists; ABORTED when another declaration of the same collection
+    has not ended yet (the message names its task).
     """
 
 class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -195,11 +201,14 @@ class DeploymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _deployment_pb2.SetFilterableFieldsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_deployment_pb2.SetFilterableFieldsResponse, _abc.Awaitable[_deployment_pb2.SetFilterableFieldsResponse]]:
-        """Replaces the payload fields a collection declares as filterable, building an index for each
-        new one (concurrently: writes and searches go on) before it answers, and dropping the indexes
-        of fields left out. On a large collection this takes about a scan of its table: give the call
-        a deadline to match. ABORTED when another declaration is building on the same collection,
-        or an index build failed (nothing changed; send it again).
+        """Replaces the payload fields a collection declares as filterable; returns a task at once.
+        The task builds an index for each new field (concurrently: writes and searches go on; on a
+        large collection about a scan of its table per field), then records the set and drops the
+        indexes of fields left out; the declaration holds once it is TASK_STATUS_DONE. A task that
+        fails (an index build failed) or is canceled changes no declaration and leaves no invalid
+        index. Bad fields are INVALID_ARGUMENT naming the field, and an unknown collection
+        NOT_FOUND, before any task exists; ABORTED when another declaration of the same collection
+        has not ended yet (the message names its task).
         """
 
 def add_DeploymentServiceServicer_to_server(servicer: DeploymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
