@@ -80,9 +80,9 @@ async def create_bulk_collection(dsn: str, settings: Settings) -> Collection:
         source="bench:vectors-only",
         deployed=True,
     )
-    conn = await asyncpg.connect(dsn)
+    pool = await create_pool(settings, dsn, max_size=1)  # the catalog reads jsonb as JSON
     try:
-        async with conn.transaction():
+        async with pool.acquire() as conn, conn.transaction():
             await catalog.insert_model(conn, model)
             return await catalog.create_collection(
                 conn,
@@ -94,7 +94,7 @@ async def create_bulk_collection(dsn: str, settings: Settings) -> Collection:
                 vector_index=False,
             )
     finally:
-        await conn.close()
+        await pool.close()
 
 
 async def load_through_api(
