@@ -155,10 +155,11 @@ class Settings(BaseSettings):
     # Runtime, weights quantized to int8) or "openvino" (OpenVINO on the float32 ONNX file, at
     # OpenVINO's default CPU precision: bfloat16 where the CPU has it natively, else float32).
     # openvino is the default: bench.encode measured it 3.2x torch on abstracts, 2.4x on
-    # queries, with the same dev NDCG@10 (0.709 against 0.708). A fine-tuned version runs it only when its judged NDCG@10 on the deploy gate's held-out
-    # queries is at most encoder_backend_max_ndcg_drop below the float model's (measured when
-    # it is registered and kept with it; otherwise it runs torch). Models with no such
-    # measurement (the built-in base model) run it as set; bench.encode measures them.
+    # queries, with the same dev NDCG@10 (0.709 against 0.708). A fine-tuned version runs it
+    # only when its judged NDCG@10 on the deploy gate's held-out queries is at most
+    # encoder_backend_max_ndcg_drop below the float model's (measured when it is registered
+    # and kept with it; otherwise it runs torch). Models with no such measurement (the
+    # built-in base model) run it as set; bench.encode measures them.
     encoder_backend: Literal["torch", "onnx", "onnx-int8", "openvino"] = "openvino"
     encoder_backend_max_ndcg_drop: float = 0.005
     # Threads one ONNX Runtime / OpenVINO model uses; 0 = the runtime's default (every core).
