@@ -35,7 +35,8 @@ def serving(argv: list[str], url: str, cwd: Path | None = None) -> Iterator[str]
             try:
                 requests.get(url, timeout=2)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not up yet, or up but too slow to answer on a busy machine: ask again.
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{argv[0]} did not answer at {url}") from None
                 time.sleep(0.2)
