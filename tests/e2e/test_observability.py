@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,6 +53,14 @@ def samples(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
+
+
+def answering(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """``samples(port)``; a port not listening yet (a worker still starting) fails an assert."""
+    try:
+        return samples(port)
+    except urllib.error.URLError as exc:
+        raise AssertionError(f"nothing answers on port {port} yet: {exc.reason}") from None
 
 
 def value(
@@ -124,7 +133,7 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
     # The worker counts and logs a task just after it records the task DONE, which is what
     # the client saw: read its metrics and log until they show it (a few seconds at most).
     def worker_counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        worker = samples(worker_port)
+        worker = answering(worker_port)
         assert value(worker, "es_tasks_total", kind="upsertion", status="done") == 1
         return worker
 
@@ -134,7 +143,7 @@ def test_metrics_and_json_logs_follow_one_request(stack: tuple[StackInfo, int, i
     assert value(worker, "es_queue_depth", queue="upsertion") == 0
     # Under `es up` every worker group serves its own metrics, on the next port up (the
     # fine-tuning group is the fourth): it ran nothing here, and says so.
-    fine_tuning = samples(worker_port + 3)
+    fine_tuning = eventually(lambda: answering(worker_port + 3))
     assert value(fine_tuning, "es_tasks_total", kind="upsertion", status="done") == 0
     assert ("es_queue_depth", frozenset({("queue", "fine_tuning")})) in fine_tuning
 
