@@ -153,10 +153,9 @@ class Settings(BaseSettings):
     # What runs the models, in this process and in Triton (es_core/encoders/backends.py):
     # "torch" (sentence-transformers), "onnx" (ONNX Runtime, float32), "onnx-int8" (ONNX
     # Runtime, weights quantized to int8) or "openvino" (OpenVINO on the float32 ONNX file, at
-    # OpenVINO's default CPU precision: bfloat16 where the CPU has it natively, else float32).
-    # openvino is the default: bench.encode measured it 3.2x torch on abstracts, 2.4x on
-    # queries, with the same dev NDCG@10 (0.709 against 0.708). A fine-tuned version runs it
-    # only when its judged NDCG@10 on the deploy gate's held-out queries is at most
+    # OpenVINO's default CPU precision: bfloat16 where the CPU has it natively, else float32;
+    # the default, for the speed bench.encode measures, see the README). A fine-tuned version
+    # runs it only when its judged NDCG@10 on the deploy gate's held-out queries is at most
     # encoder_backend_max_ndcg_drop below the float model's (measured when it is registered
     # and kept with it; otherwise it runs torch). Models with no such measurement (the
     # built-in base model) run it as set; bench.encode measures them.
